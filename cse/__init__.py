@@ -1,0 +1,7 @@
+"""A oneM2M-style CSE with a Session Management CSF (SMG).
+
+Layers (dependencies point down): ``cse.app`` -> ``cse.binding``, ``cse.csf``,
+``cse.store`` -> ``cse.core`` -> ``resources``.
+"""
+
+__version__ = "0.1.0"

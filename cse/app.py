@@ -1,0 +1,127 @@
+"""Composition root: config -> registry -> store -> context -> CSFs -> HTTP.
+
+The only place that knows every concrete class. Everything is built
+explicitly here and passed down; nothing is global (ARCHITECTURE.md
+principle 6). :class:`CSE` is what ``python -m cse``, the tests and the
+benchmarks start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from cse.binding.http_server import HttpServer
+from cse.binding.scheduler import DeadlineTimer
+from cse.config import Config, cse_type_number
+from cse.core.context import Context, CSEIdentity, Event, EventKind, SystemClock
+from cse.core.dispatcher import Dispatcher
+from cse.core.messages import Request, Response
+from cse.core.ports import Clock, Store
+from cse.core.registry import Registry
+from cse.core.timestamps import format_ts, parse_ts
+from cse.csf.acp import ACP_HOOKS
+from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
+from cse.csf.cse_base import ensure_cse_base
+from cse.csf.data import DataCSF
+from cse.csf.expiry import expire_due
+from cse.csf.hooks import TypeHooks
+from cse.csf.registration import AE_HOOKS
+from cse.csf.router import LocalRouter
+from cse.store.memory import MemoryStore
+from cse.store.tinydb_store import TinyDBStore
+
+__all__ = ["CSE", "build_store", "type_hooks"]
+
+log = logging.getLogger("cse")
+
+
+def build_store(config: Config) -> Store:
+    """``:memory:`` keeps nothing; any other path is the durable TinyDB store."""
+    if config.store.path == ":memory:":
+        return MemoryStore()
+    return TinyDBStore(config.store.path, fsync=config.store.fsync)
+
+
+def type_hooks() -> dict[int, TypeHooks]:
+    """The per-type hooks, by ``ty``."""
+    return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS}
+
+
+class CSE:
+    """One CSE: its store, pipeline, timers and HTTP server."""
+
+    def __init__(self, config: Config, *, store: Store | None = None, clock: Clock | None = None,
+                 registry: Registry | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.registry = registry or Registry.load()
+        self.store = store or build_store(config)
+        host, port = config.http.host, config.http.port
+        poa = (f"http://{'[' + host + ']' if ':' in host else host}:{port}",)
+        self.ctx = Context(
+            identity=CSEIdentity(
+                csi=config.cse.cse_id, cb_name=config.cse.name, sp_id=config.cse.sp_id,
+                cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
+                default_et_s=config.cse.default_et_s),
+            registry=self.registry, store=self.store, clock=self.clock)
+        self.data = DataCSF(self.ctx, type_hooks())
+        self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data))
+        self.expiry = DeadlineTimer("expiry", self._expire, self.clock.now)
+        self._deadline_ts: tuple[float, str] = (-1.0, "")
+        self.ctx.listeners.append(self._watch_expiry)
+        self.http: HttpServer | None = None
+
+    async def handle(self, req: Request) -> Response:
+        """Process one request in-process (the SDK's in-process transport)."""
+        return await self.dispatcher.handle(req)
+
+    async def start(self, serve_http: bool = True) -> None:
+        """Open the store, bootstrap the CSEBase, arm timers, serve HTTP."""
+        await self.store.open()
+        await ensure_cse_base(self.ctx)
+        self.expiry.start(first=self.clock.now())
+        if serve_http:
+            self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
+                                   max_body=self.config.http.max_body, clock=self.clock.now)
+            try:
+                await self.http.start()
+            except BaseException:
+                await self.expiry.stop()
+                await self.store.close()
+                raise
+        log.info("CSE %s (%s) ready on http://%s:%s, store %s, %d resources",
+                 self.config.cse.cse_id, self.config.cse.name, self.config.http.host,
+                 self.http.port if self.http else "-", self.config.store.path,
+                 await self.store.count())
+
+    async def stop(self) -> None:
+        """Finish in-flight requests, stop timers, flush and close the store."""
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
+        await self.expiry.stop()
+        await self.store.close()
+
+    async def _expire(self, now: float) -> float | None:
+        return await expire_due(self.ctx, self.data, now)
+
+    async def _watch_expiry(self, events: Sequence[Event]) -> None:
+        """Bring the expiry timer forward when a sooner ``et`` appears."""
+        for ev in events:
+            if ev.kind in (EventKind.CREATE_CHILD, EventKind.UPDATE):
+                et = ev.doc.get("et")
+                if et is not None:
+                    current = self._expiry_deadline_ts()
+                    if current is None or et < current:
+                        self.expiry.poke(parse_ts(et))
+
+    def _expiry_deadline_ts(self) -> str | None:
+        """The armed expiry deadline as a timestamp string, formatted once."""
+        deadline = self.expiry.deadline
+        if deadline is None:
+            return None
+        if self._deadline_ts[0] != deadline:
+            self._deadline_ts = (deadline, format_ts(deadline))
+        return self._deadline_ts[1]
+

@@ -1,0 +1,1 @@
+"""Protocol bindings and I/O edges: HTTP server/client, timers."""

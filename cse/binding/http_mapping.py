@@ -1,0 +1,205 @@
+"""oneM2M HTTP binding (TS-0009, ONEM2M.md section 2) as pure mapping functions.
+
+:func:`request_from_http` turns method, raw path, headers and body bytes into
+a :class:`Request`; :func:`response_to_http` turns a :class:`Response` into
+status, headers and body bytes. No sockets and no aiohttp here, so every
+rule of the binding is testable directly. Malformed input raises an
+:class:`M2MError` (4000, 4001, 4015, 5207) naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+from urllib.parse import unquote, unquote_plus
+
+from cse.core.errors import (
+    BadRequest,
+    NotAcceptable,
+    OperationNotAllowed,
+    ReleaseVersionNotSupported,
+    UnsupportedMediaType,
+    http_status,
+)
+from cse.core.messages import SUPPORTED_RVI, Operation, Request, Response
+
+__all__ = ["request_from_http", "response_to_http", "target_from_path", "parse_query", "JSON_TYPES"]
+
+JSON_TYPES = frozenset({
+    "application/json",
+    "application/vnd.onem2m-res+json",
+    "application/vnd.onem2m-ntfy+json",
+    "application/vnd.onem2m-preq+json",
+    "application/vnd.onem2m-prsp+json",
+})
+_ACCEPTABLE = frozenset({"*/*", "application/*", "application/json", "application/vnd.onem2m-res+json"})
+_METHODS = {"GET": Operation.RETRIEVE, "PUT": Operation.UPDATE, "DELETE": Operation.DELETE}
+_MAX_HEADER = 4096
+
+
+def target_from_path(path: str) -> str:
+    """Decode the request-target path into a To value (TS-0009 6.2.2.1).
+
+    Drop the first ``/``; ``~/`` means SP-relative, ``_/`` absolute;
+    percent-decoding happens exactly once.
+    """
+    if not path.startswith("/"):
+        raise BadRequest("the request path must start with '/'")
+    decoded = unquote(path[1:], errors="strict")
+    if decoded.startswith("~/"):
+        return decoded[1:]
+    if decoded.startswith("_/"):
+        return "/" + decoded[1:]
+    return decoded
+
+
+def parse_query(qs: str) -> dict[str, tuple[str, ...]]:
+    """``a=1&ty=2+3&ty=4`` -> ``{"a": ("1",), "ty": ("2 3", "4")}``."""
+    out: dict[str, list[str]] = {}
+    if not qs:
+        return {}
+    for part in qs.split("&"):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = unquote_plus(key, errors="strict")
+        if not key:
+            raise BadRequest(f"query parameter without a name: '{part[:60]}'")
+        out.setdefault(key, []).append(unquote_plus(value, errors="strict") if sep else "")
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _one(query: Mapping[str, tuple[str, ...]], key: str) -> str | None:
+    values = query.get(key)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"query parameter '{key}' given more than once")
+    return values[0]
+
+
+def _int(key: str, value: str | None, allowed: range | None = None) -> int | None:
+    if value is None:
+        return None
+    if not value.isascii() or not value.lstrip("-").isdigit():
+        raise BadRequest(f"'{key}' must be an integer, got '{value[:40]}'")
+    n = int(value)
+    if allowed is not None and n not in allowed:
+        raise BadRequest(f"'{key}'={n} is out of range ({allowed.start}..{allowed.stop - 1})")
+    return n
+
+
+def _media(content_type: str | None) -> tuple[str, dict[str, str]]:
+    if not content_type:
+        return "", {}
+    parts = [p.strip() for p in content_type.split(";")]
+    params: dict[str, str] = {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, _, v = p.partition("=")
+            params[k.strip().lower()] = v.strip().strip('"')
+    return parts[0].lower(), params
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None and len(value) > _MAX_HEADER:
+        raise BadRequest(f"header {name} is longer than {_MAX_HEADER} characters")
+    return value
+
+
+def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Request:
+    """Build a Request from an HTTP request (headers: case-insensitive map)."""
+    path, _, qs = raw_path.partition("?")
+    try:
+        to = target_from_path(path)
+        query = parse_query(qs)
+    except UnicodeDecodeError:
+        raise BadRequest("the request path or query is not valid UTF-8 after percent-decoding") from None
+    media, params = _media(_header(headers, "Content-Type"))
+    ty = _int("ty (in Content-Type)", params.get("ty"))
+    if method == "POST":
+        op = Operation.CREATE if ty is not None else Operation.NOTIFY
+    elif method in _METHODS:
+        op = _METHODS[method]
+    else:
+        raise OperationNotAllowed(f"HTTP method {method[:10]} is not part of the oneM2M binding")
+    rqi = _header(headers, "X-M2M-RI")
+    if not rqi:
+        raise BadRequest("header X-M2M-RI (request identifier) is missing")
+    rvi = _header(headers, "X-M2M-RVI")
+    if rvi is None:
+        raise ReleaseVersionNotSupported(
+            "header X-M2M-RVI is missing (release 1 is not supported); send 2a, 3, 4 or 5")
+    if rvi not in SUPPORTED_RVI:
+        raise ReleaseVersionNotSupported(
+            f"release version X-M2M-RVI '{rvi[:20]}' is not supported (2a, 3, 4, 5 are)")
+    accept = _header(headers, "Accept")
+    if accept:
+        kinds = {a.split(";")[0].strip().lower() for a in accept.split(",")}
+        if not kinds & _ACCEPTABLE:
+            raise NotAcceptable(f"cannot answer in {accept[:80]}: only JSON serialization is supported")
+    pc: Any = None
+    if body and op in (Operation.CREATE, Operation.UPDATE, Operation.NOTIFY, Operation.RETRIEVE):
+        if media and media not in JSON_TYPES:
+            raise UnsupportedMediaType(
+                f"content type '{media[:60]}' is not supported: use application/json "
+                "or application/vnd.onem2m-res+json")
+        try:
+            pc = json.loads(body)
+        except UnicodeDecodeError:
+            raise BadRequest("request body is not valid UTF-8") from None
+        except ValueError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest("request body is nested too deeply") from None
+    if op == Operation.RETRIEVE:
+        pc = None  # an attribute list in the body is not supported; atrl is
+    rtu_raw = _header(headers, "X-M2M-RTU")
+    atrl = _one(query, "atrl")
+    sid_q, sid_h = _one(query, "sessionID"), _header(headers, "X-M2M-SID")
+    if sid_q is not None and sid_h is not None and sid_q != sid_h:
+        raise BadRequest("X-M2M-SID header and sessionID query parameter disagree")
+    return Request(
+        op=op,
+        to=to,
+        fr=_header(headers, "X-M2M-Origin") or None,
+        rqi=rqi,
+        rvi=rvi,
+        ty=ty,
+        pc=pc,
+        rcn=_int("rcn", _one(query, "rcn"), range(0, 13)),
+        rt=_int("rt", _one(query, "rt"), range(1, 6)) or 3,
+        rtu=tuple(u for u in rtu_raw.split("&")) if rtu_raw is not None else None,
+        drt=_int("drt", _one(query, "drt"), range(1, 3)) or 1,
+        atrl=tuple(a for a in atrl.replace("+", " ").split() if a) if atrl else (),
+        ot=_header(headers, "X-M2M-OT"),
+        rqet=_header(headers, "X-M2M-RET") or _one(query, "rqet"),
+        rset=_header(headers, "X-M2M-RST") or _one(query, "rset"),
+        oet=_header(headers, "X-M2M-OET") or _one(query, "oet"),
+        rp=_one(query, "rp"),
+        ec=_int("X-M2M-EC", _header(headers, "X-M2M-EC")),
+        vsi=_header(headers, "X-M2M-VSI"),
+        sid=sid_h if sid_h is not None else sid_q,
+        smac=_header(headers, "X-M2M-SMAC"),
+        query=query,
+        body=body,
+        media=media or "application/json",
+    )
+
+
+def response_to_http(resp: Response, now_ts: str, media: str = "application/json") -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body for ``resp``."""
+    headers = {
+        "X-M2M-RSC": str(resp.rsc),
+        "X-M2M-RI": resp.rqi,
+        "X-M2M-RVI": resp.rvi,
+        "X-M2M-OT": now_ts,
+    }
+    body = b""
+    if resp.pc is not None:
+        body = json.dumps(resp.pc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        headers["Content-Type"] = media if media == "application/vnd.onem2m-res+json" else "application/json"
+    if resp.location:
+        headers["Content-Location"] = resp.location
+    return http_status(resp.rsc), headers, body

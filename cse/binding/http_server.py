@@ -1,0 +1,93 @@
+"""The aiohttp side of the HTTP binding: sockets in, the dispatcher, sockets out.
+
+Uses aiohttp's low-level server (no router or middleware: every path is a
+oneM2M target, and slash merging or normalisation must not happen). Bodies are
+read with our own size limit so an oversized request is a oneM2M error, not a
+bare HTTP 413. The mapping itself lives in :mod:`cse.binding.http_mapping`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from cse.core.errors import BadRequest, M2MError
+from cse.core.messages import Request, Response
+from cse.core.timestamps import format_ts
+
+from .http_mapping import request_from_http, response_to_http
+
+__all__ = ["HttpServer"]
+
+log = logging.getLogger("cse.http")
+
+Handle = Callable[[Request], Awaitable[Response]]
+
+
+class HttpServer:
+    """Serves the oneM2M HTTP binding on ``host:port`` for ``handle``."""
+
+    def __init__(self, handle: Handle, host: str, port: int, *, max_body: int = 1024 * 1024,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.handle = handle
+        self.host = host
+        self.port = port
+        self.max_body = max_body
+        self.clock = clock
+        self._runner: web.ServerRunner | None = None
+        self._log_info = log.isEnabledFor(logging.INFO)
+
+    async def start(self) -> None:
+        """Bind and serve; raises OSError when the port is taken."""
+        server = web.Server(self._serve, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=10.0, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:  # report the port the OS picked
+            sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001
+            if sockets:
+                self.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, close."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise BadRequest(f"request body of {length} bytes exceeds the limit of {self.max_body} bytes")
+        if not request.body_exists:
+            return b""
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.content.iter_chunked(65536):
+            total += len(chunk)
+            if total > self.max_body:
+                raise BadRequest(f"request body exceeds the limit of {self.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.perf_counter()
+        media = "application/json"
+        try:
+            body = await self._read_body(request)
+            req = request_from_http(request.method, request.raw_path, request.headers, body)
+            media = req.media
+            resp = await self.handle(req)
+        except M2MError as exc:
+            rvi = request.headers.get("X-M2M-RVI", "3")
+            resp = Response(rsc=int(exc.rsc), rqi=request.headers.get("X-M2M-RI", "")[:256],
+                            pc={"m2m:dbg": exc.message}, rvi=rvi if len(rvi) < 8 else "3")
+        status, headers, payload = response_to_http(resp, format_ts(self.clock()), media)
+        if self._log_info:
+            log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],
+                     request.headers.get("X-M2M-Origin", "-")[:80], resp.rsc,
+                     (time.perf_counter() - started) * 1000)
+        return web.Response(status=status, headers=headers, body=payload)

@@ -1,0 +1,80 @@
+"""One timer per job, armed from the deadline the job reports (principle 2).
+
+A job is an async function ``run(now) -> next deadline | None``. The timer
+sleeps until the deadline (or until :meth:`DeadlineTimer.poke` brings it
+forward), runs the job with the current time, and re-arms from its answer.
+Pure logic never sleeps; only this edge does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+__all__ = ["DeadlineTimer"]
+
+log = logging.getLogger("cse.scheduler")
+
+Job = Callable[[float], Awaitable[float | None]]
+
+
+class DeadlineTimer:
+    """Runs ``job`` at the deadlines it reports."""
+
+    def __init__(self, name: str, job: Job, clock: Callable[[], float]) -> None:
+        self.name = name
+        self.job = job
+        self.clock = clock
+        self._deadline: float | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """When the job runs next (None: not armed)."""
+        return self._deadline
+
+    def start(self, first: float | None = 0.0) -> None:
+        """Start the timer task; ``first`` is the first deadline (0: at once)."""
+        self._deadline = first
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
+
+    def poke(self, deadline: float) -> None:
+        """Bring the next run forward to ``deadline`` if that is sooner."""
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+            self._wake.set()
+
+    async def stop(self) -> None:
+        """Cancel the timer task and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            if self._deadline is None:
+                await self._wake.wait()
+                continue
+            delay = self._deadline - self.clock()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 3600.0))
+                    continue  # poked: re-evaluate the (earlier) deadline
+                except asyncio.TimeoutError:
+                    if self._deadline is not None and self._deadline > self.clock():
+                        continue
+            self._deadline = None
+            try:
+                nxt = await self.job(self.clock())
+            except Exception:  # keep the timer alive; the job logs its own context
+                log.exception("%s job failed; retrying in 5 s", self.name)
+                nxt = self.clock() + 5.0
+            if nxt is not None and (self._deadline is None or nxt < self._deadline):
+                self._deadline = nxt

@@ -1,0 +1,138 @@
+"""Configuration: the TOML file and command-line overrides of RUNNING.md.
+
+Read once, validated completely, then passed down by the composition root.
+Unknown keys and wrong types are errors naming the key, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "Config", "load_config"]
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key or the cause."""
+
+
+@dataclass(frozen=True)
+class CSEConfig:
+    cse_id: str = "/id-in"
+    name: str = "cse-in"
+    sp_id: str | None = None
+    type: str = "IN"
+    admin: str = "CAdmin"
+    default_et_s: float = 10 * 365 * 86400.0
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "var/cse-in.db"
+    fsync: bool = False
+
+
+@dataclass(frozen=True)
+class RegistrarConfig:
+    cse_id: str
+    name: str
+    poa: str
+    deregister_on_shutdown: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    cse: CSEConfig = field(default_factory=CSEConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    registrar: RegistrarConfig | None = None
+    log_level: str = "info"
+
+
+_SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
+    "cse": {"cse_id": (str,), "name": (str,), "sp_id": (str,), "type": (str,), "admin": (str,),
+            "default_et_s": (int, float)},
+    "http": {"host": (str,), "port": (int,), "max_body": (int,)},
+    "store": {"path": (str,), "fsync": (bool,)},
+    "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,)},
+    "log": {"level": (str,)},
+}
+_CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
+_LEVELS = {"debug", "info", "warning", "error"}
+
+
+def cse_type_number(name: str) -> int:
+    """IN -> 1, MN -> 2, ASN -> 3."""
+    return _CSE_TYPES[name]
+
+
+def _check_section(name: str, values: Any) -> dict[str, Any]:
+    if name not in _SECTIONS:
+        raise ConfigError(f"unknown section [{name}] (known: {', '.join(sorted(_SECTIONS))})")
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    spec = _SECTIONS[name]
+    for key, value in values.items():
+        if key not in spec:
+            raise ConfigError(f"unknown key '{name}.{key}' (known: {', '.join(sorted(spec))})")
+        types = spec[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"'{name}.{key}' must be {want}, got {type(value).__name__}")
+    return values
+
+
+def load_config(path: str | None, *, http_port: int | None = None, http_host: str | None = None,
+                db: str | None = None, log_level: str | None = None) -> Config:
+    """Read ``path`` (None: defaults) and apply command-line overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file '{path}' not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    for name, values in raw.items():
+        _check_section(name, values)
+    cse_raw = dict(raw.get("cse", {}))
+    cse = CSEConfig(**cse_raw)
+    if not cse.cse_id.startswith("/") or "/" in cse.cse_id[1:] or len(cse.cse_id) < 2:
+        raise ConfigError(f"'cse.cse_id' must look like '/id-in', got '{cse.cse_id}'")
+    if not cse.name or "/" in cse.name:
+        raise ConfigError(f"'cse.name' must be a plain resource name, got '{cse.name}'")
+    if cse.type not in _CSE_TYPES:
+        raise ConfigError(f"'cse.type' must be IN, MN or ASN, got '{cse.type}'")
+    if "store" not in raw or "path" not in raw.get("store", {}):
+        cse_store = StoreConfig(path=f"var/{cse.name}.db", **raw.get("store", {}))
+    else:
+        cse_store = StoreConfig(**raw["store"])
+    http = HttpConfig(**raw.get("http", {}))
+    registrar = None
+    if "registrar" in raw:
+        missing = [k for k in ("cse_id", "name", "poa") if not raw["registrar"].get(k)]
+        if missing:
+            raise ConfigError(f"'registrar.{missing[0]}' is required in [registrar]")
+        registrar = RegistrarConfig(**raw["registrar"])
+    level = log_level or raw.get("log", {}).get("level", "info")
+    if level.lower() not in _LEVELS:
+        raise ConfigError(f"log level must be one of {', '.join(sorted(_LEVELS))}, got '{level}'")
+    if http_port is not None:
+        http = replace(http, port=http_port)
+    if http_host is not None:
+        http = replace(http, host=http_host)
+    if db is not None:
+        cse_store = replace(cse_store, path=db)
+    if not 0 <= http.port <= 65535:
+        raise ConfigError(f"'http.port' must be 0..65535, got {http.port}")
+    return Config(cse=cse, http=http, store=cse_store, registrar=registrar, log_level=level.lower())

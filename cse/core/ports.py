@@ -1,0 +1,148 @@
+"""Ports: the narrow interfaces the pure core needs from the outside world.
+
+The pipeline and the CSFs talk to persistence only through :class:`Store` and
+read time only through :class:`Clock` (ARCHITECTURE.md principles 2 and 7).
+Backends live in ``cse.store``; the composition root picks one.
+
+Store rules every backend honours (the contract test suite in
+``tests/store`` checks them):
+
+* A *document* is a ``dict`` holding one resource: at least ``ri`` (unique),
+  ``ty``, ``rn``, ``pi`` (``""`` for the CSEBase) and the internal ``_srn``
+  (its structured path, e.g. ``cse-in/myae/cnt``). Keys starting with ``_``
+  are internal and never leave the CSE. ``et`` (a oneM2M timestamp string,
+  which compares correctly as a string) is optional.
+* Documents handed to and returned by the store are **immutable by
+  convention**: callers build a changed copy and ``Put`` it; nobody mutates a
+  document after it has been put. Backends may therefore return their own
+  reference without copying.
+* :meth:`Store.commit` applies a batch of operations atomically and returns
+  only once the batch is durable (would survive ``kill -9``). Reads see the
+  batch as soon as ``commit`` has been called (before it returns).
+* ``children`` and the ``newest``/``oldest`` lookups follow creation order
+  (the order documents were first put), which survives restarts.
+* A ``Delete`` removes the document **and its whole subtree** (by ``pi``).
+* The KV area holds non-resource durable state (queued requests, counters),
+  by namespace; ``kv_items`` follows insertion order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, Union, runtime_checkable
+
+__all__ = [
+    "Doc",
+    "Put",
+    "Delete",
+    "KvPut",
+    "KvDelete",
+    "Op",
+    "CommitResult",
+    "Store",
+    "Clock",
+]
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Insert or replace the document with ``doc['ri']``."""
+
+    doc: Doc
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove the document ``ri`` and all its descendants (missing: no-op)."""
+
+    ri: str
+
+
+@dataclass(frozen=True, slots=True)
+class KvPut:
+    """Set ``key`` in namespace ``ns`` to a JSON-serialisable ``value``."""
+
+    ns: str
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class KvDelete:
+    """Remove ``key`` from namespace ``ns`` (missing: no-op)."""
+
+    ns: str
+    key: str
+
+
+Op = Union[Put, Delete, KvPut, KvDelete]
+
+
+@dataclass(slots=True)
+class CommitResult:
+    """What a commit changed that callers may need for events.
+
+    ``removed`` lists every document a ``Delete`` took away (the subtree
+    included), in no particular order.
+    """
+
+    removed: list[Doc] = field(default_factory=list)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable resource tree plus a small KV area. See module docstring."""
+
+    async def open(self) -> None:
+        """Load persisted state (snapshot + journal replay) and start writers."""
+
+    async def close(self) -> None:
+        """Flush everything pending, write a compact snapshot, stop writers."""
+
+    async def commit(self, ops: Sequence[Op]) -> CommitResult:
+        """Apply ``ops`` atomically; return once they are durable."""
+
+    async def get(self, ri: str) -> Doc | None:
+        """The document with resource ID ``ri``."""
+
+    async def get_by_path(self, srn: str) -> Doc | None:
+        """The document whose structured path ``_srn`` equals ``srn``."""
+
+    async def child_by_name(self, pi: str, rn: str) -> Doc | None:
+        """The child of ``pi`` named ``rn``."""
+
+    async def children(self, pi: str, ty: int | None = None) -> list[Doc]:
+        """Direct children of ``pi`` (of type ``ty`` if given), oldest first."""
+
+    async def edge_child(self, pi: str, ty: int, newest: bool) -> Doc | None:
+        """The newest (or oldest) child of ``pi`` of type ``ty``; O(1)."""
+
+    async def count_children(self, pi: str, ty: int | None = None) -> int:
+        """How many direct children ``pi`` has (of type ``ty`` if given)."""
+
+    async def lookup(self, attr: str, value: Any) -> list[Doc]:
+        """Documents whose ``attr`` equals ``value``; indexed attributes are
+        ``aei`` and ``csi`` (others may scan)."""
+
+    async def expired(self, now: str, limit: int = 1000) -> list[str]:
+        """IDs of up to ``limit`` documents whose ``et`` <= ``now``, oldest first."""
+
+    async def next_expiry(self) -> str | None:
+        """The smallest ``et`` of any stored document, or None."""
+
+    async def kv_get(self, ns: str, key: str) -> Any | None:
+        """The value stored under ``key`` in ``ns``."""
+
+    async def kv_items(self, ns: str) -> list[tuple[str, Any]]:
+        """All ``(key, value)`` pairs of ``ns`` in insertion order."""
+
+    async def count(self) -> int:
+        """Number of stored documents."""
+
+
+class Clock(Protocol):
+    """Wall-clock time in seconds since the epoch (UTC)."""
+
+    def now(self) -> float: ...

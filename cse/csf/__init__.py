@@ -1,0 +1,1 @@
+"""Common Service Functions: one module per function, pure except for store reads."""

@@ -1,0 +1,169 @@
+"""Access control: ``acpi`` evaluation (TS-0004 7.3.3.15, ONEM2M.md section 9).
+
+Rules, in order:
+
+1. The admin originator and this CSE's own CSE-ID may do everything.
+2. The *effective* resource is the target itself, or for types without
+   ``acpi`` (contentInstance) its parent.
+3. If the effective resource lists ACPs in ``acpi``: grant when any rule of
+   any referenced ACP matches the originator (``all``, exact, or ``*``
+   wildcard), the operation bit, and every context it states (``actw`` time
+   windows; rules with ``acip``/``aclr`` contexts never match, since the CSE
+   does not know the client's address or location). An ACP itself is checked
+   against its own ``pvs``.
+4. Otherwise (no ``acpi``), the default policy: the owner of the resource or
+   of any ancestor below the CSEBase (the AE that created it, or the AE
+   itself) may do everything. On the CSEBase, registered originators may
+   RETRIEVE and DISCOVER; any AE resource may be DISCOVERed by registered
+   originators (so peers can find session-capable AEs, SESSIONS.md step 6).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from cse.core.context import Context
+from cse.core.errors import OriginatorHasNoPrivilege
+from cse.core.ports import Doc
+from cse.core.schedule import Schedule
+
+__all__ = ["Permission", "check", "allowed", "is_privileged", "owns"]
+
+
+class Permission:
+    """``acop`` bits."""
+
+    CREATE = 1
+    RETRIEVE = 2
+    UPDATE = 4
+    DELETE = 8
+    NOTIFY = 16
+    DISCOVER = 32
+
+
+_OP_NAMES = {1: "CREATE", 2: "RETRIEVE", 4: "UPDATE", 8: "DELETE", 16: "NOTIFY", 32: "DISCOVER"}
+
+
+def is_privileged(ctx: Context, originator: str | None) -> bool:
+    """Admin or the CSE itself."""
+    return originator is not None and (
+        originator == ctx.identity.admin or originator == ctx.identity.csi)
+
+
+async def check(ctx: Context, originator: str | None, perm: int, doc: Doc) -> None:
+    """Raise 4103 unless ``originator`` holds ``perm`` on ``doc``."""
+    if not await allowed(ctx, originator, perm, doc):
+        raise OriginatorHasNoPrivilege(
+            f"originator '{originator}' has no {_OP_NAMES.get(perm, perm)} privilege "
+            f"on '{doc.get('_srn', doc.get('ri'))}'")
+
+
+async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> bool:
+    """Whether ``originator`` holds ``perm`` on ``doc`` (see module docstring)."""
+    if originator is None:
+        return False
+    if is_privileged(ctx, originator):
+        return True
+    store = ctx.store
+    if doc["ty"] == 1:  # an ACP: its own pvs governs it
+        return _acp_grants(doc.get("pvs"), originator, perm, ctx)
+    effective = doc
+    if not ctx.registry.get(doc["ty"]).has_acpi and doc.get("pi"):
+        parent = await store.get(doc["pi"])
+        if parent is not None:
+            effective = parent
+    acpi = effective.get("acpi")
+    if acpi:
+        for acp_id in acpi:
+            acp = await _resolve_acp(ctx, acp_id)
+            if acp is not None and _acp_grants(acp.get("pv"), originator, perm, ctx):
+                return True
+        return False
+    return await _default_policy(ctx, originator, perm, effective)
+
+
+async def owns(ctx: Context, originator: str | None, doc: Doc) -> bool:
+    """Whether ``originator`` owns ``doc`` or any ancestor below the CSEBase."""
+    if originator is None:
+        return False
+    cur: Doc | None = doc
+    depth = 0
+    while cur is not None and cur["ty"] != 5 and depth < 64:
+        if cur.get("_own") == originator:
+            return True
+        cur = await ctx.store.get(cur["pi"]) if cur.get("pi") else None
+        depth += 1
+    return False
+
+
+async def _default_policy(ctx: Context, originator: str, perm: int, doc: Doc) -> bool:
+    ty = doc["ty"]
+    if ty == 5:
+        return perm in (Permission.RETRIEVE, Permission.DISCOVER) and await _registered(ctx, originator)
+    if await owns(ctx, originator, doc):
+        return True
+    if ty == 2 and perm == Permission.DISCOVER:
+        return await _registered(ctx, originator)
+    return False
+
+
+async def _registered(ctx: Context, originator: str) -> bool:
+    """An AE registered here, or a CSE (CSE-IDs start with '/')."""
+    if originator.startswith("/"):
+        return True
+    return await ctx.store.get(originator) is not None
+
+
+async def _resolve_acp(ctx: Context, acp_id: str) -> Doc | None:
+    csi = ctx.identity.csi
+    ref = acp_id[len(csi) + 1:] if acp_id.startswith(csi + "/") else acp_id
+    doc = await ctx.store.get(ref)
+    if doc is None and "/" in ref:
+        doc = await ctx.store.get_by_path(ref)
+    return doc if doc is not None and doc["ty"] == 1 else None
+
+
+def _acp_grants(privileges: object, originator: str, perm: int, ctx: Context) -> bool:
+    if not isinstance(privileges, dict):
+        return False
+    for rule in privileges.get("acr") or ():
+        if not (rule.get("acop", 0) & perm):
+            continue
+        if not any(_originator_matches(p, originator) for p in rule.get("acor") or ()):
+            continue
+        if _contexts_match(rule.get("acco"), ctx):
+            return True
+    return False
+
+
+def _originator_matches(pattern: str, originator: str) -> bool:
+    if pattern == "all" or pattern == originator:
+        return True
+    if "*" in pattern:
+        return _wildcard(pattern).fullmatch(originator) is not None
+    return False
+
+
+@lru_cache(maxsize=1024)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def _contexts_match(acco: object, ctx: Context) -> bool:
+    if not acco:
+        return True
+    now = ctx.clock.now()
+    for context in acco if isinstance(acco, list) else ():
+        if context.get("acip") or context.get("aclr"):
+            continue
+        windows = context.get("actw")
+        if windows and not _schedule(tuple(windows)).is_open(now):
+            continue
+        return True
+    return False
+
+
+@lru_cache(maxsize=256)
+def _schedule(entries: tuple[str, ...]) -> Schedule:
+    return Schedule(entries)

@@ -1,0 +1,126 @@
+"""Container and contentInstance behaviour (TS-0004 7.4.6/7.4.7, ONEM2M.md 4.5/4.6).
+
+Adding an instance: ``cs`` is the byte size of ``con``; larger than the
+container's ``mbs`` is 5207; then the oldest instances are evicted (no
+notifications) while ``cni`` > ``mni`` or ``cbs`` > ``mbs``; the container's
+``st`` is incremented and copied into the instance; ``mia`` caps the
+instance's ``et`` at ``ct + mia``, so the expiry scheduler removes old
+instances without any scan. Deleting an instance (explicitly, through
+``la``/``ol``, or at expiry) updates the parent's ``cni``/``cbs``. Lowering
+``mni``/``mbs`` by UPDATE evicts at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cse.core.context import Context
+from cse.core.errors import NotAcceptable
+from cse.core.messages import Request
+from cse.core.ports import Delete, Doc, Op, Put
+from cse.core.timestamps import format_ts, parse_ts
+
+from .hooks import TypeHooks
+
+__all__ = ["CONTAINER_HOOKS", "INSTANCE_HOOKS", "content_size"]
+
+CONTAINER_TY = 3
+INSTANCE_TY = 4
+
+
+def content_size(con: Any) -> int:
+    """Bytes of ``con``: UTF-8 length of a string, else of its JSON form."""
+    if isinstance(con, str):
+        return len(con) if con.isascii() else len(con.encode("utf-8"))
+    return len(json.dumps(con, separators=(",", ":")).encode("utf-8"))
+
+
+def _over(cnt: dict[str, Any]) -> bool:
+    mni, mbs = cnt.get("mni"), cnt.get("mbs")
+    return (mni is not None and cnt["cni"] > mni) or (mbs is not None and cnt["cbs"] > mbs)
+
+
+async def _evict(ctx: Context, cnt: dict[str, Any], new_cs: int | None = None) -> tuple[list[Op], bool]:
+    """Delete-ops for the oldest instances until ``cnt``'s limits hold.
+
+    ``cnt`` (a private copy) has its ``cni``/``cbs`` updated in place. When
+    an instance of ``new_cs`` bytes is being added (already counted in
+    ``cnt``), it is the newest and goes last: it is evicted itself only when
+    every older one is gone and the limits still fail (``mni`` 0). Returns
+    the ops and whether the newcomer survives.
+    """
+    if not _over(cnt):
+        return [], True
+    existing = cnt["cni"] - (1 if new_cs is not None else 0)
+    ops: list[Op] = []
+    oldest = await ctx.store.edge_child(cnt["ri"], INSTANCE_TY, newest=False)
+    # The common case evicts one instance per create: O(1) via edge_child.
+    victims = [oldest] if oldest is not None and existing > 0 else []
+    if victims:
+        cnt["cni"] -= 1
+        cnt["cbs"] -= oldest.get("cs", 0)  # type: ignore[union-attr]
+        if _over(cnt) and existing > 1:
+            for old in (await ctx.store.children(cnt["ri"], INSTANCE_TY))[1:existing]:
+                if not _over(cnt):
+                    break
+                victims.append(old)
+                cnt["cni"] -= 1
+                cnt["cbs"] -= old.get("cs", 0)
+    ops.extend(Delete(v["ri"]) for v in victims)
+    if new_cs is not None and _over(cnt):
+        cnt["cni"] -= 1
+        cnt["cbs"] -= new_cs
+        return ops, False
+    return ops, True
+
+
+async def _container_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
+    doc["cni"] = 0
+    doc["cbs"] = 0
+    return []
+
+
+async def _container_update(ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
+    if "mni" in changed or "mbs" in changed:
+        ops, _ = await _evict(ctx, new)
+        return ops
+    return []
+
+
+async def _instance_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
+    cs = content_size(doc["con"])
+    mbs = parent.get("mbs")
+    if mbs is not None and cs > mbs:
+        raise NotAcceptable(
+            f"contentInstance of {cs} bytes exceeds the container's maxByteSize (mbs) of {mbs}")
+    doc["cs"] = cs
+    cnt = dict(parent)
+    cnt["cni"] = cnt.get("cni", 0) + 1
+    cnt["cbs"] = cnt.get("cbs", 0) + cs
+    cnt["st"] = cnt.get("st", 0) + 1
+    doc["st"] = cnt["st"]
+    mia = cnt.get("mia")
+    if mia is not None:
+        cap = format_ts(parse_ts(doc["ct"]) + mia)
+        if "et" not in doc or doc["et"] > cap:
+            doc["et"] = cap
+    ops, survives = await _evict(ctx, cnt, new_cs=cs)
+    if not survives:
+        doc["_evicted"] = True
+    ops.append(Put(cnt))
+    return ops
+
+
+async def _instance_delete(ctx: Context, doc: Doc) -> list[Op]:
+    parent = await ctx.store.get(doc["pi"])
+    if parent is None or parent["ty"] != CONTAINER_TY:
+        return []
+    cnt = dict(parent)
+    cnt["cni"] = max(0, cnt.get("cni", 0) - 1)
+    cnt["cbs"] = max(0, cnt.get("cbs", 0) - doc.get("cs", 0))
+    return [Put(cnt)]
+
+
+CONTAINER_HOOKS = TypeHooks(on_create=_container_create, on_update=_container_update)
+INSTANCE_HOOKS = TypeHooks(on_create=_instance_create, on_delete=_instance_delete)

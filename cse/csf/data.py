@@ -1,0 +1,205 @@
+"""The generic CREATE / RETRIEVE / UPDATE / DELETE of local resources.
+
+TS-0004 7.4.1 (common resource procedures). Everything every type shares
+happens here, once: content validation, names and conflicts (4105), parent
+types (4108), timestamps, expiration (``et`` defaulted and capped by the
+parent's), state tags, creator, access checks, one atomic store commit,
+events, and the result content (``rcn``). Per-type behaviour comes only from
+:class:`cse.csf.hooks.TypeHooks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from cse.core.context import Context, Event, EventKind
+from cse.core.errors import (
+    BadRequest,
+    Conflict,
+    InvalidChildResourceType,
+    OperationNotAllowed,
+)
+from cse.core.ids import new_ri
+from cse.core.messages import Operation, Request, Response
+from cse.core.ports import Delete, Doc, Put
+from cse.core.registry import ResourceType
+from cse.core.timestamps import FOREVER, format_ts, normalize_ts, parse_ts
+from cse.core.validate import extract_attributes, validate_create, validate_update
+
+from . import access
+from .access import Permission
+from .filters import FilterCriteria
+from .hooks import NO_HOOKS, TypeHooks
+from .result import address, check_rcn, wrap
+from .tree import representation
+
+__all__ = ["DataCSF"]
+
+
+class DataCSF:
+    """CRUD on resources hosted by this CSE."""
+
+    def __init__(self, ctx: Context, hooks: Mapping[int, TypeHooks]) -> None:
+        self.ctx = ctx
+        self.hooks = hooks
+
+    # -- CREATE -------------------------------------------------------------
+    async def create(self, req: Request, parent: Doc) -> Response:
+        ctx = self.ctx
+        if req.ty is None:
+            raise BadRequest("CREATE needs the resource type: Content-Type: application/json;ty=<n>")
+        rtype = ctx.registry.get(req.ty)
+        rcn = check_rcn(Operation.CREATE, req.rcn)
+        if not rtype.can_create:
+            raise OperationNotAllowed(f"{rtype.name} resources cannot be created through the API")
+        if parent["ty"] not in rtype.parents:
+            ptype = ctx.registry.get(parent["ty"]).name
+            raise InvalidChildResourceType(f"a {rtype.name} cannot be created under a {ptype}")
+        if req.pc is None:
+            raise BadRequest(f"CREATE of {rtype.name} needs content {{\"{rtype.root}\": {{...}}}}")
+        attrs = extract_attributes(rtype, req.pc)
+        validate_create(rtype, attrs)
+        hooks = self.hooks.get(rtype.ty, NO_HOOKS)
+        if rtype.ty != 2:  # AE registration bypasses ACPs (ONEM2M.md 4.4)
+            await access.check(ctx, req.fr, Permission.CREATE, parent)
+        if hooks.identify is not None:
+            ri, owner = await hooks.identify(ctx, req, attrs)
+        else:
+            ri, owner = new_ri(rtype.sn), req.fr
+        rn = attrs.get("rn", ri)
+        if await ctx.store.child_by_name(parent["ri"], rn) is not None:
+            raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
+        now = ctx.now_ts()
+        doc: Doc = {"ty": rtype.ty, "ri": ri, "rn": rn, "pi": parent["ri"], "ct": now, "lt": now}
+        for key, value in attrs.items():
+            if key != "rn":
+                doc[key] = value
+        if rtype.expires:
+            doc["et"] = self._expiration(attrs.get("et"), parent, now)
+        if rtype.creator and "cr" in attrs:
+            doc["cr"] = req.fr
+        if rtype.state_tag:
+            doc["st"] = 0
+        doc["_srn"] = f"{parent['_srn']}/{rn}"
+        if owner is not None:
+            doc["_own"] = owner
+        extra = await hooks.on_create(ctx, req, parent, doc) if hooks.on_create else []
+        evicted = doc.pop("_evicted", False)
+        await ctx.store.commit(extra if evicted else [Put(doc), *extra])
+        if not evicted:
+            await ctx.emit([Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
+        return self._created(req, rtype, doc, attrs, rcn)
+
+    def _created(self, req: Request, rtype: ResourceType, doc: Doc, attrs: dict[str, Any], rcn: int) -> Response:
+        loc = address(doc, 1)
+        if rcn == 0:
+            pc: Any = None
+        elif rcn == 1:
+            pc = wrap(self.ctx.registry, doc)
+        elif rcn == 2:
+            pc = {"m2m:uri": loc}
+        elif rcn == 3:
+            pc = {"m2m:rce": {**wrap(self.ctx.registry, doc), "uri": loc}}
+        else:  # 9: what the CSE set or changed
+            pc = self._modified(doc, attrs)
+        return Response(rsc=2001, rqi=req.rqi, pc=pc, location=loc, rvi=req.rvi)
+
+    def _modified(self, doc: Doc, attrs: dict[str, Any]) -> Any:
+        changed = {k: v for k, v in doc.items()
+                   if k[0] != "_" and (k not in attrs or attrs[k] != v)}
+        return {self.ctx.registry.get(doc["ty"]).root: changed} if changed else None
+
+    def _expiration(self, requested: str | None, parent: Doc, now: str) -> str:
+        """``et`` normalised; past -> 4000; default/capped by the parent's."""
+        limit = parent.get("et") or FOREVER
+        if requested is None:
+            default = format_ts(parse_ts(now) + self.ctx.identity.default_et_s)
+            return min(default, limit)
+        try:
+            et = normalize_ts(requested)
+        except ValueError as exc:
+            raise BadRequest(f"attribute 'et': {exc}") from None
+        if et <= now:
+            raise BadRequest(f"expirationTime (et) {requested} is in the past")
+        return min(et, limit)
+
+    # -- RETRIEVE -------------------------------------------------------------
+    async def retrieve(self, req: Request, doc: Doc, fc: FilterCriteria | None) -> Response:
+        ctx = self.ctx
+        rcn = check_rcn(Operation.RETRIEVE, req.rcn)
+        await access.check(ctx, req.fr, Permission.RETRIEVE, doc)
+        if req.atrl:
+            if rcn != 1:
+                raise BadRequest("a partial RETRIEVE (atrl) needs rcn=1")
+            rtype = ctx.registry.get(doc["ty"])
+            unknown = [a for a in req.atrl if a not in rtype.attributes]
+            if unknown:
+                raise BadRequest(f"attribute '{unknown[0]}' is not an attribute of {rtype.name}")
+            picked = {a: doc[a] for a in req.atrl if a in doc}
+            return Response(rsc=2000, rqi=req.rqi, pc={rtype.root: picked}, rvi=req.rvi)
+        pc = await representation(ctx, req, doc, rcn, fc)
+        return Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi)
+
+    # -- UPDATE ---------------------------------------------------------------
+    async def update(self, req: Request, old: Doc) -> Response:
+        ctx = self.ctx
+        rtype = ctx.registry.get(old["ty"])
+        rcn = check_rcn(Operation.UPDATE, req.rcn)
+        if not rtype.can_update:
+            raise OperationNotAllowed(f"{rtype.name} resources cannot be updated")
+        if req.pc is None:
+            raise BadRequest(f"UPDATE needs content {{\"{rtype.root}\": {{...}}}}")
+        attrs = extract_attributes(rtype, req.pc)
+        validate_update(rtype, attrs)
+        await access.check(ctx, req.fr, Permission.UPDATE, old)
+        now = ctx.now_ts()
+        new = dict(old)
+        for key, value in attrs.items():
+            if value is None:
+                new.pop(key, None)
+            else:
+                new[key] = value
+        if "et" in attrs:
+            parent = await ctx.store.get(old["pi"]) if old.get("pi") else None
+            new["et"] = self._expiration(attrs["et"], parent or {}, now)
+        new["lt"] = now
+        if rtype.state_tag:
+            new["st"] = old.get("st", 0) + 1
+        hooks = self.hooks.get(rtype.ty, NO_HOOKS)
+        extra = await hooks.on_update(ctx, req, old, new, attrs) if hooks.on_update else []
+        await ctx.store.commit([Put(new), *extra])
+        modified = tuple(k for k in attrs)
+        await ctx.emit([Event(EventKind.UPDATE, new, modified=modified, originator=req.fr)])
+        if rcn == 0:
+            pc: Any = None
+        elif rcn == 1:
+            pc = wrap(ctx.registry, new)
+        else:
+            pc = self._modified(new, attrs)
+        return Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi)
+
+    # -- DELETE ---------------------------------------------------------------
+    async def delete(self, req: Request, doc: Doc, fc: FilterCriteria | None) -> Response:
+        ctx = self.ctx
+        rtype = ctx.registry.get(doc["ty"])
+        rcn = check_rcn(Operation.DELETE, req.rcn)
+        if not rtype.can_delete:
+            raise OperationNotAllowed(f"{rtype.name} resources cannot be deleted")
+        await access.check(ctx, req.fr, Permission.DELETE, doc)
+        pc = await representation(ctx, req, doc, rcn, fc) if rcn else None
+        await self.remove(doc, req.fr)
+        return Response(rsc=2002, rqi=req.rqi, pc=pc, rvi=req.rvi)
+
+    async def remove(self, doc: Doc, originator: str | None) -> list[Doc]:
+        """Delete ``doc`` and its subtree (also used by expiry); emit events."""
+        ctx = self.ctx
+        hooks = self.hooks.get(doc["ty"], NO_HOOKS)
+        extra = await hooks.on_delete(ctx, doc) if hooks.on_delete else []
+        parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
+        result = await ctx.store.commit([Delete(doc["ri"]), *extra])
+        events = [Event(EventKind.DELETE, d, originator=originator) for d in result.removed]
+        if parent is not None:
+            events.append(Event(EventKind.DELETE_CHILD, doc, parent, originator=originator))
+        await ctx.emit(events)
+        return result.removed
+

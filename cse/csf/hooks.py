@@ -1,0 +1,42 @@
+"""Per-type behaviour as a few named hooks (ARCHITECTURE.md principle 3).
+
+The generic data CSF does what every type shares (validation, names,
+timestamps, expiry, access, commit, events, result shaping). A type adds
+behaviour only through these hooks, which may read the store but never write
+it or send anything: they return the extra store operations to commit
+together with the main change, and may adjust the new document in place
+before it is stored (it is not shared yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from cse.core.context import Context
+from cse.core.messages import Request
+from cse.core.ports import Doc, Op
+
+__all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "NO_HOOKS"]
+
+# (ctx, req, attrs) -> (ri, owner): identity of a new resource.
+Identify = Callable[[Context, Request, dict[str, Any]], Awaitable[tuple[str, str | None]]]
+# (ctx, req, parent, new_doc) -> extra ops; may adjust new_doc.
+OnCreate = Callable[[Context, Request, Doc, Doc], Awaitable[list[Op]]]
+# (ctx, req, old_doc, new_doc, changed_attrs) -> extra ops; may adjust new_doc.
+OnUpdate = Callable[[Context, Request, Doc, Doc, dict[str, Any]], Awaitable[list[Op]]]
+# (ctx, doc) -> extra ops to commit with the subtree deletion of doc.
+OnDelete = Callable[[Context, Doc], Awaitable[list[Op]]]
+
+
+@dataclass(frozen=True, slots=True)
+class TypeHooks:
+    """The optional hooks of one resource type."""
+
+    identify: Identify | None = None
+    on_create: OnCreate | None = None
+    on_update: OnUpdate | None = None
+    on_delete: OnDelete | None = None
+
+
+NO_HOOKS = TypeHooks()

@@ -1,0 +1,84 @@
+"""Result content shaping: how a resource leaves the CSE (``rcn``, ``drt``).
+
+Internal keys (``_srn``, ``_own``, ...) never leave; a resource is the single
+member ``m2m:<sn>``; child references are ``{"nm","typ","val"}`` with ``val``
+the structured address (``drt`` 1) or the ri (``drt`` 2), CSE-relative
+(ONEM2M.md section 2.3, 6.1, 8).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from cse.core.errors import BadRequest
+from cse.core.messages import Operation
+from cse.core.ports import Doc
+from cse.core.registry import Registry
+
+__all__ = [
+    "public",
+    "wrap",
+    "address",
+    "child_ref",
+    "RCN_ALLOWED",
+    "RCN_DEFAULT",
+    "check_rcn",
+    "partial",
+]
+
+# rcn values each operation accepts, and the default (ONEM2M.md 6.1).
+RCN_ALLOWED: dict[Operation, frozenset[int]] = {
+    Operation.CREATE: frozenset({0, 1, 2, 3, 9}),
+    Operation.RETRIEVE: frozenset({1, 4, 5, 6, 8}),
+    Operation.UPDATE: frozenset({0, 1, 9}),
+    Operation.DELETE: frozenset({0, 1, 4, 5, 6, 8}),
+}
+RCN_DEFAULT: dict[Operation, int] = {
+    Operation.CREATE: 1, Operation.RETRIEVE: 1, Operation.UPDATE: 1, Operation.DELETE: 0,
+}
+DISCOVERY_RCN = frozenset({6, 11})
+
+
+def check_rcn(op: Operation, rcn: int | None, discovery: bool = False) -> int:
+    """The effective rcn for ``op``; 4000 when it does not apply."""
+    if discovery:
+        if rcn is None:
+            return 11
+        if rcn not in DISCOVERY_RCN:
+            raise BadRequest(f"rcn={rcn} is not valid for discovery (use 11 for a URI list or 6 for child references)")
+        return rcn
+    if rcn is None:
+        return RCN_DEFAULT.get(op, 0)
+    allowed = RCN_ALLOWED.get(op, frozenset())
+    if rcn not in allowed:
+        if rcn == 7:
+            raise BadRequest("rcn=7 (original resource) applies only to announced resources")
+        raise BadRequest(
+            f"rcn={rcn} is not valid for {op.name} (allowed: {', '.join(map(str, sorted(allowed)))})")
+    return rcn
+
+
+def public(doc: Doc) -> dict[str, Any]:
+    """The resource's attributes without internal keys."""
+    return {k: v for k, v in doc.items() if k[0] != "_"}
+
+
+def wrap(registry: Registry, doc: Doc, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{"m2m:<sn>": attrs}`` for ``doc`` (attrs default to its public view)."""
+    return {registry.get(doc["ty"]).root: public(doc) if attrs is None else attrs}
+
+
+def address(doc: Doc, drt: int) -> str:
+    """CSE-relative structured address or ri."""
+    return doc["_srn"] if drt == 1 else doc["ri"]
+
+
+def child_ref(doc: Doc, drt: int) -> dict[str, Any]:
+    """A ``childResourceRef`` entry."""
+    return {"nm": doc["rn"], "typ": doc["ty"], "val": address(doc, drt)}
+
+
+def partial(doc: Doc, names: Iterable[str]) -> dict[str, Any]:
+    """Only the attributes named in ``atrl`` (4000 for names the resource lacks
+    entirely in its type is the caller's job; absent values are omitted)."""
+    return {n: doc[n] for n in names if n in doc and n[0] != "_"}

@@ -1,0 +1,55 @@
+"""Routes a resolved local request to the CSF that handles its operation.
+
+Parses the filter criteria once (they are not permitted on CREATE and
+NOTIFY), sends ``fu=1`` RETRIEVEs to discovery, checks ``disr`` for direct
+access to instances, and leaves everything else to :class:`DataCSF`.
+"""
+
+from __future__ import annotations
+
+from cse.core.context import Context
+from cse.core.dispatcher import Resolved
+from cse.core.errors import BadRequest, NonBlockingSynchNotSupported, OperationNotAllowed
+from cse.core.messages import Operation, Request, Response, ResponseType
+
+from .data import DataCSF
+from .filters import parse_filter_criteria
+from .result import check_rcn
+from .tree import discover
+
+__all__ = ["LocalRouter"]
+
+
+class LocalRouter:
+    """The dispatcher's handler for targets hosted here."""
+
+    def __init__(self, ctx: Context, data: DataCSF) -> None:
+        self.ctx = ctx
+        self.data = data
+
+    async def handle(self, req: Request, target: Resolved) -> Response:
+        doc = target.doc
+        assert doc is not None
+        fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
+        if fc is not None and req.op in (Operation.CREATE, Operation.NOTIFY):
+            raise BadRequest(f"filter criteria are not permitted on {req.op.name}")
+        if req.rt in (ResponseType.NON_BLOCKING_SYNCH, ResponseType.NON_BLOCKING_ASYNCH):
+            raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported yet")
+        if target.virtual is None and doc["ty"] == 4 and req.op in (Operation.RETRIEVE, Operation.DELETE):
+            parent = await self.ctx.store.get(doc["pi"])
+            if parent is not None and parent.get("disr"):
+                raise OperationNotAllowed(f"retrieval is disabled (disr) on container '{parent['_srn']}'")
+        op = req.op
+        if op == Operation.RETRIEVE:
+            if fc is not None and fc.fu == 1:
+                rcn = check_rcn(op, req.rcn, discovery=True)
+                pc = await discover(self.ctx, req, doc, fc, rcn)
+                return Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi)
+            return await self.data.retrieve(req, doc, fc)
+        if op == Operation.CREATE:
+            return await self.data.create(req, doc)
+        if op == Operation.UPDATE:
+            return await self.data.update(req, doc)
+        if op == Operation.DELETE:
+            return await self.data.delete(req, doc, fc)
+        raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported by this CSE")

@@ -1,0 +1,1 @@
+"""Store backends behind :class:`cse.core.ports.Store`."""

@@ -1,0 +1,217 @@
+"""Shared fixtures: an in-process CSE (no sockets) and real CSE processes.
+
+* ``inproc`` -- a started :class:`cse.app.CSE` on the memory store with a
+  :class:`FakeClock`; ``inproc.call(...)`` sends a Request through the
+  dispatcher and returns the Response.
+* ``cse_process`` -- a factory starting ``python -m cse`` as a subprocess on a
+  free port (``--http-port 0``; the port is read from the READY line), with a
+  store in a temp dir; every process is stopped at teardown.
+* ``http`` -- an aiohttp session plus ``send(...)`` speaking the oneM2M
+  binding, for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import aiohttp
+import pytest
+
+from cse.app import CSE
+from cse.config import load_config
+from cse.core.messages import Operation, Request, Response
+from cse.store.memory import MemoryStore
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "CAdmin"
+_rqi = itertools.count(1)
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@dataclass
+class InProc:
+    """An in-process CSE and a shorthand to call it."""
+
+    cse: CSE
+    clock: FakeClock
+
+    async def call(self, op: Operation, to: str, fr: str | None = ADMIN, *, ty: int | None = None,
+                   pc: Any = None, query: dict[str, tuple[str, ...]] | None = None, **kw: Any) -> Response:
+        req = Request(op=op, to=to, fr=fr, rqi=f"rq{next(_rqi)}", ty=ty, pc=pc,
+                      query=query or {}, **kw)
+        return await self.cse.handle(req)
+
+    async def register(self, rn: str = "app", fr: str = "C", **attrs: Any) -> str:
+        """Register an AE and return its AE-ID."""
+        body = {"rn": rn, "api": "Napp", "rr": True, "srv": ["3"], **attrs}
+        resp = await self.call(Operation.CREATE, self.cse.config.cse.name, fr, ty=2, pc={"m2m:ae": body})
+        assert resp.rsc == 2001, resp.pc
+        return str(resp.pc["m2m:ae"]["aei"])
+
+
+@pytest.fixture
+async def inproc() -> AsyncIterator[InProc]:
+    clock = FakeClock()
+    cse = CSE(load_config(None, db=":memory:"), store=MemoryStore(), clock=clock)
+    await cse.start(serve_http=False)
+    try:
+        yield InProc(cse, clock)
+    finally:
+        await cse.stop()
+
+
+# -- real processes -------------------------------------------------------------
+
+@dataclass
+class CSEProcess:
+    """A ``python -m cse`` subprocess."""
+
+    config_path: Path
+    db_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    proc: asyncio.subprocess.Process | None = None
+    port: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 20.0) -> None:
+        """Start and wait for the READY line (no sleeping)."""
+        port_args = ["--http-port", str(self.port)]
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cse", "--config", str(self.config_path), *port_args,
+            "--log-level", "warning", *self.extra_args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=str(self.config_path.parent), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert self.proc.stdout is not None
+
+        async def ready() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            while True:
+                raw = await self.proc.stdout.readline()
+                if not raw:
+                    raise RuntimeError("CSE exited before READY:\n" + "".join(self.lines))
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                if line.startswith("READY "):
+                    self.port = int(line.rsplit(":", 1)[1])
+                    return
+
+        await asyncio.wait_for(ready(), timeout)
+        self._drain = asyncio.get_running_loop().create_task(self._drain_output())
+
+    async def _drain_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while raw := await self.proc.stdout.readline():
+            self.lines.append(raw.decode(errors="replace"))
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Send ``sig`` and wait for exit; returns the exit code."""
+        if self.proc is None or self.proc.returncode is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await asyncio.wait_for(self._drain, timeout)
+        return code
+
+    async def kill(self) -> None:
+        """SIGKILL: the crash case."""
+        await self.stop(signal.SIGKILL)
+
+
+def write_config(directory: Path, *, cse_id: str = "/id-in", name: str = "cse-in",
+                 db: str | None = None, extra: str = "") -> Path:
+    """A TOML config in ``directory`` with its store there too."""
+    directory.mkdir(parents=True, exist_ok=True)
+    db_path = db or str(directory / f"{name}.db")
+    text = (f'[cse]\ncse_id = "{cse_id}"\nname = "{name}"\nadmin = "{ADMIN}"\n\n'
+            f'[http]\nhost = "127.0.0.1"\nport = 0\n\n[store]\npath = "{db_path}"\n{extra}')
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+async def cse_process(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    started: list[CSEProcess] = []
+
+    async def factory(*, cse_id: str = "/id-in", name: str = "cse-in", extra: str = "",
+                      subdir: str = "cse", start: bool = True) -> CSEProcess:
+        cfg = write_config(tmp_path / subdir, cse_id=cse_id, name=name, extra=extra)
+        p = CSEProcess(cfg, tmp_path / subdir / f"{name}.db")
+        started.append(p)
+        if start:
+            await p.start()
+        return p
+
+    try:
+        yield factory
+    finally:
+        for p in started:
+            if p.proc is not None and p.proc.returncode is None:
+                await p.kill()
+
+
+@dataclass
+class HttpReply:
+    status: int
+    rsc: int
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+
+
+class Http:
+    """A tiny oneM2M HTTP client for tests."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(self, method: str, url: str, *, fr: str | None = ADMIN, ty: int | None = None,
+                   body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None,
+                   rvi: str | None = "3", rqi: str | None = None) -> HttpReply:
+        h: dict[str, str] = {}
+        if fr is not None:
+            h["X-M2M-Origin"] = fr
+        h["X-M2M-RI"] = rqi if rqi is not None else f"rq{next(_rqi)}"
+        if rvi is not None:
+            h["X-M2M-RVI"] = rvi
+        if ty is not None:
+            h["Content-Type"] = f"application/json;ty={ty}"
+        elif body is not None or raw is not None:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        async with self.session.request(method, url, headers=h, data=data) as resp:
+            payload = await resp.read()
+            parsed = json.loads(payload) if payload else None
+            rsc = int(resp.headers.get("X-M2M-RSC", "0"))
+            return HttpReply(resp.status, rsc, dict(resp.headers), parsed, payload)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[Http]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield Http(session)
