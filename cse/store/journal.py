@@ -1,0 +1,245 @@
+"""Append-only commit journal for the durable store: format, writer, replay.
+
+Why: TinyDB rewrites its whole file on every write, which is O(N) per commit.
+Instead each commit is appended here as one self-checking line and the
+TinyDB snapshot is rewritten only when the journal has grown (compaction).
+
+Record format, one per commit::
+
+    <crc32 of payload, 8 lowercase hex digits> <payload JSON>\\n
+
+where the payload is ``{"s": <commit sequence>, "o": [op, ...]}`` with ops
+encoded as ``["p", doc]``, ``["d", ri]``, ``["k", ns, key, value]`` and
+``["x", ns, key]``.  Payloads are ASCII JSON (``ensure_ascii``), so a record
+never contains a raw newline.
+
+Files: ``<db>.journal`` is the active journal; compaction renames it to
+``<db>.journal.old`` before snapshotting and deletes that once the snapshot
+is safely in place.  Replay reads ``.old`` then the active file; sequence
+numbers (recorded in the snapshot too) make it exact: records the snapshot
+already covers are skipped.
+
+A bad record (partial line, checksum or JSON mismatch) with no valid record
+after it is a torn tail from a crash mid-write: it was never acknowledged, so
+it is dropped and the file truncated.  A bad record *followed by* valid ones
+is real corruption and raises :class:`JournalCorruptError`.
+
+:class:`JournalWriter` is synchronous and must only be used from the store's
+single journal thread, which serialises appends, rotation and removal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Sequence
+
+from cse.core.ports import Delete, KvDelete, KvPut, Op, Put
+
+__all__ = [
+    "JournalCorruptError",
+    "JournalScan",
+    "JournalWriter",
+    "encode_record",
+    "fsync_dir",
+    "scan_journal",
+]
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class JournalCorruptError(RuntimeError):
+    """The journal is damaged somewhere other than its last record."""
+
+
+def encode_record(seq: int, ops: Sequence[Op]) -> bytes:
+    """One journal line for commit ``seq``; raises if a value is not JSON."""
+    encoded: list[list[Any]] = []
+    for op in ops:
+        if isinstance(op, Put):
+            encoded.append(["p", op.doc])
+        elif isinstance(op, Delete):
+            encoded.append(["d", op.ri])
+        elif isinstance(op, KvPut):
+            encoded.append(["k", op.ns, op.key, op.value])
+        elif isinstance(op, KvDelete):
+            encoded.append(["x", op.ns, op.key])
+        else:
+            raise TypeError(f"unknown store operation {op!r}")
+    payload = _encode({"s": seq, "o": encoded}).encode("ascii")
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def _decode_ops(raw: list[Any]) -> list[Op]:
+    ops: list[Op] = []
+    for item in raw:
+        tag = item[0]
+        if tag == "p":
+            ops.append(Put(item[1]))
+        elif tag == "d":
+            ops.append(Delete(item[1]))
+        elif tag == "k":
+            ops.append(KvPut(item[1], item[2], item[3]))
+        elif tag == "x":
+            ops.append(KvDelete(item[1], item[2]))
+        else:
+            raise ValueError(f"unknown op tag {tag!r}")
+    return ops
+
+
+def _parse(line: bytes) -> tuple[int, list[Op]] | None:
+    """(seq, ops) of a journal line without its newline, or None if bad."""
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return None
+    payload = line[9:]
+    if zlib.crc32(payload) != crc:
+        return None
+    try:
+        obj = json.loads(payload)
+        seq = obj["s"]
+        if not isinstance(seq, int):
+            return None
+        return seq, _decode_ops(obj["o"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+@dataclass(slots=True)
+class JournalScan:
+    """What :func:`scan_journal` found in one journal file."""
+
+    path: str
+    records: list[tuple[int, list[Op]]] = field(default_factory=list)
+    size: int = 0  # bytes in the file
+    good_size: int = 0  # bytes up to the end of the last valid record
+
+    @property
+    def torn(self) -> bool:
+        """True if bytes after the last valid record must be dropped."""
+        return self.good_size < self.size
+
+
+def scan_journal(path: str) -> JournalScan:
+    """Read every valid record of ``path`` (missing file: no records)."""
+    scan = JournalScan(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return scan
+    scan.size = len(data)
+    pos, end = 0, len(data)
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        record = _parse(data[pos:nl]) if nl >= 0 else None
+        if record is None:
+            _check_nothing_valid_after(path, data, pos, nl)
+            break
+        scan.records.append(record)
+        pos = nl + 1
+    scan.good_size = pos
+    return scan
+
+
+def _check_nothing_valid_after(path: str, data: bytes, pos: int, nl: int) -> None:
+    """Raise if a valid record follows the bad one at ``pos`` (mid-file damage)."""
+    start = nl + 1 if nl >= 0 else len(data)
+    for line in data[start:].split(b"\n")[:-1]:  # the last piece has no newline
+        if _parse(line) is not None:
+            raise JournalCorruptError(
+                f"{path}: corrupt record at byte {pos} is followed by valid "
+                "records; refusing to guess (restore from backup or remove "
+                "the damaged part by hand)"
+            )
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename/create/unlink inside directory ``path`` durable."""
+    fd = os.open(path or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class JournalWriter:
+    """The active journal file. Not thread-safe: one journal thread only."""
+
+    def __init__(self, path: str, *, fsync: bool) -> None:
+        self.path = path
+        self.old_path = path + ".old"
+        self._fsync = fsync
+        self._file: BinaryIO | None = None
+        self.size = 0
+
+    def open(self, truncate_to: int | None = None) -> None:
+        """Open for appending, first cutting a torn tail off at ``truncate_to``."""
+        if truncate_to is not None and os.path.exists(self.path):
+            with open(self.path, "r+b") as f:
+                f.truncate(truncate_to)
+                f.flush()
+                os.fsync(f.fileno())
+        self._file = open(self.path, "ab")
+        self.size = self._file.seek(0, os.SEEK_END)
+
+    def append(self, data: bytes) -> int:
+        """Write ``data``, push it to the OS (and disk if fsync); new size."""
+        f = self._file
+        assert f is not None, "journal not open"
+        f.write(data)
+        f.flush()
+        if self._fsync:
+            os.fsync(f.fileno())
+        self.size += len(data)
+        return self.size
+
+    def has_old(self) -> bool:
+        return os.path.exists(self.old_path)
+
+    def rotate(self) -> None:
+        """Move the active journal to ``.old`` and start an empty one."""
+        f = self._file
+        assert f is not None, "journal not open"
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        self._file = None
+        os.replace(self.path, self.old_path)
+        self._file = open(self.path, "ab")
+        self.size = 0
+        fsync_dir(os.path.dirname(self.path))
+
+    def drop_old(self) -> None:
+        """Delete ``.old`` (a snapshot now covers every record in it)."""
+        try:
+            os.remove(self.old_path)
+        except FileNotFoundError:
+            pass
+
+    def reset(self) -> None:
+        """Drop ``.old`` and empty the active journal (snapshot covers all)."""
+        self.drop_old()
+        f = self._file
+        assert f is not None, "journal not open"
+        f.flush()
+        f.truncate(0)
+        os.fsync(f.fileno())
+        self.size = 0
+
+    def close(self, *, remove: bool = False) -> None:
+        """Close; with ``remove`` also delete both journal files."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if remove:
+            self.drop_old()
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
