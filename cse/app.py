@@ -12,6 +12,7 @@ import gc
 import logging
 from typing import Sequence
 
+from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
 from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, cse_type_number
@@ -27,8 +28,11 @@ from cse.csf.cse_base import ensure_cse_base
 from cse.csf.data import DataCSF
 from cse.csf.expiry import expire_due
 from cse.csf.hooks import TypeHooks
+from cse.csf.nonblocking import NonBlockingCSF
+from cse.csf.notification import Notifier
 from cse.csf.registration import AE_HOOKS
 from cse.csf.router import LocalRouter
+from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.store.memory import MemoryStore
 from cse.store.tinydb_store import TinyDBStore
 
@@ -66,8 +70,16 @@ class CSE:
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
                 default_et_s=config.cse.default_et_s),
             registry=self.registry, store=self.store, clock=self.clock)
-        self.data = DataCSF(self.ctx, type_hooks())
-        self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data))
+        self.outbound = HttpOutbound()
+        self.notifier = Notifier(self.ctx, self.outbound)
+        self.subscriptions = SubscriptionCSF(self.ctx, self.notifier)
+        self.nonblocking = NonBlockingCSF(self.ctx, self.notifier)
+        self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks()})
+        self.subscriptions.remove = self.data.remove
+        self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data),
+                                     nonblocking=self.nonblocking.accept)
+        self.nonblocking.execute = self.dispatcher.handle
+        self.ctx.listeners.append(self.subscriptions.on_events)
         self.expiry = DeadlineTimer("expiry", self._expire, self.clock.now)
         self._deadline_ts: tuple[float, str] = (-1.0, "")
         self.ctx.listeners.append(self._watch_expiry)
@@ -84,6 +96,10 @@ class CSE:
         # generations so full collections stop re-walking every resource.
         gc.freeze()
         await ensure_cse_base(self.ctx)
+        failed = await self.nonblocking.fail_leftovers()
+        if failed:
+            log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
+        self.notifier.start()
         self.expiry.start(first=self.clock.now())
         if serve_http:
             self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
@@ -92,6 +108,8 @@ class CSE:
                 await self.http.start()
             except BaseException:
                 await self.expiry.stop()
+                await self.notifier.stop()
+                await self.outbound.close()
                 await self.store.close()
                 raise
         log.info("CSE %s (%s) ready on http://%s:%s, store %s, %d resources",
@@ -104,7 +122,10 @@ class CSE:
         if self.http is not None:
             await self.http.stop()
             self.http = None
+        await self.nonblocking.stop()
         await self.expiry.stop()
+        await self.notifier.stop()
+        await self.outbound.close()
         await self.store.close()
 
     async def _expire(self, now: float) -> float | None:

@@ -21,6 +21,7 @@ from .context import Context
 from .errors import (
     BadRequest,
     M2MError,
+    NonBlockingSynchNotSupported,
     NotFound,
     OperationNotAllowed,
     RequestTimeout,
@@ -57,15 +58,18 @@ class LocalHandler(Protocol):
 
 
 Forward = Callable[[Request, Target], Awaitable[Response]]
+Accept = Callable[[Request], Awaitable[Response]]
 
 
 class Dispatcher:
     """Turns requests into responses; the one place errors are translated."""
 
-    def __init__(self, ctx: Context, local: LocalHandler, forward: Forward | None = None) -> None:
+    def __init__(self, ctx: Context, local: LocalHandler, forward: Forward | None = None,
+                 nonblocking: Accept | None = None) -> None:
         self.ctx = ctx
         self.local = local
         self.forward = forward
+        self.nonblocking = nonblocking
 
     async def handle(self, req: Request) -> Response:
         """Process ``req``; never raises."""
@@ -89,6 +93,12 @@ class Dispatcher:
             req = replace(req, fr=fr)
         self._check_expiration(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
+        if req.rt in (1, 2) and req.op != Operation.NOTIFY:
+            if self.nonblocking is None:
+                raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
+            if target.local:
+                await self.resolve(target, req.op)  # an unknown target is 4004 now, not later
+            return await self.nonblocking(req)
         if not target.local:
             if self.forward is None:
                 raise NotFound(f"CSE '{target.csi}' is not known to this CSE")

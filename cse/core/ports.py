@@ -29,7 +29,10 @@ Store rules every backend honours (the contract test suite in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, Union, runtime_checkable
+
+if TYPE_CHECKING:
+    from .messages import Request, Response
 
 __all__ = [
     "Doc",
@@ -41,6 +44,7 @@ __all__ = [
     "CommitResult",
     "Store",
     "Clock",
+    "Outbound",
 ]
 
 Doc = dict[str, Any]
@@ -146,3 +150,16 @@ class Clock(Protocol):
     """Wall-clock time in seconds since the epoch (UTC)."""
 
     def now(self) -> float: ...
+
+
+class Outbound(Protocol):
+    """Sends a request to another oneM2M entity over some binding.
+
+    ``poa`` is the peer's point of access (``http://127.0.0.1:8082`` or a
+    full notification URL); the request's To is appended to it unless
+    ``exact`` is set (a notification URL is used as it is). Connection
+    failures raise ``TargetNotReachable`` (5103), a timeout raises
+    ``RequestTimeout`` (4008); any oneM2M answer is returned as a Response.
+    """
+
+    async def send(self, poa: str, req: "Request", *, timeout: float, exact: bool = False) -> "Response": ...

@@ -17,7 +17,9 @@ from cse.core.errors import (
     BadRequest,
     Conflict,
     InvalidChildResourceType,
+    NotFound,
     OperationNotAllowed,
+    TargetNotSubscribable,
 )
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
@@ -34,6 +36,8 @@ from .result import address, check_rcn, wrap
 from .tree import representation
 
 __all__ = ["DataCSF"]
+
+SUBSCRIPTION_TY = 23
 
 
 class DataCSF:
@@ -54,6 +58,8 @@ class DataCSF:
             raise OperationNotAllowed(f"{rtype.name} resources cannot be created through the API")
         if parent["ty"] not in rtype.parents:
             ptype = ctx.registry.get(parent["ty"]).name
+            if rtype.ty == SUBSCRIPTION_TY:
+                raise TargetNotSubscribable(f"a {ptype} cannot be subscribed to")
             raise InvalidChildResourceType(f"a {rtype.name} cannot be created under a {ptype}")
         if req.pc is None:
             raise BadRequest(f"CREATE of {rtype.name} needs content {{\"{rtype.root}\": {{...}}}}")
@@ -84,6 +90,13 @@ class DataCSF:
         if owner is not None:
             doc["_own"] = owner
         extra = await hooks.on_create(ctx, req, parent, doc) if hooks.on_create else []
+        if hooks.verify is not None:
+            await hooks.verify(ctx, req, doc)
+            # The verification round trip let other requests run: re-check.
+            if await ctx.store.get(parent["ri"]) is None:
+                raise NotFound(f"'{parent['_srn']}' was deleted while the request was processed")
+            if await ctx.store.child_by_name(parent["ri"], rn) is not None:
+                raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
         evicted = doc.pop("_evicted", False)
         await ctx.store.commit(extra if evicted else [Put(doc), *extra])
         if not evicted:

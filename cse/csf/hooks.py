@@ -17,7 +17,7 @@ from cse.core.context import Context
 from cse.core.messages import Request
 from cse.core.ports import Doc, Op
 
-__all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "NO_HOOKS"]
+__all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "Verify", "NO_HOOKS"]
 
 # (ctx, req, attrs) -> (ri, owner): identity of a new resource.
 Identify = Callable[[Context, Request, dict[str, Any]], Awaitable[tuple[str, str | None]]]
@@ -27,6 +27,10 @@ OnCreate = Callable[[Context, Request, Doc, Doc], Awaitable[list[Op]]]
 OnUpdate = Callable[[Context, Request, Doc, Doc, dict[str, Any]], Awaitable[list[Op]]]
 # (ctx, doc) -> extra ops to commit with the subtree deletion of doc.
 OnDelete = Callable[[Context, Doc], Awaitable[list[Op]]]
+# (ctx, req, new_doc) -> None, raising to refuse: the one hook that may talk to
+# the outside world (through a port), because oneM2M requires a round trip
+# before some resources exist (subscription verification, TS-0004 7.4.8.2.1).
+Verify = Callable[[Context, Request, Doc], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class TypeHooks:
     on_create: OnCreate | None = None
     on_update: OnUpdate | None = None
     on_delete: OnDelete | None = None
+    verify: Verify | None = None
 
 
 NO_HOOKS = TypeHooks()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
-from cse.core.errors import BadRequest, NonBlockingSynchNotSupported, OperationNotAllowed
-from cse.core.messages import Operation, Request, Response, ResponseType
+from cse.core.errors import BadRequest, OperationNotAllowed
+from cse.core.messages import Operation, Request, Response
 
 from .data import DataCSF
 from .filters import parse_filter_criteria
@@ -33,8 +33,6 @@ class LocalRouter:
         fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
         if fc is not None and req.op in (Operation.CREATE, Operation.NOTIFY):
             raise BadRequest(f"filter criteria are not permitted on {req.op.name}")
-        if req.rt in (ResponseType.NON_BLOCKING_SYNCH, ResponseType.NON_BLOCKING_ASYNCH):
-            raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported yet")
         if target.virtual is None and doc["ty"] == 4 and req.op in (Operation.RETRIEVE, Operation.DELETE):
             parent = await self.ctx.store.get(doc["pi"])
             if parent is not None and parent.get("disr"):

@@ -1,0 +1,61 @@
+"""Outbound HTTP: the CSE's client for notifications and forwarded requests.
+
+One shared aiohttp session (connection pooling, keep-alive), a per-call
+timeout, and the pure codec of :mod:`cse.core.http_wire`. Loopback and
+configured peers only: the CSE never invents addresses, it uses the ``poa``
+and notification URIs it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from cse.core.errors import BadRequest, RequestTimeout, TargetNotReachable
+from cse.core.http_wire import decode_response, encode_request
+from cse.core.messages import Request, Response
+
+__all__ = ["HttpOutbound"]
+
+
+class HttpOutbound:
+    """:class:`cse.core.ports.Outbound` over aiohttp."""
+
+    def __init__(self, *, limit: int = 100) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit // 4 or 1),
+                auto_decompress=False)
+        return self._session
+
+    async def close(self) -> None:
+        """Close pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False) -> Response:
+        method, path, headers, body = encode_request(req)
+        parts = urlsplit(poa)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BadRequest(f"'{poa[:100]}' is not an http(s) URL")
+        if exact:
+            url = poa
+        else:
+            url = poa.rstrip("/") + path
+        try:
+            async with self._client().request(
+                    method, url, headers=headers, data=body or None,
+                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                payload = await resp.read()
+                return decode_response(resp.status, resp.headers, payload, req.rqi)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"no answer from {poa[:100]} within {timeout:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TargetNotReachable(f"cannot reach {poa[:100]}: {type(exc).__name__}") from None

@@ -1,0 +1,99 @@
+"""The sending side of the oneM2M HTTP binding, as pure functions.
+
+:func:`encode_request` turns a :class:`Request` into method, path+query,
+headers and body for any HTTP client; :func:`decode_response` turns what came
+back into a :class:`Response`. Used by the CSE's outbound client
+(notifications, forwarding) and by the AE SDK, which may import only
+``cse.core``. The receiving side is ``cse.binding.http_mapping``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from .messages import Operation, Request, Response
+
+__all__ = ["encode_request", "decode_response", "path_for", "METHODS"]
+
+METHODS = {
+    Operation.CREATE: "POST", Operation.RETRIEVE: "GET", Operation.UPDATE: "PUT",
+    Operation.DELETE: "DELETE", Operation.NOTIFY: "POST",
+}
+_TYPED_KEYS = ("rcn", "rt", "drt", "atrl")
+
+
+def path_for(to: str) -> str:
+    """To -> request-target path (TS-0009 6.2.2.1), percent-encoded."""
+    if to.startswith("//"):
+        raw = "/_/" + to[2:]
+    elif to.startswith("/"):
+        raw = "/~" + to
+    else:
+        raw = "/" + to
+    return quote(raw, safe="/-._~!$'()*,;:@")
+
+
+def _query(req: Request) -> str:
+    pairs: list[tuple[str, str]] = []
+    if req.rcn is not None:
+        pairs.append(("rcn", str(req.rcn)))
+    if req.rt != 3:
+        pairs.append(("rt", str(req.rt)))
+    if req.drt != 1:
+        pairs.append(("drt", str(req.drt)))
+    if req.atrl:
+        pairs.append(("atrl", "+".join(req.atrl)))
+    for key, values in req.query.items():
+        if key in _TYPED_KEYS:
+            continue
+        for v in values:
+            pairs.append((key, v))
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe=':*+')}" for k, v in pairs)
+
+
+def encode_request(req: Request) -> tuple[str, str, dict[str, str], bytes]:
+    """(method, path?query, headers, body) for ``req``."""
+    headers: dict[str, str] = {"X-M2M-RI": req.rqi, "X-M2M-RVI": req.rvi}
+    if req.fr:
+        headers["X-M2M-Origin"] = req.fr
+    optional = (("X-M2M-OT", req.ot), ("X-M2M-RET", req.rqet), ("X-M2M-RST", req.rset),
+                ("X-M2M-OET", req.oet), ("X-M2M-VSI", req.vsi), ("X-M2M-SID", req.sid),
+                ("X-M2M-SMAC", req.smac))
+    for name, value in optional:
+        if value is not None:
+            headers[name] = value
+    if req.ec is not None:
+        headers["X-M2M-EC"] = str(req.ec)
+    if req.rtu is not None:
+        headers["X-M2M-RTU"] = "&".join(req.rtu)
+    body = req.body
+    if not body and req.pc is not None:
+        body = json.dumps(req.pc, separators=(",", ":")).encode("utf-8")
+    if req.op == Operation.CREATE:
+        headers["Content-Type"] = f"application/json;ty={req.ty}"
+    elif body:
+        headers["Content-Type"] = "application/json"
+    qs = _query(req)
+    path = path_for(req.to) + (f"?{qs}" if qs else "")
+    return METHODS[req.op], path, headers, body
+
+
+def decode_response(status: int, headers: Mapping[str, str], body: bytes, rqi: str = "") -> Response:
+    """A Response from an HTTP answer; a missing or bad X-M2M-RSC is 5000."""
+    raw_rsc = headers.get("X-M2M-RSC")
+    pc: Any = None
+    if body:
+        try:
+            pc = json.loads(body)
+        except ValueError:
+            pc = {"m2m:dbg": f"peer answered HTTP {status} with a body that is not JSON"}
+    try:
+        rsc = int(raw_rsc) if raw_rsc is not None else 5000
+    except ValueError:
+        rsc = 5000
+    if raw_rsc is None and pc is None:
+        pc = {"m2m:dbg": f"peer answered HTTP {status} without X-M2M-RSC"}
+    return Response(rsc=rsc, rqi=headers.get("X-M2M-RI", rqi), pc=pc, ot=headers.get("X-M2M-OT"),
+                    location=headers.get("Content-Location"), rvi=headers.get("X-M2M-RVI", "3"))

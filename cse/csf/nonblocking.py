@@ -1,0 +1,153 @@
+"""Non-blocking requests: ``rt`` 1 (synch) and 2 (asynch) (ONEM2M.md 4.10, 6.2).
+
+The CSE stores a ``<request>`` resource (ty 17, under the CSEBase, owned by
+the originator) in state PENDING, answers at once (1001 or 1002 with
+``{"m2m:uri": <request ri>}``), runs the operation in the background
+through the normal pipeline as a blocking request, then records the outcome
+(``rs`` COMPLETED or FAILED, ``ors`` = the response) in the ``<request>``.
+With rt 2 the result is also notified as ``{"m2m:rsp": {...}}`` to every
+``X-M2M-RTU`` target (or the originator when RTU is absent; nobody when it
+is present but empty). The ``<request>`` expires at ``rset`` if given,
+else after ``request_lifetime_s``. At start-up, requests left PENDING by a
+previous run are marked FAILED: the CSE cannot know whether they ran.
+Store-and-forward sessions (issue 6) reuse this resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any, Awaitable, Callable
+
+from cse.core.context import Context
+from cse.core.errors import BadRequest
+from cse.core.ids import new_ri
+from cse.core.messages import Operation, Request, Response, ResponseType
+from cse.core.ports import Doc, Put
+from cse.core.timestamps import format_ts, parse_abs_rel
+
+from .notification import Notifier
+
+__all__ = ["NonBlockingCSF", "REQUEST_TY", "RequestStatus"]
+
+log = logging.getLogger("cse.nonblocking")
+
+REQUEST_TY = 17
+
+
+class RequestStatus:
+    """``rs`` values."""
+
+    COMPLETED = 1
+    FAILED = 2
+    PENDING = 3
+    FORWARDED = 4
+
+
+Execute = Callable[[Request], Awaitable[Response]]
+
+
+class NonBlockingCSF:
+    """Accepts non-blocking requests and completes them in the background."""
+
+    def __init__(self, ctx: Context, notifier: Notifier, *, request_lifetime_s: float = 3600.0,
+                 max_parallel: int = 64) -> None:
+        self.ctx = ctx
+        self.notifier = notifier
+        self.lifetime = request_lifetime_s
+        self.execute: Execute | None = None  # the dispatcher, wired by the composition root
+        self._sem = asyncio.Semaphore(max_parallel)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def accept(self, req: Request) -> Response:
+        """Store the ``<request>``, start the work, answer 1001/1002."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        now_ts = format_ts(now)
+        et = now + self.lifetime
+        if req.rset is not None:
+            try:
+                et = parse_abs_rel(req.rset, now)
+            except ValueError as exc:
+                raise BadRequest(f"X-M2M-RST (rset): {exc}") from None
+        ri = new_ri("req")
+        cb = ctx.identity
+        doc: Doc = {
+            "ty": REQUEST_TY, "ri": ri, "rn": ri, "pi": cb.cb_ri, "ct": now_ts, "lt": now_ts,
+            "et": format_ts(et), "st": 0, "lbl": [req.fr or ""],
+            "op": int(req.op), "tg": req.to, "org": req.fr or "", "rid": req.rqi,
+            "mi": self._meta(req), "rs": RequestStatus.PENDING,
+            "ors": {"rsc": 1000, "rqi": req.rqi},
+            "_srn": f"{cb.cb_name}/{ri}", "_own": req.fr,
+        }
+        if req.pc is not None:
+            doc["pc"] = req.pc
+        await ctx.store.commit([Put(doc)])
+        task = asyncio.get_running_loop().create_task(self._run(doc, req))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        rsc = 1001 if req.rt == ResponseType.NON_BLOCKING_SYNCH else 1002
+        return Response(rsc=rsc, rqi=req.rqi, pc={"m2m:uri": ri}, rvi=req.rvi)
+
+    @staticmethod
+    def _meta(req: Request) -> dict[str, Any]:
+        mi: dict[str, Any] = {"rt": {"rtv": req.rt}}
+        if req.rtu is not None:
+            mi["rt"]["nu"] = list(req.rtu)
+        if req.ty is not None:
+            mi["ty"] = req.ty
+        if req.rcn is not None:
+            mi["rcn"] = req.rcn
+        return mi
+
+    async def _run(self, doc: Doc, req: Request) -> None:
+        assert self.execute is not None
+        async with self._sem:
+            inner = replace(req, rt=ResponseType.BLOCKING)
+            try:
+                resp = await self.execute(inner)
+            except Exception:  # the dispatcher never raises; be safe anyway
+                log.exception("non-blocking request %s failed", req.rqi)
+                resp = Response(rsc=5000, rqi=req.rqi, pc={"m2m:dbg": "internal error"})
+        await self._record(doc, req, resp)
+
+    async def _record(self, doc: Doc, req: Request, resp: Response) -> None:
+        current = await self.ctx.store.get(doc["ri"])
+        ors: dict[str, Any] = {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": req.fr or "",
+                               "ot": self.ctx.now_ts()}
+        if resp.pc is not None:
+            ors["pc"] = resp.pc
+        if current is not None:
+            updated = {**current, "rs": RequestStatus.COMPLETED if resp.rsc < 4000 else RequestStatus.FAILED,
+                       "ors": ors, "lt": self.ctx.now_ts(), "st": current.get("st", 0) + 1}
+            await self.ctx.store.commit([Put(updated)])
+        if req.rt == ResponseType.NON_BLOCKING_ASYNCH:
+            targets = list(req.rtu) if req.rtu is not None else ([req.fr] if req.fr else [])
+            rsp = {"m2m:rsp": {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": self.ctx.identity.csi,
+                               "rvi": req.rvi, **({"pc": resp.pc} if resp.pc is not None else {})}}
+            for target in targets:
+                if target:
+                    self.notifier.enqueue(doc["ri"], target, rsp)
+
+    async def fail_leftovers(self) -> int:
+        """Mark requests a previous run left PENDING as FAILED; return how many."""
+        cb = self.ctx.identity.cb_ri
+        n = 0
+        for doc in await self.ctx.store.children(cb, REQUEST_TY):
+            if doc.get("rs") == RequestStatus.PENDING:
+                ors = {"rsc": 5000, "rqi": doc.get("rid", ""),
+                       "pc": {"m2m:dbg": "the CSE restarted before this request completed"}}
+                await self.ctx.store.commit([Put({**doc, "rs": RequestStatus.FAILED, "ors": ors})])
+                n += 1
+        return n
+
+    async def stop(self) -> None:
+        """Let running background requests finish (bounded by their own timeouts)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def is_non_blocking(self, req: Request) -> bool:
+        """rt 1 or 2 on an operation that supports it."""
+        return req.rt in (ResponseType.NON_BLOCKING_SYNCH, ResponseType.NON_BLOCKING_ASYNCH) \
+            and req.op != Operation.NOTIFY

@@ -1,0 +1,217 @@
+"""Notification delivery, off the request path (TS-0004 7.5.1.2.2, ONEM2M.md 7.2).
+
+Requests only *enqueue*; a bounded pool of workers sends. Ordering is kept
+per key (a subscription and one of its targets, or a non-blocking request's
+result target): a key is handled by at most one worker at a time, in FIFO
+order, so a slow or dead target delays only its own queue. Each send has a
+timeout and a bounded number of retries with backoff; a target that just
+failed gets no retries for a while, so a dead receiver costs one fast
+failure per notification, not minutes of worker time. Queues are bounded:
+past the per-key limit the oldest pending notification is dropped (and
+logged). ``ln`` (latest only) and ``bn`` (batches of ``num``, sent at the
+latest after ``dur``) are handled here too.
+
+Targets are URLs (used as given) or AE-IDs, resolved to that AE's first
+http(s) ``poa``. Pending notifications live in memory: a crash loses the
+ones not yet sent (subscriptions themselves are durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from cse.core.context import Context
+from cse.core.errors import M2MError, TargetNotReachable
+from cse.core.ids import new_ri, normalize_originator
+from cse.core.messages import Operation, Request, Response
+from cse.core.ports import Outbound
+
+__all__ = ["Notifier", "Batching"]
+
+log = logging.getLogger("cse.notify")
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """``bn`` of a subscription: up to ``num`` per message, waiting ``dur`` s."""
+
+    num: int
+    dur: float
+
+
+@dataclass
+class _Queue:
+    target: str
+    jobs: deque[dict[str, Any]] = field(default_factory=deque)
+    batching: Batching | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+class Notifier:
+    """Queues and sends notifications (see module docstring)."""
+
+    def __init__(self, ctx: Context, outbound: Outbound, *, workers: int = 8, timeout: float = 5.0,
+                 retries: int = 2, backoff: float = 0.5, max_per_key: int = 1000,
+                 quarantine: float = 10.0) -> None:
+        self.ctx = ctx
+        self.outbound = outbound
+        self.n_workers = workers
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_per_key = max_per_key
+        self.quarantine = quarantine
+        self._queues: dict[str, _Queue] = {}
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._scheduled: set[str] = set()
+        self._down_until: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy = 0
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker pool."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._worker(), name=f"notify-{i}") for i in range(self.n_workers)]
+
+    async def stop(self) -> None:
+        """Stop the workers; unsent notifications are dropped."""
+        for q in self._queues.values():
+            if q.timer is not None:
+                q.timer.cancel()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+    async def drained(self, timeout: float) -> None:
+        """Wait until nothing is queued or in flight (tests, shutdown)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    # -- enqueueing ------------------------------------------------------------
+    def enqueue(self, key: str, target: str, payload: dict[str, Any], *, latest: bool = False,
+                batching: Batching | None = None) -> None:
+        """Queue ``payload`` for ``target`` in the FIFO named ``key``."""
+        qkey = f"{key}\x00{target}"
+        q = self._queues.get(qkey)
+        if q is None:
+            q = self._queues[qkey] = _Queue(target)
+        q.batching = batching
+        if latest:
+            self.dropped += len(q.jobs)
+            q.jobs.clear()
+        elif len(q.jobs) >= self.max_per_key:
+            q.jobs.popleft()
+            self.dropped += 1
+            log.warning("notification queue for %s is full: dropped the oldest", target[:100])
+        q.jobs.append(payload)
+        self._idle.clear()
+        if batching is not None and len(q.jobs) < batching.num:
+            if q.timer is None:
+                q.timer = asyncio.get_running_loop().call_later(batching.dur, self._mark_ready, qkey)
+            return
+        self._mark_ready(qkey)
+
+    def _mark_ready(self, qkey: str) -> None:
+        q = self._queues.get(qkey)
+        if q is not None and q.timer is not None:
+            q.timer.cancel()
+            q.timer = None
+        if qkey not in self._scheduled:
+            self._scheduled.add(qkey)
+            self._ready.put_nowait(qkey)
+
+    # -- sending ---------------------------------------------------------------
+    async def resolve(self, target: str) -> str | None:
+        """A URL for ``target``: itself, or the AE's first http(s) poa."""
+        if target.startswith(("http://", "https://")):
+            return target
+        ae = await self.ctx.store.get(normalize_originator(target, self.ctx.identity.csi) or "")
+        if ae is not None and ae["ty"] == 2:
+            for poa in ae.get("poa") or ():
+                if poa.startswith(("http://", "https://")):
+                    return str(poa)
+        return None
+
+    async def send_now(self, target: str, payload: dict[str, Any], timeout: float | None = None) -> Response:
+        """Send one notification and return the answer (verification requests).
+
+        Raises :class:`M2MError` (5103, 4008, ...) when it cannot be delivered.
+        """
+        url = await self.resolve(target)
+        if url is None:
+            raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
+        req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
+                      pc=payload, ot=self.ctx.now_ts())
+        return await self.outbound.send(url, req, timeout=timeout or self.timeout, exact=True)
+
+    async def _worker(self) -> None:
+        while True:
+            qkey = await self._ready.get()
+            self._busy += 1
+            try:
+                q = self._queues.get(qkey)
+                if q is None or not q.jobs:
+                    continue
+                if q.batching is not None:
+                    n = min(len(q.jobs), q.batching.num)
+                    items = [q.jobs.popleft() for _ in range(n)]
+                    payload = items[0] if n == 1 else {"m2m:agn": {"m2m:sgn": [i["m2m:sgn"] for i in items if "m2m:sgn" in i]}}
+                else:
+                    payload = q.jobs.popleft()
+                await self._deliver(q.target, payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification worker error")
+            finally:
+                self._busy -= 1
+                self._scheduled.discard(qkey)
+                q = self._queues.get(qkey)
+                if q is not None:
+                    if q.jobs and (q.batching is None or len(q.jobs) >= q.batching.num):
+                        self._mark_ready(qkey)
+                    elif q.jobs and q.timer is None and q.batching is not None:
+                        q.timer = asyncio.get_running_loop().call_later(q.batching.dur, self._mark_ready, qkey)
+                    elif not q.jobs and q.timer is None:
+                        del self._queues[qkey]
+                if not self._queues and self._busy == 0:
+                    self._idle.set()
+
+    async def _deliver(self, target: str, payload: dict[str, Any]) -> bool:
+        now = self.ctx.clock.now
+        attempts = 1 if self._down_until.get(target, 0.0) > now() else 1 + self.retries
+        delay = self.backoff
+        for attempt in range(attempts):
+            try:
+                resp = await self.send_now(target, payload)
+                if resp.rsc < 4000:
+                    self.sent += 1
+                    self._down_until.pop(target, None)
+                    return True
+                log.info("notification to %s answered %d", target[:100], resp.rsc)
+                self.failed += 1
+                return False  # the receiver answered: retrying will not help
+            except M2MError as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                log.info("notification to %s failed: %s", target[:100], exc.message)
+        self.failed += 1
+        self._down_until[target] = now() + self.quarantine
+        return False
+

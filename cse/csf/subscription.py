@@ -1,0 +1,193 @@
+"""Subscriptions: validation, verification, and events -> notifications.
+
+TS-0004 7.4.8 / 7.5.1, ONEM2M.md sections 4.7 and 7.
+
+* CREATE needs RETRIEVE privilege on the subscribed-to resource too;
+  defaults are ``enc.net`` [1] and ``nct`` 1; ``nct`` must fit every ``net``
+  (net 1: 1, 2, 3; net 2/3/4: 1, 3); ``chty`` must name child types the
+  parent can have.
+* Verification: every ``nu`` other than the originator gets
+  ``{"m2m:sgn": {"vrq": true, "sur": ..., "cr": ...}}`` before the
+  subscription exists; anything but a 2000 answer is 5204 and nothing is
+  stored.
+* Events (from every commit) become notifications: UPDATE (net 1, filtered
+  by ``atr``), DELETE (net 2), child CREATE/DELETE (net 3/4, filtered by
+  ``chty``). ``rep`` follows ``nct``: the whole resource, the modified
+  attributes, or its address. ``exc`` counts down and removes the
+  subscription at 0. A removed subscription sends ``sud`` to ``su``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from cse.core.context import Context, Event, EventKind
+from cse.core.errors import BadRequest, M2MError, SubscriptionVerificationInitiationFailed
+from cse.core.messages import Request
+from cse.core.ports import Doc, Op, Put
+from cse.core.timestamps import parse_duration
+
+from . import access
+from .access import Permission
+from .hooks import TypeHooks
+from .notification import Batching, Notifier
+from .result import wrap
+
+__all__ = ["SubscriptionCSF", "SUBSCRIPTION_TY"]
+
+log = logging.getLogger("cse.subscription")
+
+SUBSCRIPTION_TY = 23
+_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
+_DEFAULT_BN_DUR = 60.0
+
+
+class SubscriptionCSF:
+    """Owns subscription behaviour; ``remove`` is wired by the composition root."""
+
+    def __init__(self, ctx: Context, notifier: Notifier) -> None:
+        self.ctx = ctx
+        self.notifier = notifier
+        self.remove: Any = None  # async (doc, originator) -> list[Doc], set after DataCSF exists
+
+    def hooks(self) -> TypeHooks:
+        """The subscription type's hooks."""
+        return TypeHooks(on_create=self._on_create, on_update=self._on_update, verify=self._verify)
+
+    # -- hooks -----------------------------------------------------------------
+    async def _on_create(self, ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
+        await access.check(ctx, req.fr, Permission.RETRIEVE, parent)
+        doc.setdefault("enc", {"net": [1]})
+        doc["enc"].setdefault("net", [1])
+        doc.setdefault("nct", 1)
+        if "cr" not in doc:
+            doc["cr"] = req.fr
+        self._check(doc, parent)
+        return []
+
+    async def _on_update(self, ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
+        new.setdefault("enc", {"net": [1]})
+        new["enc"].setdefault("net", [1])
+        new.setdefault("nct", 1)
+        parent = await ctx.store.get(old["pi"])
+        self._check(new, parent or {})
+        return []
+
+    def _check(self, doc: Doc, parent: Doc) -> None:
+        nct = doc["nct"]
+        for net in doc["enc"]["net"]:
+            if nct not in _NCT_FOR_NET[net]:
+                raise BadRequest(f"notificationContentType nct={nct} is not valid with net={net}")
+        chty = doc["enc"].get("chty")
+        if chty and parent:
+            allowed = set(self.ctx.registry.child_types(parent["ty"]))
+            bad = [t for t in chty if t not in allowed]
+            if bad:
+                raise BadRequest(f"chty lists type {bad[0]}, which cannot be a child of the subscribed resource")
+        if "bn" in doc:
+            self._batching(doc)
+
+    def _batching(self, doc: Doc) -> Batching | None:
+        bn = doc.get("bn")
+        if not bn:
+            return None
+        dur = _DEFAULT_BN_DUR
+        if bn.get("dur"):
+            try:
+                dur = parse_duration(bn["dur"])
+            except ValueError as exc:
+                raise BadRequest(f"batchNotify dur: {exc}") from None
+        return Batching(bn["num"], dur)
+
+    async def _verify(self, ctx: Context, req: Request, doc: Doc) -> None:
+        sur = self.sur(doc)
+        for target in doc["nu"]:
+            if target == req.fr:
+                continue
+            payload: dict[str, Any] = {"m2m:sgn": {"vrq": True, "sur": sur}}
+            if doc.get("cr"):
+                payload["m2m:sgn"]["cr"] = doc["cr"]
+            try:
+                resp = await self.notifier.send_now(target, payload)
+            except M2MError as exc:
+                raise SubscriptionVerificationInitiationFailed(
+                    f"verification request to '{target[:100]}' failed: {exc.message}") from None
+            if resp.rsc != 2000:
+                raise SubscriptionVerificationInitiationFailed(
+                    f"notification target '{target[:100]}' answered the verification request with {resp.rsc}")
+
+    # -- events ------------------------------------------------------------------
+    def sur(self, sub: Doc) -> str:
+        """The subscription reference sent in notifications (SP-relative ri)."""
+        return f"{self.ctx.identity.csi}/{sub['ri']}"
+
+    async def on_events(self, events: Sequence[Event]) -> None:
+        """Turn committed events into queued notifications."""
+        removed_subs: dict[str, list[Doc]] = {}
+        for ev in events:
+            if ev.kind == EventKind.DELETE and ev.doc["ty"] == SUBSCRIPTION_TY:
+                removed_subs.setdefault(ev.doc["pi"], []).append(ev.doc)
+        for ev in events:
+            if ev.quiet:
+                continue
+            if ev.kind in (EventKind.CREATE_CHILD, EventKind.DELETE_CHILD):
+                subject = ev.parent
+            else:
+                subject = ev.doc
+            if subject is None:
+                continue
+            if ev.kind == EventKind.DELETE:
+                subs = removed_subs.get(subject["ri"], [])
+            else:
+                subs = await self.ctx.store.children(subject["ri"], SUBSCRIPTION_TY)
+            for sub in subs:
+                if sub["ri"] == ev.doc["ri"]:
+                    continue  # a subscription is not notified of its own creation
+                if self._matches(sub, ev):
+                    await self._notify(sub, ev, alive=ev.kind != EventKind.DELETE)
+        for subs in removed_subs.values():
+            for sub in subs:
+                if sub.get("su"):
+                    self.notifier.enqueue(sub["ri"], sub["su"], {"m2m:sgn": {"sud": True, "sur": self.sur(sub)}})
+
+    def _matches(self, sub: Doc, ev: Event) -> bool:
+        enc = sub.get("enc") or {}
+        if ev.kind not in enc.get("net", (1,)):
+            return False
+        if ev.kind == EventKind.UPDATE and enc.get("atr"):
+            if not set(enc["atr"]) & set(ev.modified):
+                return False
+        if ev.kind in (EventKind.CREATE_CHILD, EventKind.DELETE_CHILD) and enc.get("chty"):
+            if ev.doc["ty"] not in enc["chty"]:
+                return False
+        return True
+
+    def _rep(self, sub: Doc, ev: Event) -> Any:
+        nct = sub.get("nct", 1)
+        if nct == 3:
+            return {"m2m:uri": ev.doc.get("_srn", ev.doc["ri"])}
+        if nct == 2 and ev.kind == EventKind.UPDATE:
+            return wrap(self.ctx.registry, ev.doc, {k: ev.doc[k] for k in ev.modified if k in ev.doc})
+        return wrap(self.ctx.registry, ev.doc)
+
+    async def _notify(self, sub: Doc, ev: Event, *, alive: bool) -> None:
+        sgn: dict[str, Any] = {"nev": {"rep": self._rep(sub, ev), "net": ev.kind}, "sur": self.sur(sub)}
+        if sub.get("cr"):
+            sgn["cr"] = sub["cr"]
+        payload = {"m2m:sgn": sgn}
+        batching = self._batching(sub)
+        for target in sub["nu"]:
+            self.notifier.enqueue(sub["ri"], target, payload, latest=bool(sub.get("ln")), batching=batching)
+        if alive and sub.get("exc") is not None:
+            await self._count_down(sub)
+
+    async def _count_down(self, sub: Doc) -> None:
+        current = await self.ctx.store.get(sub["ri"])
+        if current is None:
+            return
+        left = current["exc"] - 1
+        if left <= 0:
+            await self.remove(current, None)
+        else:
+            await self.ctx.store.commit([Put({**current, "exc": left})])
