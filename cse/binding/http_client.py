@@ -23,14 +23,16 @@ __all__ = ["HttpOutbound"]
 class HttpOutbound:
     """:class:`cse.core.ports.Outbound` over aiohttp."""
 
-    def __init__(self, *, limit: int = 100) -> None:
+    def __init__(self, *, limit: int = 256) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit // 4 or 1),
+                # No per-host cap: many AEs on one host (loopback) are normal; the
+                # notifier's worker pool and the forwarding path bound concurrency.
+                connector=aiohttp.TCPConnector(limit=self._limit),
                 auto_decompress=False)
         return self._session
 

@@ -37,6 +37,7 @@ log = logging.getLogger("cse.dispatcher")
 
 CONTAINER_TY = 3
 INSTANCE_TY = 4
+REQUEST_TY = 17
 
 
 class Resolved:
@@ -97,7 +98,9 @@ class Dispatcher:
             if self.nonblocking is None:
                 raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
             if target.local:
-                await self.resolve(target, req.op)  # an unknown target is 4004 now, not later
+                resolved = await self.resolve(target, req.op)  # unknown target: 4004 now, not later
+                if resolved.doc is not None and resolved.doc["ty"] == REQUEST_TY:
+                    raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
             return await self.nonblocking(req)
         if not target.local:
             if self.forward is None:

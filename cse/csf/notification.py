@@ -1,12 +1,15 @@
 """Notification delivery, off the request path (TS-0004 7.5.1.2.2, ONEM2M.md 7.2).
 
-Requests only *enqueue*; a bounded pool of workers sends. Ordering is kept
-per key (a subscription and one of its targets, or a non-blocking request's
+Requests only *enqueue*; a bounded pool of worker coroutines sends (64 by
+default: they cost memory, not threads, so slow receivers cannot starve
+the rest unless there are that many of them at once). Ordering is kept per
+key (a subscription and one of its targets, or a non-blocking request's
 result target): a key is handled by at most one worker at a time, in FIFO
 order, so a slow or dead target delays only its own queue. Each send has a
-timeout and a bounded number of retries with backoff; a target that just
-failed gets no retries for a while, so a dead receiver costs one fast
-failure per notification, not minutes of worker time. Queues are bounded:
+timeout; a refused connection is retried a bounded number of times with
+backoff, a timeout is not (a slow peer stays slow), and a target that just
+failed gets no retries for a while, so a dead receiver costs one failure
+per notification, not minutes of worker time. Queues are bounded:
 past the per-key limit the oldest pending notification is dropped (and
 logged). ``ln`` (latest only) and ``bn`` (batches of ``num``, sent at the
 latest after ``dur``) are handled here too.
@@ -22,10 +25,11 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cse.core.context import Context
-from cse.core.errors import M2MError, TargetNotReachable
+from cse.core.errors import M2MError, RequestTimeout, TargetNotReachable
 from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Outbound
@@ -43,10 +47,20 @@ class Batching:
     dur: float
 
 
+OnSent = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Job:
+    payload: dict[str, Any]
+    on_sent: OnSent | None = None
+
+
 @dataclass
 class _Queue:
+    key: str
     target: str
-    jobs: deque[dict[str, Any]] = field(default_factory=deque)
+    jobs: deque[_Job] = field(default_factory=deque)
     batching: Batching | None = None
     timer: asyncio.TimerHandle | None = None
 
@@ -54,7 +68,7 @@ class _Queue:
 class Notifier:
     """Queues and sends notifications (see module docstring)."""
 
-    def __init__(self, ctx: Context, outbound: Outbound, *, workers: int = 8, timeout: float = 5.0,
+    def __init__(self, ctx: Context, outbound: Outbound, *, workers: int = 64, timeout: float = 5.0,
                  retries: int = 2, backoff: float = 0.5, max_per_key: int = 1000,
                  quarantine: float = 10.0) -> None:
         self.ctx = ctx
@@ -66,6 +80,7 @@ class Notifier:
         self.max_per_key = max_per_key
         self.quarantine = quarantine
         self._queues: dict[str, _Queue] = {}
+        self._by_key: dict[str, set[str]] = {}
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._scheduled: set[str] = set()
         self._down_until: dict[str, float] = {}
@@ -103,12 +118,16 @@ class Notifier:
 
     # -- enqueueing ------------------------------------------------------------
     def enqueue(self, key: str, target: str, payload: dict[str, Any], *, latest: bool = False,
-                batching: Batching | None = None) -> None:
-        """Queue ``payload`` for ``target`` in the FIFO named ``key``."""
+                batching: Batching | None = None, on_sent: OnSent | None = None) -> None:
+        """Queue ``payload`` for ``target`` in the FIFO named ``key``.
+
+        ``on_sent`` runs after the receiver accepted it (2xxx).
+        """
         qkey = f"{key}\x00{target}"
         q = self._queues.get(qkey)
         if q is None:
-            q = self._queues[qkey] = _Queue(target)
+            q = self._queues[qkey] = _Queue(key, target)
+            self._by_key.setdefault(key, set()).add(qkey)
         q.batching = batching
         if latest:
             self.dropped += len(q.jobs)
@@ -117,13 +136,32 @@ class Notifier:
             q.jobs.popleft()
             self.dropped += 1
             log.warning("notification queue for %s is full: dropped the oldest", target[:100])
-        q.jobs.append(payload)
+        q.jobs.append(_Job(payload, on_sent))
         self._idle.clear()
         if batching is not None and len(q.jobs) < batching.num:
             if q.timer is None:
                 q.timer = asyncio.get_running_loop().call_later(batching.dur, self._mark_ready, qkey)
             return
         self._mark_ready(qkey)
+
+    def discard(self, key: str) -> int:
+        """Drop everything still pending for ``key`` (a deleted subscription)."""
+        n = 0
+        for qkey in self._by_key.pop(key, set()):
+            q = self._queues.get(qkey)
+            if q is None:
+                continue
+            n += len(q.jobs)
+            q.jobs.clear()
+            if q.timer is not None:
+                q.timer.cancel()
+                q.timer = None
+            if qkey not in self._scheduled:
+                del self._queues[qkey]
+        self.dropped += n
+        if not self._queues and self._busy == 0:
+            self._idle.set()
+        return n
 
     def _mark_ready(self, qkey: str) -> None:
         q = self._queues.get(qkey)
@@ -138,12 +176,12 @@ class Notifier:
     async def resolve(self, target: str) -> str | None:
         """A URL for ``target``: itself, or the AE's first http(s) poa."""
         if target.startswith(("http://", "https://")):
-            return target
+            return _strip_ct(target)
         ae = await self.ctx.store.get(normalize_originator(target, self.ctx.identity.csi) or "")
         if ae is not None and ae["ty"] == 2:
             for poa in ae.get("poa") or ():
                 if poa.startswith(("http://", "https://")):
-                    return str(poa)
+                    return _strip_ct(str(poa))
         return None
 
     async def send_now(self, target: str, payload: dict[str, Any], timeout: float | None = None) -> Response:
@@ -169,10 +207,17 @@ class Notifier:
                 if q.batching is not None:
                     n = min(len(q.jobs), q.batching.num)
                     items = [q.jobs.popleft() for _ in range(n)]
-                    payload = items[0] if n == 1 else {"m2m:agn": {"m2m:sgn": [i["m2m:sgn"] for i in items if "m2m:sgn" in i]}}
                 else:
-                    payload = q.jobs.popleft()
-                await self._deliver(q.target, payload)
+                    items = [q.jobs.popleft()]
+                if len(items) == 1:
+                    payload = items[0].payload
+                else:
+                    payload = {"m2m:agn": {"m2m:sgn": [j.payload["m2m:sgn"] for j in items
+                                                      if "m2m:sgn" in j.payload]}}
+                if await self._deliver(q.target, payload):
+                    for job in items:
+                        if job.on_sent is not None:
+                            await job.on_sent()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -188,6 +233,11 @@ class Notifier:
                         q.timer = asyncio.get_running_loop().call_later(q.batching.dur, self._mark_ready, qkey)
                     elif not q.jobs and q.timer is None:
                         del self._queues[qkey]
+                        keyset = self._by_key.get(q.key)
+                        if keyset is not None:
+                            keyset.discard(qkey)
+                            if not keyset:
+                                del self._by_key[q.key]
                 if not self._queues and self._busy == 0:
                     self._idle.set()
 
@@ -205,6 +255,9 @@ class Notifier:
                 log.info("notification to %s answered %d", target[:100], resp.rsc)
                 self.failed += 1
                 return False  # the receiver answered: retrying will not help
+            except RequestTimeout as exc:
+                log.info("notification to %s timed out: %s", target[:100], exc.message)
+                break
             except M2MError as exc:
                 if attempt + 1 < attempts:
                     await asyncio.sleep(delay)
@@ -215,3 +268,12 @@ class Notifier:
         self._down_until[target] = now() + self.quarantine
         return False
 
+
+
+def _strip_ct(url: str) -> str:
+    """Remove the ``ct=`` serialization hint a ``nu`` URL may carry (ONEM2M.md 4.7)."""
+    if "ct=" not in url:
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "ct"]
+    return urlunsplit(parts._replace(query=urlencode(query)))

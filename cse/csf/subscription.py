@@ -125,9 +125,16 @@ class SubscriptionCSF:
     async def on_events(self, events: Sequence[Event]) -> None:
         """Turn committed events into queued notifications."""
         removed_subs: dict[str, list[Doc]] = {}
+        deleted = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
         for ev in events:
             if ev.kind == EventKind.DELETE and ev.doc["ty"] == SUBSCRIPTION_TY:
                 removed_subs.setdefault(ev.doc["pi"], []).append(ev.doc)
+                if ev.doc["pi"] not in deleted:
+                    # The subscription itself went (DELETE, exc, expiry): its
+                    # pending notifications go with it (7.3). When the
+                    # subscribed resource went, earlier events still go out,
+                    # followed by net 2.
+                    self.notifier.discard(ev.doc["ri"])
         for ev in events:
             if ev.quiet:
                 continue
@@ -177,14 +184,25 @@ class SubscriptionCSF:
             sgn["cr"] = sub["cr"]
         payload = {"m2m:sgn": sgn}
         batching = self._batching(sub)
-        for target in sub["nu"]:
-            self.notifier.enqueue(sub["ri"], target, payload, latest=bool(sub.get("ln")), batching=batching)
+        on_sent = None
         if alive and sub.get("exc") is not None:
-            await self._count_down(sub)
+            counted = False
+            ri = sub["ri"]
 
-    async def _count_down(self, sub: Doc) -> None:
-        current = await self.ctx.store.get(sub["ri"])
-        if current is None:
+            async def on_sent() -> None:  # once per event, on the first accepted delivery
+                nonlocal counted
+                if not counted:
+                    counted = True
+                    await self._count_down(ri)
+        for target in sub["nu"]:
+            self.notifier.enqueue(sub["ri"], target, payload, latest=bool(sub.get("ln")),
+                                  batching=batching, on_sent=on_sent)
+
+    async def _count_down(self, ri: str) -> None:
+        """``exc`` minus one after a delivered notification; at 0 the
+        subscription is removed (with its deletion notification)."""
+        current = await self.ctx.store.get(ri)
+        if current is None or current.get("exc") is None:
             return
         left = current["exc"] - 1
         if left <= 0:
