@@ -66,7 +66,6 @@ async def run(total: int, window: int, concurrency: int, marks: list[int]) -> di
                 errors = 0
 
                 async def create_n(n: int) -> list[float]:
-                    nonlocal errors
                     lat: list[float] = []
                     per = n // concurrency
 

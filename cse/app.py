@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from dataclasses import replace
 from typing import Sequence
 
 from cse.binding.http_client import HttpOutbound
@@ -62,8 +63,7 @@ class CSE:
         self.clock: Clock = clock or SystemClock()
         self.registry = registry or Registry.load()
         self.store = store or build_store(config)
-        host, port = config.http.host, config.http.port
-        poa = (f"http://{'[' + host + ']' if ':' in host else host}:{port}",)
+        poa = (self._url(config.http.port),)
         self.ctx = Context(
             identity=CSEIdentity(
                 csi=config.cse.cse_id, cb_name=config.cse.name, sp_id=config.cse.sp_id,
@@ -84,6 +84,10 @@ class CSE:
         self._deadline_ts: tuple[float, str] = (-1.0, "")
         self.ctx.listeners.append(self._watch_expiry)
         self.http: HttpServer | None = None
+
+    def _url(self, port: int) -> str:
+        host = self.config.http.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
     async def handle(self, req: Request) -> Response:
         """Process one request in-process (the SDK's in-process transport)."""
@@ -106,6 +110,9 @@ class CSE:
                                    max_body=self.config.http.max_body, clock=self.clock.now)
             try:
                 await self.http.start()
+                if self.http.port != self.config.http.port:  # port 0: the OS picked one
+                    self.ctx.identity = replace(self.ctx.identity, poa=(self._url(self.http.port),))
+                    await ensure_cse_base(self.ctx)
             except BaseException:
                 await self.expiry.stop()
                 await self.notifier.stop()

@@ -215,3 +215,7 @@ class Http:
 async def http() -> AsyncIterator[Http]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield Http(session)
+
+
+# The loopback notification receiver fixture, shared by every test module.
+from tests.notify_receiver import receiver  # noqa: E402,F401

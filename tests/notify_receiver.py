@@ -19,7 +19,7 @@
 
 ``closed_url()`` gives a URL on a loopback port that nobody listens on.
 The ``receiver`` fixture yields a started :class:`Receiver`; import it with
-``from tests.notify_receiver import receiver, Receiver``.
+the ``receiver`` fixture (re-exported by tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ rule of the binding is testable directly. Malformed input raises an
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping
 from urllib.parse import unquote, unquote_plus
 
@@ -23,7 +24,8 @@ from cse.core.errors import (
 )
 from cse.core.messages import SUPPORTED_RVI, Operation, Request, Response
 
-__all__ = ["request_from_http", "response_to_http", "target_from_path", "parse_query", "JSON_TYPES"]
+__all__ = ["request_from_http", "response_to_http", "target_from_path", "parse_query", "parse_json_body",
+           "JSON_TYPES"]
 
 JSON_TYPES = frozenset({
     "application/json",
@@ -81,7 +83,7 @@ def _one(query: Mapping[str, tuple[str, ...]], key: str) -> str | None:
 def _int(key: str, value: str | None, allowed: range | None = None) -> int | None:
     if value is None:
         return None
-    if not value.isascii() or not value.lstrip("-").isdigit():
+    if not value.isascii() or not value.lstrip("-").isdigit() or len(value) > 18:
         raise BadRequest(f"'{key}' must be an integer, got '{value[:40]}'")
     n = int(value)
     if allowed is not None and n not in allowed:
@@ -106,6 +108,36 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     if value is not None and len(value) > _MAX_HEADER:
         raise BadRequest(f"header {name} is longer than {_MAX_HEADER} characters")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates.
+
+    Anything accepted here can be stored and sent back as valid UTF-8 JSON.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8") from None
+    try:
+        pc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:  # surrogate pairs are fine; a lone one cannot be encoded
+            json.dumps(pc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("request body contains an unpaired UTF-16 surrogate escape") from None
+    return pc
 
 
 def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Request:
@@ -145,18 +177,11 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
             raise UnsupportedMediaType(
                 f"content type '{media[:60]}' is not supported: use application/json "
                 "or application/vnd.onem2m-res+json")
-        try:
-            pc = json.loads(body)
-        except UnicodeDecodeError:
-            raise BadRequest("request body is not valid UTF-8") from None
-        except ValueError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise BadRequest("request body is nested too deeply") from None
+        pc = parse_json_body(body)
     if op == Operation.RETRIEVE:
         pc = None  # an attribute list in the body is not supported; atrl is
     rtu_raw = _header(headers, "X-M2M-RTU")
-    atrl = _one(query, "atrl")
+    atrl = " ".join(query.get("atrl", ()))
     sid_q, sid_h = _one(query, "sessionID"), _header(headers, "X-M2M-SID")
     if sid_q is not None and sid_h is not None and sid_q != sid_h:
         raise BadRequest("X-M2M-SID header and sessionID query parameter disagree")
@@ -170,7 +195,7 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         pc=pc,
         rcn=_int("rcn", _one(query, "rcn"), range(0, 13)),
         rt=_int("rt", _one(query, "rt"), range(1, 6)) or 3,
-        rtu=tuple(u for u in rtu_raw.split("&")) if rtu_raw is not None else None,
+        rtu=tuple(u for u in rtu_raw.split("&") if u) if rtu_raw is not None else None,
         drt=_int("drt", _one(query, "drt"), range(1, 3)) or 1,
         atrl=tuple(a for a in atrl.replace("+", " ").split() if a) if atrl else (),
         ot=_header(headers, "X-M2M-OT"),
@@ -198,7 +223,10 @@ def response_to_http(resp: Response, now_ts: str, media: str = "application/json
     }
     body = b""
     if resp.pc is not None:
-        body = json.dumps(resp.pc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        try:
+            body = json.dumps(resp.pc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # never expected (input is checked); stay valid JSON anyway
+            body = json.dumps(resp.pc, separators=(",", ":")).encode("ascii")
         headers["Content-Type"] = media if media == "application/vnd.onem2m-res+json" else "application/json"
     if resp.location:
         headers["Content-Location"] = resp.location

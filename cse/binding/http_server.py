@@ -8,11 +8,12 @@ bare HTTP 413. The mapping itself lives in :mod:`cse.binding.http_mapping`.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from cse.core.errors import BadRequest, M2MError
 from cse.core.messages import Request, Response
@@ -25,6 +26,30 @@ __all__ = ["HttpServer"]
 log = logging.getLogger("cse.http")
 
 Handle = Callable[[Request], Awaitable[Response]]
+
+
+class _M2MRequestHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, answering HTTP-level parse failures
+    (unknown method, oversized or malformed request line or headers) as
+    oneM2M errors with ``X-M2M-RSC`` and ``m2m:dbg`` instead of bare text."""
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
+        resp = super().handle_error(request, status, exc, message)
+        rsc = 5000 if status >= 500 else 4000
+        text = "internal server error" if rsc == 5000 else f"malformed HTTP request: {(message or '')[:200]}"
+        body = json.dumps({"m2m:dbg": text}).encode()
+        out = web.Response(status=resp.status, body=body, content_type="application/json",
+                           headers={"X-M2M-RSC": str(rsc), "X-M2M-RI": ""})
+        out.force_close()
+        return out
+
+
+class _M2MServer(web.Server):
+    """A low-level server whose connections use :class:`_M2MRequestHandler`."""
+
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _M2MRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 class HttpServer:
@@ -42,7 +67,7 @@ class HttpServer:
 
     async def start(self) -> None:
         """Bind and serve; raises OSError when the port is taken."""
-        server = web.Server(self._serve, access_log=None)
+        server = _M2MServer(self._serve, access_log=None)
         self._runner = web.ServerRunner(server, shutdown_timeout=10.0, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)

@@ -64,12 +64,16 @@ class DeadlineTimer:
                 continue
             delay = self._deadline - self.clock()
             if delay > 0:
+                # A timer that sets the wake event, not asyncio.wait_for: on
+                # Python 3.11 wait_for can swallow a cancel (gh-86296), which
+                # would make stop() hang.
+                handle = asyncio.get_running_loop().call_later(min(delay, 3600.0), self._wake.set)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 3600.0))
-                    continue  # poked: re-evaluate the (earlier) deadline
-                except asyncio.TimeoutError:
-                    if self._deadline is not None and self._deadline > self.clock():
-                        continue
+                    await self._wake.wait()
+                finally:
+                    handle.cancel()
+                if self._deadline is not None and self._deadline > self.clock():
+                    continue  # poked to an earlier deadline, or woken early: re-evaluate
             self._deadline = None
             try:
                 nxt = await self.job(self.clock())

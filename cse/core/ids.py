@@ -61,8 +61,6 @@ def parse_to(to: str, csi: str, cb_name: str, sp_id: str | None = None) -> Targe
         local = target_csi == csi
     else:
         target_csi, rest, local = csi, to.split("/"), True
-    if rest == [""]:
-        rest = []
     for seg in rest:
         if seg in ("", ".", ".."):
             raise BadRequest(f"target '{_clip(to)}' has an empty, '.' or '..' path segment")

@@ -9,6 +9,7 @@ of milliseconds; ISO durations (``PT10S``) are accepted too, as ACME does.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime, timezone
@@ -36,9 +37,18 @@ _DURATION = re.compile(
 )
 
 
+_MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59
+
+
 def format_ts(epoch: float) -> str:
-    """Seconds since the epoch -> ``YYYYMMDDThhmmss,ffffff`` (UTC)."""
-    whole = int(epoch)
+    """Seconds since the epoch -> ``YYYYMMDDThhmmss,ffffff`` (UTC).
+
+    Times beyond year 9999 (e.g. ``ct + mia`` with a huge ``mia``) are
+    :data:`FOREVER`.
+    """
+    if not epoch < _MAX_EPOCH:
+        return FOREVER
+    whole = math.floor(epoch)
     micros = int(round((epoch - whole) * 1_000_000))
     if micros >= 1_000_000:
         whole += 1
@@ -91,6 +101,8 @@ def parse_abs_rel(value: str, now: float) -> float:
     """
     v = value.strip()
     if re.fullmatch(r"-?\d+", v):
+        if len(v) > 15:
+            raise ValueError(f"relative time '{v[:20]}...' is out of range")
         return now + int(v) / 1000.0
     if v.startswith("P"):
         return now + parse_duration(v)

@@ -33,7 +33,7 @@ def content_size(con: Any) -> int:
     """Bytes of ``con``: UTF-8 length of a string, else of its JSON form."""
     if isinstance(con, str):
         return len(con) if con.isascii() else len(con.encode("utf-8"))
-    return len(json.dumps(con, separators=(",", ":")).encode("utf-8"))
+    return len(json.dumps(con, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def _over(cnt: dict[str, Any]) -> bool:

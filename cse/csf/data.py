@@ -117,9 +117,12 @@ class DataCSF:
             pc = self._modified(doc, attrs)
         return Response(rsc=2001, rqi=req.rqi, pc=pc, location=loc, rvi=req.rvi)
 
-    def _modified(self, doc: Doc, attrs: dict[str, Any]) -> Any:
+    def _modified(self, doc: Doc, attrs: dict[str, Any], old: Doc | None = None) -> Any:
+        """rcn 9: what the CSE set or changed beyond the request (on UPDATE,
+        only attributes whose value differs from before)."""
         changed = {k: v for k, v in doc.items()
-                   if k[0] != "_" and (k not in attrs or attrs[k] != v)}
+                   if k[0] != "_" and (k not in attrs or attrs[k] != v)
+                   and (old is None or old.get(k) != v)}
         return {self.ctx.registry.get(doc["ty"]).root: changed} if changed else None
 
     def _expiration(self, requested: str | None, parent: Doc, now: str) -> str:
@@ -188,7 +191,7 @@ class DataCSF:
         elif rcn == 1:
             pc = wrap(ctx.registry, new)
         else:
-            pc = self._modified(new, attrs)
+            pc = self._modified(new, attrs, old)
         return Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi)
 
     # -- DELETE ---------------------------------------------------------------

@@ -372,8 +372,8 @@ def _single(key: str, raw: Sequence[str] | str) -> str:
 
 def _parse_int(key: str, token: str) -> int:
     """A non-negative decimal integer, or BadRequest naming the key."""
-    if _INT.fullmatch(token) is None:
-        raise BadRequest(f"invalid value '{token}' for '{key}': not an integer")
+    if _INT.fullmatch(token) is None or len(token) > 18:
+        raise BadRequest(f"invalid value '{token[:40]}' for '{key}': not an integer in range")
     value = int(token)
     if value < 0:
         raise BadRequest(f"invalid value '{token}' for '{key}': must not be negative")

@@ -34,7 +34,7 @@ from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Outbound
 
-__all__ = ["Notifier", "Batching"]
+__all__ = ["Notifier", "Batching", "OnSent"]
 
 log = logging.getLogger("cse.notify")
 

@@ -10,6 +10,7 @@ AE owns itself (default access policy, ``cse.csf.access``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cse.core.context import Context
@@ -21,6 +22,8 @@ from cse.core.ports import Doc, Op
 from .hooks import TypeHooks
 
 __all__ = ["AE_HOOKS", "assign_ae_id", "check_app_id"]
+
+_STEM = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 async def assign_ae_id(ctx: Context, req: Request, attrs: dict[str, Any]) -> tuple[str, str | None]:
@@ -34,7 +37,7 @@ async def assign_ae_id(ctx: Context, req: Request, attrs: dict[str, Any]) -> tup
         raise BadRequest(
             f"originator '{fr}' cannot register an AE: use an empty originator, 'C', 'S', "
             "or an AE-ID stem starting with C or S")
-    if not stem.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if _STEM.fullmatch(stem) is None:
         raise BadRequest(f"AE-ID '{stem}' may contain only letters, digits, '-', '_' and '.'")
     if await ctx.store.get(stem) is not None:
         raise OriginatorHasAlreadyRegistered(f"an AE with AE-ID '{stem}' is already registered")

@@ -33,6 +33,8 @@ class LocalRouter:
         fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
         if fc is not None and req.op in (Operation.CREATE, Operation.NOTIFY):
             raise BadRequest(f"filter criteria are not permitted on {req.op.name}")
+        if fc is not None and fc.fu == 1 and req.op != Operation.RETRIEVE:
+            raise BadRequest(f"filterUsage fu=1 (discovery) is only valid on RETRIEVE, not {req.op.name}")
         if target.virtual is None and doc["ty"] == 4 and req.op in (Operation.RETRIEVE, Operation.DELETE):
             parent = await self.ctx.store.get(doc["pi"])
             if parent is not None and parent.get("disr"):

@@ -31,7 +31,7 @@ from cse.core.timestamps import parse_duration
 from . import access
 from .access import Permission
 from .hooks import TypeHooks
-from .notification import Batching, Notifier
+from .notification import Batching, Notifier, OnSent
 from .result import wrap
 
 __all__ = ["SubscriptionCSF", "SUBSCRIPTION_TY"]
@@ -184,16 +184,17 @@ class SubscriptionCSF:
             sgn["cr"] = sub["cr"]
         payload = {"m2m:sgn": sgn}
         batching = self._batching(sub)
-        on_sent = None
+        on_sent: OnSent | None = None
         if alive and sub.get("exc") is not None:
             counted = False
             ri = sub["ri"]
 
-            async def on_sent() -> None:  # once per event, on the first accepted delivery
+            async def count_once() -> None:  # once per event, on the first accepted delivery
                 nonlocal counted
                 if not counted:
                     counted = True
                     await self._count_down(ri)
+            on_sent = count_once
         for target in sub["nu"]:
             self.notifier.enqueue(sub["ri"], target, payload, latest=bool(sub.get("ln")),
                                   batching=batching, on_sent=on_sent)

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from tests.conftest import Http
-from tests.notify_receiver import Receiver, receiver  # noqa: F401  (fixture)
+from tests.notify_receiver import Receiver
 
 TS = re.compile(r"^\d{8}T\d{6}(,\d{1,6})?$")
 

@@ -11,7 +11,7 @@ import pytest
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts, parse_ts
-from tests.notify_receiver import Receiver, receiver  # noqa: F401  (fixture)
+from tests.notify_receiver import Receiver
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cse.core.messages import Operation
-from tests.notify_receiver import Receiver, closed_url, receiver  # noqa: F401  (fixture)
+from tests.notify_receiver import Receiver, closed_url
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 from cse.core.messages import Operation
-from tests.notify_receiver import Receiver, receiver  # noqa: F401  (fixture)
+from tests.notify_receiver import Receiver
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)

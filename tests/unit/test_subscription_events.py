@@ -12,7 +12,7 @@ import pytest
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
-from tests.notify_receiver import Received, Receiver, receiver  # noqa: F401  (fixture)
+from tests.notify_receiver import Received, Receiver
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
