@@ -1,0 +1,58 @@
+"""AE SDK: write oneM2M Application Entities against this CSE (or any CSE
+speaking the oneM2M HTTP binding).
+
+Public surface:
+
+* :class:`AEClient` -- registration, CRUD, discovery, non-blocking requests
+  (``rt=1``/``rt=2``, :meth:`AEClient.wait_request`) and subscriptions.
+* :class:`Transport`, :class:`HttpTransport`, :class:`InProcessTransport` --
+  how requests reach the CSE (HTTP, or a direct call for tests).
+* :class:`NotificationServer`, :class:`Notification` -- receiving NOTIFY
+  requests (verification, notifications, deletion, ``m2m:rsp`` results).
+* :class:`SDKError`, :class:`M2MResponseError`, :class:`TransportError`.
+* :func:`notified_resource`, :func:`wrap`, :func:`unwrap` -- content helpers.
+
+The SDK imports nothing from the CSE but ``cse.core`` (ARCHITECTURE.md).
+
+Example::
+
+    import asyncio
+    from ae_sdk import AEClient, notified_resource
+
+    async def main() -> None:
+        async with AEClient("http://127.0.0.1:8080") as client:
+            await client.start_notifications()
+            await client.register("myapp", origin="Cmyapp")
+            await client.create_container("myapp", "data", exist_ok=True)
+            await client.subscribe("myapp/data", lambda sgn: print(notified_resource(sgn)))
+            await client.create_content_instance("myapp/data", "21.5")
+            await asyncio.sleep(1)
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+from .client import AEClient
+from .content import ROOTS, notified_resource, unwrap, wrap
+from .errors import M2MResponseError, SDKError, TransportError
+from .notify_server import Notification, NotificationCallback, NotificationServer, VerifyHook
+from .transport import HttpTransport, InProcessTransport, Transport
+
+__all__ = [
+    "ROOTS",
+    "AEClient",
+    "HttpTransport",
+    "InProcessTransport",
+    "M2MResponseError",
+    "Notification",
+    "NotificationCallback",
+    "NotificationServer",
+    "SDKError",
+    "Transport",
+    "TransportError",
+    "VerifyHook",
+    "notified_resource",
+    "unwrap",
+    "wrap",
+]

@@ -1,0 +1,497 @@
+"""The AE side of oneM2M Mca as an async API: registration, CRUD, discovery,
+non-blocking requests and subscriptions (ONEM2M.md sections 1, 2, 4, 6.2, 7, 8).
+
+Rules every call follows:
+
+* Paths: ``"myapp/data"`` is under the CSEBase (``cse-in/myapp/data``); a path
+  starting with the CSEBase name, ``-``, ``/`` (SP-relative) or ``//``
+  (absolute) is used as given. Reach a resource by its ``ri`` with
+  :meth:`AEClient.ri_path` (``/id-in/<ri>``).
+* Each request gets a fresh ``X-M2M-RI``, ``X-M2M-RVI: 3`` and the client's
+  originator (the AE-ID once registered).
+* Answers with RSC >= 3000 raise :class:`~ae_sdk.errors.M2MResponseError`
+  (``rsc``, ``dbg``); no answer at all raises ``TransportError``.
+* Results come back unwrapped: ``{"m2m:cnt": {...}}`` -> ``{...}``.
+* ``rt=1``/``rt=2`` make a request non-blocking: the call returns the
+  ``<request>`` reference; :meth:`AEClient.wait_request` polls it. With
+  ``rt=2`` the CSE also NOTIFYs the result (``m2m:rsp``) to ``rtu`` -- by
+  default the notification server if started, else (no RTU) the AE's
+  ``poa`` -- and ``on_result=`` receives it.
+
+Example::
+
+    async with AEClient("http://127.0.0.1:8080") as client:
+        await client.register("myapp", origin="Cmyapp")
+        await client.create_container("myapp", "data", exist_ok=True)
+        await client.create_content_instance("myapp/data", "21.5")
+        print((await client.retrieve("myapp/data/la"))["con"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self, overload
+
+from cse.core.messages import Operation, Request, Response
+
+from .content import unwrap, wrap
+from .errors import M2MResponseError, SDKError
+from .notify_server import NotificationCallback, NotificationServer, VerifyHook
+from .transport import HttpTransport, Transport
+
+__all__ = ["AEClient"]
+
+log = logging.getLogger("ae_sdk.client")
+
+NonBlocking = Literal[1, 2]
+Blocking = Literal[3] | None
+StrList = str | Sequence[str]
+_UNSET: Any = object()
+_REQUEST_PENDING = 3
+
+
+def _strings(value: StrList) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class AEClient:
+    """One AE talking to its registrar CSE through ``transport``.
+
+    ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
+    :class:`~ae_sdk.transport.HttpTransport` is made for it). ``cse_name`` and
+    ``cse_id`` name the CSE (``cse-in``, ``/id-in``); ``originator`` is an
+    already registered AE-ID to act as, if any.
+    """
+
+    def __init__(self, transport: Transport | str, *, cse_name: str = "cse-in", cse_id: str = "/id-in",
+                 originator: str | None = None) -> None:
+        self.transport: Transport = HttpTransport(transport) if isinstance(transport, str) else transport
+        self.cse_name = cse_name
+        self.cse_id = cse_id if cse_id.startswith("/") else "/" + cse_id
+        self.originator = originator
+        self._initial_originator = originator
+        self.ae: dict[str, Any] | None = None
+        self.registration_reused = False
+        self.last_response: Response | None = None
+        self._server: NotificationServer | None = None
+
+    # -- plumbing ---------------------------------------------------------------
+    def target(self, path: str) -> str:
+        """The To value for ``path`` (see the module docstring)."""
+        if not path:
+            raise ValueError("empty resource path")
+        name = self.cse_name
+        if path.startswith(("/", name + "/", "-/")) or path in (name, "-"):
+            return path
+        return f"{name}/{path}"
+
+    def ri_path(self, ri: str) -> str:
+        """SP-relative address of the resource whose ``ri`` is ``ri`` (``/id-in/<ri>``)."""
+        return f"{self.cse_id}/{ri}"
+
+    @property
+    def ae_path(self) -> str | None:
+        """Structured path of the registered AE (``cse-in/<rn>``), if registered."""
+        return f"{self.cse_name}/{self.ae['rn']}" if self.ae else None
+
+    @staticmethod
+    def new_rqi() -> str:
+        """A fresh request identifier."""
+        return "sdk-" + secrets.token_hex(8)
+
+    def build(self, op: Operation, path: str, *, ty: int | None = None, pc: Any = None,
+              rcn: int | None = None, rt: int | None = None, rtu: Sequence[str] | None = None,
+              atrl: StrList = (), query: Mapping[str, Sequence[str]] | None = None, drt: int = 1,
+              fr: str | None = _UNSET) -> Request:
+        """A Request from this client (fresh RI, RVI 3, the originator unless ``fr``)."""
+        if rt not in (None, 1, 2, 3):
+            raise ValueError(f"rt={rt} is not supported by the SDK (use 1, 2 or 3)")
+        return Request(op=op, to=self.target(path), fr=self.originator if fr is _UNSET else fr,
+                       rqi=self.new_rqi(), rvi="3", ty=ty, pc=pc, rcn=rcn, rt=rt or 3,
+                       rtu=tuple(rtu) if rtu is not None else None, drt=drt, atrl=tuple(_strings(atrl)),
+                       query={k: tuple(v) for k, v in (query or {}).items()})
+
+    async def send(self, req: Request) -> Response:
+        """Send a prepared request; error RSCs raise :class:`M2MResponseError`."""
+        resp = await self.transport.send(req)
+        self.last_response = resp
+        if not resp.ok:
+            raise M2MResponseError(resp, req)
+        return resp
+
+    async def request(self, op: Operation, path: str, **kw: Any) -> Response:
+        """Build (see :meth:`build`) and send any request; returns the Response."""
+        return await self.send(self.build(op, path, **kw))
+
+    async def _call(self, op: Operation, path: str, rt: int | None, rtu: Sequence[str] | None,
+                    on_result: NotificationCallback | None, **kw: Any) -> Response:
+        if rt == 2 and rtu is None and self._server is not None and self._server.running:
+            rtu = (self._server.url,)
+        req = self.build(op, path, rt=rt, rtu=rtu if rt == 2 else None, **kw)
+        if on_result is None:
+            return await self.send(req)
+        if rt != 2:
+            raise ValueError("on_result needs rt=2 (non-blocking asynchronous)")
+        server = self._require_server("on_result")
+        server.add_result_callback(req.rqi, on_result)
+        try:
+            return await self.send(req)
+        except BaseException:
+            server.remove_result_callback(req.rqi)
+            raise
+
+    @staticmethod
+    def _reference(resp: Response) -> str:
+        """The ``<request>`` reference of a non-blocking acknowledgement ("" if none)."""
+        pc = resp.pc
+        uri = pc.get("m2m:uri") if isinstance(pc, dict) else None
+        return uri if isinstance(uri, str) else ""
+
+    # -- registration -------------------------------------------------------------
+    async def register(self, rn: str, api: str = "Nsdk-app", *, poa: StrList | None = None,
+                       srv: Sequence[str] = ("3",), rr: bool | None = None, scp: StrList | None = None,
+                       origin: str = "C", **attrs: Any) -> dict[str, Any]:
+        """Create the ``<AE>`` named ``rn`` and act as its AE-ID from now on.
+
+        ``origin`` is the From of the registration: ``"C"``/``"S"`` let the
+        CSE assign a new AE-ID; a full stem (``"Cmyapp"``) asks for that one.
+        ``rr`` defaults to whether a ``poa`` is given. Extra attributes
+        (``apn``, ``lbl``, ...) go into the AE as they are.
+
+        Re-running a script: when the originator is known -- given to the
+        constructor, or a full stem in ``origin`` -- and the CSE answers 4117
+        (AE-ID already registered) or 4105 (``rn`` taken), the existing AE is
+        retrieved with that originator and adopted if it is this ``rn`` with
+        this AE-ID; ``registration_reused`` is then True and a different
+        ``poa`` is updated. Otherwise the original error is raised.
+
+        Example::
+
+            ae = await client.register("myapp", origin="Cmyapp", poa=server.url)
+        """
+        poa_list = _strings(poa) if poa is not None else None
+        body: dict[str, Any] = {"rn": rn, "api": api, "rr": bool(poa_list) if rr is None else rr,
+                                "srv": list(srv), **attrs}
+        if poa_list is not None:
+            body["poa"] = poa_list
+        if scp is not None:
+            body["scp"] = _strings(scp)
+        known = self.originator or (origin if origin not in ("", "C", "S") else None)
+        req = self.build(Operation.CREATE, self.cse_name, ty=2, pc={"m2m:ae": body},
+                         fr=known or origin or None)
+        try:
+            ae = unwrap((await self.send(req)).pc)
+            reused = False
+        except M2MResponseError as exc:
+            if known is None or exc.rsc not in (4117, 4105):
+                raise
+            ae = await self._adopt(known, rn, exc)
+            reused = True
+        self.originator = str(ae["aei"])
+        if reused and poa_list is not None and ae.get("poa") != poa_list:
+            ae = await self.update(self.ri_path(ae["ri"]), {"poa": poa_list}, ty=2)
+        self.ae = ae
+        self.registration_reused = reused
+        return ae
+
+    async def _adopt(self, known: str, rn: str, exc: M2MResponseError) -> dict[str, Any]:
+        stem = known.rsplit("/", 1)[-1]
+        path = self.ri_path(stem) if exc.rsc == 4117 else f"{self.cse_name}/{rn}"
+        try:
+            ae = unwrap((await self.request(Operation.RETRIEVE, path, fr=known)).pc)
+        except M2MResponseError as err:
+            exc.add_note(f"re-registration: retrieving {path} as {known} failed: {err}")
+            raise exc from None
+        if ae.get("aei") != stem or ae.get("rn") != rn:
+            exc.add_note(f"re-registration: the existing AE (rn '{ae.get('rn')}', aei "
+                         f"'{ae.get('aei')}') is not '{rn}' registered as {known}")
+            raise exc
+        log.info("AE %s already registered as %s: reusing it", rn, stem)
+        return ae
+
+    async def deregister(self) -> None:
+        """Delete the ``<AE>`` (and everything under it); the client forgets it."""
+        if self.originator is None:
+            raise SDKError("deregister(): this client has no AE-ID (register first)")
+        stem = (self.ae or {}).get("ri") or self.originator.rsplit("/", 1)[-1]
+        await self.delete(self.ri_path(stem))
+        self.ae = None
+        self.originator = self._initial_originator if self._initial_originator != self.originator else None
+
+    # -- CRUD -----------------------------------------------------------------------
+    @overload
+    async def create(self, parent_path: str, ty: int, attrs: Mapping[str, Any], *, rn: str | None = ...,
+                     rcn: int | None = ..., rt: Blocking = ...) -> dict[str, Any]: ...
+
+    @overload
+    async def create(self, parent_path: str, ty: int, attrs: Mapping[str, Any], *, rn: str | None = ...,
+                     rcn: int | None = ..., rt: NonBlocking, rtu: Sequence[str] | None = ...,
+                     on_result: NotificationCallback | None = ...) -> str: ...
+
+    async def create(self, parent_path: str, ty: int, attrs: Mapping[str, Any], *, rn: str | None = None,
+                     rcn: int | None = None, rt: int | None = None, rtu: Sequence[str] | None = None,
+                     on_result: NotificationCallback | None = None) -> dict[str, Any] | str:
+        """Create a resource of type ``ty`` under ``parent_path``.
+
+        ``attrs`` are the attributes (or the content already wrapped,
+        ``{"m2m:xyz": {...}}``); returns the created resource's attributes as
+        the CSE answered them (``rcn`` 1 by default; ``{}`` for ``rcn=0``), or
+        with ``rt`` 1/2 the ``<request>`` reference.
+
+        Example::
+
+            cnt = await client.create("myapp", 3, {"mni": 10}, rn="data")
+        """
+        content = wrap(ty, attrs)
+        if rn is not None:
+            inner = next(iter(content.values()))
+            content = {next(iter(content)): {**inner, "rn": rn}}
+        resp = await self._call(Operation.CREATE, parent_path, rt, rtu, on_result, ty=ty, pc=content, rcn=rcn)
+        return self._reference(resp) if rt in (1, 2) else unwrap(resp.pc)
+
+    async def create_container(self, parent: str, rn: str, *, exist_ok: bool = False,
+                               **attrs: Any) -> dict[str, Any]:
+        """Create ``<container>`` ``rn`` under ``parent``; with ``exist_ok`` an
+        existing one (4105) is retrieved instead."""
+        try:
+            return await self.create(parent, 3, attrs, rn=rn)
+        except M2MResponseError as exc:
+            if not exist_ok or exc.rsc != 4105:
+                raise
+            return await self.retrieve(f"{self.target(parent)}/{rn}")
+
+    async def create_content_instance(self, container_path: str, con: Any, *, cnf: str | None = None,
+                                      **attrs: Any) -> dict[str, Any]:
+        """Add a ``<contentInstance>`` with content ``con`` (and ``cnf``, e.g.
+        ``"text/plain:0"``) to the container at ``container_path``."""
+        body = {"con": con, **attrs}
+        if cnf is not None:
+            body["cnf"] = cnf
+        return await self.create(container_path, 4, body)
+
+    @overload
+    async def retrieve(self, path: str, *, rcn: int | None = ..., atrl: StrList | None = ...,
+                       rt: Blocking = ...) -> dict[str, Any]: ...
+
+    @overload
+    async def retrieve(self, path: str, *, rcn: int | None = ..., atrl: StrList | None = ...,
+                       rt: NonBlocking, rtu: Sequence[str] | None = ...,
+                       on_result: NotificationCallback | None = ...) -> str: ...
+
+    async def retrieve(self, path: str, *, rcn: int | None = None, atrl: StrList | None = None,
+                       rt: int | None = None, rtu: Sequence[str] | None = None,
+                       on_result: NotificationCallback | None = None) -> dict[str, Any] | str:
+        """The resource's attributes (only those in ``atrl``, if given; with
+        ``rcn`` 4/5/6/8 also its children as the CSE shapes them)."""
+        resp = await self._call(Operation.RETRIEVE, path, rt, rtu, on_result, rcn=rcn, atrl=atrl or ())
+        return self._reference(resp) if rt in (1, 2) else unwrap(resp.pc)
+
+    @overload
+    async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = ...,
+                     rcn: int | None = ..., rt: Blocking = ...) -> dict[str, Any]: ...
+
+    @overload
+    async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = ...,
+                     rcn: int | None = ..., rt: NonBlocking, rtu: Sequence[str] | None = ...,
+                     on_result: NotificationCallback | None = ...) -> str: ...
+
+    async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = None,
+                     rcn: int | None = None, rt: int | None = None, rtu: Sequence[str] | None = None,
+                     on_result: NotificationCallback | None = None) -> dict[str, Any] | str:
+        """Update attributes (``None`` deletes one); returns the resource after
+        the update. The content needs the resource's JSON root: give ``ty``,
+        or wrapped ``attrs``, or the SDK asks the CSE first (a partial RETRIEVE
+        of ``ty``)."""
+        if len(attrs) == 1 and next(iter(attrs)).startswith("m2m:"):
+            content = dict(attrs)
+        elif ty is not None:
+            content = wrap(ty, attrs)
+        else:
+            probe = await self.request(Operation.RETRIEVE, path, atrl=("ty",))
+            root = next(iter(probe.pc)) if isinstance(probe.pc, dict) and len(probe.pc) == 1 else None
+            if root is None or not root.startswith("m2m:"):
+                raise SDKError(f"cannot tell the resource type of {path}: pass ty=")
+            content = {root: dict(attrs)}
+        resp = await self._call(Operation.UPDATE, path, rt, rtu, on_result, pc=content, rcn=rcn)
+        return self._reference(resp) if rt in (1, 2) else unwrap(resp.pc)
+
+    @overload
+    async def delete(self, path: str, *, rt: Blocking = ...) -> None: ...
+
+    @overload
+    async def delete(self, path: str, *, rt: NonBlocking, rtu: Sequence[str] | None = ...,
+                     on_result: NotificationCallback | None = ...) -> str: ...
+
+    async def delete(self, path: str, *, rt: int | None = None, rtu: Sequence[str] | None = None,
+                     on_result: NotificationCallback | None = None) -> str | None:
+        """Delete the resource and its subtree."""
+        resp = await self._call(Operation.DELETE, path, rt, rtu, on_result)
+        return self._reference(resp) if rt in (1, 2) else None
+
+    async def discover(self, path: str, **filters: Any) -> list[str]:
+        """Addresses of the resources below ``path`` matching ``filters``.
+
+        Keys are query keys (``ty``, ``lbl``, ``lim``, ``lvl``, ``cra``,
+        attribute names; pass ``**{"c.lbl": ...}`` for dotted ones); list
+        values are joined with ``+`` (ORed by the CSE); ``drt=2`` asks for
+        resource IDs; ``fu=1`` is added.
+
+        Example::
+
+            cins = await client.discover("myapp", ty=4, lbl=["room:kitchen", "room:hall"], lim=10)
+        """
+        rcn = filters.pop("rcn", None)
+        drt = int(filters.pop("drt", 1))
+        filters.pop("fu", None)
+        query: dict[str, tuple[str, ...]] = {}
+        for key, value in filters.items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple, set, frozenset)):
+                query[key] = ("+".join(_query_text(v) for v in value),)
+            else:
+                query[key] = (_query_text(value),)
+        query["fu"] = ("1",)
+        pc = (await self.request(Operation.RETRIEVE, path, query=query, rcn=rcn, drt=drt)).pc or {}
+        if isinstance(pc.get("m2m:uril"), list):
+            return [str(u) for u in pc["m2m:uril"]]
+        rrl = pc.get("m2m:rrl")
+        if isinstance(rrl, dict):
+            return [str(r["val"]) for r in rrl.get("rrf", []) if isinstance(r, dict) and "val" in r]
+        return []
+
+    # -- non-blocking -------------------------------------------------------------------
+    async def wait_request(self, ref: str, timeout: float = 30.0, *, interval: float = 0.05,
+                           max_interval: float = 1.0) -> dict[str, Any]:
+        """Poll the ``<request>`` ``ref`` (from an ``rt=1`` call) until its
+        ``rs`` is no longer 3 (PENDING) and return its ``ors`` (operation
+        result: ``rsc``, ``rqi``, ``pc``, ``to``, ``fr``). A failed operation
+        is returned too (look at ``ors["rsc"]``). Polls start ``interval``
+        apart and back off to ``max_interval``; TimeoutError after ``timeout``.
+
+        Example::
+
+            ref = await client.create("myapp", 3, {}, rn="slow", rt=1)
+            ors = await client.wait_request(ref, 10)
+            assert ors["rsc"] == 2001
+        """
+        if not ref:
+            raise ValueError("wait_request() needs a <request> reference (the CSE gave none)")
+        path = ref if "/" in ref else self.ri_path(ref)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = interval
+        while True:
+            req_res = unwrap((await self.request(Operation.RETRIEVE, path)).pc)
+            if req_res.get("rs", _REQUEST_PENDING) != _REQUEST_PENDING:
+                ors = req_res.get("ors")
+                return dict(ors) if isinstance(ors, dict) else {}
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"<request> {ref} is still pending after {timeout:g} s")
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, max_interval)
+
+    # -- notifications ------------------------------------------------------------------
+    @property
+    def notifications(self) -> NotificationServer | None:
+        """The notification server started by :meth:`start_notifications`."""
+        return self._server
+
+    async def start_notifications(self, host: str = "127.0.0.1", port: int = 0, *,
+                                  verify: VerifyHook | None = None,
+                                  catch_all: NotificationCallback | None = None) -> NotificationServer:
+        """Start (once) the server that receives this AE's notifications; its
+        ``url`` is what :meth:`subscribe` puts into ``nu`` (and what to give
+        as ``poa`` to :meth:`register` for ``via_poa``)."""
+        if self._server is None or not self._server.running:
+            self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
+            await self._server.start()
+        return self._server
+
+    def _require_server(self, what: str) -> NotificationServer:
+        if self._server is None or not self._server.running:
+            raise SDKError(f"{what} needs the notification server: await client.start_notifications() first")
+        return self._server
+
+    async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
+                        nct: int = 1, rn: str | None = None, via_poa: bool = False,
+                        on_deleted: NotificationCallback | None = None, replace: bool = False,
+                        **attrs: Any) -> dict[str, Any]:
+        """Subscribe to events ``net`` on ``path``; ``callback(sgn)`` gets each
+        notification's ``m2m:sgn`` object (``nev.net``, ``nev.rep``, ``sur``).
+
+        ``nu`` is the notification server's URL, or with ``via_poa`` this AE's
+        AE-ID (the AE must have been registered with ``poa`` = that URL).
+        ``on_deleted`` gets the deletion notification (``sud``); unless ``su``
+        is given it is set to the same target. With ``rn`` and ``replace``,
+        an existing subscription of that name is deleted and made anew (a
+        script re-run). Other attributes (``exc``, ``enc`` members, ``lbl``)
+        pass through. Returns the ``<subscription>``'s attributes.
+
+        Example::
+
+            await client.start_notifications()
+            await client.subscribe("myapp/data", lambda sgn: print(notified_resource(sgn)))
+        """
+        server = self._require_server("subscribe()")
+        if via_poa:
+            if self.originator is None or self.ae is None:
+                raise SDKError("subscribe(via_poa=True) needs a registered AE")
+            if server.url not in (self.ae.get("poa") or []):
+                raise SDKError(f"subscribe(via_poa=True): the AE's poa {self.ae.get('poa')} does not "
+                               f"contain the notification server {server.url}; register(poa=...)")
+            target = self.originator
+        else:
+            target = server.url
+        enc = dict(attrs.pop("enc", None) or {})
+        enc.setdefault("net", list(net))
+        body: dict[str, Any] = {"nu": [target], "enc": enc, "nct": nct, **attrs}
+        if on_deleted is not None:
+            body.setdefault("su", target)
+        try:
+            sub = await self.create(path, 23, body, rn=rn)
+        except M2MResponseError as exc:
+            if not (replace and rn is not None and exc.rsc == 4105):
+                raise
+            await self.delete(f"{self.target(path)}/{rn}")
+            sub = await self.create(path, 23, body, rn=rn)
+        ri = str(sub["ri"])
+        server.add_subscription(self.ri_path(ri), callback, on_deleted=on_deleted,
+                                aliases=(ri, f"{self.target(path)}/{sub['rn']}"))
+        return sub
+
+    async def unsubscribe(self, sub: Mapping[str, Any] | str) -> None:
+        """Delete a subscription made by :meth:`subscribe` (its attributes or
+        its ``ri``); its callback stops, its ``on_deleted`` still fires."""
+        ri = str(sub["ri"]) if isinstance(sub, Mapping) else sub
+        if self._server is not None:
+            self._server.remove_subscription(ri, keep_deletion=True)
+        await self.delete(self.ri_path(ri))
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop the notification server and close the transport."""
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
