@@ -28,10 +28,12 @@ from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
 from cse.csf.cse_base import ensure_cse_base
 from cse.csf.data import DataCSF
 from cse.csf.expiry import expire_due
+from cse.csf.forwarding import Forwarder
 from cse.csf.hooks import TypeHooks
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
 from cse.csf.registration import AE_HOOKS
+from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.store.memory import MemoryStore
@@ -51,7 +53,7 @@ def build_store(config: Config) -> Store:
 
 def type_hooks() -> dict[int, TypeHooks]:
     """The per-type hooks, by ``ty``."""
-    return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS}
+    return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS, 16: REMOTE_CSE_HOOKS}
 
 
 class CSE:
@@ -76,9 +78,19 @@ class CSE:
         self.nonblocking = NonBlockingCSF(self.ctx, self.notifier)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks()})
         self.subscriptions.remove = self.data.remove
-        self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data),
-                                     nonblocking=self.nonblocking.accept)
+        reg = config.registrar
+        self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
+                                   timeout=config.forwarding.timeout_s)
+        self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data, self.notifier.relay),
+                                     forward=self.forwarder.forward, nonblocking=self.nonblocking.accept)
         self.nonblocking.execute = self.dispatcher.handle
+        self.notifier.forward = self.dispatcher.handle
+        self.registrar: RegistrarLink | None = None
+        if reg is not None:
+            self.registrar = RegistrarLink(
+                self.ctx, self.outbound, self.data, registrar_csi=reg.cse_id, registrar_name=reg.name,
+                registrar_poa=reg.poa, deregister_on_shutdown=reg.deregister_on_shutdown,
+                timeout=reg.timeout_s, check_interval=reg.check_interval_s)
         self.ctx.listeners.append(self.subscriptions.on_events)
         self.expiry = DeadlineTimer("expiry", self._expire, self.clock.now)
         self._deadline_ts: tuple[float, str] = (-1.0, "")
@@ -119,6 +131,8 @@ class CSE:
                 await self.outbound.close()
                 await self.store.close()
                 raise
+        if self.registrar is not None:
+            self.registrar.start()
         log.info("CSE %s (%s) ready on http://%s:%s, store %s, %d resources",
                  self.config.cse.cse_id, self.config.cse.name, self.config.http.host,
                  self.http.port if self.http else "-", self.config.store.path,
@@ -126,6 +140,8 @@ class CSE:
 
     async def stop(self) -> None:
         """Finish in-flight requests, stop timers, flush and close the store."""
+        if self.registrar is not None:
+            await self.registrar.stop()
         if self.http is not None:
             await self.http.stop()
             self.http = None

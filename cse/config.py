@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "Config", "load_config"]
+__all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
+           "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -48,6 +49,13 @@ class RegistrarConfig:
     name: str
     poa: str
     deregister_on_shutdown: bool = False
+    check_interval_s: float = 30.0
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ForwardingConfig:
+    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     registrar: RegistrarConfig | None = None
+    forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     log_level: str = "info"
 
 
@@ -64,7 +73,9 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
             "default_et_s": (int, float)},
     "http": {"host": (str,), "port": (int,), "max_body": (int,)},
     "store": {"path": (str,), "fsync": (bool,)},
-    "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,)},
+    "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
+                  "check_interval_s": (int, float), "timeout_s": (int, float)},
+    "forwarding": {"timeout_s": (int, float)},
     "log": {"level": (str,)},
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
@@ -119,11 +130,18 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         cse_store = StoreConfig(**raw["store"])
     http = HttpConfig(**raw.get("http", {}))
     registrar = None
+    forwarding = ForwardingConfig(**raw.get("forwarding", {}))
     if "registrar" in raw:
         missing = [k for k in ("cse_id", "name", "poa") if not raw["registrar"].get(k)]
         if missing:
             raise ConfigError(f"'registrar.{missing[0]}' is required in [registrar]")
         registrar = RegistrarConfig(**raw["registrar"])
+        if not registrar.cse_id.startswith("/"):
+            raise ConfigError(f"'registrar.cse_id' must look like '/id-in', got '{registrar.cse_id}'")
+        if not registrar.poa.startswith(("http://", "https://")):
+            raise ConfigError(f"'registrar.poa' must be an http(s) URL, got '{registrar.poa}'")
+        if registrar.cse_id == cse.cse_id:
+            raise ConfigError("'registrar.cse_id' is this CSE's own CSE-ID")
     level = log_level or raw.get("log", {}).get("level", "info")
     if level.lower() not in _LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(sorted(_LEVELS))}, got '{level}'")
@@ -135,4 +153,10 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         cse_store = replace(cse_store, path=db)
     if not 0 <= http.port <= 65535:
         raise ConfigError(f"'http.port' must be 0..65535, got {http.port}")
-    return Config(cse=cse, http=http, store=cse_store, registrar=registrar, log_level=level.lower())
+    for name, value in (("registrar.check_interval_s", registrar.check_interval_s if registrar else 1.0),
+                        ("registrar.timeout_s", registrar.timeout_s if registrar else 1.0),
+                        ("forwarding.timeout_s", forwarding.timeout_s)):
+        if not value > 0:
+            raise ConfigError(f"'{name}' must be positive, got {value}")
+    return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
+                  log_level=level.lower())

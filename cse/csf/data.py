@@ -38,6 +38,7 @@ from .tree import representation
 __all__ = ["DataCSF"]
 
 SUBSCRIPTION_TY = 23
+REGISTRATION_TYPES = frozenset({2, 16})  # AE, remoteCSE
 
 
 class DataCSF:
@@ -66,7 +67,7 @@ class DataCSF:
         attrs = extract_attributes(rtype, req.pc)
         validate_create(rtype, attrs)
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
-        if rtype.ty != 2:  # AE registration bypasses ACPs (ONEM2M.md 4.4)
+        if rtype.ty not in REGISTRATION_TYPES:  # registrations bypass ACPs (ONEM2M.md 4.4, 10.1)
             await access.check(ctx, req.fr, Permission.CREATE, parent)
         if hooks.identify is not None:
             ri, owner = await hooks.identify(ctx, req, attrs)

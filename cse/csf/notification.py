@@ -32,7 +32,7 @@ from cse.core.context import Context
 from cse.core.errors import M2MError, RequestTimeout, TargetNotReachable
 from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
-from cse.core.ports import Outbound
+from cse.core.ports import Doc, Outbound
 
 __all__ = ["Notifier", "Batching", "OnSent"]
 
@@ -88,6 +88,7 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self.forward: Callable[[Request], Awaitable[Response]] | None = None  # the dispatcher
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
@@ -184,17 +185,38 @@ class Notifier:
                     return _strip_ct(str(poa))
         return None
 
+    def is_remote(self, target: str) -> bool:
+        """An entity on another CSE (``/id-cse2/Cae2``): sent through the CSEs."""
+        csi = self.ctx.identity.csi
+        return target.startswith("/") and not target.startswith(csi + "/") and target != csi
+
     async def send_now(self, target: str, payload: dict[str, Any], timeout: float | None = None) -> Response:
         """Send one notification and return the answer (verification requests).
 
         Raises :class:`M2MError` (5103, 4008, ...) when it cannot be delivered.
         """
+        if self.is_remote(target) and self.forward is not None:
+            req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
+                          pc=payload, ot=self.ctx.now_ts())
+            resp = await self.forward(req)
+            if resp.rsc in (5103, 4008, 4004):
+                dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
+                raise TargetNotReachable(f"notification to {target[:100]} not delivered: {resp.rsc} {dbg}")
+            return resp
         url = await self.resolve(target)
         if url is None:
             raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
         req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
                       pc=payload, ot=self.ctx.now_ts())
         return await self.outbound.send(url, req, timeout=timeout or self.timeout, exact=True)
+
+    async def relay(self, req: Request, ae: Doc) -> Response:
+        """Deliver a NOTIFY addressed to our AE ``ae`` to its ``poa``; its
+        answer is the answer (TS-0004 7.4.1.2.4: the Hosting CSE relays)."""
+        for poa in ae.get("poa") or ():
+            if poa.startswith(("http://", "https://")):
+                return await self.outbound.send(_strip_ct(str(poa)), req, timeout=self.timeout, exact=True)
+        raise TargetNotReachable(f"AE {ae['ri']} has no http(s) point of access (poa) to notify")
 
     async def _worker(self) -> None:
         while True:

@@ -7,11 +7,16 @@ access to instances, and leaves everything else to :class:`DataCSF`.
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
 from cse.core.errors import BadRequest, OperationNotAllowed
 from cse.core.messages import Operation, Request, Response
+from cse.core.ports import Doc
 
+from . import access
+from .access import Permission
 from .data import DataCSF
 from .filters import parse_filter_criteria
 from .result import check_rcn
@@ -19,13 +24,16 @@ from .tree import discover
 
 __all__ = ["LocalRouter"]
 
+Relay = Callable[[Request, Doc], Awaitable[Response]]
+
 
 class LocalRouter:
     """The dispatcher's handler for targets hosted here."""
 
-    def __init__(self, ctx: Context, data: DataCSF) -> None:
+    def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None) -> None:
         self.ctx = ctx
         self.data = data
+        self.relay_notify = relay_notify
 
     async def handle(self, req: Request, target: Resolved) -> Response:
         doc = target.doc
@@ -52,4 +60,9 @@ class LocalRouter:
             return await self.data.update(req, doc)
         if op == Operation.DELETE:
             return await self.data.delete(req, doc, fc)
-        raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported by this CSE")
+        if doc["ty"] == 2 and self.relay_notify is not None:
+            # A notification for one of our AEs (e.g. from another CSE): pass it on.
+            if not (access.is_privileged(self.ctx, req.fr) or (req.fr or "").startswith("/")):
+                await access.check(self.ctx, req.fr, Permission.NOTIFY, doc)
+            return await self.relay_notify(req, doc)
+        raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported: only AEs receive notifications")

@@ -85,9 +85,16 @@ async def test_create_without_content(app: dict[str, Any]) -> None:
 
 
 async def test_notify_to_resource_not_supported(app: dict[str, Any]) -> None:
-    r = await app["ip"].call(NOTIFY, "cse-in/app", app["aei"], pc={"m2m:sgn": {"vrq": True}})
+    """Only AEs receive notifications (relayed to their poa); other targets are 4005."""
+    r = await app["ip"].call(NOTIFY, "cse-in", app["aei"], pc={"m2m:sgn": {"vrq": True}})
     assert r.rsc == 4005
     dbg(r)
+
+
+async def test_notify_to_ae_without_poa_is_unreachable(app: dict[str, Any]) -> None:
+    r = await app["ip"].call(NOTIFY, "cse-in/app", app["aei"], pc={"m2m:sgn": {"vrq": True}})
+    assert r.rsc == 5103
+    assert "poa" in dbg(r)
 
 
 # -- every error has a dbg -----------------------------------------------------------

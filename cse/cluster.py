@@ -1,0 +1,228 @@
+"""Start several CSEs as one unit: ``python -m cse.cluster samples/pair``.
+
+Starts every ``*.toml`` of a directory (or the files given) as its own
+``python -m cse`` process, waits until each is ready and each one with a
+``[registrar]`` is registered (its remoteCSE exists on both sides and a
+request through it reaches the registrar), prints where they are, then
+either waits for Ctrl-C/SIGTERM or runs ``--run CMD`` and stops. Every CSE
+it started is stopped with SIGTERM on the way out.
+
+``--base-port N`` moves the CSEs to ports N, N+1, ... (and rewrites the
+registrar addresses to match); ``--var DIR`` puts their stores in DIR.
+Both serve tests and parallel runs; by default the configs are used as
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+__all__ = ["Member", "Cluster", "main"]
+
+
+@dataclass
+class Member:
+    """One CSE of the cluster."""
+
+    config: Path
+    raw: dict[str, Any]
+    proc: asyncio.subprocess.Process | None = None
+    url: str = ""
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def csi(self) -> str:
+        return str(self.raw["cse"]["cse_id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.raw["cse"]["name"])
+
+    @property
+    def admin(self) -> str:
+        return str(self.raw["cse"].get("admin", "CAdmin"))
+
+
+def _toml(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (int, float)):
+                text = str(value)
+            else:
+                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            lines.append(f"{key} = {text}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+class Cluster:
+    """The CSEs of one directory, started and stopped together."""
+
+    def __init__(self, configs: list[Path], *, base_port: int | None = None, var: Path | None = None,
+                 log_level: str = "warning") -> None:
+        self.members = [Member(c, tomllib.loads(c.read_text())) for c in configs]
+        self.log_level = log_level
+        self._tmp = tempfile.TemporaryDirectory(prefix="cse-cluster-")
+        if base_port is not None or var is not None:
+            self._rewrite(base_port, var)
+
+    def _rewrite(self, base_port: int | None, var: Path | None) -> None:
+        moved: dict[str, int] = {}
+        for i, m in enumerate(self.members):
+            if base_port is not None:
+                old = m.raw.setdefault("http", {}).get("port", 8080)
+                moved[f"127.0.0.1:{old}"] = base_port + i
+                m.raw["http"]["port"] = base_port + i
+            if var is not None:
+                m.raw.setdefault("store", {})["path"] = str(var / f"{m.name}.db")
+        for m in self.members:
+            reg = m.raw.get("registrar")
+            if reg is not None:
+                for old, new in moved.items():
+                    if reg["poa"].endswith(old):
+                        reg["poa"] = reg["poa"][: -len(old)] + f"127.0.0.1:{new}"
+            path = Path(self._tmp.name) / m.config.name
+            path.write_text(_toml(m.raw))
+            m.config = path
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start every member and wait until all are ready and registered."""
+        await asyncio.gather(*(self._spawn(m, timeout) for m in self.members))
+        await asyncio.wait_for(self._registered(), timeout)
+
+    async def _spawn(self, m: Member, timeout: float) -> None:
+        m.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cse", "--config", str(m.config), "--log-level", self.log_level,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert m.proc.stdout is not None
+
+        async def ready() -> None:
+            assert m.proc is not None and m.proc.stdout is not None
+            while True:
+                raw = await m.proc.stdout.readline()
+                if not raw:
+                    raise RuntimeError(f"{m.csi} exited during start-up:\n" + "".join(m.output))
+                line = raw.decode(errors="replace")
+                m.output.append(line)
+                if line.startswith("READY "):
+                    m.url = line.split()[2]
+                    return
+
+        await asyncio.wait_for(ready(), timeout)
+        asyncio.get_running_loop().create_task(self._echo(m))
+
+    async def _echo(self, m: Member) -> None:
+        assert m.proc is not None and m.proc.stdout is not None
+        while raw := await m.proc.stdout.readline():
+            line = raw.decode(errors="replace")
+            m.output.append(line)
+            sys.stdout.write(f"[{m.name}] {line}")
+
+    async def _registered(self) -> None:
+        by_csi = {m.csi: m for m in self.members}
+        async with aiohttp.ClientSession() as s:
+            for m in self.members:
+                reg = m.raw.get("registrar")
+                if reg is None:
+                    continue
+                target = f"{m.url}/~{reg['cse_id']}/{reg['name']}"
+                peer = by_csi.get(reg["cse_id"])
+                back = f"{peer.url}/~{m.csi}/{m.name}" if peer else None
+                for url in filter(None, (target, back)):
+                    while True:  # poll until the route works both ways
+                        async with s.get(url, headers={"X-M2M-Origin": m.admin, "X-M2M-RI": "cluster",
+                                                        "X-M2M-RVI": "3"}) as r:
+                            if r.headers.get("X-M2M-RSC") == "2000":
+                                break
+                        await asyncio.sleep(0.1)
+
+    async def stop(self) -> int:
+        """SIGTERM every member; return the worst exit code."""
+        worst = 0
+        for m in self.members:
+            if m.proc is not None and m.proc.returncode is None:
+                m.proc.send_signal(signal.SIGTERM)
+        for m in self.members:
+            if m.proc is not None:
+                try:
+                    code = await asyncio.wait_for(m.proc.wait(), 30)
+                except asyncio.TimeoutError:
+                    m.proc.kill()
+                    code = await m.proc.wait()
+                worst = max(worst, abs(code))
+        self._tmp.cleanup()
+        return worst
+
+
+async def _main(args: argparse.Namespace) -> int:
+    paths: list[Path] = []
+    for p in args.configs:
+        path = Path(p)
+        paths.extend(sorted(path.glob("*.toml")) if path.is_dir() else [path])
+    if not paths:
+        print("cse.cluster: no *.toml configuration found", file=sys.stderr)
+        return 2
+    cluster = Cluster(paths, base_port=args.base_port, var=Path(args.var) if args.var else None,
+                      log_level=args.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        await cluster.start(args.timeout)
+        for m in cluster.members:
+            reg = m.raw.get("registrar")
+            via = f", registered with {reg['cse_id']}" if reg else ""
+            print(f"{m.csi} ({m.name}) ready at {m.url}{via}", flush=True)
+        print("CLUSTER READY", flush=True)
+        if args.run:
+            env = {**os.environ, **{f"CSE_URL_{m.name.upper().replace('-', '_')}": m.url for m in cluster.members}}
+            proc = await asyncio.create_subprocess_shell(args.run, env=env)
+            waiter = asyncio.ensure_future(proc.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                proc.terminate()
+                await waiter
+            stopper.cancel()
+            code = proc.returncode or 0
+        else:
+            await stop.wait()
+    except (RuntimeError, asyncio.TimeoutError) as exc:
+        print(f"cse.cluster: start-up failed: {exc or 'timed out waiting for registration'}", file=sys.stderr)
+        code = 1
+    finally:
+        worst = await cluster.stop()
+    return code or (1 if worst else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cse-cluster", description="Start a set of CSEs together.")
+    p.add_argument("configs", nargs="+", help="a directory of *.toml configs, or config files")
+    p.add_argument("--base-port", type=int, help="move the CSEs to consecutive ports from here")
+    p.add_argument("--var", help="directory for the stores (default: as configured)")
+    p.add_argument("--run", help="run this shell command once all are ready, then stop (its exit code wins)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for start-up and registration")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    return asyncio.run(_main(p.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

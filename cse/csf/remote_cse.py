@@ -1,0 +1,226 @@
+"""Remote CSE registration (TS-0004 7.4.4.2.1, ONEM2M.md 10.1; seed flow 1 step 1).
+
+Registrar side (hooks): only a CSE (originator ``/<cse-id>``) may create a
+``<remoteCSE>``; its ``csi`` is the originator, its ri and default rn the
+CSE-ID without the slash, and the registering CSE owns it (it may update or
+delete it). A second registration of the same CSE-ID is 4117.
+
+Registree side (:class:`RegistrarLink`): with ``[registrar]`` configured,
+the CSE creates its ``<remoteCSE>`` at the registrar (or updates it when it
+exists: a restart, maybe on a new port), retrieves the registrar's CSEBase,
+and creates or refreshes the local ``<remoteCSE>`` for the registrar, so
+both sides hold the peer's ``poa``, ``srv`` and ``scp`` (capability
+exchange). It retries with backoff while the registrar is down, checks the
+registration periodically and registers again when the registrar lost it,
+and deregisters on shutdown when configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from cse.core.context import Context
+from cse.core.errors import (
+    BadRequest,
+    M2MError,
+    OperationNotAllowed,
+    OriginatorHasAlreadyRegistered,
+    TargetNotReachable,
+)
+from cse.core.ids import new_ri
+from cse.core.messages import Operation, Request, Response
+from cse.core.ports import Doc, Outbound, Put
+
+from .hooks import TypeHooks
+
+__all__ = ["REMOTE_CSE_HOOKS", "RegistrarLink", "csr_name"]
+
+log = logging.getLogger("cse.remote")
+
+REMOTE_CSE_TY = 16
+
+
+def csr_name(csi: str) -> str:
+    """The ri/rn of the ``<remoteCSE>`` for ``csi``: the CSE-ID without slash."""
+    return csi.lstrip("/")
+
+
+async def _identify(ctx: Context, req: Request, attrs: dict[str, Any]) -> tuple[str, str | None]:
+    fr = req.fr or ""
+    if not fr.startswith("/") or "/" in fr[1:] or len(fr) < 2:
+        raise OperationNotAllowed(
+            f"only a CSE (originator /<cse-id>) can register a remoteCSE, not '{fr[:80]}'")
+    if fr == ctx.identity.csi:
+        raise BadRequest(f"CSE {fr} cannot register with itself")
+    if "csi" in attrs and attrs["csi"] != fr:
+        raise BadRequest(f"csi '{attrs['csi']}' does not match the originator '{fr}'")
+    for doc in await ctx.store.lookup("csi", fr):
+        if doc["ty"] == REMOTE_CSE_TY:
+            raise OriginatorHasAlreadyRegistered(f"CSE {fr} is already registered here")
+    ri = csr_name(fr)
+    if await ctx.store.get(ri) is not None:
+        raise OriginatorHasAlreadyRegistered(f"resource ID '{ri}' for CSE {fr} is taken")
+    return ri, fr
+
+
+async def _on_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Any]:
+    doc["csi"] = req.fr
+    return []
+
+
+REMOTE_CSE_HOOKS = TypeHooks(identify=_identify, on_create=_on_create)
+
+
+class RegistrarLink:
+    """This CSE's registration with its registrar (see module docstring)."""
+
+    def __init__(self, ctx: Context, outbound: Outbound, data: Any, *, registrar_csi: str,
+                 registrar_name: str, registrar_poa: str, deregister_on_shutdown: bool = False,
+                 timeout: float = 5.0, check_interval: float = 30.0, max_backoff: float = 30.0) -> None:
+        self.ctx = ctx
+        self.outbound = outbound
+        self.data = data  # DataCSF: local create/update of the registrar's remoteCSE
+        self.csi = registrar_csi
+        self.name = registrar_name
+        self.poa = registrar_poa
+        self.deregister_on_shutdown = deregister_on_shutdown
+        self.timeout = timeout
+        self.check_interval = check_interval
+        self.max_backoff = max_backoff
+        self.registered = asyncio.Event()
+        self.attempts = 0
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Register in the background (start-up must not wait for the registrar)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="registrar-link")
+
+    async def stop(self) -> None:
+        """Stop retrying; deregister if configured."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self.deregister_on_shutdown and self.registered.is_set():
+            await self.deregister()
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                if not self.registered.is_set() or not await self._still_registered():
+                    self.registered.clear()
+                    await self.register_once()
+                    log.info("registered with %s at %s", self.csi, self.poa)
+                backoff = 0.5
+                await asyncio.sleep(self.check_interval)
+            except asyncio.CancelledError:
+                raise
+            except M2MError as exc:
+                self.registered.clear()
+                log.warning("registration with %s failed (%s); retrying in %.1f s", self.csi, exc.message, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+            except Exception:
+                self.registered.clear()
+                log.exception("registration with %s failed; retrying in %.1f s", self.csi, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    # -- the procedure -------------------------------------------------------------
+    def _request(self, op: Operation, to: str, pc: Any = None, ty: int | None = None) -> Request:
+        return Request(op=op, to=to, fr=self.ctx.identity.csi, rqi=new_ri("reg", 12), pc=pc, ty=ty,
+                       ot=self.ctx.now_ts())
+
+    async def _send(self, req: Request) -> Response:
+        return await self.outbound.send(self.poa, req, timeout=self.timeout)
+
+    async def _own_cb(self) -> Doc:
+        cb = await self.ctx.store.get(self.ctx.identity.cb_ri)
+        assert cb is not None
+        return cb
+
+    async def register_once(self) -> None:
+        """One full registration; raises M2MError when it cannot complete."""
+        self.attempts += 1
+        ident = self.ctx.identity
+        cb = await self._own_cb()
+        mine: dict[str, Any] = {"poa": list(ident.poa), "srv": cb.get("srv", ["3"])}
+        if "scp" in cb:
+            mine["scp"] = cb["scp"]
+        create = {"m2m:csr": {"rn": csr_name(ident.csi), "cb": f"{ident.csi}/{ident.cb_name}",
+                              "csi": ident.csi, "cst": ident.cse_type, "rr": True, **mine}}
+        base = f"{self.csi}/{self.name}"
+        resp = await self._send(self._request(Operation.CREATE, base, create, ty=REMOTE_CSE_TY))
+        if resp.rsc in (4105, 4117):  # known there already: refresh what may have changed
+            resp = await self._send(self._request(
+                Operation.UPDATE, f"{base}/{csr_name(ident.csi)}", {"m2m:csr": mine}))
+        if resp.rsc not in (2001, 2004):
+            raise _failed(f"registrar {self.csi} refused the registration", resp)
+        resp = await self._send(self._request(Operation.RETRIEVE, base))
+        if resp.rsc != 2000 or not isinstance(resp.pc, dict) or "m2m:cb" not in resp.pc:
+            raise _failed(f"cannot retrieve the CSEBase of registrar {self.csi}", resp)
+        peer = resp.pc["m2m:cb"]
+        if peer.get("csi") != self.csi:
+            raise BadRequest(f"the CSE at {self.poa} is {peer.get('csi')}, not the configured {self.csi}")
+        await self._store_registrar(peer)
+        self.registered.set()
+
+    async def _store_registrar(self, peer: dict[str, Any]) -> None:
+        """Create or refresh the local remoteCSE that represents the registrar."""
+        attrs: dict[str, Any] = {"poa": peer.get("poa") or [self.poa], "srv": peer.get("srv", ["3"])}
+        if "scp" in peer:
+            attrs["scp"] = peer["scp"]
+        existing = await self.ctx.store.get(csr_name(self.csi))
+        if existing is not None:
+            updated = {**existing, **attrs}
+            if "scp" not in peer:
+                updated.pop("scp", None)
+            if updated != existing:
+                updated["lt"] = self.ctx.now_ts()
+                await self.ctx.store.commit([Put(updated)])
+            return
+        cb = await self._own_cb()
+        req = Request(op=Operation.CREATE, to=self.ctx.identity.cb_name, fr=self.csi, rqi=new_ri("reg", 12),
+                      ty=REMOTE_CSE_TY, pc={"m2m:csr": {
+                          "cb": f"{self.csi}/{peer.get('rn', self.name)}", "cst": peer.get("cst", 1),
+                          "rr": True, **attrs}})
+        resp = await self.data.create(req, cb)
+        if resp.rsc != 2001:
+            raise _failed("cannot create the local remoteCSE for the registrar", resp)
+
+    async def _still_registered(self) -> bool:
+        """Is our remoteCSE still at the registrar? (False: register again.)"""
+        ident = self.ctx.identity
+        resp = await self._send(self._request(
+            Operation.RETRIEVE, f"{self.csi}/{self.name}/{csr_name(ident.csi)}"))
+        if resp.rsc == 2000:
+            poa = ((resp.pc or {}).get("m2m:csr") or {}).get("poa")
+            return poa == list(ident.poa)
+        if resp.rsc == 4004:
+            log.warning("registrar %s no longer knows this CSE: registering again", self.csi)
+            return False
+        raise _failed(f"registration check with {self.csi} failed", resp)
+
+    async def deregister(self) -> None:
+        """Delete our remoteCSE at the registrar, then the local one."""
+        ident = self.ctx.identity
+        try:
+            await self._send(self._request(Operation.DELETE, f"{self.csi}/{self.name}/{csr_name(ident.csi)}"))
+        except M2MError as exc:
+            log.warning("deregistration at %s failed: %s", self.csi, exc.message)
+        local = await self.ctx.store.get(csr_name(self.csi))
+        if local is not None:
+            await self.data.remove(local, None)
+        self.registered.clear()
+
+
+def _failed(what: str, resp: Response) -> M2MError:
+    dbg = resp.pc.get("m2m:dbg") if isinstance(resp.pc, dict) else None
+    return TargetNotReachable(f"{what}: {resp.rsc}" + (f" ({dbg})" if dbg else ""))
