@@ -35,6 +35,7 @@ from cse.csf.notification import Notifier
 from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
+from cse.csf.smg import SMG
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.store.memory import MemoryStore
 from cse.store.tinydb_store import TinyDBStore
@@ -76,13 +77,16 @@ class CSE:
         self.notifier = Notifier(self.ctx, self.outbound)
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier)
         self.nonblocking = NonBlockingCSF(self.ctx, self.notifier)
-        self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks()})
-        self.subscriptions.remove = self.data.remove
         reg = config.registrar
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
+        self.smg = SMG(self.ctx, self.forwarder, self.notifier, notify_timeout=config.smg.notify_timeout_s,
+                       establish_timeout=config.smg.establish_timeout_s)
+        self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
+                                       **self.smg.hooks()})
+        self.subscriptions.remove = self.data.remove
         self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data, self.notifier.relay),
-                                     forward=self.forwarder.forward, nonblocking=self.nonblocking.accept)
+                                     forward=self.smg.forward, nonblocking=self.nonblocking.accept)
         self.nonblocking.execute = self.dispatcher.handle
         self.notifier.forward = self.dispatcher.handle
         self.registrar: RegistrarLink | None = None

@@ -59,12 +59,19 @@ class ForwardingConfig:
 
 
 @dataclass(frozen=True)
+class SMGConfig:
+    notify_timeout_s: float = 10.0
+    establish_timeout_s: float = 25.0
+
+
+@dataclass(frozen=True)
 class Config:
     cse: CSEConfig = field(default_factory=CSEConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     registrar: RegistrarConfig | None = None
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
+    smg: SMGConfig = field(default_factory=SMGConfig)
     log_level: str = "info"
 
 
@@ -76,6 +83,7 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
     "forwarding": {"timeout_s": (int, float)},
+    "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float)},
     "log": {"level": (str,)},
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
@@ -131,6 +139,7 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     http = HttpConfig(**raw.get("http", {}))
     registrar = None
     forwarding = ForwardingConfig(**raw.get("forwarding", {}))
+    smg = SMGConfig(**raw.get("smg", {}))
     if "registrar" in raw:
         missing = [k for k in ("cse_id", "name", "poa") if not raw["registrar"].get(k)]
         if missing:
@@ -155,8 +164,10 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         raise ConfigError(f"'http.port' must be 0..65535, got {http.port}")
     for name, value in (("registrar.check_interval_s", registrar.check_interval_s if registrar else 1.0),
                         ("registrar.timeout_s", registrar.timeout_s if registrar else 1.0),
-                        ("forwarding.timeout_s", forwarding.timeout_s)):
+                        ("forwarding.timeout_s", forwarding.timeout_s),
+                        ("smg.notify_timeout_s", smg.notify_timeout_s),
+                        ("smg.establish_timeout_s", smg.establish_timeout_s)):
         if not value > 0:
             raise ConfigError(f"'{name}' must be positive, got {value}")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
-                  log_level=level.lower())
+                  smg=smg, log_level=level.lower())

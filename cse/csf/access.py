@@ -16,6 +16,9 @@ Rules, in order:
    itself) may do everything. On the CSEBase, registered originators may
    RETRIEVE and DISCOVER; any AE resource may be DISCOVERed by registered
    originators (so peers can find session-capable AEs, SESSIONS.md step 6).
+5. A session and everything below it (SESSIONS.md): besides the owner
+   and the admin, its two endpoint AEs (compared as SP-relative AE-IDs) and
+   the peer SMGs it has a nextHop to. Nobody else sees a session.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from cse.core.errors import OriginatorHasNoPrivilege
 from cse.core.ports import Doc
 from cse.core.schedule import Schedule
 
-__all__ = ["Permission", "check", "allowed", "is_privileged", "owns"]
+__all__ = ["Permission", "check", "allowed", "is_privileged", "owns", "session_party"]
 
 
 class Permission:
@@ -73,6 +76,8 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> 
         parent = await store.get(doc["pi"])
         if parent is not None:
             effective = parent
+    if SESSION_TY <= doc["ty"] <= POLICY_TY and await session_party(ctx, originator, doc):
+        return True
     acpi = effective.get("acpi")
     if acpi:
         for acp_id in acpi:
@@ -105,6 +110,27 @@ async def _default_policy(ctx: Context, originator: str, perm: int, doc: Doc) ->
         return True
     if ty == 2 and perm == Permission.DISCOVER:
         return await _registered(ctx, originator)
+    return False
+
+
+SESSION_TY, POLICY_TY, NEXT_HOP_TY = 9002, 9006, 9004
+
+
+async def session_party(ctx: Context, originator: str, doc: Doc) -> bool:
+    """Whether ``originator`` is an endpoint or a neighbour SMG of the
+    session ``doc`` is (or is below)."""
+    cur: Doc | None = doc
+    for _ in range(4):
+        if cur is None or cur["ty"] == SESSION_TY:
+            break
+        cur = await ctx.store.get(cur["pi"])
+    if cur is None or cur["ty"] != SESSION_TY:
+        return False
+    me = originator if originator.startswith("/") else f"{ctx.identity.csi}/{originator}"
+    if me in (cur.get("iep"), cur.get("tep")):
+        return True
+    if originator.startswith("/") and "/" not in originator[1:]:
+        return any(h.get("csi") == originator for h in await ctx.store.children(cur["ri"], NEXT_HOP_TY))
     return False
 
 

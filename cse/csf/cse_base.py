@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from cse.core.context import Context
-from cse.core.ports import Doc, Put
+from cse.core.ports import Doc, Op, Put
+
+from .smg.model import SESSIONS_RN, sessions_doc
 
 __all__ = ["ensure_cse_base"]
 
@@ -29,16 +31,20 @@ async def ensure_cse_base(ctx: Context) -> Doc:
         "csz": ["application/json", "application/vnd.onem2m-res+json"],
         "srv": SUPPORTED_RELEASES,
         "acpi": [],
+        "scp": ["smg"],
         "_srn": ident.cb_name,
     }
     if existing is not None:
         doc = {**existing, **wanted}
-        if doc == existing:
+        if doc == existing and await ctx.store.child_by_name(doc["ri"], SESSIONS_RN) is not None:
             return existing
         doc["lt"] = ctx.now_ts()
     else:
         now = ctx.now_ts()
         doc = {**wanted, "ct": now, "lt": now}
-    await ctx.store.commit([Put(doc)])
+    ops: list[Op] = [Put(doc)]
+    if await ctx.store.child_by_name(doc["ri"], SESSIONS_RN) is None:
+        ops.append(Put(sessions_doc(doc, doc["lt"])))  # transit sessions live here
+    await ctx.store.commit(ops)
     return doc
 

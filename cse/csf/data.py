@@ -92,7 +92,7 @@ class DataCSF:
             doc["_own"] = owner
         extra = await hooks.on_create(ctx, req, parent, doc) if hooks.on_create else []
         if hooks.verify is not None:
-            await hooks.verify(ctx, req, doc)
+            extra = [*extra, *(await hooks.verify(ctx, req, doc) or [])]
             # The verification round trip let other requests run: re-check.
             if await ctx.store.get(parent["ri"]) is None:
                 raise NotFound(f"'{parent['_srn']}' was deleted while the request was processed")
@@ -102,18 +102,20 @@ class DataCSF:
         await ctx.store.commit(extra if evicted else [Put(doc), *extra])
         if not evicted:
             await ctx.emit([Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
-        return self._created(req, rtype, doc, attrs, rcn)
+        view = hooks.view_created(doc, extra) if hooks.view_created else None
+        return self._created(req, rtype, doc, attrs, rcn, view)
 
-    def _created(self, req: Request, rtype: ResourceType, doc: Doc, attrs: dict[str, Any], rcn: int) -> Response:
+    def _created(self, req: Request, rtype: ResourceType, doc: Doc, attrs: dict[str, Any], rcn: int,
+                 view: dict[str, Any] | None = None) -> Response:
         loc = address(doc, 1)
         if rcn == 0:
             pc: Any = None
         elif rcn == 1:
-            pc = wrap(self.ctx.registry, doc)
+            pc = wrap(self.ctx.registry, doc, view)
         elif rcn == 2:
             pc = {"m2m:uri": loc}
         elif rcn == 3:
-            pc = {"m2m:rce": {**wrap(self.ctx.registry, doc), "uri": loc}}
+            pc = {"m2m:rce": {**wrap(self.ctx.registry, doc, view), "uri": loc}}
         else:  # 9: what the CSE set or changed
             pc = self._modified(doc, attrs)
         return Response(rsc=2001, rqi=req.rqi, pc=pc, location=loc, rvi=req.rvi)
@@ -184,6 +186,10 @@ class DataCSF:
             new["st"] = old.get("st", 0) + 1
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
         extra = await hooks.on_update(ctx, req, old, new, attrs) if hooks.on_update else []
+        if hooks.verify_update is not None:
+            extra = [*extra, *(await hooks.verify_update(ctx, req, old, new) or [])]
+            if await ctx.store.get(old["ri"]) is None:
+                raise NotFound(f"'{old['_srn']}' was deleted while the request was processed")
         await ctx.store.commit([Put(new), *extra])
         modified = tuple(k for k in attrs)
         await ctx.emit([Event(EventKind.UPDATE, new, modified=modified, originator=req.fr)])
@@ -204,13 +210,26 @@ class DataCSF:
             raise OperationNotAllowed(f"{rtype.name} resources cannot be deleted")
         await access.check(ctx, req.fr, Permission.DELETE, doc)
         pc = await representation(ctx, req, doc, rcn, fc) if rcn else None
-        await self.remove(doc, req.fr)
+        _, note = await self._remove(doc, req.fr)
+        if note is not None and pc is None:
+            pc = {"m2m:dbg": note}
         return Response(rsc=2002, rqi=req.rqi, pc=pc, rvi=req.rvi)
 
     async def remove(self, doc: Doc, originator: str | None) -> list[Doc]:
         """Delete ``doc`` and its subtree (also used by expiry); emit events."""
+        removed, _ = await self._remove(doc, originator)
+        return removed
+
+    async def _remove(self, doc: Doc, originator: str | None) -> tuple[list[Doc], str | None]:
         ctx = self.ctx
         hooks = self.hooks.get(doc["ty"], NO_HOOKS)
+        note = None
+        if hooks.pre_delete is not None:
+            note = await hooks.pre_delete(ctx, doc, originator)
+            current = await ctx.store.get(doc["ri"])
+            if current is None:  # gone meanwhile (the round trip let others run)
+                return [], note
+            doc = current
         extra = await hooks.on_delete(ctx, doc) if hooks.on_delete else []
         parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
         result = await ctx.store.commit([Delete(doc["ri"]), *extra])
@@ -218,5 +237,5 @@ class DataCSF:
         if parent is not None:
             events.append(Event(EventKind.DELETE_CHILD, doc, parent, originator=originator))
         await ctx.emit(events)
-        return result.removed
+        return result.removed, note
 

@@ -59,7 +59,7 @@ class Forwarder:
                     return doc
         raise NotFound(f"no route to CSE '{csi}': it is not registered here and there is no registrar to ask")
 
-    async def forward(self, req: Request, target: Target) -> Response:
+    async def forward(self, req: Request, target: Target, *, timeout: float | None = None) -> Response:
         """Forward ``req`` to the CSE hosting ``target``; relay its answer."""
         ident = self.ctx.identity
         if req.op == Operation.CREATE and req.ty in (2, REMOTE_CSE_TY):
@@ -82,7 +82,7 @@ class Forwarder:
             last: TargetNotReachable | None = None
             for poa in poas:
                 try:
-                    return await self.outbound.send(poa, out, timeout=self.timeout)
+                    return await self.outbound.send(poa, out, timeout=timeout or self.timeout)
                 except TargetNotReachable as exc:
                     last = exc
             assert last is not None

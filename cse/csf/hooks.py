@@ -17,7 +17,8 @@ from cse.core.context import Context
 from cse.core.messages import Request
 from cse.core.ports import Doc, Op
 
-__all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "Verify", "NO_HOOKS"]
+__all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "Verify", "PreDelete", "ViewCreated",
+           "NO_HOOKS"]
 
 # (ctx, req, attrs) -> (ri, owner): identity of a new resource.
 Identify = Callable[[Context, Request, dict[str, Any]], Awaitable[tuple[str, str | None]]]
@@ -27,10 +28,22 @@ OnCreate = Callable[[Context, Request, Doc, Doc], Awaitable[list[Op]]]
 OnUpdate = Callable[[Context, Request, Doc, Doc, dict[str, Any]], Awaitable[list[Op]]]
 # (ctx, doc) -> extra ops to commit with the subtree deletion of doc.
 OnDelete = Callable[[Context, Doc], Awaitable[list[Op]]]
-# (ctx, req, new_doc) -> None, raising to refuse: the one hook that may talk to
-# the outside world (through a port), because oneM2M requires a round trip
-# before some resources exist (subscription verification, TS-0004 7.4.8.2.1).
-Verify = Callable[[Context, Request, Doc], Awaitable[None]]
+# (ctx, req, new_doc) -> extra ops or None, raising to refuse. One of the two
+# hooks that may talk to the outside world (through ports), because some
+# resources exist only after a round trip: subscription verification
+# (TS-0004 7.4.8.2.1), session establishment across CSEs (SESSIONS.md).
+Verify = Callable[[Context, Request, Doc], Awaitable[list[Op] | None]]
+# (ctx, req, old_doc, new_doc) -> extra ops or None, raising to refuse: the
+# UPDATE counterpart of Verify (e.g. a session policy replicated to every hop).
+VerifyUpdate = Callable[[Context, Request, Doc, Doc], Awaitable[list[Op] | None]]
+# (ctx, doc, originator) -> a note or None: runs before a resource is deleted
+# by a request or at expiry (not when an ancestor is deleted); may talk to
+# the outside world, e.g. to carry a session's termination to the next hops.
+# A note (what could not be done) becomes the DELETE answer's m2m:dbg.
+PreDelete = Callable[[Context, Doc, str | None], Awaitable[str | None]]
+# (doc, extra ops) -> the attributes a CREATE answers with (rcn 1/3), when
+# they differ from the stored public view (e.g. credentials shown once).
+ViewCreated = Callable[[Doc, list[Op]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,9 @@ class TypeHooks:
     on_update: OnUpdate | None = None
     on_delete: OnDelete | None = None
     verify: Verify | None = None
+    verify_update: VerifyUpdate | None = None
+    pre_delete: PreDelete | None = None
+    view_created: ViewCreated | None = None
 
 
 NO_HOOKS = TypeHooks()

@@ -17,9 +17,10 @@ from cse.core.context import Context
 from cse.core.errors import BadRequest, OriginatorHasAlreadyRegistered
 from cse.core.ids import new_ri
 from cse.core.messages import Request
-from cse.core.ports import Doc, Op
+from cse.core.ports import Doc, Op, Put
 
 from .hooks import TypeHooks
+from .smg.model import SESSIONS_RN, sessions_doc
 
 __all__ = ["AE_HOOKS", "assign_ae_id", "check_app_id"]
 
@@ -55,7 +56,15 @@ def check_app_id(api: str, rvi: str) -> None:
 async def _on_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
     check_app_id(doc["api"], req.rvi)
     doc["aei"] = doc["ri"]
+    if "smg" in (doc.get("scp") or ()):  # session-capable: its sessions collection (SESSIONS.md)
+        return [Put(sessions_doc(doc, doc["ct"]))]
     return []
 
 
-AE_HOOKS = TypeHooks(identify=assign_ae_id, on_create=_on_create)
+async def _on_update(ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
+    if "smg" in (new.get("scp") or ()) and await ctx.store.child_by_name(new["ri"], SESSIONS_RN) is None:
+        return [Put(sessions_doc(new, new["lt"]))]
+    return []
+
+
+AE_HOOKS = TypeHooks(identify=assign_ae_id, on_create=_on_create, on_update=_on_update)

@@ -39,6 +39,7 @@ __all__ = ["SubscriptionCSF", "SUBSCRIPTION_TY"]
 log = logging.getLogger("cse.subscription")
 
 SUBSCRIPTION_TY = 23
+SESSIONS_TY = 9001
 _NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
 _DEFAULT_BN_DUR = 60.0
 
@@ -142,8 +143,8 @@ class SubscriptionCSF:
                 subject = ev.parent
             else:
                 subject = ev.doc
-            if subject is None:
-                continue
+            if subject is None or subject["ty"] == SESSIONS_TY:
+                continue  # subscriptions under sessions hear session events only (SMG)
             if ev.kind == EventKind.DELETE:
                 subs = removed_subs.get(subject["ri"], [])
             else:

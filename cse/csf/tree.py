@@ -30,6 +30,8 @@ from .result import address, child_ref, public, wrap
 
 __all__ = ["walk", "discover", "representation"]
 
+SMG_TYPES = frozenset(range(9001, 9007))
+
 
 class _Granter:
     """Top-down privilege decisions for one walk, caching ACP lookups."""
@@ -40,21 +42,24 @@ class _Granter:
         self.perm = perm
         self.privileged = access.is_privileged(ctx, originator)
 
-    async def decide(self, doc: Doc, parent_granted: bool, owned_above: bool) -> tuple[bool, bool]:
-        """(granted, owned) for ``doc`` given its parent's decision."""
+    async def decide(self, doc: Doc, parent_granted: bool, owned_above: bool) -> tuple[bool, bool, bool]:
+        """(granted, owned, inherited by children) for ``doc`` given its
+        parent's decision. Being allowed to discover an AE (any registered
+        originator is) says nothing about what is below it."""
         if self.privileged:
-            return True, True
+            return True, True, True
         owned = owned_above or (self.originator is not None and doc.get("_own") == self.originator)
         rtype = self.ctx.registry.get(doc["ty"])
-        if doc["ty"] == 1 or (rtype.has_acpi and doc.get("acpi")):
-            return await access.allowed(self.ctx, self.originator, self.perm, doc), owned
+        if doc["ty"] == 1 or (rtype.has_acpi and doc.get("acpi")) or doc["ty"] in SMG_TYPES:
+            granted = await access.allowed(self.ctx, self.originator, self.perm, doc)
+            return granted, owned, granted
         if not rtype.has_acpi:
-            return parent_granted, owned
+            return parent_granted, owned, parent_granted
         if owned:
-            return True, True
+            return True, True, True
         if doc["ty"] == 2 and self.perm == Permission.DISCOVER:
-            return await access.allowed(self.ctx, self.originator, self.perm, doc), owned
-        return False, owned
+            return await access.allowed(self.ctx, self.originator, self.perm, doc), owned, False
+        return False, owned, False
 
 
 async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
@@ -62,7 +67,7 @@ async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
     """Yield ``(doc, depth)`` for matching, visible descendants of ``root``."""
     granter = _Granter(ctx, originator, perm)
     root_owned = granter.privileged or await access.owns(ctx, originator, root)
-    root_granted, root_owned = await granter.decide(root, True, root_owned)
+    _, root_owned, root_granted = await granter.decide(root, True, root_owned)
     max_depth = fc.lvl if fc and fc.lvl else None
     lim = fc.lim if fc and fc.lim is not None else ctx.identity.max_result
     skip = (fc.ofst - 1) if fc and fc.ofst else 0
@@ -76,7 +81,7 @@ async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
         doc, depth, parent_granted, owned_above = stack.pop()
         if discovery and doc["ty"] == 2 and doc.get("regs") == 2:
             continue
-        granted, owned = await granter.decide(doc, parent_granted, owned_above)
+        granted, owned, passed = await granter.decide(doc, parent_granted, owned_above)
         if granted and (fc is None or matches(fc, doc)):
             yield doc, depth
             produced += 1
@@ -85,7 +90,7 @@ async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
         if max_depth is None or depth < max_depth:
             children = await ctx.store.children(doc["ri"])
             if children:
-                stack.extend((k, depth + 1, granted, owned) for k in reversed(children))
+                stack.extend((k, depth + 1, passed, owned) for k in reversed(children))
 
 
 async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rcn: int) -> Any:

@@ -253,7 +253,8 @@ async def test_offset(tree: dict[str, Any]) -> None:
 async def test_level(tree: dict[str, Any]) -> None:
     assert await uril(tree, lvl=1) == [TEMP, HUM, EMPTY]
     assert await uril(tree, lvl=2) == [TEMP, T1, T2, HUM, H1, HSUB, EMPTY]
-    assert await uril(tree, "cse-in", lvl=1) == ["cse-in/app"]
+    # The CSEBase's own sessions collection (transit sessions, SESSIONS.md) is there from the start.
+    assert await uril(tree, "cse-in", lvl=1) == ["cse-in/sessions", "cse-in/app"]
     assert await uril(tree, "cse-in", lvl=2, ty=3) == [TEMP, HUM, EMPTY]
 
 

@@ -1,0 +1,82 @@
+"""A chain of three real CSEs (samples/chain): CSE1 -> IN -> CSE2 and back.
+
+Why: two MN-CSEs that both register with an IN-CSE do not know each other;
+a request from one for the other must go up to the IN, which knows both,
+and down again -- with the originator made SP-relative once, at the first
+CSE, and the answer (and request ID) coming back the same way. A
+notification from CSE2 to an AE of CSE1 takes the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from tests.conftest import ADMIN, Http
+from tests.e2e.test_intercse_helpers import (
+    create,
+    dbg,
+    grant,
+    register_ae,
+    registrar_toml,
+    wait_csr,
+    wait_registered,
+)
+from tests.notify_receiver import Receiver
+
+
+async def test_chain_through_the_in_cse(cse_process: Callable[..., Any], http: Http, receiver: Receiver) -> None:
+    in_cse = await cse_process(cse_id="/id-in", name="cse-in", subdir="in")
+    cse1, cse2 = await asyncio.gather(
+        cse_process(cse_id="/id-cse1", name="cse1", subdir="cse1",
+                    extra=registrar_toml("/id-in", "cse-in", in_cse.url)),
+        cse_process(cse_id="/id-cse2", name="cse2", subdir="cse2",
+                    extra=registrar_toml("/id-in", "cse-in", in_cse.url)))
+    await wait_registered(http, cse1, "/id-in", "cse-in")
+    await wait_registered(http, cse2, "/id-in", "cse-in")
+    await wait_csr(http, in_cse, "cse-in/id-cse1")
+    await wait_csr(http, in_cse, "cse-in/id-cse2")
+    # the ends know only the IN
+    for cse, cb in ((cse1, "cse1"), (cse2, "cse2")):
+        r = await http.send("GET", f"{cse.url}/{cb}?fu=1&ty=16", fr=ADMIN)
+        assert r.body["m2m:uril"] == [f"{cb}/id-in"], r.body
+
+    # CSE1 -> IN -> CSE2
+    there = await http.send("GET", f"{cse1.url}/~/id-cse2/cse2", fr=ADMIN, rqi="chain-1")
+    assert there.rsc == 2000, there.body
+    assert there.body["m2m:cb"]["csi"] == "/id-cse2"
+    assert there.headers.get("X-M2M-RI") == "chain-1"
+    # and back: CSE2 -> IN -> CSE1
+    back = await http.send("GET", f"{cse2.url}/~/id-cse1/cse1", fr=ADMIN, rqi="chain-2")
+    assert back.rsc == 2000, back.body
+    assert back.body["m2m:cb"]["csi"] == "/id-cse1"
+    assert back.headers.get("X-M2M-RI") == "chain-2"
+
+    # an AE of CSE1 works on a container of an AE of CSE2; it arrives as /id-cse1/<aei>
+    aei2 = await register_ae(http, cse2, "cse2", "ae2", scp=["smg"])
+    await create(http, f"{cse2.url}/cse2/ae2", aei2, 3, "m2m:cnt", {"rn": "data"})
+    aei1 = await register_ae(http, cse1, "cse1", "ae1", poa=[receiver.url])
+    far = f"{cse1.url}/~/id-cse2/cse2/ae2/data"
+    denied = await http.send("GET", far, fr=aei1)
+    assert denied.rsc == 4103 and f"/id-cse1/{aei1}" in dbg(denied), denied.body
+    await grant(http, cse2, "cse2/ae2/data", aei2, [f"/id-cse1/{aei1}"])
+    made = await http.send("POST", far, fr=aei1, ty=4, body={"m2m:cin": {"con": "via the IN"}})
+    assert made.rsc == 2001, made.body
+    latest = await http.send("GET", f"{far}/la", fr=aei1)
+    assert latest.rsc == 2000 and latest.body["m2m:cin"]["con"] == "via the IN"
+
+    found = await http.send("GET", f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2&scp=smg", fr=aei1)
+    assert found.rsc == 2000 and found.body["m2m:uril"] == ["cse2/ae2"], found.body
+
+    # a notification from CSE2 to the AE of CSE1 goes CSE2 -> IN -> CSE1 -> AE
+    sub = await http.send("POST", far, fr=aei1, ty=23, body={"m2m:sub": {
+        "rn": "s", "nu": [f"/id-cse1/{aei1}"], "enc": {"net": [3]}}})
+    assert sub.rsc == 2001, sub.body
+    await create(http, f"{cse2.url}/cse2/ae2/data", aei2, 4, "m2m:cin", {"con": "ping"})
+    n = await receiver.next_notification(5)
+    assert n.sgn["nev"]["rep"]["m2m:cin"]["con"] == "ping"
+    assert n.sgn["sur"] == f"/id-cse2/{sub.body['m2m:sub']['ri']}"
+
+    # an unknown CSE-ID ends at the IN with 4004
+    lost = await http.send("GET", f"{cse1.url}/~/id-nowhere/x", fr=aei1)
+    assert lost.rsc == 4004, lost.body
