@@ -18,7 +18,9 @@ Rules, in order:
    originators (so peers can find session-capable AEs, SESSIONS.md step 6).
 5. A session and everything below it (SESSIONS.md): besides the owner
    and the admin, its two endpoint AEs (compared as SP-relative AE-IDs) and
-   the peer SMGs it has a nextHop to. Nobody else sees a session.
+   the peer SMGs it has a nextHop to. Nobody else sees a session. A
+   neighbour CSE may create a session in an AE's ``sessions`` collection
+   (the session CSF then checks the rest).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> 
             effective = parent
     if SESSION_TY <= doc["ty"] <= POLICY_TY and await session_party(ctx, originator, doc):
         return True
+    if doc["ty"] == SESSIONS_TY and perm == Permission.CREATE and await _neighbour_cse(ctx, originator):
+        return True  # a peer SMG bringing a session to one of our AEs (SESSIONS.md flow 1 step 9)
     acpi = effective.get("acpi")
     if acpi:
         for acp_id in acpi:
@@ -113,7 +117,14 @@ async def _default_policy(ctx: Context, originator: str, perm: int, doc: Doc) ->
     return False
 
 
-SESSION_TY, POLICY_TY, NEXT_HOP_TY = 9002, 9006, 9004
+SESSIONS_TY, SESSION_TY, POLICY_TY, NEXT_HOP_TY = 9001, 9002, 9006, 9004
+
+
+async def _neighbour_cse(ctx: Context, originator: str) -> bool:
+    """A CSE registered here, or our registrar (it has a remoteCSE)."""
+    if not originator.startswith("/") or "/" in originator[1:]:
+        return False
+    return any(d["ty"] == 16 for d in await ctx.store.lookup("csi", originator))
 
 
 async def session_party(ctx: Context, originator: str, doc: Doc) -> bool:
