@@ -80,13 +80,20 @@ class CSE:
         reg = config.registrar
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
-        self.smg = SMG(self.ctx, self.forwarder, self.notifier, notify_timeout=config.smg.notify_timeout_s,
-                       establish_timeout=config.smg.establish_timeout_s)
+        self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
+                       notify_timeout=config.smg.notify_timeout_s,
+                       establish_timeout=config.smg.establish_timeout_s,
+                       freshness_s=config.smg.freshness_s, history=config.smg.history)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        **self.smg.hooks()})
         self.subscriptions.remove = self.data.remove
-        self.dispatcher = Dispatcher(self.ctx, LocalRouter(self.ctx, self.data, self.notifier.relay),
-                                     forward=self.smg.forward, nonblocking=self.nonblocking.accept)
+        router = LocalRouter(self.ctx, self.data, self.notifier.relay)
+        self.dispatcher = Dispatcher(self.ctx, router, forward=self.smg.forward,
+                                     nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle)
+        self.smg.gate.resolve = self.dispatcher.resolve
+        self.smg.gate.serve = router.handle
+        self.sf_timer = DeadlineTimer("store-and-forward", self.smg.queue.flush, self.clock.now)
+        self.smg.queue.timer = self.sf_timer
         self.nonblocking.execute = self.dispatcher.handle
         self.notifier.forward = self.dispatcher.handle
         self.registrar: RegistrarLink | None = None
@@ -121,6 +128,10 @@ class CSE:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
         self.notifier.start()
         self.expiry.start(first=self.clock.now())
+        stored = await self.smg.queue.load()
+        if stored:
+            log.info("%d stored session request(s) waiting for their window", stored)
+        self.sf_timer.start(first=self.clock.now())
         if serve_http:
             self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
                                    max_body=self.config.http.max_body, clock=self.clock.now)
@@ -130,6 +141,7 @@ class CSE:
                     self.ctx.identity = replace(self.ctx.identity, poa=(self._url(self.http.port),))
                     await ensure_cse_base(self.ctx)
             except BaseException:
+                await self.sf_timer.stop()
                 await self.expiry.stop()
                 await self.notifier.stop()
                 await self.outbound.close()
@@ -149,6 +161,7 @@ class CSE:
         if self.http is not None:
             await self.http.stop()
             self.http = None
+        await self.sf_timer.stop()
         await self.nonblocking.stop()
         await self.expiry.stop()
         await self.notifier.stop()

@@ -62,6 +62,8 @@ class ForwardingConfig:
 class SMGConfig:
     notify_timeout_s: float = 10.0
     establish_timeout_s: float = 25.0
+    freshness_s: float = 300.0
+    history: int = 50
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
     "forwarding": {"timeout_s": (int, float)},
-    "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float)},
+    "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float), "freshness_s": (int, float),
+            "history": (int,)},
     "log": {"level": (str,)},
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}

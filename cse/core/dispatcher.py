@@ -66,11 +66,12 @@ class Dispatcher:
     """Turns requests into responses; the one place errors are translated."""
 
     def __init__(self, ctx: Context, local: LocalHandler, forward: Forward | None = None,
-                 nonblocking: Accept | None = None) -> None:
+                 nonblocking: Accept | None = None, session_gate: Forward | None = None) -> None:
         self.ctx = ctx
         self.local = local
         self.forward = forward
         self.nonblocking = nonblocking
+        self.session_gate = session_gate
 
     async def handle(self, req: Request) -> Response:
         """Process ``req``; never raises."""
@@ -94,6 +95,8 @@ class Dispatcher:
             req = replace(req, fr=fr)
         self._check_expiration(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
+        if req.sid is not None and self.session_gate is not None:
+            return await self.session_gate(req, target)  # the SMG runs first (SESSIONS.md)
         if req.rt in (1, 2) and req.op != Operation.NOTIFY:
             if self.nonblocking is None:
                 raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")

@@ -16,7 +16,11 @@ Rules, in order:
    itself) may do everything. On the CSEBase, registered originators may
    RETRIEVE and DISCOVER; any AE resource may be DISCOVERed by registered
    originators (so peers can find session-capable AEs, SESSIONS.md step 6).
-5. A session and everything below it (SESSIONS.md): besides the owner
+5. A request served under an established session (the SMG sets
+   :data:`SESSION_GRANT` for the task serving it) may touch everything at or
+   below the granted endpoint AEs, whatever their ACPs say: the target
+   accepted the session (SESSIONS.md "What a session authorizes").
+6. A session and everything below it (SESSIONS.md): besides the owner
    and the admin, its two endpoint AEs (compared as SP-relative AE-IDs) and
    the peer SMGs it has a nextHop to. Nobody else sees a session. A
    neighbour CSE may create a session in an AE's ``sessions`` collection
@@ -26,6 +30,7 @@ Rules, in order:
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from functools import lru_cache
 
 from cse.core.context import Context
@@ -33,7 +38,8 @@ from cse.core.errors import OriginatorHasNoPrivilege
 from cse.core.ports import Doc
 from cse.core.schedule import Schedule
 
-__all__ = ["Permission", "check", "allowed", "is_privileged", "owns", "session_party"]
+__all__ = ["Permission", "check", "allowed", "is_privileged", "owns", "session_party", "within",
+           "SESSION_GRANT"]
 
 
 class Permission:
@@ -70,6 +76,9 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> 
         return False
     if is_privileged(ctx, originator):
         return True
+    grant = SESSION_GRANT.get()
+    if grant is not None and await within(ctx, doc, grant):
+        return True
     store = ctx.store
     if doc["ty"] == 1:  # an ACP: its own pvs governs it
         return _acp_grants(doc.get("pvs"), originator, perm, ctx)
@@ -90,6 +99,21 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> 
                 return True
         return False
     return await _default_policy(ctx, originator, perm, effective)
+
+
+SESSION_GRANT: ContextVar[frozenset[str] | None] = ContextVar("session_grant", default=None)
+
+
+async def within(ctx: Context, doc: Doc, roots: frozenset[str]) -> bool:
+    """Whether ``doc`` is one of ``roots`` (ris) or below one of them."""
+    cur: Doc | None = doc
+    for _ in range(64):
+        if cur is None or cur["ty"] == 5:
+            return False
+        if cur["ri"] in roots:
+            return True
+        cur = await ctx.store.get(cur["pi"]) if cur.get("pi") else None
+    return False
 
 
 async def owns(ctx: Context, originator: str | None, doc: Doc) -> bool:

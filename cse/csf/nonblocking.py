@@ -60,8 +60,20 @@ class NonBlockingCSF:
         self._sem = asyncio.Semaphore(max_parallel)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def accept(self, req: Request) -> Response:
-        """Store the ``<request>``, start the work, answer 1001/1002."""
+    async def accept(self, req: Request, execute: Execute | None = None) -> Response:
+        """Store the ``<request>``, start the work, answer 1001/1002.
+
+        ``execute`` runs the operation (default: the dispatcher, blocking).
+        """
+        doc, resp = await self.open_request(req)
+        task = asyncio.get_running_loop().create_task(self._run(doc, req, execute or self.execute))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return resp
+
+    async def open_request(self, req: Request) -> tuple[Doc, Response]:
+        """Store a PENDING ``<request>`` for ``req`` and build the 1001/1002
+        answer; the caller completes it later with :meth:`complete`."""
         ctx = self.ctx
         now = ctx.clock.now()
         now_ts = format_ts(now)
@@ -84,11 +96,8 @@ class NonBlockingCSF:
         if req.pc is not None:
             doc["pc"] = req.pc
         await ctx.store.commit([Put(doc)])
-        task = asyncio.get_running_loop().create_task(self._run(doc, req))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        rsc = 1001 if req.rt == ResponseType.NON_BLOCKING_SYNCH else 1002
-        return Response(rsc=rsc, rqi=req.rqi, pc={"m2m:uri": ri}, rvi=req.rvi)
+        rsc = 1002 if req.rt == ResponseType.NON_BLOCKING_ASYNCH else 1001
+        return doc, Response(rsc=rsc, rqi=req.rqi, pc={"m2m:uri": ri}, rvi=req.rvi)
 
     @staticmethod
     def _meta(req: Request) -> dict[str, Any]:
@@ -101,18 +110,19 @@ class NonBlockingCSF:
             mi["rcn"] = req.rcn
         return mi
 
-    async def _run(self, doc: Doc, req: Request) -> None:
-        assert self.execute is not None
+    async def _run(self, doc: Doc, req: Request, execute: Execute | None) -> None:
+        assert execute is not None
         async with self._sem:
             inner = replace(req, rt=ResponseType.BLOCKING)
             try:
-                resp = await self.execute(inner)
+                resp = await execute(inner)
             except Exception:  # the dispatcher never raises; be safe anyway
                 log.exception("non-blocking request %s failed", req.rqi)
                 resp = Response(rsc=5000, rqi=req.rqi, pc={"m2m:dbg": "internal error"})
-        await self._record(doc, req, resp)
+        await self.complete(doc, req, resp)
 
-    async def _record(self, doc: Doc, req: Request, resp: Response) -> None:
+    async def complete(self, doc: Doc, req: Request, resp: Response) -> None:
+        """Record the outcome in the ``<request>`` and notify it for rt=2."""
         current = await self.ctx.store.get(doc["ri"])
         ors: dict[str, Any] = {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": req.fr or "",
                                "ot": self.ctx.now_ts()}

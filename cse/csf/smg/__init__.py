@@ -15,9 +15,14 @@ from cse.core.messages import Request, Response
 from ..forwarding import Forwarder
 from ..hooks import TypeHooks
 from ..notification import Notifier
+from cse.core.ports import KvDelete
+
+from ..nonblocking import NonBlockingCSF
 from .events import SessionEvents
+from .gate import SessionGate, replay_ns
 from .model import POLICY_TY, SESSION_TY
 from .policies import PolicyReplicator
+from .queue import StoreAndForward
 from .sessions import SessionManager
 
 __all__ = ["SMG"]
@@ -26,13 +31,28 @@ __all__ = ["SMG"]
 class SMG:
     """The SMG of one CSE."""
 
-    def __init__(self, ctx: Context, forwarder: Forwarder, notifier: Notifier, *,
-                 notify_timeout: float = 10.0, establish_timeout: float = 25.0) -> None:
+    def __init__(self, ctx: Context, forwarder: Forwarder, notifier: Notifier, nonblocking: NonBlockingCSF, *,
+                 notify_timeout: float = 10.0, establish_timeout: float = 25.0, freshness_s: float = 300.0,
+                 history: int = 50) -> None:
         self.ctx = ctx
         self.forwarder = forwarder
         self.events = SessionEvents(ctx, notifier, timeout=notify_timeout)
         self.sessions = SessionManager(ctx, forwarder, self.events, establish_timeout=establish_timeout)
+        self.sessions.on_removed = self._forget
         self.policies = PolicyReplicator(ctx, forwarder, timeout=establish_timeout)
+        self.gate = SessionGate(ctx, self.events, freshness_s=freshness_s, history=history)
+        self.gate.forward = forwarder.forward
+        self.gate.nonblocking = nonblocking
+        self.queue = StoreAndForward(ctx, self.gate, nonblocking, forwarder.forward)
+        self.gate.queue = self.queue
+
+    async def _forget(self, sid: str) -> None:
+        """A session ended here: drop its stored requests, answers and keys."""
+        await self.queue.drop_session(sid)
+        items = await self.ctx.store.kv_items(replay_ns(sid))
+        if items:
+            await self.ctx.store.commit([KvDelete(replay_ns(sid), k) for k, _ in items])
+        self.gate.forget(sid)
 
     def hooks(self) -> dict[int, TypeHooks]:
         """Hooks of the SMG's resource types, by ``ty``."""

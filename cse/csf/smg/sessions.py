@@ -88,6 +88,7 @@ class SessionManager:
         self.forwarder = forwarder
         self.events = events
         self.establish_timeout = establish_timeout
+        self.on_removed: Any = None  # async (sid) -> None: drop stored requests, answers, keys
 
     def hooks(self) -> TypeHooks:
         """Hooks of the session type."""
@@ -287,6 +288,8 @@ class SessionManager:
             if sep_csi == csi and originator != stem and originator != sep["aei"]:
                 await self.events.tell(stem, 3, {"sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"],
                                                  "why": why})
+        if self.on_removed is not None:
+            await self.on_removed(doc["sid"])
         if unreachable:
             log.warning("session %s terminated; unreachable hops: %s", doc["sid"][:8], unreachable)
             return "session terminated here; not reached: " + "; ".join(unreachable)

@@ -1,0 +1,180 @@
+"""Store-and-forward of session-based requests (seed flow 2 steps 6-7, 14-16).
+
+A request whose policy at this hop is store-and-forward (``spt`` 2) is kept
+durably in the store's KV area (its exact bytes: the MAC covers them) with a
+PENDING ``<request>`` resource the originator can poll, and answered 1001
+(1002 for ``rt`` 2). One timer forwards stored requests while their
+policy's window (``sch``) is open, oldest first and in order per session;
+the outcome goes into the ``<request>`` (and to ``rtu`` for rt 2) and the
+session context. A next hop that is down is retried with backoff (its
+nextHop shows ``nst`` 2 meanwhile); a request stored longer than ``mbd``
+fails (4008 in its ``<request>``); more than ``mbr`` stored requests for a
+session at this CSE refuses new ones with 5207.
+
+Exactly once: a stored request is removed only after its answer is
+recorded; if the CSE dies in between, the redelivery carries the same
+request ID and the next hop answers it from its memory of the session
+(:mod:`.gate`) without executing it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import replace
+from typing import Any
+
+from cse.core.context import Context
+from cse.core.errors import M2MError, NotAcceptable, RequestTimeout, TargetNotReachable
+from cse.core.ids import Target
+from cse.core.messages import Operation, Request, Response, ResponseType
+from cse.core.ports import Doc, KvDelete, KvPut, Put
+from cse.core.schedule import Schedule
+
+from .model import NEXT_HOP_TY, session_ri
+
+__all__ = ["StoreAndForward", "QUEUE_NS"]
+
+log = logging.getLogger("cse.smg")
+
+QUEUE_NS = "smg-queue"
+_MAX_BACKOFF = 60.0
+
+
+def _serialize(req: Request) -> dict[str, Any]:
+    return {"op": int(req.op), "to": req.to, "fr": req.fr, "rqi": req.rqi, "rvi": req.rvi, "ty": req.ty,
+            "rcn": req.rcn, "rt": req.rt, "rtu": list(req.rtu) if req.rtu is not None else None,
+            "drt": req.drt, "ot": req.ot, "sid": req.sid, "smac": req.smac, "vsi": req.vsi,
+            "query": {k: list(v) for k, v in req.query.items()},
+            "body": base64.b64encode(req.body).decode("ascii"), "pc": req.pc if not req.body else None}
+
+
+def _deserialize(d: dict[str, Any]) -> Request:
+    return Request(op=Operation(d["op"]), to=d["to"], fr=d["fr"], rqi=d["rqi"], rvi=d["rvi"], ty=d["ty"],
+                   rcn=d["rcn"], rt=d["rt"], rtu=tuple(d["rtu"]) if d["rtu"] is not None else None,
+                   drt=d["drt"], ot=d["ot"], sid=d["sid"], smac=d["smac"], vsi=d["vsi"],
+                   query={k: tuple(v) for k, v in d["query"].items()},
+                   body=base64.b64decode(d["body"]), pc=d["pc"])
+
+
+class StoreAndForward:
+    """The durable queue of one CSE's stored session requests."""
+
+    def __init__(self, ctx: Context, gate: Any, nonblocking: Any, forward: Any) -> None:
+        self.ctx = ctx
+        self.gate = gate
+        self.nonblocking = nonblocking
+        self.forward = forward
+        self.timer: Any = None  # DeadlineTimer, wired by the composition root
+        self._seq = 0
+        self._retry_at: dict[str, float] = {}
+        self._backoff: dict[str, float] = {}
+
+    async def load(self) -> int:
+        """Continue the key sequence after a restart; how many are stored."""
+        items = await self.ctx.store.kv_items(QUEUE_NS)
+        if items:
+            self._seq = int(items[-1][0]) + 1
+        return len(items)
+
+    async def count(self, sid: str | None = None) -> int:
+        items = await self.ctx.store.kv_items(QUEUE_NS)
+        return len(items) if sid is None else sum(1 for _, v in items if v["sid"] == sid)
+
+    async def store(self, req: Request, session: Doc, hop: str, policy: Doc, target: Target) -> Response:
+        """Keep ``req`` for the next window; answer 1001/1002."""
+        mbr = policy.get("mbr")
+        if mbr is not None and await self.count(session["sid"]) >= mbr:
+            raise NotAcceptable(
+                f"store-and-forward buffer of session {session['sid'][:16]} is full at "
+                f"{self.ctx.identity.csi} ({mbr} requests, policy mbr)")
+        doc, resp = await self.nonblocking.open_request(req)
+        key = f"{self._seq:016d}"
+        self._seq += 1
+        item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
+                "req": _serialize(req), "request": doc["ri"], "csi": target.csi}
+        await self.ctx.store.commit([KvPut(QUEUE_NS, key, item)])
+        if self.timer is not None:
+            self.timer.poke(self.ctx.clock.now())
+        return resp
+
+    async def drop_session(self, sid: str) -> int:
+        """Forget every request stored for ``sid`` (termination)."""
+        items = [k for k, v in await self.ctx.store.kv_items(QUEUE_NS) if v["sid"] == sid]
+        if items:
+            await self.ctx.store.commit([KvDelete(QUEUE_NS, k) for k in items])
+        self._retry_at.pop(sid, None)
+        self._backoff.pop(sid, None)
+        return len(items)
+
+    async def flush(self, now: float) -> float | None:
+        """Forward what may go now; return when to look again."""
+        nxt: float | None = None
+
+        def later(t: float | None) -> None:
+            nonlocal nxt
+            if t is not None and (nxt is None or t < nxt):
+                nxt = t
+
+        blocked: set[str] = set()
+        for key, item in await self.ctx.store.kv_items(QUEUE_NS):
+            sid = item["sid"]
+            if sid in blocked:
+                continue
+            now = self.ctx.clock.now()
+            session = await self.ctx.store.get(session_ri(sid))
+            req = _deserialize(item["req"])
+            if session is None:
+                await self._finish(key, item, req, Response.error(4004, f"session {sid[:16]} was terminated"))
+                continue
+            policy = await self.ctx.store.get(item["policy"])
+            mbd = policy.get("mbd") if policy else None
+            if mbd is not None and now - item["stored"] > mbd:
+                await self._finish(key, item, req, Response.error(
+                    4008, f"stored longer than the policy's maximum buffer duration (mbd {mbd} s)"))
+                continue
+            if mbd is not None:
+                later(item["stored"] + mbd)
+            if policy is not None and policy.get("sch"):
+                sched = Schedule(policy["sch"])
+                if not sched.is_open(now):
+                    blocked.add(sid)
+                    later(sched.next_open(now))
+                    continue
+            if self._retry_at.get(sid, 0.0) > now:
+                blocked.add(sid)
+                later(self._retry_at[sid])
+                continue
+            out = replace(req, rt=ResponseType.BLOCKING, rtu=None)
+            try:
+                resp = await self.forward(out, Target(False, item["csi"], (), True))
+            except (TargetNotReachable, RequestTimeout) as exc:
+                delay = min(self._backoff.get(sid, 0.5) * 2, _MAX_BACKOFF)
+                self._backoff[sid] = delay
+                self._retry_at[sid] = now + delay
+                await self._hop_state(session, item["hop"], 2)
+                log.info("stored request %s: next hop %s unreachable (%s); retry in %.1f s",
+                         req.rqi, item["hop"], exc.message, delay)
+                blocked.add(sid)
+                later(now + delay)
+                continue
+            except M2MError as exc:
+                resp = Response.error(int(exc.rsc), exc.message)
+            if self._backoff.pop(sid, None) is not None:
+                self._retry_at.pop(sid, None)
+                await self._hop_state(session, item["hop"], 1)
+            await self.gate.record(session["ri"], req, resp, item["hop"])
+            await self._finish(key, item, req, resp)
+        return nxt
+
+    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response) -> None:
+        """Record the outcome, then forget the stored request (in that order)."""
+        doc = await self.ctx.store.get(item["request"])
+        if doc is not None:
+            await self.nonblocking.complete(doc, req, resp)
+        await self.ctx.store.commit([KvDelete(QUEUE_NS, key)])
+
+    async def _hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
+        for hop in await self.ctx.store.children(session["ri"], NEXT_HOP_TY):
+            if hop["csi"] == hop_csi and hop.get("nst") != nst:
+                await self.ctx.store.commit([Put({**hop, "nst": nst})])
