@@ -12,6 +12,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+from cse.core.tasks import cancel_and_wait
+
 __all__ = ["DeadlineTimer"]
 
 log = logging.getLogger("cse.scheduler")
@@ -48,13 +50,8 @@ class DeadlineTimer:
 
     async def stop(self) -> None:
         """Cancel the timer task and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -33,6 +33,7 @@ from cse.core.errors import M2MError, RequestTimeout, TargetNotReachable
 from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Doc, Outbound
+from cse.core.tasks import cancel_and_wait
 
 __all__ = ["Notifier", "Batching", "OnSent"]
 
@@ -104,13 +105,7 @@ class Notifier:
         for q in self._queues.values():
             if q.timer is not None:
                 q.timer.cancel()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
 
     async def drained(self, timeout: float) -> None:

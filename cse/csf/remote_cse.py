@@ -32,6 +32,7 @@ from cse.core.errors import (
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Doc, Outbound, Put
+from cse.core.tasks import cancel_and_wait
 
 from .hooks import TypeHooks
 
@@ -100,13 +101,8 @@ class RegistrarLink:
 
     async def stop(self) -> None:
         """Stop retrying; deregister if configured."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.deregister_on_shutdown and self.registered.is_set():
             await self.deregister()
 
