@@ -32,6 +32,13 @@ async def expire_due(ctx: Context, data: DataCSF, now: float, batch: int = 500) 
             doc = await ctx.store.get(ri)
             if doc is None:  # gone with an expired ancestor
                 continue
+            # Remove the topmost expired ancestor instead: its children go
+            # with it, and its own hooks still see them (a session that
+            # expires must tell its next hops and endpoints).
+            parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
+            while parent is not None and parent.get("et") is not None and parent["et"] <= now_ts:
+                doc = parent
+                parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
             await data.remove(doc, None)
             log.debug("expired %s (%s)", doc.get("_srn"), ri)
         if len(due) < batch:

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from cse.core.context import Context
-from cse.core.errors import M2MError, OriginatorHasNoPrivilege, TargetNotReachable
+from cse.core.errors import M2MError, OriginatorHasNoPrivilege, RequestTimeout, TargetNotReachable
 from cse.core.ports import Doc
 
 from ..notification import Notifier
@@ -52,8 +52,15 @@ class SessionEvents:
                                "sur": f"{self.ctx.identity.csi}/{sub['ri']}"}
         return {"m2m:sgn": sgn}
 
-    async def ask_establishment(self, aei: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Ask the target AE; its ``epa`` on accept, else raise 4103/5103."""
+    async def ask_establishment(self, aei: str, fields: dict[str, Any], *,
+                                timeout: float | None = None) -> dict[str, Any]:
+        """Ask the target AE; its ``epa`` on accept, else raise 4103/5103.
+
+        ``timeout`` (the initiator's remaining time) caps the notification timeout.
+        """
+        limit = self.timeout if timeout is None else min(self.timeout, timeout)
+        if limit <= 0:
+            raise RequestTimeout("no time left to ask the target AE before the initiator's deadline")
         subs = await self._subscriptions(aei)
         if not subs:
             raise TargetNotReachable(
@@ -64,7 +71,7 @@ class SessionEvents:
             payload = self._payload(sub, 1, fields)
             for target in sub.get("nu") or ():
                 try:
-                    resp = await self.notifier.send_now(target, payload, timeout=self.timeout)
+                    resp = await self.notifier.send_now(target, payload, timeout=limit)
                 except M2MError as exc:
                     problems.append(f"{target[:80]}: {exc.message}")
                     continue
@@ -76,7 +83,7 @@ class SessionEvents:
                     raise OriginatorHasNoPrivilege(f"target AE {aei} rejected the session (answered {resp.rsc})")
                 problems.append(f"{target[:80]}: answered {resp.rsc}")
         raise TargetNotReachable(
-            f"target AE {aei} did not accept the session within {self.timeout:g} s: " + "; ".join(problems))
+            f"target AE {aei} did not accept the session within {limit:g} s: " + "; ".join(problems))
 
     async def tell(self, aei: str, typ: int, fields: dict[str, Any]) -> None:
         """Queue an update (2) or termination (3) event for the AE ``aei``."""

@@ -39,11 +39,13 @@ from cse.core.errors import (
     NotFound,
     RSC,
     OriginatorHasNoPrivilege,
+    RequestTimeout,
     TargetNotReachable,
 )
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Delete, Doc, Op, Put
+from cse.core.timestamps import format_ts, parse_abs_rel
 
 from ..forwarding import Forwarder
 from ..hooks import TypeHooks
@@ -72,6 +74,7 @@ __all__ = ["SessionManager"]
 log = logging.getLogger("cse.smg")
 
 _PEER_ONLY = ("sid", "scr", "iep")
+_RETURN_SHARE = 0.1  # of the establishment timeout, kept for the answer to travel back
 
 
 def is_cse_id(originator: str | None) -> bool:
@@ -157,10 +160,13 @@ class SessionManager:
         iep_csi, iep_stem = split_ae_id(doc["iep"], csi)
         tep_csi, tep_stem = split_ae_id(doc["tep"], csi)
         ops: list[Op] = []
-        if is_cse_id(req.fr):  # target's CSE: ask the AE
+        if is_cse_id(req.fr):  # target's CSE: ask the AE, within the initiator's deadline
+            deadline = self._deadline(req)
             epa_t = await self.events.ask_establishment(tep_stem, {
                 "sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"], "scr": doc["_scr"],
-                "epa": doc.get("epa", {})})
+                "epa": doc.get("epa", {})}, timeout=None if deadline is None else deadline - ctx.clock.now())
+            if deadline is not None and ctx.clock.now() >= deadline:
+                raise RequestTimeout("the target AE answered after the initiator's deadline (X-M2M-RET)")
             hop = await self.forwarder.next_hop(req.fr or "", None)
             ops.append(Put(next_hop_doc(doc, now, csi=req.fr or "", poa=list(hop.get("poa") or []),
                                         aei=doc["iep"])))
@@ -186,20 +192,47 @@ class SessionManager:
         ops.append(Put(policies_doc(doc, now)))
         return ops
 
+    def _deadline(self, req: Request) -> float | None:
+        """The initiator's deadline (``X-M2M-RET``; it already keeps time for the way back)."""
+        if req.rqet is None:
+            return None
+        try:
+            return parse_abs_rel(req.rqet, self.ctx.clock.now())
+        except ValueError:
+            raise BadRequest(f"X-M2M-RET '{req.rqet[:40]}' is not a oneM2M time") from None
+
     async def _send_on(self, doc: Doc, tep_csi: str, tep_stem: str) -> Response:
-        """Send the session create, as this CSE, one hop toward ``tep_csi``."""
+        """Send the session create, as this CSE, one hop toward ``tep_csi``.
+
+        It carries a deadline (``X-M2M-RET``) a little before this CSE gives
+        up, so no hop completes a session the initiator was told failed; if
+        this CSE still gives up, it withdraws the session toward the target.
+        """
+        now = self.ctx.clock.now()
         out = Request(op=Operation.CREATE, to=f"{tep_csi}/{tep_stem}/{SESSIONS_RN}", fr=self.ctx.identity.csi,
-                      rqi=f"est-{doc['sid'][:16]}", ty=SESSION_TY, ot=self.ctx.now_ts(),
+                      rqi=f"est-{doc['sid'][:16]}", ty=SESSION_TY, ot=format_ts(now),
+                      rqet=format_ts(now + self.establish_timeout * (1 - _RETURN_SHARE)),
                       pc={"m2m:sess": self._wire_fields(doc)})
         target = Target(False, tep_csi, (tep_stem, SESSIONS_RN), False)
         try:
             resp = await self.forwarder.forward(out, target, timeout=self.establish_timeout)
         except M2MError as exc:
+            if isinstance(exc, RequestTimeout):
+                await self._withdraw(doc, tep_csi)
             raise type(exc)(f"session establishment toward {tep_csi} failed: {exc.message}") from None
         if resp.rsc != 2001:
             dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
             raise _error_for(resp.rsc, f"session establishment failed beyond {self.ctx.identity.csi}: {dbg}")
         return resp
+
+    async def _withdraw(self, doc: Doc, tep_csi: str) -> None:
+        """Best effort: remove a session the far side may have completed late."""
+        req = Request(op=Operation.DELETE, to=f"{tep_csi}/{doc['ri']}", fr=self.ctx.identity.csi,
+                      rqi=f"wdr-{doc['sid'][:16]}", ot=self.ctx.now_ts())
+        try:
+            await self.forwarder.forward(req, Target(False, tep_csi, (doc["ri"],), False), timeout=5.0)
+        except M2MError as exc:
+            log.info("could not withdraw session %s from %s: %s", doc["sid"][:8], tep_csi, exc.message)
 
     def _view_created(self, doc: Doc, ops: list[Op]) -> dict[str, Any]:
         """The create's answer: the session with its credentials (shown once,
@@ -268,7 +301,9 @@ class SessionManager:
             return None
         csi = ctx.identity.csi
         came_from = originator if is_cse_id(originator) else None
-        why = Why.EXPIRED if originator is None else Why.DELETED
+        # Every copy has the same et: a peer's termination at (or after) it is an expiry too.
+        expired = doc.get("et") is not None and doc["et"] <= format_ts(ctx.clock.now() + 1.0)
+        why = Why.EXPIRED if originator is None or (came_from and expired) else Why.DELETED
         await ctx.store.commit([Put({**doc, "sst": State.TERMINATING})])
         unreachable: list[str] = []
         for hop in await ctx.store.children(doc["ri"], NEXT_HOP_TY):
