@@ -94,6 +94,7 @@ class CSE:
         self.smg.gate.serve = router.handle
         self.sf_timer = DeadlineTimer("store-and-forward", self.smg.queue.flush, self.clock.now)
         self.smg.queue.timer = self.sf_timer
+        self.ctx.listeners.append(self.smg.on_events)
         self.nonblocking.execute = self.dispatcher.handle
         self.notifier.forward = self.dispatcher.handle
         self.registrar: RegistrarLink | None = None

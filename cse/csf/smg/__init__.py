@@ -8,7 +8,9 @@ the hooks the generic data CSF calls for the session types.
 
 from __future__ import annotations
 
-from cse.core.context import Context
+from typing import Sequence
+
+from cse.core.context import Context, Event
 from cse.core.ids import Target
 from cse.core.messages import Request, Response
 
@@ -45,6 +47,16 @@ class SMG:
         self.gate.nonblocking = nonblocking
         self.queue = StoreAndForward(ctx, self.gate, nonblocking, forwarder.forward)
         self.gate.queue = self.queue
+
+    async def on_events(self, events: Sequence[Event]) -> None:
+        """A policy created, changed or removed may open a window now: let
+        the store-and-forward timer look again."""
+        if self.queue.timer is None:
+            return
+        for ev in events:
+            if ev.doc["ty"] == POLICY_TY:
+                self.queue.timer.poke(self.ctx.clock.now())
+                return
 
     async def _forget(self, sid: str) -> None:
         """A session ended here: drop its stored requests, answers and keys."""

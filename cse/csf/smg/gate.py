@@ -91,7 +91,7 @@ class SessionGate:
             raise NotFound(f"session '{sid[:64]}' is not established at {ctx.identity.csi}")
         if req.op not in _OP_BIT:
             raise BadRequest("only CREATE, RETRIEVE, UPDATE and DELETE can be session-based")
-        me = self._check_originator(req, session)
+        me = await self._check_originator(req, session)
         endpoint = self._targeted_endpoint(target, session)
         if session.get("sec", 1) == 1:
             self._check_mac(req, session, me)
@@ -120,11 +120,13 @@ class SessionGate:
         return resp
 
     # -- checks -----------------------------------------------------------------------
-    def _check_originator(self, req: Request, session: Doc) -> str:
+    async def _check_originator(self, req: Request, session: Doc) -> str:
         fr = req.fr or ""
         me = sp_ae_id(fr, self.ctx.identity.csi)
-        if me in (session.get("iep"), session.get("tep")) or is_cse_id(fr):
+        if me in (session.get("iep"), session.get("tep")):
             return me
+        if is_cse_id(fr) and any(h["csi"] == fr for h in await self.ctx.store.children(session["ri"], NEXT_HOP_TY)):
+            return me  # a neighbour SMG relaying
         raise OriginatorHasNoPrivilege(f"originator '{fr[:80]}' is not an endpoint of session {session['sid'][:16]}")
 
     def _targeted_endpoint(self, target: Target, session: Doc) -> str:
