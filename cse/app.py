@@ -124,7 +124,7 @@ class CSE:
         # generations so full collections stop re-walking every resource.
         gc.freeze()
         await ensure_cse_base(self.ctx)
-        failed = await self.nonblocking.fail_leftovers()
+        failed = await self.nonblocking.fail_leftovers(keep=await self.smg.queue.request_ris())
         if failed:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
         self.notifier.start()

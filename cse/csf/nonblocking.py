@@ -140,12 +140,16 @@ class NonBlockingCSF:
                 if target:
                     self.notifier.enqueue(doc["ri"], target, rsp)
 
-    async def fail_leftovers(self) -> int:
-        """Mark requests a previous run left PENDING as FAILED; return how many."""
+    async def fail_leftovers(self, keep: frozenset[str] = frozenset()) -> int:
+        """Mark requests a previous run left PENDING as FAILED; return how many.
+
+        ``keep`` lists ``<request>`` ris that are still on their way (stored
+        session requests waiting for a window): they stay PENDING.
+        """
         cb = self.ctx.identity.cb_ri
         n = 0
         for doc in await self.ctx.store.children(cb, REQUEST_TY):
-            if doc.get("rs") == RequestStatus.PENDING:
+            if doc.get("rs") == RequestStatus.PENDING and doc["ri"] not in keep:
                 ors = {"rsc": 5000, "rqi": doc.get("rid", ""),
                        "pc": {"m2m:dbg": "the CSE restarted before this request completed"}}
                 await self.ctx.store.commit([Put({**doc, "rs": RequestStatus.FAILED, "ors": ors})])

@@ -77,6 +77,10 @@ class StoreAndForward:
             self._seq = int(items[-1][0]) + 1
         return len(items)
 
+    async def request_ris(self) -> frozenset[str]:
+        """The ``<request>`` resources of everything stored (still PENDING)."""
+        return frozenset(v["request"] for _, v in await self.ctx.store.kv_items(QUEUE_NS))
+
     async def count(self, sid: str | None = None) -> int:
         items = await self.ctx.store.kv_items(QUEUE_NS)
         return len(items) if sid is None else sum(1 for _, v in items if v["sid"] == sid)
