@@ -103,10 +103,12 @@ class StoreAndForward:
         return resp
 
     async def drop_session(self, sid: str) -> int:
-        """Forget every request stored for ``sid`` (termination)."""
-        items = [k for k, v in await self.ctx.store.kv_items(QUEUE_NS) if v["sid"] == sid]
-        if items:
-            await self.ctx.store.commit([KvDelete(QUEUE_NS, k) for k in items])
+        """Fail and forget every request stored for ``sid`` (termination):
+        each ``<request>`` ends FAILED with 4004, told to rt 2 originators."""
+        items = [(k, v) for k, v in await self.ctx.store.kv_items(QUEUE_NS) if v["sid"] == sid]
+        for key, item in items:
+            await self._finish(key, item, _deserialize(item["req"]), Response.error(
+                4004, f"session {sid[:16]} was terminated before this stored request was delivered"))
         self._retry_at.pop(sid, None)
         self._backoff.pop(sid, None)
         return len(items)
