@@ -79,7 +79,9 @@ _RETURN_SHARE = 0.1  # of the establishment timeout, kept for the answer to trav
 
 def is_cse_id(originator: str | None) -> bool:
     """``/id-cse1`` (a CSE), not ``/id-cse1/Cae1`` (an AE of it)."""
-    return bool(originator) and originator.startswith("/") and "/" not in originator[1:]  # type: ignore[union-attr]
+    if not originator:
+        return False
+    return originator.startswith("/") and len(originator) > 1 and "/" not in originator[1:]
 
 
 class SessionManager:
