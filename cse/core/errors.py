@@ -125,51 +125,151 @@ class M2MError(Exception):
         self.message = message
 
 
-def _error(name: str, code: RSC, doc: str) -> type[M2MError]:
-    return type(name, (M2MError,), {"rsc": code, "__doc__": doc})
+class BadRequest(M2MError):
+    """4000: malformed request or content."""
+
+    rsc = RSC.BAD_REQUEST
 
 
-BadRequest = _error("BadRequest", RSC.BAD_REQUEST, "4000: malformed request or content.")
-ReleaseVersionNotSupported = _error(
-    "ReleaseVersionNotSupported", RSC.RELEASE_VERSION_NOT_SUPPORTED, "4001: X-M2M-RVI unsupported.")
-NotFound = _error("NotFound", RSC.NOT_FOUND, "4004: target or referenced resource missing.")
-OperationNotAllowed = _error(
-    "OperationNotAllowed", RSC.OPERATION_NOT_ALLOWED, "4005: operation not allowed on this type.")
-RequestTimeout = _error("RequestTimeout", RSC.REQUEST_TIMEOUT, "4008: request expired.")
-UnsupportedMediaType = _error(
-    "UnsupportedMediaType", RSC.UNSUPPORTED_MEDIA_TYPE, "4015: body media type unsupported.")
-SubscriptionCreatorHasNoPrivilege = _error(
-    "SubscriptionCreatorHasNoPrivilege", RSC.SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE, "4101.")
-ContentsUnacceptable = _error(
-    "ContentsUnacceptable", RSC.CONTENTS_UNACCEPTABLE, "4102: content not acceptable.")
-OriginatorHasNoPrivilege = _error(
-    "OriginatorHasNoPrivilege", RSC.ORIGINATOR_HAS_NO_PRIVILEGE, "4103: access denied.")
-Conflict = _error("Conflict", RSC.CONFLICT, "4105: name already used among siblings.")
-OriginatorNotAuthenticated = _error(
-    "OriginatorNotAuthenticated", RSC.ORIGINATOR_NOT_AUTHENTICATED, "4106.")
-InvalidChildResourceType = _error(
-    "InvalidChildResourceType", RSC.INVALID_CHILD_RESOURCE_TYPE, "4108: child type not allowed.")
-OriginatorHasAlreadyRegistered = _error(
-    "OriginatorHasAlreadyRegistered", RSC.ORIGINATOR_HAS_ALREADY_REGISTERED, "4117.")
-InternalServerError = _error(
-    "InternalServerError", RSC.INTERNAL_SERVER_ERROR, "5000: a bug, never bad input.")
-NotImplementedOp = _error("NotImplementedOp", RSC.NOT_IMPLEMENTED, "5001: not implemented.")
-TargetNotReachable = _error(
-    "TargetNotReachable", RSC.TARGET_NOT_REACHABLE, "5103: next hop or target unreachable.")
-ReceiverHasNoPrivilege = _error(
-    "ReceiverHasNoPrivilege", RSC.RECEIVER_HAS_NO_PRIVILEGE, "5105.")
-AlreadyExists = _error("AlreadyExists", RSC.ALREADY_EXISTS, "5106.")
-RemoteEntityNotReachable = _error(
-    "RemoteEntityNotReachable", RSC.REMOTE_ENTITY_NOT_REACHABLE, "5107.")
-TargetNotSubscribable = _error(
-    "TargetNotSubscribable", RSC.TARGET_NOT_SUBSCRIBABLE, "5203: parent takes no subscription.")
-SubscriptionVerificationInitiationFailed = _error(
-    "SubscriptionVerificationInitiationFailed",
-    RSC.SUBSCRIPTION_VERIFICATION_INITIATION_FAILED, "5204: verification failed.")
-SubscriptionHostHasNoPrivilege = _error(
-    "SubscriptionHostHasNoPrivilege", RSC.SUBSCRIPTION_HOST_HAS_NO_PRIVILEGE, "5205.")
-NonBlockingSynchNotSupported = _error(
-    "NonBlockingSynchNotSupported", RSC.NON_BLOCKING_SYNCH_REQUEST_NOT_SUPPORTED, "5206.")
-NotAcceptable = _error("NotAcceptable", RSC.NOT_ACCEPTABLE, "5207: not acceptable / too large.")
-UnableToRecallRequest = _error(
-    "UnableToRecallRequest", RSC.UNABLE_TO_RECALL_REQUEST, "5220.")
+class ReleaseVersionNotSupported(M2MError):
+    """4001: X-M2M-RVI unsupported."""
+
+    rsc = RSC.RELEASE_VERSION_NOT_SUPPORTED
+
+
+class NotFound(M2MError):
+    """4004: target or referenced resource missing."""
+
+    rsc = RSC.NOT_FOUND
+
+
+class OperationNotAllowed(M2MError):
+    """4005: operation not allowed on this type."""
+
+    rsc = RSC.OPERATION_NOT_ALLOWED
+
+
+class RequestTimeout(M2MError):
+    """4008: request expired."""
+
+    rsc = RSC.REQUEST_TIMEOUT
+
+
+class UnsupportedMediaType(M2MError):
+    """4015: body media type unsupported."""
+
+    rsc = RSC.UNSUPPORTED_MEDIA_TYPE
+
+
+class SubscriptionCreatorHasNoPrivilege(M2MError):
+    """4101."""
+
+    rsc = RSC.SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE
+
+
+class ContentsUnacceptable(M2MError):
+    """4102: content not acceptable."""
+
+    rsc = RSC.CONTENTS_UNACCEPTABLE
+
+
+class OriginatorHasNoPrivilege(M2MError):
+    """4103: access denied."""
+
+    rsc = RSC.ORIGINATOR_HAS_NO_PRIVILEGE
+
+
+class Conflict(M2MError):
+    """4105: name already used among siblings."""
+
+    rsc = RSC.CONFLICT
+
+
+class OriginatorNotAuthenticated(M2MError):
+    """4106."""
+
+    rsc = RSC.ORIGINATOR_NOT_AUTHENTICATED
+
+
+class InvalidChildResourceType(M2MError):
+    """4108: child type not allowed."""
+
+    rsc = RSC.INVALID_CHILD_RESOURCE_TYPE
+
+
+class OriginatorHasAlreadyRegistered(M2MError):
+    """4117."""
+
+    rsc = RSC.ORIGINATOR_HAS_ALREADY_REGISTERED
+
+
+class InternalServerError(M2MError):
+    """5000: a bug, never bad input."""
+
+    rsc = RSC.INTERNAL_SERVER_ERROR
+
+
+class NotImplementedOp(M2MError):
+    """5001: not implemented."""
+
+    rsc = RSC.NOT_IMPLEMENTED
+
+
+class TargetNotReachable(M2MError):
+    """5103: next hop or target unreachable."""
+
+    rsc = RSC.TARGET_NOT_REACHABLE
+
+
+class ReceiverHasNoPrivilege(M2MError):
+    """5105."""
+
+    rsc = RSC.RECEIVER_HAS_NO_PRIVILEGE
+
+
+class AlreadyExists(M2MError):
+    """5106."""
+
+    rsc = RSC.ALREADY_EXISTS
+
+
+class RemoteEntityNotReachable(M2MError):
+    """5107."""
+
+    rsc = RSC.REMOTE_ENTITY_NOT_REACHABLE
+
+
+class TargetNotSubscribable(M2MError):
+    """5203: parent takes no subscription."""
+
+    rsc = RSC.TARGET_NOT_SUBSCRIBABLE
+
+
+class SubscriptionVerificationInitiationFailed(M2MError):
+    """5204: verification failed."""
+
+    rsc = RSC.SUBSCRIPTION_VERIFICATION_INITIATION_FAILED
+
+
+class SubscriptionHostHasNoPrivilege(M2MError):
+    """5205."""
+
+    rsc = RSC.SUBSCRIPTION_HOST_HAS_NO_PRIVILEGE
+
+
+class NonBlockingSynchNotSupported(M2MError):
+    """5206."""
+
+    rsc = RSC.NON_BLOCKING_SYNCH_REQUEST_NOT_SUPPORTED
+
+
+class NotAcceptable(M2MError):
+    """5207: not acceptable / too large."""
+
+    rsc = RSC.NOT_ACCEPTABLE
+
+
+class UnableToRecallRequest(M2MError):
+    """5220."""
+
+    rsc = RSC.UNABLE_TO_RECALL_REQUEST
