@@ -206,12 +206,16 @@ class SessionGate:
         resolved = await self.resolve(target, req.op)
         doc = resolved.doc
         assert doc is not None
-        ae = await _ae_of(self.ctx, doc)
+        ae, via_sessions = await _ae_of(self.ctx, doc)
         _, stem = split_ae_id(endpoint, self.ctx.identity.csi)
         if ae is None or ae["ri"] != stem:
             raise OriginatorHasNoPrivilege(
                 f"'{doc.get('_srn', doc['ri'])}' is not at or below endpoint AE {endpoint}: not a valid session target")
-        if req.op == Operation.DELETE and (doc["ty"] == 2 or doc["ty"] == SESSIONS_TY):
+        if via_sessions:
+            # Another session's keys and subscriptions live there: a session
+            # never reaches into an AE's sessions collection.
+            raise OriginatorHasNoPrivilege("an AE's sessions collection is not reachable through a session")
+        if req.op == Operation.DELETE and doc["ty"] == 2:
             raise OriginatorHasNoPrivilege("a session cannot delete an endpoint AE or its sessions collection")
         token = access.SESSION_GRANT.set(frozenset({ae["ri"]}))
         try:
@@ -249,12 +253,16 @@ class SessionGate:
         await self.ctx.store.commit(ops)
 
 
-async def _ae_of(ctx: Context, doc: Doc) -> Doc | None:
+async def _ae_of(ctx: Context, doc: Doc) -> tuple[Doc | None, bool]:
+    """The AE ``doc`` is (or is below), and whether the way up passes
+    through (or starts at) a ``sessions`` collection."""
     cur: Doc | None = doc
+    via_sessions = False
     for _ in range(64):
         if cur is None or cur["ty"] == 5:
-            return None
+            return None, via_sessions
         if cur["ty"] == 2:
-            return cur
+            return cur, via_sessions
+        via_sessions = via_sessions or cur["ty"] == SESSIONS_TY
         cur = await ctx.store.get(cur["pi"]) if cur.get("pi") else None
-    return None
+    return None, via_sessions
