@@ -11,6 +11,16 @@ Public surface:
   requests (verification, notifications, deletion, ``m2m:rsp`` results).
 * :class:`SDKError`, :class:`M2MResponseError`, :class:`TransportError`.
 * :func:`notified_resource`, :func:`wrap`, :func:`unwrap` -- content helpers.
+* M2M service sessions (SESSIONS.md): :meth:`AEClient.enable_sessions`,
+  :meth:`AEClient.establish`, :class:`Session` (with session-based
+  ``create``/``retrieve``/``update``/``delete``), :class:`SessionOffer`,
+  :class:`Why`, :class:`PendingResult` (a request stored for later);
+  :mod:`ae_sdk.session_crypto` (HKDF keys, request MAC, AES-256-GCM
+  end-to-end encryption, :class:`SessionCryptoError`).
+* ``python -m ae_sdk`` (:mod:`ae_sdk.cli`): ``sign`` (session headers for
+  curl), ``encrypt``, ``decrypt``, ``listen`` (a notification receiver).
+* :class:`Answer`, :data:`Responder` -- deciding a NOTIFY's answer before it
+  is sent (used for session establishment).
 
 The SDK imports nothing from the CSE but ``cse.core`` (ARCHITECTURE.md).
 
@@ -36,22 +46,34 @@ from __future__ import annotations
 from .client import AEClient
 from .content import ROOTS, notified_resource, unwrap, wrap
 from .errors import M2MResponseError, SDKError, TransportError
-from .notify_server import Notification, NotificationCallback, NotificationServer, VerifyHook
+from .nonblocking import PendingResult
+from .notify_server import Answer, Notification, NotificationCallback, NotificationServer, Responder, VerifyHook
+from .session import OnRequest, Session, SessionManager, SessionOffer, Why
+from .session_crypto import SessionCryptoError
 from .transport import HttpTransport, InProcessTransport, Transport
 
 __all__ = [
     "ROOTS",
     "AEClient",
+    "Answer",
     "HttpTransport",
     "InProcessTransport",
     "M2MResponseError",
     "Notification",
     "NotificationCallback",
     "NotificationServer",
+    "OnRequest",
+    "PendingResult",
+    "Responder",
     "SDKError",
+    "Session",
+    "SessionCryptoError",
+    "SessionManager",
+    "SessionOffer",
     "Transport",
     "TransportError",
     "VerifyHook",
+    "Why",
     "notified_resource",
     "unwrap",
     "wrap",

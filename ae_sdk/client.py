@@ -17,6 +17,16 @@ Rules every call follows:
   ``rt=2`` the CSE also NOTIFYs the result (``m2m:rsp``) to ``rtu`` -- by
   default the notification server if started, else (no RTU) the AE's
   ``poa`` -- and ``on_result=`` receives it.
+* M2M service sessions (SESSIONS.md; :mod:`ae_sdk.session`):
+  :meth:`AEClient.enable_sessions`, :meth:`AEClient.establish`,
+  :meth:`AEClient.on_session`, :meth:`AEClient.next_session`,
+  :meth:`AEClient.on_terminated`, ``client.sessions``; session-based CRUD
+  is on the :class:`~ae_sdk.session.Session`.
+
+The class is assembled from one module per concern: this one (requests,
+registration, CRUD, discovery), :mod:`ae_sdk.client_notify` (notification
+server, subscriptions), :mod:`ae_sdk.nonblocking` (``wait_request``) and
+:mod:`ae_sdk.client_sessions` (sessions).
 
 Example::
 
@@ -29,7 +39,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
@@ -38,9 +47,13 @@ from typing import Any, Literal, Self, overload
 
 from cse.core.messages import Operation, Request, Response
 
+from .client_notify import NotificationsMixin
+from .client_sessions import SessionsMixin
 from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError
-from .notify_server import NotificationCallback, NotificationServer, VerifyHook
+from .nonblocking import NonBlockingMixin, reference_of
+from .notify_server import NotificationCallback, NotificationServer
+from .session_manager import SessionManager
 from .transport import HttpTransport, Transport
 
 __all__ = ["AEClient"]
@@ -51,7 +64,6 @@ NonBlocking = Literal[1, 2]
 Blocking = Literal[3] | None
 StrList = str | Sequence[str]
 _UNSET: Any = object()
-_REQUEST_PENDING = 3
 
 
 def _strings(value: StrList) -> list[str]:
@@ -64,7 +76,7 @@ def _query_text(value: Any) -> str:
     return str(value)
 
 
-class AEClient:
+class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
     """One AE talking to its registrar CSE through ``transport``.
 
     ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
@@ -84,6 +96,7 @@ class AEClient:
         self.registration_reused = False
         self.last_response: Response | None = None
         self._server: NotificationServer | None = None
+        self._smg: SessionManager | None = None
 
     # -- plumbing ---------------------------------------------------------------
     def target(self, path: str) -> str:
@@ -153,9 +166,7 @@ class AEClient:
     @staticmethod
     def _reference(resp: Response) -> str:
         """The ``<request>`` reference of a non-blocking acknowledgement ("" if none)."""
-        pc = resp.pc
-        uri = pc.get("m2m:uri") if isinstance(pc, dict) else None
-        return uri if isinstance(uri, str) else ""
+        return reference_of(resp)
 
     # -- registration -------------------------------------------------------------
     async def register(self, rn: str, api: str = "Nsdk-app", *, poa: StrList | None = None,
@@ -217,6 +228,20 @@ class AEClient:
                          f"'{ae.get('aei')}') is not '{rn}' registered as {known}")
             raise exc
         log.info("AE %s already registered as %s: reusing it", rn, stem)
+        return ae
+
+    async def require_ae(self) -> dict[str, Any]:
+        """The registered AE's attributes: from :meth:`register`, or retrieved
+        once for a client constructed with ``originator=``."""
+        if self.ae is not None:
+            return self.ae
+        if self.originator is None:
+            raise SDKError("this client has no AE: await client.register(...) first")
+        stem = self.originator.rsplit("/", 1)[-1]
+        ae = unwrap((await self.request(Operation.RETRIEVE, self.ri_path(stem))).pc)
+        if ae.get("ty", 2) != 2 or "rn" not in ae:
+            raise SDKError(f"{self.ri_path(stem)} is not an AE")
+        self.ae = ae
         return ae
 
     async def deregister(self) -> None:
@@ -370,118 +395,12 @@ class AEClient:
             return [str(r["val"]) for r in rrl.get("rrf", []) if isinstance(r, dict) and "val" in r]
         return []
 
-    # -- non-blocking -------------------------------------------------------------------
-    async def wait_request(self, ref: str, timeout: float = 30.0, *, interval: float = 0.05,
-                           max_interval: float = 1.0) -> dict[str, Any]:
-        """Poll the ``<request>`` ``ref`` (from an ``rt=1`` call) until its
-        ``rs`` is no longer 3 (PENDING) and return its ``ors`` (operation
-        result: ``rsc``, ``rqi``, ``pc``, ``to``, ``fr``). A failed operation
-        is returned too (look at ``ors["rsc"]``). Polls start ``interval``
-        apart and back off to ``max_interval``; TimeoutError after ``timeout``.
-
-        Example::
-
-            ref = await client.create("myapp", 3, {}, rn="slow", rt=1)
-            ors = await client.wait_request(ref, 10)
-            assert ors["rsc"] == 2001
-        """
-        if not ref:
-            raise ValueError("wait_request() needs a <request> reference (the CSE gave none)")
-        path = ref if "/" in ref else self.ri_path(ref)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        delay = interval
-        while True:
-            req_res = unwrap((await self.request(Operation.RETRIEVE, path)).pc)
-            if req_res.get("rs", _REQUEST_PENDING) != _REQUEST_PENDING:
-                ors = req_res.get("ors")
-                return dict(ors) if isinstance(ors, dict) else {}
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"<request> {ref} is still pending after {timeout:g} s")
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, max_interval)
-
-    # -- notifications ------------------------------------------------------------------
-    @property
-    def notifications(self) -> NotificationServer | None:
-        """The notification server started by :meth:`start_notifications`."""
-        return self._server
-
-    async def start_notifications(self, host: str = "127.0.0.1", port: int = 0, *,
-                                  verify: VerifyHook | None = None,
-                                  catch_all: NotificationCallback | None = None) -> NotificationServer:
-        """Start (once) the server that receives this AE's notifications; its
-        ``url`` is what :meth:`subscribe` puts into ``nu`` (and what to give
-        as ``poa`` to :meth:`register` for ``via_poa``)."""
-        if self._server is None or not self._server.running:
-            self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
-            await self._server.start()
-        return self._server
-
-    def _require_server(self, what: str) -> NotificationServer:
-        if self._server is None or not self._server.running:
-            raise SDKError(f"{what} needs the notification server: await client.start_notifications() first")
-        return self._server
-
-    async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
-                        nct: int = 1, rn: str | None = None, via_poa: bool = False,
-                        on_deleted: NotificationCallback | None = None, replace: bool = False,
-                        **attrs: Any) -> dict[str, Any]:
-        """Subscribe to events ``net`` on ``path``; ``callback(sgn)`` gets each
-        notification's ``m2m:sgn`` object (``nev.net``, ``nev.rep``, ``sur``).
-
-        ``nu`` is the notification server's URL, or with ``via_poa`` this AE's
-        AE-ID (the AE must have been registered with ``poa`` = that URL).
-        ``on_deleted`` gets the deletion notification (``sud``); unless ``su``
-        is given it is set to the same target. With ``rn`` and ``replace``,
-        an existing subscription of that name is deleted and made anew (a
-        script re-run). Other attributes (``exc``, ``enc`` members, ``lbl``)
-        pass through. Returns the ``<subscription>``'s attributes.
-
-        Example::
-
-            await client.start_notifications()
-            await client.subscribe("myapp/data", lambda sgn: print(notified_resource(sgn)))
-        """
-        server = self._require_server("subscribe()")
-        if via_poa:
-            if self.originator is None or self.ae is None:
-                raise SDKError("subscribe(via_poa=True) needs a registered AE")
-            if server.url not in (self.ae.get("poa") or []):
-                raise SDKError(f"subscribe(via_poa=True): the AE's poa {self.ae.get('poa')} does not "
-                               f"contain the notification server {server.url}; register(poa=...)")
-            target = self.originator
-        else:
-            target = server.url
-        enc = dict(attrs.pop("enc", None) or {})
-        enc.setdefault("net", list(net))
-        body: dict[str, Any] = {"nu": [target], "enc": enc, "nct": nct, **attrs}
-        if on_deleted is not None:
-            body.setdefault("su", target)
-        try:
-            sub = await self.create(path, 23, body, rn=rn)
-        except M2MResponseError as exc:
-            if not (replace and rn is not None and exc.rsc == 4105):
-                raise
-            await self.delete(f"{self.target(path)}/{rn}")
-            sub = await self.create(path, 23, body, rn=rn)
-        ri = str(sub["ri"])
-        server.add_subscription(self.ri_path(ri), callback, on_deleted=on_deleted,
-                                aliases=(ri, f"{self.target(path)}/{sub['rn']}"))
-        return sub
-
-    async def unsubscribe(self, sub: Mapping[str, Any] | str) -> None:
-        """Delete a subscription made by :meth:`subscribe` (its attributes or
-        its ``ri``); its callback stops, its ``on_deleted`` still fires."""
-        ri = str(sub["ri"]) if isinstance(sub, Mapping) else sub
-        if self._server is not None:
-            self._server.remove_subscription(ri, keep_deletion=True)
-        await self.delete(self.ri_path(ri))
-
     # -- life cycle -----------------------------------------------------------------------
     async def close(self) -> None:
-        """Stop the notification server and close the transport."""
+        """Stop the notification server and close the transport (sessions stay
+        established at the CSE)."""
+        if self._smg is not None:
+            await self._smg.close()
         if self._server is not None:
             await self._server.stop()
             self._server = None

@@ -22,6 +22,13 @@ What it does with each request:
   callbacks run: they run in arrival order on one background task, may be
   plain functions or coroutines, and an exception in one is logged, never
   sent back to the CSE.
+* Questions: a notification whose answer matters (a session establishment,
+  SESSIONS.md) is first offered to the *responders* (:meth:`add_responder`),
+  in the request's own task, before anything is answered. The first one that
+  returns an :class:`Answer` decides the RSC and content of the reply; one
+  that returns None passes. A responder that fails is answered 5000, one
+  that takes longer than its timeout 4008 (both logged). The notification
+  is then recorded and dispatched to the callbacks as usual.
 
 Everything received is also put on a queue for :meth:`NotificationServer.next`.
 
@@ -54,9 +61,11 @@ from cse.core.messages import SUPPORTED_RVI, Operation, Request
 from cse.core.timestamps import format_ts
 
 __all__ = [
+    "Answer",
     "Notification",
     "NotificationCallback",
     "NotificationServer",
+    "Responder",
     "VerifyHook",
     "canonical_id",
 ]
@@ -75,6 +84,20 @@ JSON_TYPES = frozenset({
 })
 _MAX_BODY = 1024 * 1024
 _PENDING = 64
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How the server replies to one NOTIFY: ``rsc``, and optionally a content
+    (a JSON object, e.g. ``{"m2m:sep": {"epa": {...}}}``) or a ``dbg`` text
+    (sent as ``{"m2m:dbg": ...}`` when there is no content)."""
+
+    rsc: int = 2000
+    pc: dict[str, Any] | None = None
+    dbg: str | None = None
+
+
+Responder = Callable[[dict[str, Any]], Awaitable[Answer | None] | Answer | None]
 
 
 @dataclass(frozen=True)
@@ -158,6 +181,7 @@ class NotificationServer:
         self._work: asyncio.Queue[tuple[NotificationCallback, dict[str, Any]] | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._runner: web.ServerRunner | None = None
+        self._responders: list[tuple[Responder, float]] = []
 
     # -- life cycle -----------------------------------------------------------
     @property
@@ -247,6 +271,27 @@ class NotificationServer:
             if self._subs.get(key) is handler:
                 del self._subs[key]
 
+    def add_responder(self, responder: Responder, *, timeout: float = 5.0) -> None:
+        """Let ``responder(sgn)`` decide the answer to notifications (module
+        docstring, "Questions"). It gets each ``m2m:sgn`` notification (not
+        verifications or deletions) before the reply is sent and returns an
+        :class:`Answer` to decide it, or None to pass. It runs in the HTTP
+        request's task, so it may await; ``timeout`` bounds it (answer 4008).
+
+        Example::
+
+            def question(sgn: dict) -> Answer | None:
+                rep = sgn["nev"]["rep"]
+                return Answer(4103, dbg="no") if "m2m:sevt" in rep else None
+            server.add_responder(question, timeout=3)
+        """
+        self.remove_responder(responder)
+        self._responders.append((responder, timeout))
+
+    def remove_responder(self, responder: Responder) -> None:
+        """Stop asking ``responder`` (no error if it was not added)."""
+        self._responders = [(r, t) for r, t in self._responders if r != responder]
+
     def add_result_callback(self, rqi: str, callback: NotificationCallback) -> None:
         """Deliver the ``m2m:rsp`` whose ``rqi`` is ``rqi`` (one ``rt=2`` request) to ``callback``."""
         self._results[rqi] = callback
@@ -280,8 +325,8 @@ class NotificationServer:
         try:
             body = await self._read_body(request)
             req = _parse(request.method, request.raw_path, request.headers, body)
-            rsc = await self._handle(req)
-            return _answer(rsc, rqi, rvi)
+            answer = await self._handle(req)
+            return _answer(answer.rsc, rqi, rvi, answer.dbg, answer.pc)
         except _Reject as exc:
             return _answer(exc.rsc, rqi, rvi if rvi in SUPPORTED_RVI else "3", exc.message)
         except Exception:  # a bug here: log it, answer 5000 without details
@@ -300,7 +345,7 @@ class NotificationServer:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _handle(self, req: Request) -> int:
+    async def _handle(self, req: Request) -> Answer:
         pc = req.pc or {}
         if "m2m:sgn" in pc:
             sgns = [pc["m2m:sgn"]]
@@ -313,14 +358,15 @@ class NotificationServer:
             rqi = note.content.get("rqi")
             callback = self._results.pop(rqi, None) if isinstance(rqi, str) else None
             self._schedule(callback or self.on_result, note.content)
-            return 2000
+            return Answer()
         else:
             note = Notification("other", dict(pc), req)
             self._record(note)
             self._schedule(self.catch_all, note.content)
-            return 2000
+            return Answer()
         if not all(isinstance(s, dict) for s in sgns):
             raise _Reject(4000, "m2m:sgn must be a JSON object")
+        answer: Answer | None = None
         for sgn in sgns:
             if sgn.get("vrq") is True:
                 note = Notification("verification", sgn, req)
@@ -330,10 +376,31 @@ class NotificationServer:
                                         f"for subscription {str(sgn.get('sur'))[:100]}")
                 continue
             kind = "deletion" if sgn.get("sud") is True else "notification"
+            if kind == "notification" and answer is None and self._responders:
+                answer = await self._ask(sgn)
             note = Notification(kind, sgn, req)
             self._record(note)
             self._dispatch_sgn(note)
-        return 2000
+        return answer or Answer()
+
+    async def _ask(self, sgn: dict[str, Any]) -> Answer | None:
+        for responder, timeout in list(self._responders):
+            try:
+                result = responder(sgn)
+                if inspect.isawaitable(result):
+                    result = await asyncio.wait_for(result, timeout)
+            except TimeoutError:
+                log.warning("responder %r did not decide within %g s", responder, timeout)
+                return Answer(4008, dbg=f"the receiver did not decide within {timeout:g} s")
+            except Exception:
+                log.exception("responder %r failed", responder)
+                return Answer(5000, dbg="internal error in the notification receiver (logged)")
+            if result is not None:
+                if not isinstance(result, Answer):
+                    log.error("responder %r returned %r, not an Answer or None", responder, result)
+                    return Answer(5000, dbg="internal error in the notification receiver (logged)")
+                return result
+        return None
 
     async def _verified(self, sgn: dict[str, Any]) -> bool:
         if self.verify is None:
@@ -416,11 +483,14 @@ def _parse(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) 
                    media=media or "application/json")
 
 
-def _answer(rsc: int, rqi: str, rvi: str, dbg: str | None = None) -> web.Response:
+def _answer(rsc: int, rqi: str, rvi: str, dbg: str | None = None,
+            pc: dict[str, Any] | None = None) -> web.Response:
     headers = {"X-M2M-RSC": str(rsc), "X-M2M-RI": rqi, "X-M2M-RVI": rvi,
                "X-M2M-OT": format_ts(time.time())}
     body = b""
-    if dbg is not None:
-        body = json.dumps({"m2m:dbg": dbg}).encode()
+    if pc is None and dbg is not None:
+        pc = {"m2m:dbg": dbg}
+    if pc is not None:
+        body = json.dumps(pc).encode()
         headers["Content-Type"] = "application/json"
     return web.Response(status=http_status(rsc), headers=headers, body=body)

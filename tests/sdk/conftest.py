@@ -5,6 +5,8 @@
 * ``recorder`` -- an :class:`InProcessTransport` to it that keeps every
   request and response, to check what the SDK sends.
 * ``client`` -- an :class:`AEClient` over ``recorder``, closed at teardown.
+* ``flow`` -- a real pair with AE1, AE2 and an established session
+  (:mod:`tests.sdk.session_pair`).
 """
 
 from __future__ import annotations
@@ -54,3 +56,7 @@ def recorder(cse_app: CSE) -> Recorder:
 async def client(recorder: Recorder) -> AsyncIterator[AEClient]:
     async with AEClient(recorder) as c:
         yield c
+
+
+# A real pair with an established session, for the session-based request tests.
+from tests.sdk.session_pair import flow  # noqa: E402,F401

@@ -316,8 +316,8 @@ def test_encrypt_refuses_bad_keys_and_kids() -> None:
 
 
 # -- interoperability with the CSE's implementation (cse.core.session_crypto) -------------------
-# The SDK keeps its own implementation (it signs and encrypts; the CSE verifies):
-# both must produce and accept exactly the same bytes.
+# The SDK's module is a stricter layer over the CSE's (it signs and encrypts; the
+# CSE verifies): both must produce and accept exactly the same bytes.
 
 def test_sdk_and_cse_derive_the_same_keys_and_canonical_strings() -> None:
     from cse.core import session_crypto as cse_crypto

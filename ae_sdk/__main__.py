@@ -1,0 +1,7 @@
+"""``python -m ae_sdk sign|encrypt|decrypt|listen`` (see :mod:`ae_sdk.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
