@@ -8,11 +8,11 @@ test files of this area must be; it holds no test functions.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from tests.conftest import ADMIN, CSEProcess, Http, HttpReply
+from tests.waiting import until as _until
 
 POLL = 0.05
 REG_TIMEOUT = 15.0
@@ -37,21 +37,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = REG_TIMEOUT) -> Any:
-    """Poll ``check`` (every 50 ms) until it returns something truthy; fail after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except Exception as exc:  # a refused connection while a peer restarts
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(POLL)
+async def until(check: Callable[[], Any], what: str, timeout: float = REG_TIMEOUT) -> Any:
+    """Poll ``check`` until truthy (see tests/waiting.py)."""
+    return await _until(check, what, timeout)
 
 
 async def wait_registered(http: Http, registree: CSEProcess, registrar_csi: str, registrar_name: str,

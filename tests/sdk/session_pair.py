@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,26 +21,15 @@ import pytest
 
 from ae_sdk import AEClient, HttpTransport, Session
 from tests.conftest import ADMIN, CSEProcess, Http
+from tests.waiting import until as _until
 
 T = 15.0  # upper bound of every wait (not a performance target)
 CSI1, CSI2 = "/id-cse1", "/id-cse2"
 
 
 async def until(check: Callable[[], Any], what: str, timeout: float = T) -> Any:
-    """Poll ``check`` (a coroutine function) every 50 ms until truthy; fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except Exception as exc:  # a CSE still starting
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(0.05)
+    """Poll ``check`` until truthy (see tests/waiting.py)."""
+    return await _until(check, what, timeout)
 
 
 def window_sch(start: float, end: float) -> list[str]:

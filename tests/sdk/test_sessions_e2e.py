@@ -25,6 +25,7 @@ import pytest
 
 from ae_sdk import AEClient, HttpTransport, M2MResponseError, Session, SessionOffer, Why
 from tests.conftest import ADMIN, CSEProcess, Http
+from tests.waiting import until as _until
 
 T = 15.0  # upper bound of every wait (not a performance target)
 
@@ -34,21 +35,8 @@ def registrar(url: str) -> str:
 
 
 async def poll(check: Callable[[], Any], what: str, timeout: float = T) -> Any:
-    """Poll ``check`` every 50 ms until truthy; fail after ``timeout`` (for the
-    asynchronous CSE registration only: nothing else here is polled)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except Exception as exc:  # connection refused while starting
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(0.05)
+    """Poll ``check`` until truthy (see tests/waiting.py)."""
+    return await _until(check, what, timeout)
 
 
 @dataclass
