@@ -110,6 +110,16 @@ class Receiver:
         self._stopping = asyncio.Event()
         self.port = 0
         self.in_flight = 0
+        self._flight = asyncio.Condition()
+
+    async def wait_in_flight(self, n: int, timeout: float = 5.0) -> None:
+        """Wait until at least ``n`` answers are being held back (``delay``)."""
+        async with self._flight:
+            await asyncio.wait_for(self._flight.wait_for(lambda: self.in_flight >= n), timeout)
+
+    async def _flight_changed(self) -> None:
+        async with self._flight:
+            self._flight.notify_all()
 
     # -- lifecycle -------------------------------------------------------------
     @property
@@ -207,6 +217,7 @@ class Receiver:
         if delay is None or self._stopping.is_set():
             return
         self.in_flight += 1
+        await self._flight_changed()
         waiters = [asyncio.ensure_future(self._stopping.wait())]
         if isinstance(delay, asyncio.Event):
             waiters.append(asyncio.ensure_future(delay.wait()))
@@ -217,6 +228,7 @@ class Receiver:
             for w in waiters:
                 w.cancel()
             self.in_flight -= 1
+            await self._flight_changed()
 
 
 @pytest.fixture

@@ -26,17 +26,13 @@ async def app(inproc: Any) -> dict[str, Any]:
 
 
 async def poll(ip: Any, fr: str, ri: str, timeout: float = 5.0) -> dict[str, Any]:
-    """RETRIEVE the <request> until it is no longer PENDING (deadline ``timeout``)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        r = await ip.call(RETRIEVE, ri, fr)
-        assert r.rsc == 2000, r.pc
-        req = r.pc["m2m:req"]
-        if req["rs"] != PENDING:
-            return dict(req)
-        assert loop.time() < deadline, f"<request> {ri} still pending: {req}"
-        await asyncio.sleep(0.01)
+    """The <request> once the background work is done (waited on, bounded by ``timeout``)."""
+    await asyncio.wait_for(ip.cse.nonblocking.stop(), timeout)  # awaits the running requests
+    r = await ip.call(RETRIEVE, ri, fr)
+    assert r.rsc == 2000, r.pc
+    req = r.pc["m2m:req"]
+    assert req["rs"] != PENDING, f"<request> {ri} still pending: {req}"
+    return dict(req)
 
 
 async def settled(ip: Any) -> None:

@@ -6,7 +6,7 @@ receiver, for the notifier to drain, or polls with a deadline."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -41,20 +41,6 @@ async def add_cin(ip: Any, fr: str, con: Any, to: str = "cse-in/app/data") -> di
     r = await ip.call(CREATE, to, fr, ty=4, pc={"m2m:cin": {"con": con}})
     assert r.rsc == 2001, r.pc
     return dict(r.pc["m2m:cin"])
-
-
-async def until(cond: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll ``cond`` until true; fail after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        ok = cond()
-        if not isinstance(ok, bool):
-            ok = await ok
-        if ok:
-            return
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # -- ordering --------------------------------------------------------------------------
@@ -125,7 +111,7 @@ async def test_many_slow_subscriptions_do_not_starve_a_healthy_one(
         await subscribe(ip, aei, "cse-in/app/other", receiver)
         slow.gate()
         await add_cin(ip, aei, "to-the-slow-ones")
-        await until(lambda: slow.in_flight >= min(n_slow, ip.cse.notifier.n_workers))
+        await slow.wait_in_flight(min(n_slow, ip.cse.notifier.n_workers))
         await add_cin(ip, aei, "healthy", to="cse-in/app/other")
         # well within the notifier's own send timeout, while the slow answers are still held
         got = await receiver.next(timeout=ip.cse.notifier.timeout / 2)

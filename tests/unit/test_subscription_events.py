@@ -5,7 +5,6 @@ real HTTP receiver on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -316,12 +315,9 @@ async def test_multiple_nu_each_notified(app: dict[str, Any], receiver: Receiver
 # -- exc, explicit delete, su ----------------------------------------------------------
 
 async def until_gone(ip: Any, ri: str, timeout: float = 5.0) -> None:
-    """Poll (deadline ``timeout``) until ``ri`` no longer exists."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (await ip.call(RETRIEVE, ri, ADMIN)).rsc != 4004:
-        assert loop.time() < deadline, f"{ri} still exists"
-        await asyncio.sleep(0.01)
+    """``ri`` is gone once the notifier (which counts ``exc`` down) has drained."""
+    await ip.cse.notifier.drained(timeout)
+    assert (await ip.call(RETRIEVE, ri, ADMIN)).rsc == 4004, f"{ri} still exists"
 
 
 async def test_exc_removes_subscription_and_notifies_su(app: dict[str, Any], receiver: Receiver) -> None:
