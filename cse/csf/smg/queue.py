@@ -98,6 +98,8 @@ class StoreAndForward:
         item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
                 "req": _serialize(req), "request": doc["ri"], "csi": target.csi}
         await self.ctx.store.commit([KvPut(QUEUE_NS, key, item)])
+        log.info("session %s: request %s stored for the next window (policy %s)", session["sid"][:8],
+                 req.rqi, policy.get("rn"))
         if self.timer is not None:
             self.timer.poke(self.ctx.clock.now())
         return resp

@@ -188,6 +188,7 @@ class SessionManager:
             ops.append(Put(next_hop_doc(doc, now, csi=hop["csi"], poa=list(hop.get("poa") or []),
                                         aei=doc["tep"])))
         doc["sst"] = State.ESTABLISHED
+        log.info("session %s established: %s <-> %s", doc["sid"][:8], doc["iep"], doc["tep"])
         ops.append(Put(endpoint_doc(doc, now, aei=doc["iep"], csi=iep_csi, rol=Role.INITIATOR,
                                     epa=doc.get("epa", {}))))
         ops.append(Put(endpoint_doc(doc, now, aei=doc["tep"], csi=tep_csi, rol=Role.TARGET, epa=epa_t)))
@@ -327,6 +328,7 @@ class SessionManager:
                                                  "why": why})
         if self.on_removed is not None:
             await self.on_removed(doc["sid"])
+        log.info("session %s terminated (why %d) by %s", doc["sid"][:8], why, originator or "expiry")
         if unreachable:
             log.warning("session %s terminated; unreachable hops: %s", doc["sid"][:8], unreachable)
             return "session terminated here; not reached: " + "; ".join(unreachable)
