@@ -19,6 +19,8 @@ Public surface:
   end-to-end encryption, :class:`SessionCryptoError`).
 * ``python -m ae_sdk`` (:mod:`ae_sdk.cli`): ``sign`` (session headers for
   curl), ``encrypt``, ``decrypt``, ``listen`` (a notification receiver).
+* :class:`SyncAEClient` (:mod:`ae_sdk.sync`) -- the same operations as
+  blocking calls, for plain scripts (its own event loop in a thread).
 * :class:`Answer`, :data:`Responder` -- deciding a NOTIFY's answer before it
   is sent (used for session establishment).
 
@@ -50,6 +52,7 @@ from .nonblocking import PendingResult
 from .notify_server import Answer, Notification, NotificationCallback, NotificationServer, Responder, VerifyHook
 from .session import OnRequest, Session, SessionManager, SessionOffer, Why
 from .session_crypto import SessionCryptoError
+from .sync import SyncAEClient
 from .transport import HttpTransport, InProcessTransport, Transport
 
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "SessionCryptoError",
     "SessionManager",
     "SessionOffer",
+    "SyncAEClient",
     "Transport",
     "TransportError",
     "VerifyHook",
