@@ -22,6 +22,7 @@ import pytest
 
 from cse.core.timestamps import format_ts
 from tests.conftest import ADMIN, CSEProcess, Http, write_config
+from tests.waiting import until
 
 START_TIMEOUT = 20.0
 
@@ -161,15 +162,11 @@ async def test_default_start_without_config(tmp_path: Path, default_cse: Any, ht
 
 async def wait_until_gone(http: Http, url: str, fr: str, deadline_s: float = 10.0) -> float:
     """Poll RETRIEVE until 4004 (bounded); returns when it was first seen gone."""
-    end = time.monotonic() + deadline_s
-    while True:
+    async def gone() -> float | None:
         r = await http.send("GET", url, fr=fr)
-        if r.rsc == 4004:
-            return time.time()
-        assert r.rsc == 2000, r.body
-        if time.monotonic() > end:
-            pytest.fail(f"{url} still exists {deadline_s} s later")
-        await asyncio.sleep(0.1)
+        assert r.rsc in (2000, 4004), r.body
+        return time.time() if r.rsc == 4004 else None
+    return float(await until(gone, f"{url} to expire", timeout=deadline_s, interval=0.1))
 
 
 async def test_expired_container_disappears_by_itself(cse_process: Any, http: Http) -> None:
@@ -212,14 +209,11 @@ async def test_expiry_without_any_request_touching_it(cse_process: Any, http: Ht
     assert r.rsc == 2001
     ri = r.body["m2m:cnt"]["ri"]
     # watch only the CSEBase's child list -- never the container itself
-    end = time.monotonic() + 10
-    while True:
+    async def expired() -> bool:
         r = await http.send("GET", f"{url}/cse-in?rcn=6&ty=3", fr=ADMIN)
         assert r.rsc == 2000
-        if not [x for x in r.body["m2m:rrl"]["rrf"] if x["val"] == "cse-in/quiet"]:
-            break
-        assert time.monotonic() < end, "container never expired"
-        await asyncio.sleep(0.1)
+        return not [x for x in r.body["m2m:rrl"]["rrf"] if x["val"] == "cse-in/quiet"]
+    await until(expired, "the container to expire", timeout=10, interval=0.1)
     assert (await http.send("GET", f"{url}/{ri}", fr=ADMIN)).rsc == 4004
 
 

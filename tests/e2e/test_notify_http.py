@@ -4,12 +4,12 @@ process, driven over HTTP, notifying a real receiver on loopback
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 from tests.conftest import Http
 from tests.notify_receiver import Receiver
+from tests.waiting import until
 
 TS = re.compile(r"^\d{8}T\d{6}(,\d{1,6})?$")
 
@@ -99,16 +99,11 @@ async def test_non_blocking_rt1_over_http(cse_process: Any, http: Http) -> None:
     assert (r.status, r.rsc) == (202, 1001), r.body
     assert r.headers["X-M2M-RI"] == "nb-1"
     ri = r.body["m2m:uri"]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while True:
+    async def done() -> dict | None:
         p = await http.send("GET", f"{cse.url}/~/id-in/{ri}", fr=aei)
         assert (p.status, p.rsc) == (200, 2000), p.body
-        req = p.body["m2m:req"]
-        if req["rs"] != 3:
-            break
-        assert loop.time() < deadline, req
-        await asyncio.sleep(0.01)
+        return p.body["m2m:req"] if p.body["m2m:req"]["rs"] != 3 else None
+    req = await until(done, f"<request> {ri} to complete", timeout=10, interval=0.01)
     assert req["rs"] == 1
     assert req["ors"]["rsc"] == 2001
     assert req["ors"]["pc"]["m2m:cnt"]["rn"] == "data" and req["ors"]["pc"]["m2m:cnt"]["mni"] == 2
