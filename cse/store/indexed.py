@@ -174,10 +174,7 @@ class IndexedDocs:
         for attr, index in self._attr.items():
             value = doc.get(attr)
             if type(value) is str:
-                members = index.get(value)
-                if members is None:
-                    members = index[value] = {}
-                members[ri] = None
+                self._add_member(index, value, ri)
         et = doc.get("et")
         if et is not None:
             self._set_et(ri, et)
@@ -205,16 +202,20 @@ class IndexedDocs:
             if type(before) is str:
                 self._drop_member(index, before, ri)
             if type(after) is str:
-                members = index.get(after)
-                if members is None:
-                    members = index[after] = {}
-                members[ri] = None
+                self._add_member(index, after, ri)
         et = doc.get("et")
         if et != old.get("et"):
             if et is None:
                 self._et.pop(ri, None)
             else:
                 self._set_et(ri, et)
+
+    @staticmethod
+    def _add_member(index: dict[str, dict[str, None]], value: str, ri: str) -> None:
+        members = index.get(value)
+        if members is None:
+            members = index[value] = {}
+        members[ri] = None
 
     @staticmethod
     def _drop_member(index: dict[str, dict[str, None]], value: str, ri: str) -> None:
