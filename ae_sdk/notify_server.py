@@ -52,11 +52,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote
 
 from aiohttp import web
 
-from cse.core.errors import http_status
+from cse.core.errors import M2MError, http_status
+from cse.core.http_wire import JSON_TYPES, parse_json_body, target_from_path
 from cse.core.messages import SUPPORTED_RVI, Operation, Request
 from cse.core.timestamps import format_ts
 
@@ -75,13 +75,6 @@ log = logging.getLogger("ae_sdk.notify")
 NotificationCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 VerifyHook = Callable[[dict[str, Any]], Awaitable[bool] | bool]
 
-JSON_TYPES = frozenset({
-    "application/json",
-    "application/vnd.onem2m-res+json",
-    "application/vnd.onem2m-ntfy+json",
-    "application/vnd.onem2m-preq+json",
-    "application/vnd.onem2m-prsp+json",
-})
 _MAX_BODY = 1024 * 1024
 _PENDING = 64
 
@@ -467,17 +460,14 @@ def _parse(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) 
     if not body:
         raise _Reject(4000, "a NOTIFY needs content (m2m:sgn or m2m:rsp)")
     try:
-        pc = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise _Reject(4000, f"notification body is not valid JSON: {str(exc)[:120]}") from None
+        pc = parse_json_body(body)
+        to = target_from_path(raw_path.partition("?")[0] or "/")
+    except M2MError as exc:
+        raise _Reject(int(exc.rsc), f"notification: {exc.message}") from None
+    except UnicodeDecodeError:
+        raise _Reject(4000, "notification path is not valid UTF-8") from None
     if not isinstance(pc, dict):
         raise _Reject(4000, "notification body must be a JSON object")
-    path = raw_path.partition("?")[0]
-    to = unquote(path[1:]) if path.startswith("/") else path
-    if to.startswith("~/"):
-        to = to[1:]
-    elif to.startswith("_/"):
-        to = "/" + to[1:]
     return Request(op=Operation.NOTIFY, to=to, fr=headers.get("X-M2M-Origin") or None, rqi=rqi,
                    rvi=rvi, pc=pc, ot=headers.get("X-M2M-OT"), body=body,
                    media=media or "application/json")

@@ -10,9 +10,8 @@ rule of the binding is testable directly. Malformed input raises an
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote_plus
 
 from cse.core.errors import (
     BadRequest,
@@ -22,37 +21,17 @@ from cse.core.errors import (
     UnsupportedMediaType,
     http_status,
 )
+from cse.core.http_wire import JSON_TYPES, parse_json_body, target_from_path
 from cse.core.messages import SUPPORTED_RVI, Operation, Request, Response
 
+# JSON_TYPES, target_from_path and parse_json_body live in cse.core.http_wire
+# (shared with the SDK); they stay importable from here.
 __all__ = ["request_from_http", "response_to_http", "target_from_path", "parse_query", "parse_json_body",
            "JSON_TYPES"]
 
-JSON_TYPES = frozenset({
-    "application/json",
-    "application/vnd.onem2m-res+json",
-    "application/vnd.onem2m-ntfy+json",
-    "application/vnd.onem2m-preq+json",
-    "application/vnd.onem2m-prsp+json",
-})
 _ACCEPTABLE = frozenset({"*/*", "application/*", "application/json", "application/vnd.onem2m-res+json"})
 _METHODS = {"GET": Operation.RETRIEVE, "PUT": Operation.UPDATE, "DELETE": Operation.DELETE}
 _MAX_HEADER = 4096
-
-
-def target_from_path(path: str) -> str:
-    """Decode the request-target path into a To value (TS-0009 6.2.2.1).
-
-    Drop the first ``/``; ``~/`` means SP-relative, ``_/`` absolute;
-    percent-decoding happens exactly once.
-    """
-    if not path.startswith("/"):
-        raise BadRequest("the request path must start with '/'")
-    decoded = unquote(path[1:], errors="strict")
-    if decoded.startswith("~/"):
-        return decoded[1:]
-    if decoded.startswith("_/"):
-        return "/" + decoded[1:]
-    return decoded
 
 
 def parse_query(qs: str) -> dict[str, tuple[str, ...]]:
@@ -108,36 +87,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     if value is not None and len(value) > _MAX_HEADER:
         raise BadRequest(f"header {name} is longer than {_MAX_HEADER} characters")
     return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def parse_json_body(body: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates.
-
-    Anything accepted here can be stored and sent back as valid UTF-8 JSON.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not valid UTF-8") from None
-    try:
-        pc = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise BadRequest("request body is nested too deeply") from None
-    except ValueError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(text):
-        try:  # surrogate pairs are fine; a lone one cannot be encoded
-            json.dumps(pc, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("request body contains an unpaired UTF-16 surrogate escape") from None
-    return pc
 
 
 def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Request:

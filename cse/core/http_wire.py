@@ -1,21 +1,27 @@
-"""The sending side of the oneM2M HTTP binding, as pure functions.
+"""Pure pieces of the oneM2M HTTP binding shared by the CSE and the AE SDK.
 
-:func:`encode_request` turns a :class:`Request` into method, path+query,
-headers and body for any HTTP client; :func:`decode_response` turns what came
-back into a :class:`Response`. Used by the CSE's outbound client
-(notifications, forwarding) and by the AE SDK, which may import only
-``cse.core``. The receiving side is ``cse.binding.http_mapping``.
+Sending: :func:`encode_request` turns a :class:`Request` into method,
+path+query, headers and body for any HTTP client; :func:`decode_response`
+turns what came back into a :class:`Response` (the CSE's outbound client,
+the SDK's transport). Receiving: :func:`target_from_path`,
+:func:`parse_json_body` and :data:`JSON_TYPES`, used by the CSE's binding
+(``cse.binding.http_mapping``) and the SDK's notification server, so both
+apply the same rules. The SDK may import only ``cse.core``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
+
+from .errors import BadRequest
 
 from .messages import Operation, Request, Response
 
-__all__ = ["encode_request", "decode_response", "path_for", "METHODS"]
+__all__ = ["encode_request", "decode_response", "path_for", "METHODS", "JSON_TYPES", "target_from_path",
+           "parse_json_body"]
 
 METHODS = {
     Operation.CREATE: "POST", Operation.RETRIEVE: "GET", Operation.UPDATE: "PUT",
@@ -97,3 +103,60 @@ def decode_response(status: int, headers: Mapping[str, str], body: bytes, rqi: s
         pc = {"m2m:dbg": f"peer answered HTTP {status} without X-M2M-RSC"}
     return Response(rsc=rsc, rqi=headers.get("X-M2M-RI", rqi), pc=pc, ot=headers.get("X-M2M-OT"),
                     location=headers.get("Content-Location"), rvi=headers.get("X-M2M-RVI", "3"))
+
+
+# -- receiving ------------------------------------------------------------------
+
+JSON_TYPES = frozenset({
+    "application/json",
+    "application/vnd.onem2m-res+json",
+    "application/vnd.onem2m-ntfy+json",
+    "application/vnd.onem2m-preq+json",
+    "application/vnd.onem2m-prsp+json",
+})
+
+
+def target_from_path(path: str) -> str:
+    """Decode the request-target path into a To value (TS-0009 6.2.2.1).
+
+    Drop the first ``/``; ``~/`` means SP-relative, ``_/`` absolute;
+    percent-decoding happens exactly once.
+    """
+    if not path.startswith("/"):
+        raise BadRequest("the request path must start with '/'")
+    decoded = unquote(path[1:], errors="strict")
+    if decoded.startswith("~/"):
+        return decoded[1:]
+    if decoded.startswith("_/"):
+        return "/" + decoded[1:]
+    return decoded
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates.
+
+    Anything accepted here can be stored and sent back as valid UTF-8 JSON.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8") from None
+    try:
+        pc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:  # surrogate pairs are fine; a lone one cannot be encoded
+            json.dumps(pc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("request body contains an unpaired UTF-16 surrogate escape") from None
+    return pc
