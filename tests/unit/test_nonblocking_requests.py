@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts, parse_ts
@@ -17,12 +16,6 @@ CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
 ADMIN = "CAdmin"
 PENDING, COMPLETED, FAILED = 3, 1, 2
-
-
-@pytest.fixture
-async def app(inproc: Any) -> dict[str, Any]:
-    aei = await inproc.register("app")
-    return {"ip": inproc, "aei": aei}
 
 
 async def poll(ip: Any, fr: str, ri: str, timeout: float = 5.0) -> dict[str, Any]:

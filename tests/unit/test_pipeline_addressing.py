@@ -13,17 +13,10 @@ from typing import Any
 import pytest
 
 from cse.core.messages import Operation
+from tests.unit.pipeline import dbg
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
-
-
-def dbg(resp: Any) -> str:
-    """The m2m:dbg text of an error response (asserts it is there)."""
-    assert isinstance(resp.pc, dict), resp.pc
-    text = resp.pc.get("m2m:dbg")
-    assert isinstance(text, str) and text, resp.pc
-    return text
 
 
 @pytest.fixture

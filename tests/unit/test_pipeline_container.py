@@ -10,23 +10,11 @@ import pytest
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts, parse_ts
+from tests.unit.pipeline import dbg
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
 ADMIN = "CAdmin"
-
-
-def dbg(resp: Any) -> str:
-    assert isinstance(resp.pc, dict), resp.pc
-    text = resp.pc.get("m2m:dbg")
-    assert isinstance(text, str) and text, resp.pc
-    return text
-
-
-@pytest.fixture
-async def app(inproc: Any) -> dict[str, Any]:
-    aei = await inproc.register("app")
-    return {"ip": inproc, "aei": aei}
 
 
 async def mk_cnt(ip: Any, fr: str, rn: str, **attrs: Any) -> dict[str, Any]:

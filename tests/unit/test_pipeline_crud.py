@@ -10,24 +10,12 @@ import pytest
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
+from tests.unit.pipeline import dbg
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
 ADMIN = "CAdmin"
 TS = re.compile(r"^\d{8}T\d{6},\d{6}$")
-
-
-def dbg(resp: Any) -> str:
-    assert isinstance(resp.pc, dict), resp.pc
-    text = resp.pc.get("m2m:dbg")
-    assert isinstance(text, str) and text, resp.pc
-    return text
-
-
-@pytest.fixture
-async def app(inproc: Any) -> dict[str, Any]:
-    aei = await inproc.register("app")
-    return {"ip": inproc, "aei": aei}
 
 
 async def mk_cnt(ip: Any, parent: str, fr: str, rn: str | None = None, **attrs: Any) -> dict[str, Any]:

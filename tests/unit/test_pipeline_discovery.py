@@ -20,6 +20,7 @@ import pytest
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
+from tests.unit.pipeline import dbg
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
@@ -28,13 +29,6 @@ ADMIN = "CAdmin"
 TEMP, HUM, HSUB, EMPTY = "cse-in/app/temp", "cse-in/app/hum", "cse-in/app/hum/hsub", "cse-in/app/empty"
 T1, T2, H1 = "cse-in/app/temp/t1", "cse-in/app/temp/t2", "cse-in/app/hum/h1"
 CONTAINERS = [TEMP, HUM, HSUB, EMPTY]
-
-
-def dbg(resp: Any) -> str:
-    assert isinstance(resp.pc, dict), resp.pc
-    text = resp.pc.get("m2m:dbg")
-    assert isinstance(text, str) and text, resp.pc
-    return text
 
 
 @pytest.fixture

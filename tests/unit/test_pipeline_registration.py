@@ -12,16 +12,10 @@ from typing import Any
 import pytest
 
 from cse.core.messages import Operation
+from tests.unit.pipeline import dbg
 
 CREATE, RETRIEVE, UPDATE, DELETE = (Operation.CREATE, Operation.RETRIEVE,
                                     Operation.UPDATE, Operation.DELETE)
-
-
-def dbg(resp: Any) -> str:
-    assert isinstance(resp.pc, dict), resp.pc
-    text = resp.pc.get("m2m:dbg")
-    assert isinstance(text, str) and text, resp.pc
-    return text
 
 
 def ae_body(**kw: Any) -> dict[str, Any]:
