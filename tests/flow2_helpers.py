@@ -30,7 +30,7 @@ from cse.core.session_crypto import canonical, decrypt, derive_keys, encrypt, si
 from cse.core.timestamps import format_ts
 from tests.conftest import ADMIN, CSEProcess, Http, HttpReply
 from tests.e2e.test_intercse_helpers import register_ae, registrar_toml, until, wait_csr, wait_registered
-from tests.notify_receiver import Received, Receiver
+from tests.notify_receiver import Receiver, sevt_of
 
 CSI1, CSI2 = "/id-cse1", "/id-cse2"
 CB1, CB2 = "cse1", "cse2"
@@ -93,16 +93,6 @@ def window_ahead(lead: float, length: float = 120.0) -> tuple[float, list[str]]:
 
 
 # -- sevt -----------------------------------------------------------------------------------
-
-def sevt_of(item: Received) -> dict[str, Any] | None:
-    body = item.body
-    if not isinstance(body, dict) or not isinstance(body.get("m2m:sgn"), dict):
-        return None
-    rep = (body["m2m:sgn"].get("nev") or {}).get("rep")
-    if isinstance(rep, dict) and isinstance(rep.get("m2m:sevt"), dict):
-        return dict(rep["m2m:sevt"])
-    return None
-
 
 async def next_sevt(rcv: Receiver, typ: int, timeout: float = 5.0) -> dict[str, Any]:
     """The next session event of type ``typ`` at ``rcv`` (other requests skipped)."""

@@ -190,7 +190,8 @@ class Receiver:
         return items
 
     # -- the handler ------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _record(self, request: web.Request) -> Received:
+        """Read, parse and remember one incoming request (before any answer)."""
         raw = await request.read()
         body: Any = None
         if raw:
@@ -201,6 +202,10 @@ class Receiver:
         item = Received(request.method, request.path, dict(request.query), dict(request.headers), body, raw)
         self.received.append(item)
         self._queue.put_nowait(item)
+        return item
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        item = await self._record(request)
         rsc = self.rsc
         if item.is_verification and self.reject_verification:
             rsc = 4103
@@ -229,6 +234,17 @@ class Receiver:
                 w.cancel()
             self.in_flight -= 1
             await self._flight_changed()
+
+
+def sevt_of(item: Received) -> dict[str, Any] | None:
+    """The ``m2m:sevt`` (session event) a notification carries, or None."""
+    body = item.body
+    if not isinstance(body, dict) or not isinstance(body.get("m2m:sgn"), dict):
+        return None
+    rep = (body["m2m:sgn"].get("nev") or {}).get("rep")
+    if isinstance(rep, dict) and isinstance(rep.get("m2m:sevt"), dict):
+        return dict(rep["m2m:sevt"])
+    return None
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tests.e2e.test_intercse_helpers import (
     wait_csr,
     wait_registered,
 )
-from tests.notify_receiver import Received, Receiver, http_status
+from tests.notify_receiver import Received, Receiver, http_status, sevt_of
 
 SMG_TYS = (9002, 9003, 9004, 9005, 9006)
 SID_RE = re.compile(r"^[A-Za-z0-9_-]{22,}$")
@@ -51,17 +51,6 @@ def smg_toml(*, notify_timeout_s: float | None = None, establish_timeout_s: floa
     return text
 
 
-def sevt_of(item: Received) -> dict[str, Any] | None:
-    """The ``m2m:sevt`` of a notification, or None."""
-    body = item.body
-    if not isinstance(body, dict) or not isinstance(body.get("m2m:sgn"), dict):
-        return None
-    rep = (body["m2m:sgn"].get("nev") or {}).get("rep")
-    if isinstance(rep, dict) and isinstance(rep.get("m2m:sevt"), dict):
-        return dict(rep["m2m:sevt"])
-    return None
-
-
 class SessionAE(Receiver):
     """A session-capable AE's notification endpoint (see module docstring)."""
 
@@ -73,16 +62,7 @@ class SessionAE(Receiver):
         self.establish_delay = establish_delay
 
     async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-        item = Received(request.method, request.path, dict(request.query), dict(request.headers), body, raw)
-        self.received.append(item)
-        self._queue.put_nowait(item)
+        item = await self._record(request)
         headers = {"X-M2M-RSC": "2000", "X-M2M-RVI": request.headers.get("X-M2M-RVI", "3")}
         ri = request.headers.get("X-M2M-RI")
         if ri is not None:
