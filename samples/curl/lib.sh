@@ -6,6 +6,9 @@
 #   json EXPR              print a Python expression over the last body (named j)
 #   check EXPR MESSAGE     stop with exit code 1 unless EXPR (over j) is true
 #   delete_at_exit ORIGIN URL  delete URL when the script ends (also on failure)
+#   wait_for WHAT EXPR     wait (up to 15 s) for a line n of notes.jsonl (a notification
+#                          printed by `python -m ae_sdk listen`) with EXPR true; print
+#                          it and keep it in note.json
 set -euo pipefail
 
 WORK=$(mktemp -d)
@@ -39,4 +42,18 @@ json() { python -c "import json,sys; j=json.load(open('body.json')); print($1)";
 check() {
   python -c "import json,sys; j=json.load(open('body.json')); sys.exit(0 if ($1) else 1)" \
     || { echo "FAILED: $2: $(cat body.json)" >&2; exit 1; }
+}
+wait_for() {
+  local i
+  for i in $(seq 150); do
+    if python -c "
+import json,sys
+for line in open('notes.jsonl'):
+    n=json.loads(line)
+    if $2: print(line.strip()); sys.exit(0)
+sys.exit(1)" > note.json 2>/dev/null; then cat note.json; return 0; fi
+    sleep 0.1
+  done
+  echo "FAILED: no $1 notification within 15 s: $(cat notes.jsonl)" >&2
+  exit 1
 }

@@ -18,53 +18,14 @@ set -euo pipefail
 
 CSE1=${1:-http://127.0.0.1:8081}
 CSE2=${2:-http://127.0.0.1:8082}
-RUN=${RUN:-$$$RANDOM}                  # makes the AE names unique per run
-WORK=$(mktemp -d)
-LISTENER=
-cleanup() {
-  if [ -n "$LISTENER" ]; then kill "$LISTENER" 2>/dev/null || true; wait "$LISTENER" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-cd "$WORK"
-
-# m2m WANT CURL-ARGS...: send one request; its headers go to head.txt, its body
-# to body.json; stop unless X-M2M-RSC is WANT.
-m2m() {
-  local want=$1 got
-  shift
-  curl -sS -D head.txt -o body.json "$@"
-  got=$(tr -d '\r' < head.txt | sed -n 's/^[Xx]-[Mm]2[Mm]-[Rr][Ss][Cc]: *//p' | tail -n 1)
-  if [ "$got" != "$want" ]; then
-    echo "FAILED: expected X-M2M-RSC $want, got ${got:-none}: $(cat body.json)" >&2
-    exit 1
-  fi
-  echo "ok $got ${*: -1}"
-}
-# json EXPR: a Python expression over the last answer's body (named j)
-json() { python -c "import json,sys; j=json.load(open('body.json')); print($1)"; }
-# wait_for WHAT EXPR: wait (up to 15 s) for a notification line n with EXPR true; print it
-wait_for() {
-  local i
-  for i in $(seq 150); do
-    if python -c "
-import json,sys
-for line in open('notes.jsonl'):
-    n=json.loads(line)
-    if $2: print(line.strip()); sys.exit(0)
-sys.exit(1)" > note.json 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "FAILED: no $1 notification within 15 s: $(cat notes.jsonl)" >&2
-  exit 1
-}
+source "$(dirname "$0")/lib.sh"          # m2m, json, wait_for; a temp work dir
 SEVT='n.get("m2m:sgn",{}).get("nev",{}).get("rep",{}).get("m2m:sevt",{})'
-
-H=(-H 'X-M2M-RI: 1' -H 'X-M2M-RVI: 3')
+H=(-H 'X-M2M-RI: 1' -H 'X-M2M-RVI: 3')     # every request: a request ID and the release version
 
 echo "# AE2's notification receiver (accepts sessions, prints each notification as a JSON line)"
 python -m ae_sdk listen --port 0 --accept --timeout 300 > notes.jsonl 2> listen.log &
 LISTENER=$!
+CLEANUP+=("kill $LISTENER 2>/dev/null; wait $LISTENER 2>/dev/null")
 for i in $(seq 100); do grep -q '^LISTENING ' listen.log && break; sleep 0.1; done
 NU=$(sed -n 's/^LISTENING //p' listen.log)
 [ -n "$NU" ] || { echo "FAILED: the listener did not start: $(cat listen.log)" >&2; exit 1; }

@@ -17,22 +17,6 @@ NAME=${2:-cse-in}
 APP=subs-$RUN
 P=$NAME/$APP
 
-# wait_for WHAT EXPR: wait (up to 15 s) for a notification line n with EXPR true; print it
-wait_for() {
-  local i
-  for i in $(seq 150); do
-    if python -c "
-import json,sys
-for line in open('notes.jsonl'):
-    n=json.loads(line)
-    if $2: print(line.strip()); sys.exit(0)
-sys.exit(1)" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "FAILED: no $1 notification within 15 s: $(cat notes.jsonl)" >&2
-  exit 1
-}
-
 echo "# start the notification receiver"
 python -m ae_sdk listen --port 0 --timeout 300 > notes.jsonl 2> listen.log &
 LISTENER=$!
