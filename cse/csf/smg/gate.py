@@ -30,14 +30,14 @@ older than the session, and rely on the request-ID memory for replays.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
 from cse.core.errors import BadRequest, NotFound, OriginatorHasNoPrivilege
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
-from cse.core.ports import Doc, KvDelete, KvPut, Put
+from cse.core.ports import Doc, KvDelete, KvPut, Op, Put
 from cse.core.session_crypto import canonical, derive_keys, sp_relative_target, unb64u, verify
 from cse.core.timestamps import parse_ts
 
@@ -101,22 +101,27 @@ class SessionGate:
                             rvi=req.rvi)
         if target.local:
             resp = await self._serve_local(req, target, session, endpoint)
-            await self.record(session["ri"], req, resp, ctx.identity.csi)
+            # the context entry and the remembered answer in one durable commit
+            await self.record(session["ri"], req, resp, ctx.identity.csi,
+                              also=await self._remember_ops(sid, req.rqi, resp, session))
+            return resp
+        hop = await self._hop_toward(session, endpoint)
+        policy = await self.policy(session, req.op, endpoint)
+        if policy is not None and policy.get("spt") == 2:
+            resp = await self.queue.store(req, session, hop, policy, target)
+        elif req.rt in (1, 2):
+            async def execute(r: Request) -> Response:
+                out = await self._send_on(r, target)
+                await self.record(session["ri"], r, out, hop)
+                return out
+            resp = await self.nonblocking.accept(req, execute)
         else:
-            hop = await self._hop_toward(session, endpoint)
-            policy = await self.policy(session, req.op, endpoint)
-            if policy is not None and policy.get("spt") == 2:
-                resp = await self.queue.store(req, session, hop, policy, target)
-            elif req.rt in (1, 2):
-                async def execute(r: Request) -> Response:
-                    out = await self._send_on(r, target)
-                    await self.record(session["ri"], r, out, hop)
-                    return out
-                resp = await self.nonblocking.accept(req, execute)
-            else:
-                resp = await self._send_on(req, target)
-                await self.record(session["ri"], req, resp, hop)
-        await self._remember(sid, req.rqi, resp, session)
+            resp = await self._send_on(req, target)
+            await self.record(session["ri"], req, resp, hop,
+                              also=await self._remember_ops(sid, req.rqi, resp, session))
+            return resp
+        # accepted (1001/1002): the answer is remembered now, the exchange recorded when it completes
+        await self.ctx.store.commit(await self._remember_ops(sid, req.rqi, resp, session))
         return resp
 
     # -- checks -----------------------------------------------------------------------
@@ -230,27 +235,31 @@ class SessionGate:
         return resp
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    async def record(self, ri: str, req: Request, resp: Response, hop: str) -> None:
-        """Add the exchange to the session context (``hst``, ``rqn``)."""
+    async def record(self, ri: str, req: Request, resp: Response, hop: str, also: Sequence[Op] = ()) -> None:
+        """Add the exchange to the session context (``hst``, ``rqn``), committed
+        together with ``also``."""
         session = await self.ctx.store.get(ri)
         if session is None:
+            if also:
+                await self.ctx.store.commit(list(also))
             return
         entry = {"rqi": req.rqi, "op": int(req.op), "to": req.to, "rsc": resp.rsc, "ts": self.ctx.now_ts(),
                  "hop": hop}
         hst = [*session.get("hst", []), entry][-self.history:]
-        await self.ctx.store.commit([Put({**session, "hst": hst, "rqn": session.get("rqn", 0) + 1})])
+        await self.ctx.store.commit([Put({**session, "hst": hst, "rqn": session.get("rqn", 0) + 1}), *also])
 
-    async def _remember(self, sid: str, rqi: str, resp: Response, session: Doc) -> None:
+    async def _remember_ops(self, sid: str, rqi: str, resp: Response, session: Doc) -> list[Op]:
+        """The ops that remember ``resp`` as the answer to ``rqi`` (bounded)."""
         value: dict[str, Any] = {"rsc": resp.rsc}
         if resp.pc is not None:
             value["pc"] = resp.pc
         if resp.location:
             value["loc"] = resp.location
-        ops: list[Any] = [KvPut(replay_ns(sid), rqi, value)]
+        ops: list[Op] = [KvPut(replay_ns(sid), rqi, value)]
         if (session.get("rqn", 0) + 1) % 512 == 0:  # bound the memory, oldest first
             items = await self.ctx.store.kv_items(replay_ns(sid))
             ops.extend(KvDelete(replay_ns(sid), k) for k, _ in items[: max(0, len(items) - REPLAY_KEEP)])
-        await self.ctx.store.commit(ops)
+        return ops
 
 
 async def _ae_of(ctx: Context, doc: Doc) -> tuple[Doc | None, bool]:
