@@ -217,5 +217,18 @@ async def http() -> AsyncIterator[Http]:
         yield Http(session)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: run the long versions of the crash loop, the soak and the
+    big fuzz (minutes each) instead of their short CI versions (seconds)."""
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the long reliability runs (crash loop, soak, big fuzz)")
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True when pytest was started with ``--long``."""
+    return bool(request.config.getoption("--long"))
+
+
 # The loopback notification receiver fixture, shared by every test module.
 from tests.notify_receiver import receiver  # noqa: E402,F401
