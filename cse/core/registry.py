@@ -18,6 +18,7 @@ from referencing import Registry as RefRegistry, Resource
 import resources
 
 from .errors import BadRequest
+from .fast_schema import Check, Unsupported, compile_check
 
 __all__ = ["AttributePolicy", "ResourceType", "Registry"]
 
@@ -52,6 +53,9 @@ class ResourceType:
     create_validator: Draft202012Validator = field(repr=False, compare=False)
     update_validator: Draft202012Validator = field(repr=False, compare=False)
     mandatory: tuple[str, ...] = ()
+    # Fast yes/no checks of the same schemas (None: use the validator alone).
+    create_check: Check | None = field(default=None, repr=False, compare=False)
+    update_check: Check | None = field(default=None, repr=False, compare=False)
 
     @property
     def root(self) -> str:
@@ -112,6 +116,7 @@ class Registry:
             except KeyError as exc:
                 raise ValueError(f"{d['_file']}: unknown parent type {exc}") from None
             ops = d.get("operations", {})
+            create_schema, update_schema = _schema(attrs, "create"), _schema(attrs, "update")
             types.append(ResourceType(
                 ty=int(d["ty"]), name=d["name"], sn=d["sn"], parents=parents,
                 attributes=attrs, has_acpi=bool(d.get("acpi")),
@@ -120,14 +125,16 @@ class Registry:
                 can_create=bool(ops.get("create", True)),
                 can_update=bool(ops.get("update", True)),
                 can_delete=bool(ops.get("delete", True)),
-                create_validator=_validator(attrs, "create", refs),
-                update_validator=_validator(attrs, "update", refs),
+                create_validator=Draft202012Validator(create_schema, registry=refs),
+                update_validator=Draft202012Validator(update_schema, registry=refs),
                 mandatory=tuple(sn for sn, p in attrs.items() if p.create == "M"),
+                create_check=_fast(create_schema, common),
+                update_check=_fast(update_schema, common),
             ))
         return cls(types)
 
 
-def _validator(attrs: Mapping[str, AttributePolicy], op: str, refs: RefRegistry) -> Draft202012Validator:
+def _schema(attrs: Mapping[str, AttributePolicy], op: str) -> dict[str, Any]:
     """One object schema per type and operation: the permitted attributes.
 
     On UPDATE an optional attribute may be ``null`` (which deletes it).
@@ -144,4 +151,12 @@ def _validator(attrs: Mapping[str, AttributePolicy], op: str, refs: RefRegistry)
         props[sn] = schema
     schema = {"type": "object", "properties": props}
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, registry=refs)
+    return schema
+
+
+def _fast(schema: Mapping[str, Any], common: Mapping[str, Any]) -> Check | None:
+    """The fast check of ``schema``, or None where it uses an unsupported keyword."""
+    try:
+        return compile_check(schema, common)
+    except Unsupported:
+        return None
