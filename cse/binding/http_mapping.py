@@ -10,6 +10,7 @@ rule of the binding is testable directly. Malformed input raises an
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import unquote_plus
 
@@ -89,73 +90,94 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+_NO_QUERY: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
 def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Request:
     """Build a Request from an HTTP request (headers: case-insensitive map)."""
     path, _, qs = raw_path.partition("?")
     try:
         to = target_from_path(path)
-        query = parse_query(qs)
+        query = parse_query(qs) if qs else _NO_QUERY
     except UnicodeDecodeError:
         raise BadRequest("the request path or query is not valid UTF-8 after percent-decoding") from None
-    media, params = _media(_header(headers, "Content-Type"))
-    ty = _int("ty (in Content-Type)", params.get("ty"))
+    def get(name: str) -> str | None:
+        return _header(headers, name)
+
+    media, params = _media(get("Content-Type"))
+    ty = _int("ty (in Content-Type)", params.get("ty")) if params else None
     if method == "POST":
         op = Operation.CREATE if ty is not None else Operation.NOTIFY
     elif method in _METHODS:
         op = _METHODS[method]
     else:
         raise OperationNotAllowed(f"HTTP method {method[:10]} is not part of the oneM2M binding")
-    rqi = _header(headers, "X-M2M-RI")
+    rqi = get("X-M2M-RI")
     if not rqi:
         raise BadRequest("header X-M2M-RI (request identifier) is missing")
-    rvi = _header(headers, "X-M2M-RVI")
+    rvi = get("X-M2M-RVI")
     if rvi is None:
         raise ReleaseVersionNotSupported(
             "header X-M2M-RVI is missing (release 1 is not supported); send 2a, 3, 4 or 5")
     if rvi not in SUPPORTED_RVI:
         raise ReleaseVersionNotSupported(
             f"release version X-M2M-RVI '{rvi[:20]}' is not supported (2a, 3, 4, 5 are)")
-    accept = _header(headers, "Accept")
+    accept = get("Accept")
     if accept:
         kinds = {a.split(";")[0].strip().lower() for a in accept.split(",")}
         if not kinds & _ACCEPTABLE:
             raise NotAcceptable(f"cannot answer in {accept[:80]}: only JSON serialization is supported")
     pc: Any = None
-    if body and op in (Operation.CREATE, Operation.UPDATE, Operation.NOTIFY, Operation.RETRIEVE):
+    if body and op in (Operation.CREATE, Operation.UPDATE, Operation.NOTIFY):
         if media and media not in JSON_TYPES:
             raise UnsupportedMediaType(
                 f"content type '{media[:60]}' is not supported: use application/json "
                 "or application/vnd.onem2m-res+json")
         pc = parse_json_body(body)
-    if op == Operation.RETRIEVE:
-        pc = None  # an attribute list in the body is not supported; atrl is
-    rtu_raw = _header(headers, "X-M2M-RTU")
-    atrl = " ".join(query.get("atrl", ()))
-    sid_q, sid_h = _one(query, "sessionID"), _header(headers, "X-M2M-SID")
-    if sid_q is not None and sid_h is not None and sid_q != sid_h:
-        raise BadRequest("X-M2M-SID header and sessionID query parameter disagree")
+    elif body and op == Operation.RETRIEVE:
+        if media and media not in JSON_TYPES:
+            raise UnsupportedMediaType(
+                f"content type '{media[:60]}' is not supported: use application/json "
+                "or application/vnd.onem2m-res+json")
+        parse_json_body(body)  # checked, then ignored: an attribute list in the body is not supported; atrl is
+    rtu_raw = get("X-M2M-RTU")
+    sid_h = get("X-M2M-SID")
+    rcn = rt = drt = rqet_q = rset_q = oet_q = rp = sid_q = None
+    atrl: tuple[str, ...] = ()
+    if query:
+        rcn = _int("rcn", _one(query, "rcn"), range(0, 13))
+        rt = _int("rt", _one(query, "rt"), range(1, 6))
+        drt = _int("drt", _one(query, "drt"), range(1, 3))
+        atrl_raw = " ".join(query.get("atrl", ()))
+        atrl = tuple(a for a in atrl_raw.replace("+", " ").split() if a) if atrl_raw else ()
+        rqet_q, rset_q, oet_q = _one(query, "rqet"), _one(query, "rset"), _one(query, "oet")
+        rp = _one(query, "rp")
+        sid_q = _one(query, "sessionID")
+        if sid_q is not None and sid_h is not None and sid_q != sid_h:
+            raise BadRequest("X-M2M-SID header and sessionID query parameter disagree")
+    ec = get("X-M2M-EC")
     return Request(
         op=op,
         to=to,
-        fr=_header(headers, "X-M2M-Origin") or None,
+        fr=get("X-M2M-Origin") or None,
         rqi=rqi,
         rvi=rvi,
         ty=ty,
         pc=pc,
-        rcn=_int("rcn", _one(query, "rcn"), range(0, 13)),
-        rt=_int("rt", _one(query, "rt"), range(1, 6)) or 3,
+        rcn=rcn,
+        rt=rt or 3,
         rtu=tuple(u for u in rtu_raw.split("&") if u) if rtu_raw is not None else None,
-        drt=_int("drt", _one(query, "drt"), range(1, 3)) or 1,
-        atrl=tuple(a for a in atrl.replace("+", " ").split() if a) if atrl else (),
-        ot=_header(headers, "X-M2M-OT"),
-        rqet=_header(headers, "X-M2M-RET") or _one(query, "rqet"),
-        rset=_header(headers, "X-M2M-RST") or _one(query, "rset"),
-        oet=_header(headers, "X-M2M-OET") or _one(query, "oet"),
-        rp=_one(query, "rp"),
-        ec=_int("X-M2M-EC", _header(headers, "X-M2M-EC")),
-        vsi=_header(headers, "X-M2M-VSI"),
+        drt=drt or 1,
+        atrl=atrl,
+        ot=get("X-M2M-OT"),
+        rqet=get("X-M2M-RET") or rqet_q,
+        rset=get("X-M2M-RST") or rset_q,
+        oet=get("X-M2M-OET") or oet_q,
+        rp=rp,
+        ec=_int("X-M2M-EC", ec) if ec is not None else None,
+        vsi=get("X-M2M-VSI"),
         sid=sid_h if sid_h is not None else sid_q,
-        smac=_header(headers, "X-M2M-SMAC"),
+        smac=get("X-M2M-SMAC"),
         query=query,
         body=body,
         media=media or "application/json",
