@@ -83,6 +83,21 @@ async def run(opts: Options, want: set[str]) -> Bench:
     return bench
 
 
+def bottleneck_notes(bench: Bench) -> list[str]:
+    """Warnings where the load generator, not the CSE, may set the figure."""
+    res, notes = bench.results, []
+    if bench.tool == "asyncio":
+        notes.append("no wrk: the asyncio client drives the HTTP scenarios and the ceiling, so those figures "
+                     "and their ratios are bounded by the client (see client_ceiling_get); install wrk")
+    cap = res.get("client_ceiling_session_update", {}).get("req_per_s")
+    for name in ("plain_update", "session_update"):
+        rate = res.get(name, {}).get("req_per_s")
+        if cap and rate and rate > 0.7 * cap:
+            notes.append(f"{name} ({rate:.0f} req/s) is above 70% of what the client alone does "
+                         f"({cap:.0f} req/s): the client may be the bottleneck")
+    return notes
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; every process it started was stopped", file=sys.stderr)
         return 130
+    bench.notes.extend(bottleneck_notes(bench))
     doc: dict[str, Any] = {
         "started": started, "mode": "quick" if a.quick else "full", "tool": bench.tool,
         "wall_s": round(time.perf_counter() - t0, 1),
