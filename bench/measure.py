@@ -80,6 +80,8 @@ class Bench:
         rec["cpu"] = {k: {"cpu_s": round(cpu_seconds(p.pid) - before[k], 2),
                           "pct_core": round(100 * (cpu_seconds(p.pid) - before[k]) / wall, 1)}
                       for k, p in procs.items()}
+        for k, v in rec["cpu"].items():
+            v["ms_per_req"] = round(1000 * v["cpu_s"] / res.requests, 4) if res.requests else 0.0
         rec["cpu"]["bench_client"] = {
             "cpu_s": round((own2.user + own2.system) - (own.user + own.system), 2),
             "pct_core": round(100 * ((own2.user + own2.system) - (own.user + own.system)) / wall, 1)}

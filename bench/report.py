@@ -65,6 +65,11 @@ def _cpu(rec: dict[str, Any]) -> str:
     return "+".join(f"{v['pct_core']:.0f}" for v in cpu.values())
 
 
+def _ms_per_req(rec: dict[str, Any]) -> str:
+    cpu = [v for k, v in rec.get("cpu", {}).items() if k != "bench_client" and "ms_per_req" in v]
+    return f"{sum(v['ms_per_req'] for v in cpu):.3f}" if cpu else "-"
+
+
 def _rss(rec: dict[str, Any]) -> str:
     rss = rec.get("rss_mb")
     if isinstance(rss, dict):
@@ -79,14 +84,14 @@ def summary(doc: dict[str, Any]) -> str:
              f"connections={doc['options']['connections']}  workers={doc['options']['workers']}  "
              f"cpus={doc['machine']['cpus']}  load avg={doc['machine']['loadavg']}",
              f"{'scenario':<30}{'req/s | value':>14}{'p50 ms':>9}{'p99 ms':>9}{'errors':>7}"
-             f"{'CPU %core':>11}{'RSS MB':>9}"]
+             f"{'CPU %core':>11}{'CPU ms/req':>11}{'RSS MB':>9}"]
     for name, rec in res.items():
         if "req_per_s" in rec:
             val = f"{rec['req_per_s']:.0f}"
-            p50, p99 = f"{rec['p50_ms']:.2f}", f"{rec['p99_ms']:.2f}"
+            p50, p99 = (f"{rec['p50_ms']:.2f}", f"{rec['p99_ms']:.2f}") if rec.get("p50_ms") else ("-", "-")
         else:
             val, p50, p99 = f"{rec['value']:.2f} {rec['unit']}", "-", "-"
-        lines.append(f"{name:<30}{val:>14}{p50:>9}{p99:>9}{rec.get('errors', 0):>7}{_cpu(rec):>11}{_rss(rec):>9}")
+        lines.append(f"{name:<30}{val:>14}{p50:>9}{p99:>9}{rec.get('errors', 0):>7}{_cpu(rec):>11}{_ms_per_req(rec):>11}{_rss(rec):>9}")
     lines.append("")
     lines.append(f"{'target':<46}{'measured':>12}{'ratio':>8}  verdict")
     for row in doc["targets"]:

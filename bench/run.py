@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,9 @@ def selected(only: list[str] | None) -> set[str]:
 
 async def run(opts: Options, want: set[str]) -> Bench:
     bench = Bench(opts, ProcSet())
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # stop like Ctrl-C
     try:
         print(f"ceiling (bare aiohttp, {bench.tool}, {opts.connections} connections)", flush=True)
         await ceiling.run(bench)
@@ -122,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     want = selected(a.only)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     t0 = time.perf_counter()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C works even if started with SIGINT ignored
     try:
         bench = asyncio.run(run(opts, want))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench: interrupted; every process it started was stopped", file=sys.stderr)
         return 130
     bench.notes.extend(bottleneck_notes(bench))

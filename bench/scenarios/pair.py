@@ -173,6 +173,7 @@ async def _store_and_forward(bench: Bench, ae1: AEClient, ae2: AEClient, procs: 
         "req_per_s": round(rate, 1), "requests": final, "errors": abs(lost),
         "stored": stored_ok, "sent": n, "delivered": final, "lost": lost, "duration_s": round(elapsed, 3),
         "policy_update_s": round(opened, 3), "p50_ms": 0.0, "p99_ms": 0.0,
-        "cpu": {k: {"cpu_s": v, "pct_core": round(100 * v / elapsed, 1) if elapsed else 0.0} for k, v in cpu.items()},
+        "cpu": {k: {"cpu_s": v, "pct_core": round(100 * v / elapsed, 1) if elapsed else 0.0,
+                    "ms_per_req": round(1000 * v / final, 4) if final else 0.0} for k, v in cpu.items()},
     }
     print(f"  {'sf_flush':<30} {rate:>9.1f} req/s  delivered {final}/{n} in {elapsed:.2f} s", flush=True)
