@@ -78,7 +78,9 @@ async def run(bench: Bench, want: set[str]) -> None:
                 m = M2M(s, p2.url, CB)
                 after = await m.cni([f"{CB}/bench/c{i}" for i in range(N_CNT)], "CAdmin")
             lost = total - after
-            bench.record("startup_100k", p2.ready_s, "s", resident=total, store_bytes=_size(tmp),
+            disc = bench.results.get("discovery_10k", {}).get("subtree_resources", 0)
+            bench.record("startup_100k", p2.ready_s, "s", resident=total, resources_in_store=total + disc + N_CNT,
+                         store_bytes=_size(tmp),
                          shutdown_s=round(stop_s, 2), shutdown_exit=code, resident_after_restart=after,
                          rss_after_start_mb=round(rss_mb(p2.pid), 1), errors=abs(lost) + (1 if code else 0))
             await bench.procs.stop(p2)
