@@ -48,6 +48,9 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             ratio = rec[t.key] / ref[t.key] if ref[t.key] else 0.0
             row.update(measured=rec[t.key], reference_value=ref[t.key], ratio=round(ratio, 3),
                        verdict="PASS" if ratio >= t.bound else "MISS")
+            a, b = cpu_ms_per_req(rec), cpu_ms_per_req(ref)
+            if a and b:
+                row["cpu_ratio"] = round(b / a, 3)  # the ratio if both were CPU-bound on one core each
         else:
             v = rec[t.key]
             ok = v <= t.bound if t.at_most else v >= t.bound
@@ -58,6 +61,11 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def cpu_ms_per_req(rec: dict[str, Any]) -> float:
+    """CPU ms per request of the server processes (CSEs or the ceiling), summed."""
+    return sum(v.get("ms_per_req", 0.0) for k, v in rec.get("cpu", {}).items() if k != "bench_client")
+
+
 def _cpu(rec: dict[str, Any]) -> str:
     cpu = {k: v for k, v in rec.get("cpu", {}).items() if k != "bench_client"}
     if not cpu:
@@ -66,8 +74,8 @@ def _cpu(rec: dict[str, Any]) -> str:
 
 
 def _ms_per_req(rec: dict[str, Any]) -> str:
-    cpu = [v for k, v in rec.get("cpu", {}).items() if k != "bench_client" and "ms_per_req" in v]
-    return f"{sum(v['ms_per_req'] for v in cpu):.3f}" if cpu else "-"
+    ms = cpu_ms_per_req(rec)
+    return f"{ms:.3f}" if ms else "-"
 
 
 def _rss(rec: dict[str, Any]) -> str:
@@ -93,12 +101,15 @@ def summary(doc: dict[str, Any]) -> str:
             val, p50, p99 = f"{rec['value']:.2f} {rec['unit']}", "-", "-"
         lines.append(f"{name:<30}{val:>14}{p50:>9}{p99:>9}{rec.get('errors', 0):>7}{_cpu(rec):>11}{_ms_per_req(rec):>11}{_rss(rec):>9}")
     lines.append("")
-    lines.append(f"{'target':<46}{'measured':>12}{'ratio':>8}  verdict")
+    lines.append(f"{'target':<46}{'measured':>12}{'ratio':>8}{'cpu ratio':>10}  verdict")
     for row in doc["targets"]:
         m = row["measured"]
         ms = "-" if m is None else (f"{m:.0f}" if m >= 100 else f"{m:.2f}")
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
-        lines.append(f"{row['target']:<46}{ms:>12}{ratio:>8}  {row['verdict']}")
+        cratio = f"{row['cpu_ratio']:.2f}" if "cpu_ratio" in row else "-"
+        lines.append(f"{row['target']:<46}{ms:>12}{ratio:>8}{cratio:>10}  {row['verdict']}")
+    lines.append("ratio: req/s over the reference's req/s (the verdict); cpu ratio: the reference's server CPU "
+                 "ms/request over this one's (less sensitive to a busy machine)")
     for note in doc.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
