@@ -1,0 +1,1 @@
+"""The benchmark runner of issue 8 (``python bench/run.py``; see run.py)."""

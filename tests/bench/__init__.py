@@ -1,0 +1,1 @@
+"""The benchmark runner's smoke test (bench/run.py --quick)."""

@@ -1,0 +1,55 @@
+"""Smoke test of the benchmark runner: ``python bench/run.py --quick`` runs as a
+subprocess into a tmp dir; every scenario must produce numbers > 0 with 0
+errors and the JSON must have the expected keys. Not a speed test: the
+PASS/MISS verdicts are not checked. Uses wrk when installed, else the
+asyncio client (it never installs anything)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.report import TARGETS, evaluate
+from bench.run import ALL, selected
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_run_measures_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "bench/run.py", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "target" in proc.stdout and "verdict" in proc.stdout, proc.stdout
+    doc = json.loads(out.read_text())
+    assert {"started", "mode", "tool", "wall_s", "options", "machine", "results", "targets", "notes"} <= set(doc)
+    assert doc["mode"] == "quick" and doc["tool"] in ("wrk", "asyncio")
+    assert set(doc["results"]) == set(ALL), sorted(set(ALL) ^ set(doc["results"]))
+    for name, rec in doc["results"].items():
+        assert rec["errors"] == 0, (name, rec)
+        if "req_per_s" in rec:
+            assert rec["req_per_s"] > 0 and rec["requests"] > 0 and rec["duration_s"] > 0, (name, rec)
+            assert "cpu" in rec, (name, rec)
+        else:
+            assert rec["value"] > 0 and rec["unit"], (name, rec)
+    for name in ("retrieve_csebase", "create_cin", "plain_update", "session_update"):
+        rec = doc["results"][name]
+        assert rec["p50_ms"] > 0 and rec["p99_ms"] >= rec["p50_ms"], (name, rec)
+    assert doc["results"]["sf_flush"]["lost"] == 0
+    assert doc["results"]["startup_100k"]["resident_after_restart"] == doc["results"]["startup_100k"]["resident"]
+    assert [t["target"] for t in doc["targets"]] == [t.name for t in TARGETS]
+    assert all(t["verdict"] in ("PASS", "MISS") and t["measured"] is not None for t in doc["targets"]), doc["targets"]
+    assert took < 60, f"the quick run took {took:.0f} s"
+
+
+def test_only_expands_groups_and_keeps_the_ceiling() -> None:
+    assert selected(["pair"]) >= {"ceiling_get", "plain_update", "sf_flush"}
+    assert "create_cin" not in selected(["pair"])
+    assert selected(["create_cin,startup_100k"]) == {"ceiling_get", "ceiling_post", "client_ceiling_get",
+                                                      "create_cin", "startup_100k"}
+    assert evaluate({})[0]["verdict"] == "n/a"
