@@ -4,7 +4,9 @@ A request whose policy at this hop is store-and-forward (``spt`` 2) is kept
 durably in the store's KV area (its exact bytes: the MAC covers them) with a
 PENDING ``<request>`` resource the originator can poll, and answered 1001
 (1002 for ``rt`` 2). One timer forwards stored requests while their
-policy's window (``sch``) is open, oldest first and in order per session;
+policy's window (``sch``) is open, oldest first, several at once (a window
+of 32) but never one before an earlier request of its session it may
+depend on (:func:`may_overlap`);
 the outcome goes into the ``<request>`` (and to ``rtu`` for rt 2) and the
 session context. A next hop that is down is retried with backoff (its
 nextHop shows ``nst`` 2 meanwhile); a request stored longer than ``mbd``
@@ -19,6 +21,7 @@ request ID and the next hop answers it from its memory of the session
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from dataclasses import replace
@@ -33,7 +36,7 @@ from cse.core.schedule import Schedule
 
 from .model import NEXT_HOP_TY, session_ri
 
-__all__ = ["StoreAndForward", "QUEUE_NS"]
+__all__ = ["StoreAndForward", "QUEUE_NS", "may_overlap"]
 
 log = logging.getLogger("cse.smg")
 
@@ -57,11 +60,37 @@ def _deserialize(d: dict[str, Any]) -> Request:
                    body=base64.b64decode(d["body"]), pc=d["pc"])
 
 
+def _path(to: str) -> list[str] | None:
+    """The structured path segments of an SP-relative target, or None when
+    the form says nothing about where it sits (resource IDs, CSEBase)."""
+    parts = [p for p in to.split("/") if p]
+    return parts if len(parts) >= 3 else None
+
+
+def may_overlap(earlier: Request, later: Request) -> bool:
+    """Whether ``later`` may be sent while ``earlier`` (stored before it, same
+    session) is still unanswered without changing what either does.
+
+    CREATEs into the same parent may (siblings; only their creation times
+    interleave). Otherwise both targets must be structured and neither at or
+    below the other: an UPDATE or DELETE of the same resource, or anything
+    below a resource being created or deleted, waits. Unknown forms wait.
+    """
+    if earlier.op == Operation.CREATE and later.op == Operation.CREATE and earlier.to == later.to:
+        return True
+    a, b = _path(earlier.to), _path(later.to)
+    if a is None or b is None:
+        return False
+    n = min(len(a), len(b))
+    return a[:n] != b[:n]
+
+
 class StoreAndForward:
     """The durable queue of one CSE's stored session requests."""
 
-    def __init__(self, ctx: Context, gate: Any, nonblocking: Any, forward: Any) -> None:
+    def __init__(self, ctx: Context, gate: Any, nonblocking: Any, forward: Any, *, window: int = 32) -> None:
         self.ctx = ctx
+        self.window = window
         self.gate = gate
         self.nonblocking = nonblocking
         self.forward = forward
@@ -116,7 +145,16 @@ class StoreAndForward:
         return len(items)
 
     async def flush(self, now: float) -> float | None:
-        """Forward what may go now; return when to look again."""
+        """Forward what may go now, up to ``window`` at once; return when to
+        look again.
+
+        Stored order is kept where it matters: a request is sent only after
+        every earlier in-flight request of its session that it may depend on
+        has been answered (:func:`may_overlap`); unrelated ones overlap, so
+        a full buffer drains at the next hop's speed, not one round trip at
+        a time. A session's first request in a pass goes alone, so a next hop
+        that is down costs one attempt and the order of retries holds.
+        """
         nxt: float | None = None
 
         def later(t: float | None) -> None:
@@ -125,55 +163,107 @@ class StoreAndForward:
                 nxt = t
 
         blocked: set[str] = set()
-        for key, item in await self.ctx.store.kv_items(QUEUE_NS):
-            sid = item["sid"]
-            if sid in blocked:
-                continue
-            now = self.ctx.clock.now()
-            session = await self.ctx.store.get(session_ri(sid))
-            req = _deserialize(item["req"])
-            if session is None:
-                await self._finish(key, item, req, Response.error(4004, f"session {sid[:16]} was terminated"))
-                continue
-            policy = await self.ctx.store.get(item["policy"])
-            mbd = policy.get("mbd") if policy else None
-            if mbd is not None and now - item["stored"] > mbd:
-                await self._finish(key, item, req, Response.error(
-                    4008, f"stored longer than the policy's maximum buffer duration (mbd {mbd} s)"))
-                continue
-            if mbd is not None:
-                later(item["stored"] + mbd)
-            if policy is not None and policy.get("sch"):
-                sched = Schedule(policy["sch"])
-                if not sched.is_open(now):
+        sessions: dict[str, Doc | None] = {}
+        policies: dict[str, tuple[Doc | None, Schedule | None]] = {}
+        flying: dict[str, list[tuple[Request, asyncio.Task[None]]]] = {}
+        sessions_sent: set[str] = set()
+        running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        def done(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+
+        try:
+            for key, item in await self.ctx.store.kv_items(QUEUE_NS):
+                sid = item["sid"]
+                if sid in blocked:
+                    continue
+                now = self.ctx.clock.now()
+                if sid not in sessions:
+                    sessions[sid] = await self.ctx.store.get(session_ri(sid))
+                session = sessions[sid]
+                req = _deserialize(item["req"])
+                if session is None:
+                    await self._finish(key, item, req, Response.error(4004, f"session {sid[:16]} was terminated"))
+                    continue
+                if item["policy"] not in policies:
+                    doc = await self.ctx.store.get(item["policy"])
+                    policies[item["policy"]] = (doc, Schedule(doc["sch"]) if doc and doc.get("sch") else None)
+                policy, sched = policies[item["policy"]]
+                mbd = policy.get("mbd") if policy else None
+                if mbd is not None and now - item["stored"] > mbd:
+                    await self._finish(key, item, req, Response.error(
+                        4008, f"stored longer than the policy's maximum buffer duration (mbd {mbd} s)"))
+                    continue
+                if mbd is not None:
+                    later(item["stored"] + mbd)
+                if sched is not None and not sched.is_open(now):
                     blocked.add(sid)
                     later(sched.next_open(now))
                     continue
-            if self._retry_at.get(sid, 0.0) > now:
-                blocked.add(sid)
-                later(self._retry_at[sid])
-                continue
-            out = replace(req, rt=ResponseType.BLOCKING, rtu=None)
-            try:
-                resp = await self.forward(out, Target(False, item["csi"], (), True))
-            except (TargetNotReachable, RequestTimeout) as exc:
+                if self._retry_at.get(sid, 0.0) > now:
+                    blocked.add(sid)
+                    later(self._retry_at[sid])
+                    continue
+                before = flying.setdefault(sid, [])
+                waits = [t for r, t in before if not t.done() and not may_overlap(r, req)]
+                if waits:
+                    await asyncio.wait(waits)
+                while len(running) >= self.window:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                if sid in blocked:  # an earlier one found the next hop down meanwhile
+                    continue
+                task = asyncio.get_running_loop().create_task(
+                    self._deliver(key, item, req, session, blocked, later))
+                running.add(task)
+                task.add_done_callback(done)
+                if sid not in sessions_sent:  # the first goes alone: a hop that is
+                    sessions_sent.add(sid)    # down costs one attempt, not a window
+                    await asyncio.wait([task])
+                before[:] = [(r, t) for r, t in before if not t.done()] + [(req, task)]
+        except BaseException:
+            for task in running:  # shutdown: what was sent is answered from
+                task.cancel()     # the next hop's memory when sent again
+            raise
+        finally:
+            if running:
+                await asyncio.wait(set(running))
+        if failures:
+            raise failures[0]
+        return nxt
+
+    async def _deliver(self, key: str, item: dict[str, Any], req: Request, session: Doc, blocked: set[str],
+                       later: Any) -> None:
+        """Forward one stored request, then record its answer and forget it."""
+        sid = item["sid"]
+        out = replace(req, rt=ResponseType.BLOCKING, rtu=None)
+        try:
+            resp = await self.forward(out, Target(False, item["csi"], (), True))
+        except (TargetNotReachable, RequestTimeout) as exc:
+            now = self.ctx.clock.now()
+            if sid not in blocked:
                 delay = min(self._backoff.get(sid, 0.5) * 2, _MAX_BACKOFF)
                 self._backoff[sid] = delay
                 self._retry_at[sid] = now + delay
+                blocked.add(sid)
                 await self._hop_state(session, item["hop"], 2)
                 log.info("stored request %s: next hop %s unreachable (%s); retry in %.1f s",
                          req.rqi, item["hop"], exc.message, delay)
-                blocked.add(sid)
-                later(now + delay)
-                continue
-            except M2MError as exc:
-                resp = Response.error(int(exc.rsc), exc.message)
-            if self._backoff.pop(sid, None) is not None:
-                self._retry_at.pop(sid, None)
-                await self._hop_state(session, item["hop"], 1)
-            await self.gate.record(session["ri"], req, resp, item["hop"])
-            await self._finish(key, item, req, resp)
-        return nxt
+            later(self._retry_at.get(sid, now))
+            return
+        except M2MError as exc:
+            resp = Response.error(int(exc.rsc), exc.message)
+        except Exception:  # never lose the flush to one odd request; it stays stored
+            log.exception("stored request %s: delivery failed unexpectedly; kept for the next window", req.rqi)
+            later(self.ctx.clock.now() + 1.0)
+            return
+        if self._backoff.pop(sid, None) is not None:
+            self._retry_at.pop(sid, None)
+            await self._hop_state(session, item["hop"], 1)
+        await self.gate.record(session["ri"], req, resp, item["hop"])
+        await self._finish(key, item, req, resp)
 
     async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response) -> None:
         """Record the outcome, then forget the stored request (in that order)."""
