@@ -171,12 +171,15 @@ def _auth(raw: dict[str, Any], cse_id: str) -> AuthConfig:
             jwt.es256_private_key(_readable("auth.signing_key", auth.signing_key))
         if auth.hs256_secret_file is not None:
             jwt.hs256_key(_readable("auth.hs256_secret_file", auth.hs256_secret_file).strip())
+    except SecurityConfigError:
+        raise
     except ValueError as exc:
         which = "auth.signing_key" if auth.signing_key is not None else "auth.hs256_secret_file"
         raise SecurityConfigError(f"'{which}': {exc}") from None
     for i, path in enumerate(auth.verify_keys):
+        data = _readable(f"auth.verify_keys[{i}]", path)
         try:
-            jwt.es256_public_key(_readable(f"auth.verify_keys[{i}]", path))
+            jwt.es256_public_key(data)
         except ValueError as exc:
             raise SecurityConfigError(f"'auth.verify_keys[{i}]' ({path}): {exc}") from None
     if auth.enabled and not auth.can_sign and not auth.verify_keys:
