@@ -134,7 +134,7 @@ async def test_token_endpoint_client_credentials(cse_process: Callable[..., Any]
         s = http.session
 
         async def post(data: dict[str, str] | str, auth: aiohttp.BasicAuth | None = None) -> tuple[int, Any, Any]:
-            async with s.post(endpoint, data=data, auth=auth) as resp:
+            async with s.post(endpoint, data=data, headers=auth) as resp:
                 return resp.status, await resp.json(), resp.headers
 
         status, doc, headers = await post({"grant_type": "client_credentials"}, basic("tool", secret))
