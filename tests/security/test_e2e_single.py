@@ -133,7 +133,7 @@ async def test_token_endpoint_client_credentials(cse_process: Callable[..., Any]
     async with https_client(c) as http:
         s = http.session
 
-        async def post(data: dict[str, str] | str, auth: aiohttp.BasicAuth | None = None) -> tuple[int, Any, Any]:
+        async def post(data: dict[str, str], auth: dict[str, str] | None = None) -> tuple[int, Any, Any]:
             async with s.post(endpoint, data=data, headers=auth) as resp:
                 return resp.status, await resp.json(), resp.headers
 
