@@ -18,7 +18,10 @@ Public surface:
   :mod:`ae_sdk.session_crypto` (HKDF keys, request MAC, AES-256-GCM
   end-to-end encryption, :class:`SessionCryptoError`).
 * ``python -m ae_sdk`` (:mod:`ae_sdk.cli`): ``sign`` (session headers for
-  curl), ``encrypt``, ``decrypt``, ``listen`` (a notification receiver).
+  curl), ``encrypt``, ``decrypt``, ``token``, ``listen`` (a notification receiver).
+* :func:`mint_token` (:mod:`ae_sdk.tokens`) -- a bearer token for a CSE with
+  authentication on; ``AEClient(url, token=..., cafile=...)`` for HTTPS
+  (docs/security.md).
 * :class:`SyncAEClient` (:mod:`ae_sdk.sync`) -- the same operations as
   blocking calls, for plain scripts (its own event loop in a thread).
 * :class:`Answer`, :data:`Responder` -- deciding a NOTIFY's answer before it
@@ -53,6 +56,7 @@ from .notify_server import Answer, Notification, NotificationCallback, Notificat
 from .session import OnRequest, Session, SessionManager, SessionOffer, Why
 from .session_crypto import SessionCryptoError
 from .sync import SyncAEClient
+from .tokens import mint_token
 from .transport import HttpTransport, InProcessTransport, Transport
 
 __all__ = [
@@ -80,5 +84,6 @@ __all__ = [
     "Why",
     "notified_resource",
     "unwrap",
+    "mint_token",
     "wrap",
 ]

@@ -1,4 +1,4 @@
-"""``python -m ae_sdk sign|encrypt|decrypt|listen`` (see :mod:`ae_sdk.cli`)."""
+"""``python -m ae_sdk sign|encrypt|decrypt|token|listen`` (see :mod:`ae_sdk.cli`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m ae_sdk``: session tools for people using curl (SESSIONS.md "Request MAC",
+"""``python -m ae_sdk``: session and token tools for people using curl (SESSIONS.md "Request MAC",
 "End-to-end payload encryption"; README "Session-based requests with curl").
 
 Subcommands:
@@ -12,6 +12,10 @@ Subcommands:
   would no longer match).
 * ``encrypt`` / ``decrypt`` -- an end-to-end encrypted value
   (``sess1.<kid>.<nonce>.<ct>``) from text, and back.
+* ``token`` -- a bearer token (JWT) allowing the given originators, signed
+  with the CSE's key (``--key`` PEM for ES256, ``--secret-file`` for HS256);
+  with ``--header`` the whole ``Authorization: Bearer ...`` line for curl
+  (docs/security.md).
 * ``listen`` -- a loopback notification receiver for an AE: answers
   verifications with 2000, session establishment questions with 2000 and
   ``{"m2m:sep": {"epa": {...}}}`` (``--accept``) or 4103, and prints everything
@@ -26,6 +30,7 @@ Examples::
         -H 'Content-Type: application/json' --data-binary @update.json "$CSE1/~/id-cse2/cse2/AE2/container1"
     python -m ae_sdk encrypt --sid "$SID" --kid "$KID" --key "$KEY" 21.5
     python -m ae_sdk listen --port 9000 --accept > notifications.jsonl
+    python -m ae_sdk token --key issuer-key.pem --originator Cmyapp --header > auth.txt
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
 
 from .notify_server import Answer, NotificationServer
+from .tokens import mint_token
 from .session import session_event
 from .session_crypto import (
     OPERATIONS,
@@ -185,6 +191,18 @@ def _decrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    try:
+        token = mint_token(args.originator, key_file=args.key, secret_file=args.secret_file, subject=args.subject,
+                           issuer=args.issuer, audience=args.audience, lifetime=args.lifetime)
+    except OSError as exc:
+        raise CLIError(f"cannot read the key: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"Authorization: Bearer {token}" if args.header else token)
+    return 0
+
+
 def _line(kind: str, content: dict[str, Any]) -> str:
     if kind == "result":
         doc: dict[str, Any] = {"m2m:rsp": content}
@@ -269,6 +287,19 @@ def _parser() -> argparse.ArgumentParser:
         e.add_argument("token" if name == "decrypt" else "text", nargs="?", help="the value (default: stdin)")
         e.set_defaults(run=_encrypt if name == "encrypt" else _decrypt)
 
+    t = sub.add_parser("token", help="mint a bearer token (JWT) for originators, or an Authorization header")
+    t.add_argument("--originator", action="append", required=True,
+                   help="an X-M2M-Origin the token allows (repeat; '*' is a wildcard, 'C' allows registration)")
+    key = t.add_mutually_exclusive_group(required=True)
+    key.add_argument("--key", help="the CSE's ES256 signing key (PEM EC P-256 private key)")
+    key.add_argument("--secret-file", help="the CSE's HS256 secret file")
+    t.add_argument("--subject", help="the 'sub' claim (default: the first originator)")
+    t.add_argument("--issuer", help="the 'iss' claim (needed when the CSE sets auth.trusted_issuers)")
+    t.add_argument("--audience", help="the 'aud' claim (needed when the CSE sets auth.audience)")
+    t.add_argument("--lifetime", type=float, default=3600.0, help="seconds until it expires (default 3600)")
+    t.add_argument("--header", action="store_true", help="print 'Authorization: Bearer <token>' (curl -H @file)")
+    t.set_defaults(run=_token)
+
     n = sub.add_parser("listen", help="receive notifications on loopback, print them as JSON lines")
     n.add_argument("--host", default="127.0.0.1")
     n.add_argument("--port", type=int, default=0, help="0 picks a free port (see the LISTENING line)")
@@ -280,7 +311,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _VALUED = frozenset({"--op", "--to", "--sid", "--key", "--kid", "--rqi", "--body", "--body-file", "--csi", "--ot",
-                     "--curl", "--origin", "--ty", "--host", "--port", "--epa", "--timeout"})
+                     "--curl", "--origin", "--ty", "--host", "--port", "--epa", "--timeout", "--originator",
+                     "--secret-file", "--subject", "--issuer", "--audience", "--lifetime"})
 
 
 def _glued(argv: Sequence[str]) -> list[str]:

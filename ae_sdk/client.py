@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -82,12 +83,19 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
     ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
     :class:`~ae_sdk.transport.HttpTransport` is made for it). ``cse_name`` and
     ``cse_id`` name the CSE (``cse-in``, ``/id-in``); ``originator`` is an
-    already registered AE-ID to act as, if any.
+    already registered AE-ID to act as, if any. With a URL, ``token``
+    (a bearer token), ``cafile`` or ``ssl`` configure the HTTPS transport
+    (docs/security.md).
     """
 
     def __init__(self, transport: Transport | str, *, cse_name: str = "cse-in", cse_id: str = "/id-in",
-                 originator: str | None = None) -> None:
-        self.transport: Transport = HttpTransport(transport) if isinstance(transport, str) else transport
+                 originator: str | None = None, token: str | None = None, cafile: str | None = None,
+                 ssl: SSLContext | None = None) -> None:
+        if isinstance(transport, str):
+            transport = HttpTransport(transport, token=token, cafile=cafile, ssl=ssl)
+        elif token is not None or cafile is not None or ssl is not None:
+            raise ValueError("token, cafile and ssl go to the transport when one is given")
+        self.transport: Transport = transport
         self.cse_name = cse_name
         self.cse_id = cse_id if cse_id.startswith("/") else "/" + cse_id
         self.originator = originator

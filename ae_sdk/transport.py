@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import json
+import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import TracebackType
@@ -34,7 +35,9 @@ from cse.core.messages import Request, Response
 
 from .errors import TransportError
 
-__all__ = ["Handler", "HttpTransport", "InProcessTransport", "Transport"]
+__all__ = ["ACCESS_TOKEN_HEADER", "Handler", "HttpTransport", "InProcessTransport", "Transport"]
+
+ACCESS_TOKEN_HEADER = "X-Access-Token"  # cse.security.guard.TOKEN_HEADER (the SDK imports only cse.core)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -58,34 +61,57 @@ class HttpTransport:
     (``/cse-in/...``, ``/~/id-in/...``, ``/_/sp/...``). ``timeout`` bounds one
     whole exchange, in seconds. One aiohttp session is opened lazily and
     reused; :meth:`close` it (or use ``async with``).
+
+    Security (docs/security.md): ``token`` is sent as ``Authorization:
+    Bearer`` on every request; when the CSE answers a registration with a
+    token for the new AE-ID (``X-Access-Token``) the transport uses that
+    one from then on (``.token``). For ``https://`` CSEs, ``cafile`` (a
+    PEM CA bundle) or a ready ``ssl`` context says whom to trust; without
+    them the system trust store is used.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, token: str | None = None,
+                 cafile: str | None = None, ssl: _ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"'{base_url}' is not an http(s) URL of a CSE, e.g. http://127.0.0.1:8080")
+        if cafile is not None and ssl is not None:
+            raise ValueError("give cafile or ssl, not both")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token = token
+        self._ssl = ssl if ssl is not None else (
+            _ssl.create_default_context(cafile=cafile) if cafile is not None else None)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                                  connector=connector)
         return self._session
 
     async def send(self, req: Request) -> Response:
         """Send ``req``; a oneM2M answer of any RSC is returned as a Response."""
         method, path, headers, body = encode_request(req)
         headers.setdefault("Accept", "application/json")
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         url = URL(self.base_url + path, encoded=True)
         try:
             async with self._client().request(method, url, headers=headers, data=body or None) as resp:
                 payload = await resp.read()
+                issued = resp.headers.get(ACCESS_TOKEN_HEADER)
+                if issued:  # the CSE assigned our AE-ID and a token for it
+                    self.token = issued
                 return decode_response(resp.status, resp.headers, payload, req.rqi)
         except TimeoutError:
             raise TransportError(
                 f"no answer from the CSE at {self.base_url} within {self.timeout:g} s "
                 f"({method} {path[:120]})") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TransportError(f"the TLS certificate of the CSE at {self.base_url} is not trusted: "
+                                 f"{exc.certificate_error} (pass cafile= the CA that signed it)") from None
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or str(exc.os_error)
             raise TransportError(f"cannot connect to the CSE at {self.base_url}: {reason}") from None

@@ -37,7 +37,8 @@ async def _run(cse: CSE) -> None:
     await cse.start()
     if cse.http is not None:
         # One machine-readable line for scripts that started us with port 0.
-        print(f"READY {cse.config.cse.cse_id} http://{cse.config.http.host}:{cse.http.port}", flush=True)
+        print(f"READY {cse.config.cse.cse_id} {cse.security.scheme}://{cse.config.http.host}:{cse.http.port}",
+              flush=True)
     try:
         await stop.wait()
     finally:

@@ -37,6 +37,7 @@ from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
 from cse.csf.smg import SMG
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
+from cse.security.binding import build_security
 from cse.store.memory import MemoryStore
 from cse.store.tinydb_store import TinyDBStore
 
@@ -66,6 +67,7 @@ class CSE:
         self.clock: Clock = clock or SystemClock()
         self.registry = registry or Registry.load()
         self.store = store or build_store(config)
+        self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
         poa = (self._url(config.http.port),)
         self.ctx = Context(
             identity=CSEIdentity(
@@ -73,7 +75,7 @@ class CSE:
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
                 default_et_s=config.cse.default_et_s),
             registry=self.registry, store=self.store, clock=self.clock)
-        self.outbound = HttpOutbound()
+        self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
         self.notifier = Notifier(self.ctx, self.outbound)
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier)
         self.nonblocking = NonBlockingCSF(self.ctx, self.notifier)
@@ -111,7 +113,7 @@ class CSE:
 
     def _url(self, port: int) -> str:
         host = self.config.http.host
-        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        return f"{self.security.scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
     async def handle(self, req: Request) -> Response:
         """Process one request in-process (the SDK's in-process transport)."""
@@ -135,7 +137,8 @@ class CSE:
         self.sf_timer.start(first=self.clock.now())
         if serve_http:
             self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
-                                   max_body=self.config.http.max_body, clock=self.clock.now)
+                                   max_body=self.config.http.max_body, clock=self.clock.now,
+                                   ssl_context=self.security.server_ssl, security=self.security.binding)
             try:
                 await self.http.start()
                 if self.http.port != self.config.http.port:  # port 0: the OS picked one
@@ -150,8 +153,8 @@ class CSE:
                 raise
         if self.registrar is not None:
             self.registrar.start()
-        log.info("CSE %s (%s) ready on http://%s:%s, store %s, %d resources",
-                 self.config.cse.cse_id, self.config.cse.name, self.config.http.host,
+        log.info("CSE %s (%s) ready on %s://%s:%s, store %s, %d resources",
+                 self.config.cse.cse_id, self.config.cse.name, self.security.scheme, self.config.http.host,
                  self.http.port if self.http else "-", self.config.store.path,
                  await self.store.count())
 

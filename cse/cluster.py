@@ -28,6 +28,8 @@ from typing import Any
 
 import aiohttp
 
+from cse.security.probe import admin_access
+
 __all__ = ["Member", "Cluster", "main"]
 
 
@@ -54,19 +56,30 @@ class Member:
         return str(self.raw["cse"].get("admin", "CAdmin"))
 
 
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):  # e.g. auth.verify_keys, auth.clients[i].originators
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _toml(data: dict[str, Any]) -> str:
     lines: list[str] = []
     for section, values in data.items():
         lines.append(f"[{section}]")
+        tables = {k: v for k, v in values.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
         for key, value in values.items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, (int, float)):
-                text = str(value)
-            else:
-                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-            lines.append(f"{key} = {text}")
+            if key not in tables:
+                lines.append(f"{key} = {_value(value)}")
         lines.append("")
+        for key, items in tables.items():  # arrays of tables: [[auth.clients]]
+            for item in items:
+                lines.append(f"[[{section}.{key}]]")
+                lines.extend(f"{k} = {_value(v)}" for k, v in item.items())
+                lines.append("")
     return "\n".join(lines)
 
 
@@ -96,6 +109,12 @@ class Cluster:
                 for old, new in moved.items():
                     if reg["poa"].endswith(old):
                         reg["poa"] = reg["poa"][: -len(old)] + f"127.0.0.1:{new}"
+            client = m.raw.get("auth_client")
+            if client is not None and "token_url" in client:  # the issuer's token endpoint moved too
+                for old, new in moved.items():
+                    if f"//{old}/" in client["token_url"]:
+                        client["token_url"] = client["token_url"].replace(f"//{old}/", f"//127.0.0.1:{new}/")
+                        break
             path = Path(self._tmp.name) / m.config.name
             path.write_text(_toml(m.raw))
             m.config = path
@@ -144,10 +163,14 @@ class Cluster:
                 target = f"{m.url}/~{reg['cse_id']}/{reg['name']}"
                 peer = by_csi.get(reg["cse_id"])
                 back = f"{peer.url}/~{m.csi}/{m.name}" if peer else None
-                for url in filter(None, (target, back)):
+                for url, at in ((target, m), (back, peer)):
+                    if url is None or at is None:
+                        continue
+                    tls, auth = admin_access(at.raw)  # HTTPS trust and an admin token (docs/security.md)
                     while True:  # poll until the route works both ways
-                        async with s.get(url, headers={"X-M2M-Origin": m.admin, "X-M2M-RI": "cluster",
-                                                        "X-M2M-RVI": "3"}) as r:
+                        async with s.get(url, ssl=tls if tls is not None else True,
+                                         headers={"X-M2M-Origin": at.admin, "X-M2M-RI": "cluster",
+                                                  "X-M2M-RVI": "3", **auth}) as r:
                             if r.headers.get("X-M2M-RSC") == "2000":
                                 break
                         await asyncio.sleep(0.1)

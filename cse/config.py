@@ -12,6 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cse.security.settings import (
+    SECURITY_SECTIONS,
+    AuthClientConfig,
+    AuthConfig,
+    SecurityConfigError,
+    TlsConfig,
+    parse_security,
+)
+
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
            "Config", "load_config"]
 
@@ -75,6 +84,9 @@ class Config:
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     smg: SMGConfig = field(default_factory=SMGConfig)
     log_level: str = "info"
+    tls: TlsConfig = field(default_factory=TlsConfig)  # docs/security.md
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    auth_client: AuthClientConfig | None = None
 
 
 _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -88,6 +100,7 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float), "freshness_s": (int, float),
             "history": (int,)},
     "log": {"level": (str,)},
+    **SECURITY_SECTIONS,
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
 _LEVELS = {"debug", "info", "warning", "error"}
@@ -154,6 +167,10 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
             raise ConfigError(f"'registrar.poa' must be an http(s) URL, got '{registrar.poa}'")
         if registrar.cse_id == cse.cse_id:
             raise ConfigError("'registrar.cse_id' is this CSE's own CSE-ID")
+    try:
+        tls, auth, auth_client = parse_security(raw, cse.cse_id)
+    except SecurityConfigError as exc:
+        raise ConfigError(str(exc)) from None
     level = log_level or raw.get("log", {}).get("level", "info")
     if level.lower() not in _LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(sorted(_LEVELS))}, got '{level}'")
@@ -173,4 +190,4 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         if not value > 0:
             raise ConfigError(f"'{name}' must be positive, got {value}")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
-                  smg=smg, log_level=level.lower())
+                  smg=smg, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aiohttp import web, web_protocol
 
@@ -20,6 +21,9 @@ from cse.core.messages import Request, Response
 from cse.core.timestamps import format_ts
 
 from .http_mapping import request_from_http, response_to_http
+
+if TYPE_CHECKING:
+    from cse.security.binding import BindingSecurity
 
 __all__ = ["HttpServer"]
 
@@ -56,8 +60,11 @@ class HttpServer:
     """Serves the oneM2M HTTP binding on ``host:port`` for ``handle``."""
 
     def __init__(self, handle: Handle, host: str, port: int, *, max_body: int = 1024 * 1024,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, ssl_context: ssl.SSLContext | None = None,
+                 security: "BindingSecurity | None" = None) -> None:
         self.handle = handle
+        self.ssl_context = ssl_context  # HTTPS when set (docs/security.md)
+        self.security = security  # bearer tokens and the token endpoint, when configured
         self.host = host
         self.port = port
         self.max_body = max_body
@@ -70,7 +77,7 @@ class HttpServer:
         server = _M2MServer(self._serve, access_log=None)
         self._runner = web.ServerRunner(server, shutdown_timeout=10.0, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
         await site.start()
         if self.port == 0:  # report the port the OS picked
             sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001
@@ -101,16 +108,25 @@ class HttpServer:
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         media = "application/json"
+        extra: dict[str, str] = {}
+        if self.security is not None and (answer := await self.security.intercept(request)) is not None:
+            return answer  # the OAuth token endpoint
         try:
+            if self.security is not None:  # before the body is read: the token must allow X-M2M-Origin
+                self.security.check(request.headers)
             body = await self._read_body(request)
             req = request_from_http(request.method, request.raw_path, request.headers, body)
             media = req.media
             resp = await self.handle(req)
+            if self.security is not None:
+                extra = self.security.response_headers(req, resp)
         except M2MError as exc:
             rvi = request.headers.get("X-M2M-RVI", "3")
             resp = Response(rsc=int(exc.rsc), rqi=request.headers.get("X-M2M-RI", "")[:256],
                             pc={"m2m:dbg": exc.message}, rvi=rvi if len(rvi) < 8 else "3")
+            extra = getattr(exc, "http_headers", {})
         status, headers, payload = response_to_http(resp, format_ts(self.clock()), media)
+        headers.update(extra)
         if self._log_info:
             log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],
                      request.headers.get("X-M2M-Origin", "-")[:80], resp.rsc,

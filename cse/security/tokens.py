@@ -1,0 +1,154 @@
+"""The bearer token this CSE presents on CSE-to-CSE requests (registration, forwarding).
+
+Three sources, chosen by :func:`outbound_tokens` from the configuration:
+
+* :class:`ClientCredentials` (``[auth_client] token_url, client_id,
+  client_secret_file``): the OAuth 2.0 client credentials grant of seed
+  003 against the issuer's token endpoint; the token is cached until
+  shortly before it expires and fetched again after the peer refused it.
+* :class:`StaticToken` (``[auth_client] token_file``): a token minted by an
+  operator (``python -m ae_sdk token``).
+* :class:`SelfMinted` (no ``[auth_client]`` but a signing key in
+  ``[auth]``): the issuer CSE signs its own token, allowing its CSE-ID and
+  everything below it; peers trust it through ``auth.verify_keys``.
+
+Concurrent requests share one fetch (a lock), and a fetch is plain async
+HTTP on the outbound session: nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import quote_plus
+
+import aiohttp
+
+from cse.core.errors import TargetNotReachable
+
+from .guard import Guard
+from .settings import AuthClientConfig
+
+__all__ = ["TokenSource", "StaticToken", "SelfMinted", "ClientCredentials", "outbound_tokens"]
+
+_MARGIN = 0.1  # refresh when less than this fraction of the lifetime is left (at least 5 s)
+
+
+class TokenSource(Protocol):
+    """Gives the current token; :meth:`invalidate` after a peer refused it."""
+
+    async def token(self, session: aiohttp.ClientSession) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
+
+
+class StaticToken:
+    """A fixed token read from a file at start-up."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self, session: aiohttp.ClientSession) -> str:
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        """Nothing to do: the file is all there is."""
+
+
+class _Cached:
+    """A token with its expiry, renewed by :meth:`_fetch` when near its end or invalidated."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def token(self, session: aiohttp.ClientSession) -> str:
+        if self._token is not None and self.clock() < self._renew_at:
+            return self._token
+        async with self._lock:
+            if self._token is None or self.clock() >= self._renew_at:
+                token, life = await self._fetch(session)
+                self._token = token
+                self._renew_at = self.clock() + life - max(5.0, life * _MARGIN)
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        if token == self._token:
+            self._token = None
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
+        raise NotImplementedError
+
+
+class SelfMinted(_Cached):
+    """Tokens signed with this CSE's own key, for its CSE-ID and the entities below it."""
+
+    def __init__(self, guard: Guard, csi: str) -> None:
+        super().__init__(guard.clock)
+        self.guard = guard
+        self.csi = csi
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
+        return self.guard.mint(self.csi, [self.csi, self.csi + "/*"])
+
+
+class ClientCredentials(_Cached):
+    """OAuth 2.0 client credentials grant (RFC 6749 4.4) against ``token_url``."""
+
+    def __init__(self, token_url: str, client_id: str, secret: str, *, timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self.token_url = token_url
+        self.client_id = client_id
+        self._basic = "Basic " + base64.b64encode(
+            f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode("ascii")
+        self.timeout = timeout
+        self.fetches = 0
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
+        self.fetches += 1
+        where = f"cannot obtain an access token from {self.token_url[:100]}"
+        try:
+            async with session.post(self.token_url, data={"grant_type": "client_credentials"},
+                                    headers={"Authorization": self._basic, "Accept": "application/json"},
+                                    timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                try:
+                    doc = await resp.json(content_type=None)
+                except ValueError:
+                    doc = None
+                status = resp.status
+        except asyncio.TimeoutError:
+            raise TargetNotReachable(f"{where}: no answer within {self.timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TargetNotReachable(f"{where}: its TLS certificate is not trusted ({exc.certificate_error})") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TargetNotReachable(f"{where}: {type(exc).__name__}") from None
+        if not isinstance(doc, dict):
+            raise TargetNotReachable(f"{where}: HTTP {status} without an OAuth JSON answer")
+        if status != 200:
+            raise TargetNotReachable(f"{where}: {doc.get('error', status)} ({str(doc.get('error_description', ''))[:120]})")
+        token, life = doc.get("access_token"), doc.get("expires_in", 300)
+        if not isinstance(token, str) or str(doc.get("token_type", "")).lower() != "bearer":
+            raise TargetNotReachable(f"{where}: the answer holds no bearer access_token")
+        if isinstance(life, bool) or not isinstance(life, (int, float)) or life <= 0:
+            life = 300
+        return token, float(life)
+
+
+def outbound_tokens(client: AuthClientConfig | None, guard: Guard | None, csi: str) -> TokenSource | None:
+    """The token source the configuration asks for (see module docstring), or None."""
+    if client is not None and client.token_file is not None:
+        with open(client.token_file, encoding="utf-8") as f:
+            return StaticToken(f.read().strip())
+    if client is not None:
+        assert client.token_url and client.client_id and client.client_secret_file
+        with open(client.client_secret_file, encoding="utf-8") as f:
+            return ClientCredentials(client.token_url, client.client_id, f.read().strip())
+    if guard is not None and guard.signing is not None:
+        return SelfMinted(guard, csi)
+    return None
