@@ -14,7 +14,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from aiohttp import web, web_protocol
+from aiohttp import http_exceptions, web, web_protocol
 
 from cse.core.errors import BadRequest, M2MError
 from cse.core.messages import Request, Response
@@ -47,6 +47,17 @@ class _M2MRequestHandler(web_protocol.RequestHandler):
                            headers={"X-M2M-RSC": str(rsc), "X-M2M-RI": ""})
         out.force_close()
         return out
+
+    def log_exception(self, *args: object, **kw: object) -> None:
+        """The client's malformed HTTP (a bad request line or header, a body
+        that does not decode) is answered 4000 and is not our error: one line
+        at info, no traceback, so garbage at the port cannot flood the log
+        at ERROR. Everything else keeps aiohttp's logging."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, (http_exceptions.HttpProcessingError, web_protocol.RequestPayloadError)):
+            self.logger.info("malformed HTTP request: %s", str(exc).replace("\n", " ")[:200])
+            return
+        super().log_exception(*args, **kw)
 
 
 class _M2MServer(web.Server):
@@ -98,11 +109,14 @@ class HttpServer:
             return b""
         chunks: list[bytes] = []
         total = 0
-        async for chunk in request.content.iter_chunked(65536):
-            total += len(chunk)
-            if total > self.max_body:
-                raise BadRequest(f"request body exceeds the limit of {self.max_body} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_chunked(65536):
+                total += len(chunk)
+                if total > self.max_body:
+                    raise BadRequest(f"request body exceeds the limit of {self.max_body} bytes")
+                chunks.append(chunk)
+        except web_protocol.RequestPayloadError as exc:  # e.g. a Content-Encoding that does not decode
+            raise BadRequest(f"request body cannot be read: {str(exc).replace(chr(10), ' ')[:200]}") from None
         return b"".join(chunks)
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -111,10 +125,15 @@ class HttpServer:
         extra: dict[str, str] = {}
         if self.security is not None and (answer := await self.security.intercept(request)) is not None:
             return answer  # the OAuth token endpoint
+        close = False
         try:
             if self.security is not None:  # before the body is read: the token must allow X-M2M-Origin
                 self.security.check(request.headers)
-            body = await self._read_body(request)
+            try:
+                body = await self._read_body(request)
+            except M2MError:
+                close = True  # the body is unread or unreadable: the connection cannot carry another request
+                raise
             req = request_from_http(request.method, request.raw_path, request.headers, body)
             media = req.media
             resp = await self.handle(req)
@@ -131,4 +150,7 @@ class HttpServer:
             log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],
                      request.headers.get("X-M2M-Origin", "-")[:80], resp.rsc,
                      (time.perf_counter() - started) * 1000)
-        return web.Response(status=status, headers=headers, body=payload)
+        out = web.Response(status=status, headers=headers, body=payload)
+        if close:
+            out.force_close()
+        return out

@@ -21,7 +21,7 @@ from .errors import BadRequest
 from .messages import Operation, Request, Response
 
 __all__ = ["encode_request", "decode_response", "path_for", "METHODS", "JSON_TYPES", "target_from_path",
-           "parse_json_body"]
+           "parse_json_body", "MAX_JSON_DEPTH"]
 
 METHODS = {
     Operation.CREATE: "POST", Operation.RETRIEVE: "GET", Operation.UPDATE: "PUT",
@@ -139,8 +139,28 @@ def _reject_constant(name: str) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+# No oneM2M resource is nested anywhere near this deep; the limit keeps every
+# later recursive walk (validation, copies, serialization) far from Python's
+# recursion limit, whatever a client sends.
+MAX_JSON_DEPTH = 64
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` levels (iterative)."""
+    stack = [(value, 1)]
+    while stack:
+        cur, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = cur.values() if isinstance(cur, dict) else cur
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def parse_json_body(body: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates.
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates, at most
+    :data:`MAX_JSON_DEPTH` levels of nesting (the two byte counts make the
+    walk happen only for bodies with that many brackets at all).
 
     Anything accepted here can be stored and sent back as valid UTF-8 JSON.
     """
@@ -154,6 +174,8 @@ def parse_json_body(body: bytes) -> Any:
         raise BadRequest("request body is nested too deeply") from None
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth_over(pc, MAX_JSON_DEPTH):
+        raise BadRequest(f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
     if _SURROGATE_ESCAPE.search(text):
         try:  # surrogate pairs are fine; a lone one cannot be encoded
             json.dumps(pc, ensure_ascii=False).encode("utf-8")
