@@ -10,8 +10,12 @@ Record format, one per commit::
 
 where the payload is ``{"s": <commit sequence>, "o": [op, ...]}`` with ops
 encoded as ``["p", doc]``, ``["d", ri]``, ``["k", ns, key, value]`` and
-``["x", ns, key]``.  Payloads are ASCII JSON (``ensure_ascii``), so a record
-never contains a raw newline.
+``["x", ns, key]``, and a replaced document as a patch against its previous
+version, ``["u", ri, {attr: value}, [removed attr, ...], {attr: [drop, tail]}]``
+(the last part: a list that lost its first ``drop`` items and gained
+``tail``, e.g. a session's bounded history), so an update of a large
+document journals what changed, not the whole document again.  Payloads
+are ASCII JSON (``ensure_ascii``), so a record never contains a raw newline.
 
 Files: ``<db>.journal`` is the active journal; compaction renames it to
 ``<db>.journal.old`` before snapshotting and deletes that once the snapshot
@@ -34,7 +38,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, Callable, Mapping, Sequence
 
 from cse.core.ports import Delete, KvDelete, KvPut, Op, Put
 
@@ -42,6 +46,8 @@ __all__ = [
     "JournalCorruptError",
     "JournalScan",
     "JournalWriter",
+    "Patch",
+    "apply_patch",
     "encode_record",
     "fsync_dir",
     "scan_journal",
@@ -54,13 +60,71 @@ class JournalCorruptError(RuntimeError):
     """The journal is damaged somewhere other than its last record."""
 
 
-def encode_record(seq: int, ops: Sequence[Op]) -> bytes:
-    """One journal line for commit ``seq``; raises if a value is not JSON."""
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A journalled replacement of document ``ri`` as a change to its
+    previous version; replay turns it back into a ``Put``."""
+
+    ri: str
+    set: dict[str, Any]
+    unset: list[str]
+    lists: dict[str, list[Any]]
+
+
+_MISSING = object()
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Any]:
+    """``["u", ri, set, unset, lists]`` taking ``old`` to ``new``. Values
+    are compared by identity: an update copies the unchanged ones over."""
+    changed: dict[str, Any] = {}
+    lists: dict[str, list[Any]] = {}
+    for key, value in new.items():
+        before = old.get(key, _MISSING)
+        if before is value:
+            continue
+        if type(value) is list and type(before) is list and value:
+            drop = len(before) - len(value) + 1  # shifted by one appended item?
+            if 0 <= drop <= len(before) and all(a is b for a, b in zip(value, before[drop:])):
+                lists[key] = [drop, value[-1:]]
+                continue
+        changed[key] = value
+    removed = [key for key in old if key not in new]
+    return ["u", new["ri"], changed, removed, lists]
+
+
+def apply_patch(old: Mapping[str, Any], patch: Patch) -> dict[str, Any]:
+    """The document ``patch`` makes of ``old``."""
+    doc = {key: value for key, value in old.items() if key not in patch.unset}
+    for key, (drop, tail) in patch.lists.items():
+        doc[key] = [*old[key][drop:], *tail]
+    doc.update(patch.set)
+    return doc
+
+
+def encode_record(seq: int, ops: Sequence[Op],
+                  current: Callable[[str], Mapping[str, Any] | None] | None = None) -> bytes:
+    """One journal line for commit ``seq``; raises if a value is not JSON.
+
+    ``current(ri)`` gives the stored version a ``Put`` replaces (before this
+    commit); with it, replacements are journalled as patches.
+    """
     encoded: list[list[Any]] = []
+    seen: dict[str, Mapping[str, Any]] = {}
     for op in ops:
         if isinstance(op, Put):
-            encoded.append(["p", op.doc])
+            doc = op.doc
+            old = None
+            if current is not None and isinstance(doc, dict):
+                ri = doc.get("ri")
+                old = seen.get(ri) if ri in seen else current(ri) if isinstance(ri, str) else None
+                seen[ri] = doc
+            if old is not None and old.get("pi") == doc.get("pi") and old.get("ty") == doc.get("ty"):
+                encoded.append(_diff(old, doc))
+            else:
+                encoded.append(["p", doc])
         elif isinstance(op, Delete):
+            current = None  # a subtree went: later documents are journalled whole
             encoded.append(["d", op.ri])
         elif isinstance(op, KvPut):
             encoded.append(["k", op.ns, op.key, op.value])
@@ -72,8 +136,8 @@ def encode_record(seq: int, ops: Sequence[Op]) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
-def _decode_ops(raw: list[Any]) -> list[Op]:
-    ops: list[Op] = []
+def _decode_ops(raw: list[Any]) -> list[Op | Patch]:
+    ops: list[Op | Patch] = []
     for item in raw:
         tag = item[0]
         if tag == "p":
@@ -84,12 +148,18 @@ def _decode_ops(raw: list[Any]) -> list[Op]:
             ops.append(KvPut(item[1], item[2], item[3]))
         elif tag == "x":
             ops.append(KvDelete(item[1], item[2]))
+        elif tag == "u":
+            ri, changed, removed, lists = item[1], item[2], item[3], item[4]
+            if not (isinstance(ri, str) and isinstance(changed, dict) and isinstance(removed, list)
+                    and isinstance(lists, dict)):
+                raise ValueError("malformed patch")
+            ops.append(Patch(ri, changed, removed, lists))
         else:
             raise ValueError(f"unknown op tag {tag!r}")
     return ops
 
 
-def _parse(line: bytes) -> tuple[int, list[Op]] | None:
+def _parse(line: bytes) -> tuple[int, list[Op | Patch]] | None:
     """(seq, ops) of a journal line without its newline, or None if bad."""
     if len(line) < 10 or line[8:9] != b" ":
         return None
@@ -115,7 +185,7 @@ class JournalScan:
     """What :func:`scan_journal` found in one journal file."""
 
     path: str
-    records: list[tuple[int, list[Op]]] = field(default_factory=list)
+    records: list[tuple[int, list[Op | Patch]]] = field(default_factory=list)
     size: int = 0  # bytes in the file
     good_size: int = 0  # bytes up to the end of the last valid record
 

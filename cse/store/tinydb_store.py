@@ -40,11 +40,13 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from cse.core.ports import CommitResult, Doc, Op
+from cse.core.ports import CommitResult, Doc, Op, Put
 from cse.store.indexed import IndexedDocs
 from cse.store.journal import (
     JournalCorruptError,
     JournalWriter,
+    Patch,
+    apply_patch,
     encode_record,
     fsync_dir,
     scan_journal,
@@ -205,6 +207,25 @@ def _load(path: str, journal_path: str, fsync: bool, compact_bytes: int) -> _Loa
             gc.enable()
 
 
+def _resolve(idx: IndexedDocs, ops: list[Op | Patch]) -> list[Op]:
+    """Journal ops with patches turned back into the documents they make
+    (each against the state the earlier ops of the record left)."""
+    if not any(isinstance(op, Patch) for op in ops):
+        return ops  # type: ignore[return-value]
+    out: list[Op] = []
+    made: dict[str, Doc] = {}
+    for op in ops:
+        if isinstance(op, Patch):
+            old = made.get(op.ri) or idx.docs.get(op.ri)
+            if old is None:
+                raise ValueError(f"patch of missing document {op.ri!r}")
+            op = Put(apply_patch(old, op))
+        if isinstance(op, Put):
+            made[op.doc["ri"]] = op.doc
+        out.append(op)
+    return out
+
+
 def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int) -> _Loaded:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
@@ -232,8 +253,8 @@ def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int
             prev = rec_seq
             if rec_seq > snap_seq:
                 try:
-                    idx.apply(ops)
-                except (TypeError, ValueError) as exc:
+                    idx.apply(_resolve(idx, ops))
+                except (TypeError, ValueError, KeyError) as exc:
                     raise StoreCorruptError(f"{scan.path}: record {rec_seq}: {exc}") from exc
                 seq = rec_seq
         if scan.torn:
@@ -385,7 +406,7 @@ class TinyDBStore(IndexedStore):
         if not ops:  # a barrier: resolves after everything queued before it
             result = CommitResult()
         else:
-            line = encode_record(self._seq + 1, ops)  # raises before any change
+            line = encode_record(self._seq + 1, ops, self._idx.docs.get)  # raises before any change
             result = self._idx.apply(ops)  # validates first; atomic
             self._seq += 1
             self._lines.append(line)
