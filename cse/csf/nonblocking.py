@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from cse.core.context import Context
 from cse.core.errors import BadRequest
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response, ResponseType
-from cse.core.ports import Doc, Put
+from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import format_ts, parse_abs_rel
 
 from .notification import Notifier
@@ -121,17 +121,28 @@ class NonBlockingCSF:
                 resp = Response(rsc=5000, rqi=req.rqi, pc={"m2m:dbg": "internal error"})
         await self.complete(doc, req, resp)
 
-    async def complete(self, doc: Doc, req: Request, resp: Response) -> None:
-        """Record the outcome in the ``<request>`` and notify it for rt=2."""
-        current = await self.ctx.store.get(doc["ri"])
+    async def complete(self, doc: Doc, req: Request, resp: Response, also: Sequence[Op] = ()) -> None:
+        """Record the outcome in the ``<request>`` (committed together with
+        ``also``) and notify it for rt=2."""
+        ops = [*self.completion_ops(await self.ctx.store.get(doc["ri"]), req, resp), *also]
+        if ops:
+            await self.ctx.store.commit(ops)
+        self.notify_outcome(doc, req, resp)
+
+    def completion_ops(self, current: Doc | None, req: Request, resp: Response) -> list[Op]:
+        """The change recording ``resp`` in the ``<request>`` ``current``
+        (nothing when it is gone)."""
+        if current is None:
+            return []
         ors: dict[str, Any] = {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": req.fr or "",
                                "ot": self.ctx.now_ts()}
         if resp.pc is not None:
             ors["pc"] = resp.pc
-        if current is not None:
-            updated = {**current, "rs": RequestStatus.COMPLETED if resp.rsc < 4000 else RequestStatus.FAILED,
-                       "ors": ors, "lt": self.ctx.now_ts(), "st": current.get("st", 0) + 1}
-            await self.ctx.store.commit([Put(updated)])
+        return [Put({**current, "rs": RequestStatus.COMPLETED if resp.rsc < 4000 else RequestStatus.FAILED,
+                     "ors": ors, "lt": self.ctx.now_ts(), "st": current.get("st", 0) + 1})]
+
+    def notify_outcome(self, doc: Doc, req: Request, resp: Response) -> None:
+        """Send the outcome to the rt=2 originator's notification targets."""
         if req.rt == ResponseType.NON_BLOCKING_ASYNCH:
             targets = list(req.rtu) if req.rtu is not None else ([req.fr] if req.fr else [])
             rsp = {"m2m:rsp": {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": self.ctx.identity.csi,

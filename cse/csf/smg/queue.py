@@ -13,10 +13,10 @@ nextHop shows ``nst`` 2 meanwhile); a request stored longer than ``mbd``
 fails (4008 in its ``<request>``); more than ``mbr`` stored requests for a
 session at this CSE refuses new ones with 5207.
 
-Exactly once: a stored request is removed only after its answer is
-recorded; if the CSE dies in between, the redelivery carries the same
-request ID and the next hop answers it from its memory of the session
-(:mod:`.gate`) without executing it again.
+Exactly once: a stored request is removed in the same commit that records
+its answer; if the CSE dies after sending it but before that commit, the
+redelivery carries the same request ID and the next hop answers it from its
+memory of the session (:mod:`.gate`) without executing it again.
 """
 
 from __future__ import annotations
@@ -262,15 +262,21 @@ class StoreAndForward:
         if self._backoff.pop(sid, None) is not None:
             self._retry_at.pop(sid, None)
             await self._hop_state(session, item["hop"], 1)
-        await self.gate.record(session["ri"], req, resp, item["hop"])
-        await self._finish(key, item, req, resp)
+        # The answer, the <request>'s outcome and the removal from the queue
+        # in one commit: a crash leaves either all of them or none.
+        doc = await self.ctx.store.get(item["request"])
+        done = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
+        await self.gate.record(session["ri"], req, resp, item["hop"], also=done)
+        if doc is not None:
+            self.nonblocking.notify_outcome(doc, req, resp)
 
     async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response) -> None:
-        """Record the outcome, then forget the stored request (in that order)."""
+        """Record the outcome and forget the stored request, in one commit."""
         doc = await self.ctx.store.get(item["request"])
         if doc is not None:
-            await self.nonblocking.complete(doc, req, resp)
-        await self.ctx.store.commit([KvDelete(QUEUE_NS, key)])
+            await self.nonblocking.complete(doc, req, resp, also=[KvDelete(QUEUE_NS, key)])
+        else:
+            await self.ctx.store.commit([KvDelete(QUEUE_NS, key)])
 
     async def _hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
         for hop in await self.ctx.store.children(session["ri"], NEXT_HOP_TY):
