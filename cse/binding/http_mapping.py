@@ -83,11 +83,9 @@ def _media(content_type: str | None) -> tuple[str, dict[str, str]]:
     return parts[0].lower(), params
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None and len(value) > _MAX_HEADER:
-        raise BadRequest(f"header {name} is longer than {_MAX_HEADER} characters")
-    return value
+# The request headers the binding reads, in the order request_from_http unpacks them.
+_HEADERS = ("Content-Type", "X-M2M-RI", "X-M2M-RVI", "Accept", "X-M2M-RTU", "X-M2M-SID", "X-M2M-Origin",
+            "X-M2M-OT", "X-M2M-RET", "X-M2M-RST", "X-M2M-OET", "X-M2M-EC", "X-M2M-VSI", "X-M2M-SMAC")
 
 
 _NO_QUERY: Mapping[str, tuple[str, ...]] = MappingProxyType({})
@@ -101,10 +99,13 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         query = parse_query(qs) if qs else _NO_QUERY
     except UnicodeDecodeError:
         raise BadRequest("the request path or query is not valid UTF-8 after percent-decoding") from None
-    def get(name: str) -> str | None:
-        return _header(headers, name)
-
-    media, params = _media(get("Content-Type"))
+    hget = headers.get
+    values = [hget(name) for name in _HEADERS]
+    for name, value in zip(_HEADERS, values):
+        if value is not None and len(value) > _MAX_HEADER:
+            raise BadRequest(f"header {name} is longer than {_MAX_HEADER} characters")
+    (ctype, rqi, rvi, accept, rtu_raw, sid_h, origin, ot, ret, rst, oet, ec, vsi, smac) = values
+    media, params = _media(ctype)
     ty = _int("ty (in Content-Type)", params.get("ty")) if params else None
     if method == "POST":
         op = Operation.CREATE if ty is not None else Operation.NOTIFY
@@ -112,36 +113,27 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         op = _METHODS[method]
     else:
         raise OperationNotAllowed(f"HTTP method {method[:10]} is not part of the oneM2M binding")
-    rqi = get("X-M2M-RI")
     if not rqi:
         raise BadRequest("header X-M2M-RI (request identifier) is missing")
-    rvi = get("X-M2M-RVI")
     if rvi is None:
         raise ReleaseVersionNotSupported(
             "header X-M2M-RVI is missing (release 1 is not supported); send 2a, 3, 4 or 5")
     if rvi not in SUPPORTED_RVI:
         raise ReleaseVersionNotSupported(
             f"release version X-M2M-RVI '{rvi[:20]}' is not supported (2a, 3, 4, 5 are)")
-    accept = get("Accept")
     if accept:
         kinds = {a.split(";")[0].strip().lower() for a in accept.split(",")}
         if not kinds & _ACCEPTABLE:
             raise NotAcceptable(f"cannot answer in {accept[:80]}: only JSON serialization is supported")
     pc: Any = None
-    if body and op in (Operation.CREATE, Operation.UPDATE, Operation.NOTIFY):
+    if body and op != Operation.DELETE:
         if media and media not in JSON_TYPES:
             raise UnsupportedMediaType(
                 f"content type '{media[:60]}' is not supported: use application/json "
                 "or application/vnd.onem2m-res+json")
         pc = parse_json_body(body)
-    elif body and op == Operation.RETRIEVE:
-        if media and media not in JSON_TYPES:
-            raise UnsupportedMediaType(
-                f"content type '{media[:60]}' is not supported: use application/json "
-                "or application/vnd.onem2m-res+json")
-        parse_json_body(body)  # checked, then ignored: an attribute list in the body is not supported; atrl is
-    rtu_raw = get("X-M2M-RTU")
-    sid_h = get("X-M2M-SID")
+        if op == Operation.RETRIEVE:
+            pc = None  # checked, then ignored: no attribute list in a body (atrl is supported)
     rcn = rt = drt = rqet_q = rset_q = oet_q = rp = sid_q = None
     atrl: tuple[str, ...] = ()
     if query:
@@ -155,11 +147,10 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         sid_q = _one(query, "sessionID")
         if sid_q is not None and sid_h is not None and sid_q != sid_h:
             raise BadRequest("X-M2M-SID header and sessionID query parameter disagree")
-    ec = get("X-M2M-EC")
     return Request(
         op=op,
         to=to,
-        fr=get("X-M2M-Origin") or None,
+        fr=origin or None,
         rqi=rqi,
         rvi=rvi,
         ty=ty,
@@ -169,15 +160,15 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         rtu=tuple(u for u in rtu_raw.split("&") if u) if rtu_raw is not None else None,
         drt=drt or 1,
         atrl=atrl,
-        ot=get("X-M2M-OT"),
-        rqet=get("X-M2M-RET") or rqet_q,
-        rset=get("X-M2M-RST") or rset_q,
-        oet=get("X-M2M-OET") or oet_q,
+        ot=ot,
+        rqet=ret or rqet_q,
+        rset=rst or rset_q,
+        oet=oet or oet_q,
         rp=rp,
         ec=_int("X-M2M-EC", ec) if ec is not None else None,
-        vsi=get("X-M2M-VSI"),
+        vsi=vsi,
         sid=sid_h if sid_h is not None else sid_q,
-        smac=get("X-M2M-SMAC"),
+        smac=smac,
         query=query,
         body=body,
         media=media or "application/json",

@@ -157,6 +157,10 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
+# One decoder for every body: json.loads with a hook builds a new one per call.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def parse_json_body(body: bytes) -> Any:
     """Strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates, at most
     :data:`MAX_JSON_DEPTH` levels of nesting (the two byte counts make the
@@ -169,7 +173,7 @@ def parse_json_body(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8") from None
     try:
-        pc = json.loads(text, parse_constant=_reject_constant)
+        pc = _decode(text)
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
     except ValueError as exc:

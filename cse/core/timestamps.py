@@ -9,6 +9,7 @@ of milliseconds; ISO durations (``PT10S``) are accepted too, as ACME does.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -53,7 +54,14 @@ def format_ts(epoch: float) -> str:
     if micros >= 1_000_000:
         whole += 1
         micros -= 1_000_000
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(whole)) + f",{micros:06d}"
+    return f"{_second(whole)},{micros:06d}"
+
+
+@functools.lru_cache(maxsize=8)
+def _second(whole: int) -> str:
+    """``YYYYMMDDThhmmss`` of a whole second (requests in the same second
+    share it: strftime is most of a timestamp's cost)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(whole))
 
 
 def parse_ts(value: str) -> float:

@@ -76,13 +76,14 @@ class DataCSF:
         rn = attrs.get("rn", ri)
         if await ctx.store.child_by_name(parent["ri"], rn) is not None:
             raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
-        now = ctx.now_ts()
+        now_s = ctx.clock.now()
+        now = format_ts(now_s)
         doc: Doc = {"ty": rtype.ty, "ri": ri, "rn": rn, "pi": parent["ri"], "ct": now, "lt": now}
         for key, value in attrs.items():
             if key != "rn":
                 doc[key] = value
         if rtype.expires:
-            doc["et"] = self._expiration(attrs.get("et"), parent, now)
+            doc["et"] = self._expiration(attrs.get("et"), parent, now, now_s)
         if rtype.creator and "cr" in attrs:
             doc["cr"] = req.fr
         if rtype.state_tag:
@@ -128,11 +129,13 @@ class DataCSF:
                    and (old is None or old.get(k) != v)}
         return {self.ctx.registry.get(doc["ty"]).root: changed} if changed else None
 
-    def _expiration(self, requested: str | None, parent: Doc, now: str) -> str:
-        """``et`` normalised; past -> 4000; default/capped by the parent's."""
+    def _expiration(self, requested: str | None, parent: Doc, now: str, now_s: float | None = None) -> str:
+        """``et`` normalised; past -> 4000; default/capped by the parent's.
+        ``now_s`` is ``now`` in epoch seconds, when the caller has it."""
         limit = parent.get("et") or FOREVER
         if requested is None:
-            default = format_ts(parse_ts(now) + self.ctx.identity.default_et_s)
+            base = now_s if now_s is not None else parse_ts(now)
+            default = format_ts(base + self.ctx.identity.default_et_s)
             return min(default, limit)
         try:
             et = normalize_ts(requested)
