@@ -138,6 +138,8 @@ class CSE:
         if serve_http:
             self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
                                    max_body=self.config.http.max_body, clock=self.clock.now,
+                                   body_timeout=self.config.http.body_timeout_s,
+                                   keepalive=self.config.http.keepalive_s,
                                    ssl_context=self.security.server_ssl, security=self.security.binding)
             try:
                 await self.http.start()

@@ -44,6 +44,8 @@ class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body: int = 1024 * 1024
+    body_timeout_s: float = 30.0
+    keepalive_s: float = 75.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ class Config:
 _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "cse": {"cse_id": (str,), "name": (str,), "sp_id": (str,), "type": (str,), "admin": (str,),
             "default_et_s": (int, float)},
-    "http": {"host": (str,), "port": (int,), "max_body": (int,)},
+    "http": {"host": (str,), "port": (int,), "max_body": (int,), "body_timeout_s": (int, float),
+             "keepalive_s": (int, float)},
     "store": {"path": (str,), "fsync": (bool,)},
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
@@ -185,6 +188,8 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     for name, value in (("registrar.check_interval_s", registrar.check_interval_s if registrar else 1.0),
                         ("registrar.timeout_s", registrar.timeout_s if registrar else 1.0),
                         ("forwarding.timeout_s", forwarding.timeout_s),
+                        ("http.body_timeout_s", http.body_timeout_s),
+                        ("http.keepalive_s", http.keepalive_s),
                         ("smg.notify_timeout_s", smg.notify_timeout_s),
                         ("smg.establish_timeout_s", smg.establish_timeout_s)):
         if not value > 0:

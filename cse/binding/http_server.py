@@ -8,6 +8,7 @@ bare HTTP 413. The mapping itself lives in :mod:`cse.binding.http_mapping`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from aiohttp import http_exceptions, web, web_protocol
 
-from cse.core.errors import BadRequest, M2MError
+from cse.core.errors import BadRequest, M2MError, RequestTimeout
 from cse.core.messages import Request, Response
 from cse.core.timestamps import format_ts
 
@@ -72,8 +73,11 @@ class HttpServer:
 
     def __init__(self, handle: Handle, host: str, port: int, *, max_body: int = 1024 * 1024,
                  clock: Callable[[], float] = time.time, ssl_context: ssl.SSLContext | None = None,
-                 security: "BindingSecurity | None" = None) -> None:
+                 security: "BindingSecurity | None" = None, body_timeout: float = 30.0,
+                 keepalive: float = 75.0) -> None:
         self.handle = handle
+        self.body_timeout = body_timeout  # a body that stops arriving: 4008, connection closed
+        self.keepalive = keepalive  # idle keep-alive connections are closed after this long
         self.ssl_context = ssl_context  # HTTPS when set (docs/security.md)
         self.security = security  # bearer tokens and the token endpoint, when configured
         self.host = host
@@ -85,7 +89,7 @@ class HttpServer:
 
     async def start(self) -> None:
         """Bind and serve; raises OSError when the port is taken."""
-        server = _M2MServer(self._serve, access_log=None)
+        server = _M2MServer(self._serve, access_log=None, keepalive_timeout=self.keepalive)
         self._runner = web.ServerRunner(server, shutdown_timeout=10.0, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
@@ -110,11 +114,15 @@ class HttpServer:
         chunks: list[bytes] = []
         total = 0
         try:
-            async for chunk in request.content.iter_chunked(65536):
-                total += len(chunk)
-                if total > self.max_body:
-                    raise BadRequest(f"request body exceeds the limit of {self.max_body} bytes")
-                chunks.append(chunk)
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.content.iter_chunked(65536):
+                    total += len(chunk)
+                    if total > self.max_body:
+                        raise BadRequest(f"request body exceeds the limit of {self.max_body} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestTimeout(f"request body not received within {self.body_timeout:g} s "
+                                 f"({total} bytes arrived)") from None
         except web_protocol.RequestPayloadError as exc:  # e.g. a Content-Encoding that does not decode
             raise BadRequest(f"request body cannot be read: {str(exc).replace(chr(10), ' ')[:200]}") from None
         return b"".join(chunks)

@@ -154,3 +154,23 @@ def test_limits_documented() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
     for needle in ("max_body", "8190", "128", "4096", "64 levels"):
         assert needle in text, needle
+
+
+def test_a_body_that_stops_arriving_is_a_4008_and_the_connection_closes(tmp_path: Path) -> None:
+    """Headers promise 100 bytes, 10 come, then nothing: without a body
+    timeout the connection (and its task) would be held forever."""
+    proc = SyncCSE(tmp_path / "slow", extra="")
+    proc.extra_http = lambda: "body_timeout_s = 0.5\nkeepalive_s = 5\n"  # type: ignore[method-assign]
+    proc.start()
+    try:
+        full = request_bytes(b"POST", b"/cse-in", H + [(b"Content-Type", b"application/json;ty=3")], b"{" * 100)
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            sock.sendall(full[:-90])  # the headers and 10 of the 100 body bytes
+            reply = read_reply(sock)
+            assert reply.rsc == 4008 and "not received within 0.5 s" in dbg(reply), reply
+            # the rest of that body can never be framed: the connection ends
+            # (aiohttp lingers up to 10 s for the remaining bytes, then closes)
+            assert reply.headers.get("connection", "").lower() == "close", reply.headers
+        assert proc.alive
+    finally:
+        assert proc.stop() == 0
