@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.conftest import HttpReply
-from tests.flow2_helpers import COMPLETED, PENDING
+from tests.flow2_helpers import COMPLETED, PENDING, rqi
 from tests.waiting import until
 
 from .pair import Pair, call, routes_up
@@ -93,6 +93,7 @@ class SfReq:
     marker: str
     ingress: int               # the CSE it was sent to (the destination is the other one)
     request_ri: str | None     # the <request> of a 1001; None when unacknowledged
+    rqi: str = ""
 
 
 @dataclass
@@ -219,13 +220,14 @@ class CrashLoop:
         dest_cb, dest_ae = (p.cb(1), "AE2") if ingress == 0 else (p.cb(0), "AE1")
         to = f"{p.csi(1 - ingress)}/{dest_cb}/{dest_ae}/sfbox"
         fr = f.aei1 if ingress == 0 else f.aei2
-        r = await call(lambda: f.send("POST", p.cse(ingress), to, fr, ty=4,
+        rq = rqi(f"sf{ingress}")
+        r = await call(lambda: f.send("POST", p.cse(ingress), to, fr, ty=4, rq=rq,
                                       body={"m2m:cin": {"con": marker, "lbl": [f"sf:{marker}"]}}))
         if r is not None and r.rsc == 1001:
-            self.ledger.sf.append(SfReq(marker, ingress, r.body["m2m:uri"]))
+            self.ledger.sf.append(SfReq(marker, ingress, r.body["m2m:uri"], rq))
             self.ledger.acked += 1
         elif r is None:
-            self.ledger.sf.append(SfReq(marker, ingress, None))
+            self.ledger.sf.append(SfReq(marker, ingress, None, rq))
             self.ledger.unknown += 1
         else:
             self.ledger.anomaly(f"store-and-forward create {marker} via CSE{ingress + 1}", r)
@@ -302,11 +304,13 @@ class CrashLoop:
         rng = random.Random(self.rng.random())
         name = f"b{i}"
         tasks = []
-        cnts = [r for r in self.ledger.resources if r.cse == i and r.kind == "cnt" and r.usable]
+        # only containers nobody deletes: the burst's own (created earlier), never a worker's
+        cnts = [r for r in self.ledger.resources if r.cse == i and r.kind == "cnt" and r.usable
+                and r.path.rsplit("/", 1)[1].startswith(name)]
         for n in range(self.cfg.burst_size):
             if n % 3 == 0:
                 tasks.append(self.sf_create(i))
-            elif cnts:
+            elif cnts and n % 3 == 1:
                 tasks.append(self.create_cin(i, name, rng.choice(cnts)))
             else:
                 tasks.append(self.create_cnt(i, name))
@@ -445,12 +449,14 @@ class CrashLoop:
             if req["rs"] != COMPLETED or req["ors"]["rsc"] != 2001:
                 rep.problems.append(f"stored request {s.marker}: rs {req['rs']} ors {req.get('ors')}")
         counts: dict[str, int] = {}
+        copies: dict[str, list[str]] = {}
         for i in ANY_CSE:
             box = f"{p.cb(i)}/{'AE1' if i == 0 else 'AE2'}/sfbox"
             for doc in (await self.tree(i, box)).values():
                 for lbl in doc.get("lbl", []):
                     if lbl.startswith("sf:"):
                         counts[lbl[3:]] = counts.get(lbl[3:], 0) + 1
+                        copies.setdefault(lbl[3:], []).append(f"{doc['ri']} ct {doc['ct']}")
         # discovery agrees with the tree walk (the count the lead can trust)
         for i in ANY_CSE:
             box = f"{p.cb(i)}/{'AE1' if i == 0 else 'AE2'}/sfbox"
@@ -465,7 +471,8 @@ class CrashLoop:
             n = counts.get(s.marker, 0)
             if n > 1:
                 rep.duplicates += n - 1
-                rep.problems.append(f"stored request {s.marker} delivered {n} times")
+                rep.problems.append(f"stored request {s.marker} (rqi {s.rqi}, <request> {s.request_ri}) "
+                                    f"delivered {n} times: {copies[s.marker]}")
             if s.request_ri is not None:
                 if n == 0:
                     rep.lost += 1
