@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from cse.csf.smg.gate import REPLAY_KEEP
 from cse.core.session_crypto import canonical, derive_keys, sign, sp_relative_target, unb64u
 from cse.core.timestamps import format_ts
 from tests.conftest import HttpReply
@@ -47,6 +48,11 @@ class SoakConfig:
     rate: float = 120.0         # operation slots per second
     concurrency: int = 12
     sample_every: float = 2.0
+    # Fill the long-lived session's request-ID memory to its cap before the
+    # clock starts: it is a bounded cache (REPLAY_KEEP answers per session
+    # and hop, ~2 KB each here, ~8 MB at CSE1), and filling it during a run
+    # would look like growth. The CI run is too short for it to matter.
+    prefill_replay: bool = False
 
 
 @dataclass
@@ -245,8 +251,19 @@ class Soak:
                 pass
         self.sample(t0)
 
+    async def prefill(self) -> None:
+        """REPLAY_KEEP + 512 session updates on the long-lived session (pruning then keeps it at the cap)."""
+        sem = asyncio.Semaphore(8)
+
+        async def one() -> None:
+            async with sem:
+                await self.op_session_update()
+        await asyncio.gather(*(one() for _ in range(REPLAY_KEEP + 512)))
+
     async def run(self) -> SoakReport:
         await self.setup()
+        if self.cfg.prefill_replay:
+            await self.prefill()
         weights = [w for w, _ in self._ops]
         ops = [op for _, op in self._ops]
         sem = asyncio.Semaphore(self.cfg.concurrency)
