@@ -104,7 +104,7 @@ class CSEProcess:
             sys.executable, "-m", "cse", "--config", str(self.config_path), *port_args,
             "--log-level", "warning", *self.extra_args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            cwd=str(self.config_path.parent), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            cwd=str(self.config_path.parent), env=subprocess_env())
         assert self.proc.stdout is not None
 
         async def ready() -> None:
@@ -139,6 +139,16 @@ class CSEProcess:
     async def kill(self) -> None:
         """SIGKILL: the crash case."""
         await self.stop(signal.SIGKILL)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a CSE subprocess: this checkout first on the path.
+
+    Why: the child runs from its tmp dir, where ``import cse`` would find
+    whatever ``pip install -e`` points at (another checkout), not the code
+    under test."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 def write_config(directory: Path, *, cse_id: str = "/id-in", name: str = "cse-in",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from cse.core.context import Context, Event, EventKind
+from cse.core.effects import with_effect
 from cse.core.errors import (
     BadRequest,
     Conflict,
@@ -100,7 +101,7 @@ class DataCSF:
             if await ctx.store.child_by_name(parent["ri"], rn) is not None:
                 raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
         evicted = doc.pop("_evicted", False)
-        await ctx.store.commit(extra if evicted else [Put(doc), *extra])
+        await ctx.store.commit(with_effect(extra if evicted else [Put(doc), *extra]))
         if not evicted:
             await ctx.emit([Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
         view = hooks.view_created(doc, extra) if hooks.view_created else None
@@ -193,7 +194,7 @@ class DataCSF:
             extra = [*extra, *(await hooks.verify_update(ctx, req, old, new) or [])]
             if await ctx.store.get(old["ri"]) is None:
                 raise NotFound(f"'{old['_srn']}' was deleted while the request was processed")
-        await ctx.store.commit([Put(new), *extra])
+        await ctx.store.commit(with_effect([Put(new), *extra]))
         modified = tuple(k for k in attrs)
         await ctx.emit([Event(EventKind.UPDATE, new, modified=modified, originator=req.fr)])
         if rcn == 0:
@@ -235,7 +236,7 @@ class DataCSF:
             doc = current
         extra = await hooks.on_delete(ctx, doc) if hooks.on_delete else []
         parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
-        result = await ctx.store.commit([Delete(doc["ri"]), *extra])
+        result = await ctx.store.commit(with_effect([Delete(doc["ri"]), *extra]))
         events = [Event(EventKind.DELETE, d, originator=originator) for d in result.removed]
         if parent is not None:
             events.append(Event(EventKind.DELETE_CHILD, doc, parent, originator=originator))

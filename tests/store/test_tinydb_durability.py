@@ -370,3 +370,50 @@ async def test_kill_9_keeps_every_acknowledged_commit(tmp_path: Path, compact_by
         mine = [ri for ri in kids if ri.startswith(f"w{w}-")]
         assert mine == sorted(mine, key=lambda ri: int(ri.split("-")[1]))
     await store.close()
+
+
+TORN_SEED = 20261122
+
+
+@pytest.mark.parametrize("damage", ["cut", "cut_plus_garbage", "flip", "garbage_after"])
+async def test_torn_last_record_at_random_offsets(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                  damage: str) -> None:
+    """What a kill -9 can leave at the end of the journal, at seeded random
+    byte offsets of the last record: the store opens, drops exactly that
+    record (or the garbage after it), says so in the log, and keeps every
+    earlier commit (the fixed cases are in test_torn_last_record_is_dropped)."""
+    import random
+
+    rng = random.Random(f"{TORN_SEED}-{damage}")
+    path = str(tmp_path / "cse.json")
+    store = await reopen(path)
+    await populate(store)
+    before = await state(store)
+    await store.commit([Put(child(base(), "victim", AE, lbl=["x" * 300]))])
+    after = await state(store)
+    await store.abort()
+    pristine = Path(store.journal_path).read_bytes()
+    last_len = _last_record_len(store.journal_path)
+    good_without_last = len(pristine) - last_len
+    for trial in range(12):
+        data = bytearray(pristine)
+        if damage == "cut":  # the write stopped somewhere inside the last record
+            data = data[: good_without_last + rng.randrange(1, last_len)]
+        elif damage == "cut_plus_garbage":  # ... and the page tail holds junk
+            data = data[: good_without_last + rng.randrange(1, last_len)] + rng.randbytes(rng.randrange(1, 64))
+        elif damage == "flip":  # one payload bit of the last record is wrong (newline kept;
+            # not the checksum digits: 'a' -> 'A' would still parse as the same number)
+            pos = good_without_last + 9 + rng.randrange(0, last_len - 10)
+            data[pos] ^= 1 << rng.randrange(8)
+        else:  # the last record is whole; junk (no valid record) after it
+            data += rng.randbytes(rng.randrange(1, 200))
+        Path(store.journal_path).write_bytes(bytes(data))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="cse.store.tinydb_store"):
+            reopened = await reopen(path)
+        expect_kept = damage == "garbage_after"
+        assert await state(reopened) == (after if expect_kept else before), (damage, trial)
+        assert os.path.getsize(store.journal_path) == (len(pristine) if expect_kept else good_without_last)
+        assert any("torn/corrupt last record" in r.getMessage() for r in caplog.records), (damage, trial)
+        await reopened.abort()
+        Path(store.journal_path).write_bytes(pristine)

@@ -34,6 +34,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
+from cse.core.effects import EFFECT_TAG, EffectTag
 from cse.core.errors import BadRequest, NotFound, OriginatorHasNoPrivilege
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
@@ -42,6 +43,7 @@ from cse.core.session_crypto import canonical, derive_keys, sp_relative_target, 
 from cse.core.timestamps import parse_ts
 
 from .. import access
+from ..result import address, wrap
 from .events import SessionEvents
 from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, split_ae_id, sp_ae_id
 from .sessions import is_cse_id
@@ -52,6 +54,7 @@ log = logging.getLogger("cse.smg")
 
 _OP_BIT = {Operation.CREATE: 1, Operation.RETRIEVE: 2, Operation.UPDATE: 4, Operation.DELETE: 8}
 _CHANGES = (Operation.CREATE, Operation.UPDATE, Operation.DELETE)
+_DONE_RSC = {Operation.CREATE: 2001, Operation.UPDATE: 2004, Operation.DELETE: 2002}
 REPLAY_KEEP = 4096
 
 Resolve = Callable[[Target, Operation], Awaitable[Resolved]]
@@ -97,10 +100,18 @@ class SessionGate:
             self._check_mac(req, session, me)
         cached = await ctx.store.kv_get(replay_ns(sid), req.rqi)
         if cached is not None:
+            if cached.get("done"):  # executed, then the CSE died before remembering the answer
+                return await self._answer_executed(req, session, cached)
             return Response(rsc=cached["rsc"], rqi=req.rqi, pc=cached.get("pc"), location=cached.get("loc"),
                             rvi=req.rvi)
         if target.local:
-            resp = await self._serve_local(req, target, session, endpoint)
+            # "this rqi was executed" goes into the very commit of the effect (cse.core.effects),
+            # so no crash can keep the effect and lose the memory that stops a second execution
+            token = EFFECT_TAG.set(EffectTag(lambda ops: [KvPut(replay_ns(sid), req.rqi, _executed(req, ops))]))
+            try:
+                resp = await self._serve_local(req, target, session, endpoint)
+            finally:
+                EFFECT_TAG.reset(token)
             # the context entry and the remembered answer in one durable commit
             await self.record(session["ri"], req, resp, ctx.identity.csi,
                               also=await self._remember_ops(sid, req.rqi, resp, session))
@@ -234,6 +245,18 @@ class SessionGate:
                                                  "rqi": req.rqi})
         return resp
 
+    async def _answer_executed(self, req: Request, session: Doc, done: dict[str, Any]) -> Response:
+        """Answer a redelivered request whose effect is durable but whose
+        answer was never remembered (crash in between): rebuilt from the
+        resource it created or updated, then remembered and recorded."""
+        doc = await self.ctx.store.get(done["ri"]) if done.get("ri") else None
+        shown = doc is not None and req.op != Operation.DELETE
+        resp = Response(rsc=done["rsc"], rqi=req.rqi, pc=wrap(self.ctx.registry, doc) if shown else None,
+                        location=address(doc, 1) if shown and req.op == Operation.CREATE else None, rvi=req.rvi)
+        await self.record(session["ri"], req, resp, self.ctx.identity.csi,
+                          also=await self._remember_ops(session["sid"], req.rqi, resp, session))
+        return resp
+
     # -- bookkeeping ----------------------------------------------------------------------------
     async def record(self, ri: str, req: Request, resp: Response, hop: str, also: Sequence[Op] = ()) -> None:
         """Add the exchange to the session context (``hst``, ``rqn``), committed
@@ -260,6 +283,13 @@ class SessionGate:
             items = await self.ctx.store.kv_items(replay_ns(sid))
             ops.extend(KvDelete(replay_ns(sid), k) for k, _ in items[: max(0, len(items) - REPLAY_KEEP)])
         return ops
+
+
+def _executed(req: Request, ops: Sequence[Op]) -> dict[str, Any]:
+    """The provisional memory of ``req``: executed, with the code it succeeds
+    with and the resource it wrote (the first Put of the effect commit)."""
+    ri = next((op.doc["ri"] for op in ops if isinstance(op, Put)), None)
+    return {"rsc": _DONE_RSC.get(req.op, 2000), "done": True, "ri": ri}
 
 
 async def _ae_of(ctx: Context, doc: Doc) -> tuple[Doc | None, bool]:
