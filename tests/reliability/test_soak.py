@@ -16,8 +16,10 @@ Bounds, after the warm-up (first sample at 12 s, 60 s with --long):
   requests of the long run, beyond the bound. The CI run (40 s) is a smoke
   test with the looser bound: too short to see a slow leak, and the memory
   fills by ~1 MB during it.
-* Open FDs growth <= 10 per CSE: keep-alive connections to the other CSE and
-  to the receivers are pooled; a leak of one connection per notification,
+* Open FDs growth <= 20 per CSE: keep-alive connections to the other CSE and
+  to the receivers are pooled, and the pool grows in steps with the peak
+  number of concurrent outbound requests (a 10-minute run went +6 and +9,
+  in steps, flat between them); a leak of one connection per notification,
   forward or session would add hundreds.
 """
 
@@ -45,7 +47,7 @@ async def test_soak_memory_and_fds_stay_bounded(cse_process: Any, http: Any, lon
     if long_run:
         cfg = SoakConfig(seed=seed, duration=600.0, warmup=60.0, prefill_replay=True)
         rss_bound = 6 * MB
-    fd_bound = 10
+    fd_bound = 20
     async with Receiver() as rcv1, Receiver() as rcv2, Receiver() as notify:
         pair = await open_pair(cse_process, http, rcv1, rcv2)
         report = await run_soak(pair, cfg, notify)
