@@ -88,6 +88,8 @@ _HEADERS = ("Content-Type", "X-M2M-RI", "X-M2M-RVI", "Accept", "X-M2M-RTU", "X-M
             "X-M2M-OT", "X-M2M-RET", "X-M2M-RST", "X-M2M-OET", "X-M2M-EC", "X-M2M-VSI", "X-M2M-SMAC")
 
 
+# Bound once: json.dumps with options builds a new encoder on every call.
+_compact_utf8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _NO_QUERY: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
 
@@ -186,7 +188,7 @@ def response_to_http(resp: Response, now_ts: str, media: str = "application/json
     body = b""
     if resp.pc is not None:
         try:
-            body = json.dumps(resp.pc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            body = _compact_utf8(resp.pc).encode("utf-8")
         except UnicodeEncodeError:  # never expected (input is checked); stay valid JSON anyway
             body = json.dumps(resp.pc, separators=(",", ":")).encode("ascii")
         headers["Content-Type"] = media if media == "application/vnd.onem2m-res+json" else "application/json"

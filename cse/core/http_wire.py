@@ -28,6 +28,7 @@ METHODS = {
     Operation.DELETE: "DELETE", Operation.NOTIFY: "POST",
 }
 _TYPED_KEYS = ("rcn", "rt", "drt", "atrl")
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per request
 
 
 def path_for(to: str) -> str:
@@ -76,7 +77,7 @@ def encode_request(req: Request) -> tuple[str, str, dict[str, str], bytes]:
         headers["X-M2M-RTU"] = "&".join(req.rtu)
     body = req.body
     if not body and req.pc is not None:
-        body = json.dumps(req.pc, separators=(",", ":")).encode("utf-8")
+        body = _compact(req.pc).encode("utf-8")
     if req.op == Operation.CREATE:
         headers["Content-Type"] = f"application/json;ty={req.ty}"
     elif body:

@@ -25,6 +25,8 @@ from .hooks import TypeHooks
 
 __all__ = ["CONTAINER_HOOKS", "INSTANCE_HOOKS", "content_size"]
 
+_compact_utf8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once
+
 CONTAINER_TY = 3
 INSTANCE_TY = 4
 
@@ -33,7 +35,7 @@ def content_size(con: Any) -> int:
     """Bytes of ``con``: UTF-8 length of a string, else of its JSON form."""
     if isinstance(con, str):
         return len(con) if con.isascii() else len(con.encode("utf-8"))
-    return len(json.dumps(con, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return len(_compact_utf8(con).encode("utf-8"))
 
 
 def _over(cnt: dict[str, Any]) -> bool:
