@@ -81,6 +81,10 @@ class _Entropy:
         self._buf = b""
         self._pos = 0
 
+    def reset(self) -> None:
+        """Forget the buffered bytes (a forked child must not reuse them)."""
+        self._buf, self._pos = b"", 0
+
     def take(self, n: int) -> bytes:
         if self._pos + n > len(self._buf):
             self._buf, self._pos = os.urandom(max(4096, n)), 0
@@ -91,7 +95,7 @@ class _Entropy:
 
 _ENTROPY = _Entropy()
 _TO_ALNUM = bytes(ord(_ALNUM[b % 62]) for b in range(256))  # byte -> alphanumeric, as b % 62 did
-os.register_at_fork(after_in_child=lambda: _ENTROPY.__init__())  # a child never reuses the parent's bytes
+os.register_at_fork(after_in_child=_ENTROPY.reset)  # a child never reuses the parent's bytes
 
 
 def new_ri(prefix: str, n: int = 10) -> str:

@@ -115,9 +115,9 @@ def encode_record(seq: int, ops: Sequence[Op],
         if isinstance(op, Put):
             doc = op.doc
             old = None
-            if current is not None and isinstance(doc, dict):
-                ri = doc.get("ri")
-                old = seen.get(ri) if ri in seen else current(ri) if isinstance(ri, str) else None
+            ri = doc.get("ri") if isinstance(doc, dict) else None
+            if current is not None and isinstance(ri, str):
+                old = seen[ri] if ri in seen else current(ri)
                 seen[ri] = doc
             if old is not None and old.get("pi") == doc.get("pi") and old.get("ty") == doc.get("ty"):
                 encoded.append(_diff(old, doc))

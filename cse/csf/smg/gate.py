@@ -250,9 +250,10 @@ class SessionGate:
         answer was never remembered (crash in between): rebuilt from the
         resource it created or updated, then remembered and recorded."""
         doc = await self.ctx.store.get(done["ri"]) if done.get("ri") else None
-        shown = doc is not None and req.op != Operation.DELETE
-        resp = Response(rsc=done["rsc"], rqi=req.rqi, pc=wrap(self.ctx.registry, doc) if shown else None,
-                        location=address(doc, 1) if shown and req.op == Operation.CREATE else None, rvi=req.rvi)
+        shown = doc if req.op != Operation.DELETE else None
+        resp = Response(rsc=done["rsc"], rqi=req.rqi, pc=wrap(self.ctx.registry, shown) if shown else None,
+                        location=address(shown, 1) if shown and req.op == Operation.CREATE else None,
+                        rvi=req.rvi)
         await self.record(session["ri"], req, resp, self.ctx.identity.csi,
                           also=await self._remember_ops(session["sid"], req.rqi, resp, session))
         return resp
