@@ -71,8 +71,8 @@ def may_overlap(earlier: Request, later: Request) -> bool:
     """Whether ``later`` may be sent while ``earlier`` (stored before it, same
     session) is still unanswered without changing what either does.
 
-    CREATEs into the same parent may (siblings; only their creation times
-    interleave). Otherwise both targets must be structured and neither at or
+    CREATEs into the same parent may (siblings: their creation times may
+    interleave, and two of the same name race for it). Otherwise both targets must be structured and neither at or
     below the other: an UPDATE or DELETE of the same resource, or anything
     below a resource being created or deleted, waits. Unknown forms wait.
     """
