@@ -112,11 +112,11 @@ class HttpServer:
         if not request.body_exists:
             return b""
         content = request.content
-        if length is not None and content.is_eof():  # all of it came with the headers:
-            body = await content.read()               # no wait, so no timer to arm
-            if len(body) == length:
-                return body
-            raise BadRequest(f"request body of {len(body)} bytes does not match Content-Length {length}")
+        if content.is_eof():            # all of it came with the headers (framed, and
+            body = await content.read()  # decoded if compressed): no wait, so no timer
+            if len(body) > self.max_body:
+                raise BadRequest(f"request body exceeds the limit of {self.max_body} bytes")
+            return body
         chunks: list[bytes] = []
         total = 0
         try:

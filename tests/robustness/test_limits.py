@@ -21,6 +21,7 @@ HTTP was logged at ERROR with a traceback.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 from pathlib import Path
@@ -137,6 +138,19 @@ def test_body_with_an_undecodable_content_encoding_is_4000_and_closes(cse: SyncC
         assert "content-encoding" in dbg(reply).lower()
         assert reply.headers.get("connection", "").lower() == "close"
         assert sock.recv(10) == b""  # and the server did close it
+
+
+def test_a_gzip_encoded_body_is_decoded_and_limited_by_its_decoded_size(cse: SyncCSE) -> None:
+    """The body arrives whole with the headers (the fast path): it is the
+    decoded body that is parsed and held to max_body."""
+    small = gzip.compress(cin("zipped"))
+    reply = exchange(cse.port, request_bytes(b"POST", b"/cse-in/big", H + CIN + [(b"Content-Encoding", b"gzip")],
+                                             small))
+    assert check_reply(reply, method=b"POST") == 2001 and json.loads(reply.body)["m2m:cin"]["con"] == "zipped"
+    bomb = gzip.compress(cin("x" * (MIB + 10)))  # ~1 KiB on the wire, over 1 MiB decoded
+    reply = exchange(cse.port, request_bytes(b"POST", b"/cse-in/big", H + CIN + [(b"Content-Encoding", b"gzip")],
+                                             bomb))
+    assert check_reply(reply, method=b"POST") == 4000 and "limit" in dbg(reply), dbg(reply)
 
 
 def test_malformed_http_is_not_logged_as_an_error(cse: SyncCSE) -> None:
