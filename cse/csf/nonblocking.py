@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.errors import BadRequest
@@ -121,10 +121,9 @@ class NonBlockingCSF:
                 resp = Response(rsc=5000, rqi=req.rqi, pc={"m2m:dbg": "internal error"})
         await self.complete(doc, req, resp)
 
-    async def complete(self, doc: Doc, req: Request, resp: Response, also: Sequence[Op] = ()) -> None:
-        """Record the outcome in the ``<request>`` (committed together with
-        ``also``) and notify it for rt=2."""
-        ops = [*self.completion_ops(await self.ctx.store.get(doc["ri"]), req, resp), *also]
+    async def complete(self, doc: Doc, req: Request, resp: Response) -> None:
+        """Record the outcome in the ``<request>`` and notify it for rt=2."""
+        ops = self.completion_ops(await self.ctx.store.get(doc["ri"]), req, resp)
         if ops:
             await self.ctx.store.commit(ops)
         self.notify_outcome(doc, req, resp)

@@ -262,21 +262,22 @@ class StoreAndForward:
         if self._backoff.pop(sid, None) is not None:
             self._retry_at.pop(sid, None)
             await self._hop_state(session, item["hop"], 1)
-        # The answer, the <request>'s outcome and the removal from the queue
-        # in one commit: a crash leaves either all of them or none.
+        # The answer goes into the session context in the same commit.
+        await self._finish(key, item, req, resp, record=(session["ri"], item["hop"]))
+
+    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response,
+                      record: tuple[str, str] | None = None) -> None:
+        """Record the outcome in the ``<request>`` and forget the stored
+        request in one commit (with the session context entry when
+        ``record`` gives the session ri and hop): a crash leaves all or none."""
         doc = await self.ctx.store.get(item["request"])
         done = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
-        await self.gate.record(session["ri"], req, resp, item["hop"], also=done)
+        if record is not None:
+            await self.gate.record(record[0], req, resp, record[1], also=done)
+        else:
+            await self.ctx.store.commit(done)
         if doc is not None:
             self.nonblocking.notify_outcome(doc, req, resp)
-
-    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response) -> None:
-        """Record the outcome and forget the stored request, in one commit."""
-        doc = await self.ctx.store.get(item["request"])
-        if doc is not None:
-            await self.nonblocking.complete(doc, req, resp, also=[KvDelete(QUEUE_NS, key)])
-        else:
-            await self.ctx.store.commit([KvDelete(QUEUE_NS, key)])
 
     async def _hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
         for hop in await self.ctx.store.children(session["ri"], NEXT_HOP_TY):
