@@ -1,28 +1,29 @@
 """Composition root: config -> registry -> store -> context -> CSFs -> HTTP.
 
 The only place that knows every concrete class. Everything is built
-explicitly here and passed down; nothing is global (ARCHITECTURE.md
-principle 6). :class:`CSE` is what ``python -m cse``, the tests and the
-benchmarks start.
+explicitly here, once, and passed down; nothing is global and nothing is
+assigned into an object after it is built: where two parts need each other,
+the one built first gets a late-bound callable (a lambda naming the other)
+(docs/architecture.md). :class:`CSE` is what ``python -m cse``, the tests
+and the benchmarks start.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import replace
-from typing import Sequence
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
 from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, cse_type_number
-from cse.core.context import Context, CSEIdentity, Event, EventKind, SystemClock
+from cse.core.context import Context, CSEIdentity, SystemClock
 from cse.core.dispatcher import Dispatcher
+from cse.core.executor import Executor
 from cse.core.messages import Request, Response
+from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
 from cse.core.ports import Clock, Store
 from cse.core.registry import Registry
-from cse.core.timestamps import format_ts, parse_ts
 from cse.csf.acp import ACP_HOOKS
 from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
 from cse.csf.cse_base import ensure_cse_base
@@ -69,46 +70,45 @@ class CSE:
         self.store = store or build_store(config)
         self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
         poa = (self._url(config.http.port),)
+        # Timers and the executor first: they reach the CSFs only through late-bound callables.
+        self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now)
+        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now)
+        self.executor = Executor(
+            self.store,
+            listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events)),
+            deliver=lambda notification: self.notifier.deliver(notification),
+            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer})
         self.ctx = Context(
             identity=CSEIdentity(
                 csi=config.cse.cse_id, cb_name=config.cse.name, sp_id=config.cse.sp_id,
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
                 default_et_s=config.cse.default_et_s),
-            registry=self.registry, store=self.store, clock=self.clock)
+            registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
         self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
-        self.notifier = Notifier(self.ctx, self.outbound)
-        self.subscriptions = SubscriptionCSF(self.ctx, self.notifier)
-        self.nonblocking = NonBlockingCSF(self.ctx, self.notifier)
+        self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req))
+        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req))
+        self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
+                                             remove=lambda doc, originator: self.data.remove(doc, originator))
         reg = config.registrar
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
+                       resolve=lambda target, op: self.dispatcher.resolve(target, op),
+                       serve=lambda req, target, grant: self.router.handle(req, target, grant),
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        **self.smg.hooks()})
-        self.subscriptions.remove = self.data.remove
-        router = LocalRouter(self.ctx, self.data, self.notifier.relay)
-        self.dispatcher = Dispatcher(self.ctx, router, forward=self.smg.forward,
+        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
+        self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle)
-        self.smg.gate.resolve = self.dispatcher.resolve
-        self.smg.gate.serve = router.handle
-        self.sf_timer = DeadlineTimer("store-and-forward", self.smg.queue.flush, self.clock.now)
-        self.smg.queue.timer = self.sf_timer
-        self.ctx.listeners.append(self.smg.on_events)
-        self.nonblocking.execute = self.dispatcher.handle
-        self.notifier.forward = self.dispatcher.handle
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
                 self.ctx, self.outbound, self.data, registrar_csi=reg.cse_id, registrar_name=reg.name,
                 registrar_poa=reg.poa, deregister_on_shutdown=reg.deregister_on_shutdown,
                 timeout=reg.timeout_s, check_interval=reg.check_interval_s)
-        self.ctx.listeners.append(self.subscriptions.on_events)
-        self.expiry = DeadlineTimer("expiry", self._expire, self.clock.now)
-        self._deadline_ts: tuple[float, str] = (-1.0, "")
-        self.ctx.listeners.append(self._watch_expiry)
         self.http: HttpServer | None = None
 
     def _url(self, port: int) -> str:
@@ -144,7 +144,7 @@ class CSE:
             try:
                 await self.http.start()
                 if self.http.port != self.config.http.port:  # port 0: the OS picked one
-                    self.ctx.identity = replace(self.ctx.identity, poa=(self._url(self.http.port),))
+                    self.ctx.reachable_at((self._url(self.http.port),))
                     await ensure_cse_base(self.ctx)
             except BaseException:
                 await self.sf_timer.stop()
@@ -176,23 +176,3 @@ class CSE:
 
     async def _expire(self, now: float) -> float | None:
         return await expire_due(self.ctx, self.data, now)
-
-    async def _watch_expiry(self, events: Sequence[Event]) -> None:
-        """Bring the expiry timer forward when a sooner ``et`` appears."""
-        for ev in events:
-            if ev.kind in (EventKind.CREATE_CHILD, EventKind.UPDATE):
-                et = ev.doc.get("et")
-                if et is not None:
-                    current = self._expiry_deadline_ts()
-                    if current is None or et < current:
-                        self.expiry.poke(parse_ts(et))
-
-    def _expiry_deadline_ts(self) -> str | None:
-        """The armed expiry deadline as a timestamp string, formatted once."""
-        deadline = self.expiry.deadline
-        if deadline is None:
-            return None
-        if self._deadline_ts[0] != deadline:
-            self._deadline_ts = (deadline, format_ts(deadline))
-        return self._deadline_ts[1]
-

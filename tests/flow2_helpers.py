@@ -365,7 +365,6 @@ async def local_session(ip: Any, rcv2: Receiver, *, sec: int | None = None, cont
     cse = ip.cse
     if stop_sf_timer:
         await cse.sf_timer.stop()
-        cse.smg.queue.timer = None
     cb = cse.config.cse.name
     csi = cse.config.cse.cse_id
     aei1 = await ip.register("AE1", scp=["smg"])

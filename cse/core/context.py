@@ -1,21 +1,25 @@
 """The per-CSE context passed to every CSF: identity, registry, store, clock.
 
 Built once by the composition root (``cse.app``). CSFs never reach for
-globals; whatever they need is here. ``events`` receives resource events after
-each successful commit (the subscription CSF and the expiry scheduler listen).
+globals; whatever they need is here. CSFs read through ``store`` and change
+things only by handing an :class:`~cse.core.outcome.Outcome` to ``apply``
+(the executor): they never commit, emit or arm timers themselves.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Awaitable, Callable
 
-from .ports import Clock, Doc, Store
+from .outcome import Outcome
+from .ports import Clock, CommitResult, Store
 from .registry import Registry
 from .timestamps import format_ts
 
-__all__ = ["CSEIdentity", "Event", "EventKind", "Context", "SystemClock"]
+__all__ = ["Apply", "CSEIdentity", "Context", "SystemClock"]
+
+Apply = Callable[[Outcome], Awaitable[CommitResult]]
 
 
 class SystemClock:
@@ -27,7 +31,7 @@ class SystemClock:
 
 @dataclass(frozen=True, slots=True)
 class CSEIdentity:
-    """Who this CSE is (RUNNING.md ``[cse]``) and its limits."""
+    """Who this CSE is (the ``[cse]`` section of docs/configuration.md) and its limits."""
 
     csi: str = "/id-in"
     cb_name: str = "cse-in"
@@ -44,54 +48,21 @@ class CSEIdentity:
         return self.csi.lstrip("/")
 
 
-class EventKind:
-    """Resource event names, mirroring subscription ``net`` values."""
-
-    UPDATE = 1
-    DELETE = 2
-    CREATE_CHILD = 3
-    DELETE_CHILD = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something happened to ``doc`` (for child events: ``doc`` is the child
-    and ``parent`` the subscribed-to resource). ``modified`` lists attributes
-    an UPDATE changed; ``originator`` is who caused it (None: the CSE)."""
-
-    kind: int
-    doc: Doc
-    parent: Doc | None = None
-    modified: tuple[str, ...] = ()
-    originator: str | None = None
-    quiet: bool = False
-
-
-EventSink = Callable[[Sequence[Event]], Awaitable[None]]
-
-
-async def _no_events(events: Sequence[Event]) -> None:
-    return None
-
-
 @dataclass
 class Context:
-    """Everything a CSF may use. ``forwarder`` (issue 4) sends remote requests."""
+    """Everything a CSF may use (module docstring)."""
 
     identity: CSEIdentity
     registry: Registry
     store: Store
+    apply: Apply
     clock: Clock = field(default_factory=SystemClock)
-    listeners: list[EventSink] = field(default_factory=list)
-    forwarder: Any = None
 
     def now_ts(self) -> str:
         """The current time as a canonical oneM2M timestamp."""
         return format_ts(self.clock.now())
 
-    async def emit(self, events: Sequence[Event]) -> None:
-        """Hand committed events to every listener, in registration order."""
-        if not events:
-            return
-        for listener in self.listeners:
-            await listener(events)
+    def reachable_at(self, poa: tuple[str, ...]) -> None:
+        """This CSE's point of access once it is known: with port 0 the
+        operating system picks the port when the server starts."""
+        self.identity = replace(self.identity, poa=poa)

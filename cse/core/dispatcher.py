@@ -7,6 +7,11 @@ included -> the operation's CSF. Every :class:`M2MError` raised anywhere below
 becomes its RSC plus ``m2m:dbg`` here, once; anything else is a bug, logged
 with its stack and answered 5000 without details.
 
+The local handler and the session gate answer with an
+:class:`~cse.core.outcome.Outcome`; the dispatcher hands it to the executor
+(``execute``) and answers with its response once it is applied, so every
+request's effect is one commit.
+
 The dispatcher knows no aiohttp and no store backend; it is built by the
 composition root with the CSFs it routes to.
 """
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable
 
 from .context import Context
 from .errors import (
@@ -28,10 +33,11 @@ from .errors import (
 )
 from .ids import Target, normalize_originator, parse_to
 from .messages import Operation, Request, Response
-from .ports import Doc
+from .outcome import Outcome
+from .ports import CommitResult, Doc
 from .timestamps import parse_abs_rel
 
-__all__ = ["Dispatcher", "Resolved", "LocalHandler"]
+__all__ = ["Dispatcher", "Resolved", "Local"]
 
 log = logging.getLogger("cse.dispatcher")
 
@@ -52,23 +58,21 @@ class Resolved:
         self.container = container
 
 
-class LocalHandler(Protocol):
-    """What the dispatcher routes local requests to (``cse.csf.router``)."""
-
-    async def handle(self, req: Request, target: Resolved) -> Response: ...
-
-
+Local = Callable[[Request, Resolved], Awaitable[Outcome]]
 Forward = Callable[[Request, Target], Awaitable[Response]]
+Gate = Callable[[Request, Target], Awaitable[Outcome]]
 Accept = Callable[[Request], Awaitable[Response]]
+Execute = Callable[[Outcome], Awaitable[CommitResult]]
 
 
 class Dispatcher:
     """Turns requests into responses; the one place errors are translated."""
 
-    def __init__(self, ctx: Context, local: LocalHandler, forward: Forward | None = None,
-                 nonblocking: Accept | None = None, session_gate: Forward | None = None) -> None:
+    def __init__(self, ctx: Context, local: Local, execute: Execute, *, forward: Forward | None = None,
+                 nonblocking: Accept | None = None, session_gate: Gate | None = None) -> None:
         self.ctx = ctx
         self.local = local
+        self.execute = execute
         self.forward = forward
         self.nonblocking = nonblocking
         self.session_gate = session_gate
@@ -96,7 +100,7 @@ class Dispatcher:
         self._check_expiration(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
         if req.sid is not None and self.session_gate is not None:
-            return await self.session_gate(req, target)  # the SMG runs first (SESSIONS.md)
+            return await self._applied(await self.session_gate(req, target))  # the SMG runs first
         if req.rt in (1, 2) and req.op != Operation.NOTIFY:
             if self.nonblocking is None:
                 raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
@@ -110,7 +114,13 @@ class Dispatcher:
                 raise NotFound(f"CSE '{target.csi}' is not known to this CSE")
             return await self.forward(req, target)
         resolved = await self.resolve(target, req.op)
-        return await self.local.handle(req, resolved)
+        return await self._applied(await self.local(req, resolved))
+
+    async def _applied(self, outcome: Outcome) -> Response:
+        """Apply ``outcome`` (commit, emit, send, arm), then answer."""
+        await self.execute(outcome)
+        assert outcome.response is not None, "a request's outcome always carries its response"
+        return outcome.response
 
     def _check_expiration(self, req: Request) -> None:
         now = self.ctx.clock.now()

@@ -45,6 +45,7 @@ __all__ = [
     "Store",
     "Clock",
     "Outbound",
+    "Timer",
 ]
 
 Doc = dict[str, Any]
@@ -150,6 +151,17 @@ class Clock(Protocol):
     """Wall-clock time in seconds since the epoch (UTC)."""
 
     def now(self) -> float: ...
+
+
+class Timer(Protocol):
+    """A timer that runs its job at a deadline (``cse.binding.scheduler``)."""
+
+    @property
+    def deadline(self) -> float | None:
+        """When the job runs next (None: not armed)."""
+
+    def poke(self, deadline: float) -> None:
+        """Bring the next run forward to ``deadline`` if that is sooner."""
 
 
 class Outbound(Protocol):

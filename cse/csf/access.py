@@ -16,10 +16,11 @@ Rules, in order:
    itself) may do everything. On the CSEBase, registered originators may
    RETRIEVE and DISCOVER; any AE resource may be DISCOVERed by registered
    originators (so peers can find session-capable AEs, SESSIONS.md step 6).
-5. A request served under an established session (the SMG sets
-   :data:`SESSION_GRANT` for the task serving it) may touch everything at or
-   below the granted endpoint AEs, whatever their ACPs say: the target
-   accepted the session (SESSIONS.md "What a session authorizes").
+5. A request served under an established session may touch everything at
+   or below the granted endpoint AEs, whatever their ACPs say: the target
+   accepted the session (SESSIONS.md "What a session authorizes"). The
+   grant is an explicit argument (:data:`Grant`), given only by the SMG's
+   session gate, so every widening of rights is visible at its call site.
 6. A session and everything below it (SESSIONS.md): besides the owner
    and the admin, its two endpoint AEs (compared as SP-relative AE-IDs) and
    the peer SMGs it has a nextHop to. Nobody else sees a session. A
@@ -30,7 +31,6 @@ Rules, in order:
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from functools import lru_cache
 
 from cse.core.context import Context
@@ -38,8 +38,11 @@ from cse.core.errors import OriginatorHasNoPrivilege
 from cse.core.ports import Doc
 from cse.core.schedule import Schedule
 
-__all__ = ["Permission", "check", "allowed", "is_privileged", "owns", "session_party", "within",
-           "SESSION_GRANT"]
+__all__ = ["Grant", "Permission", "check", "allowed", "is_privileged", "owns", "session_party", "within"]
+
+Grant = frozenset[str] | None
+"""A session grant: the ris of the endpoint AEs a session-based request may
+act at or below (None: no session)."""
 
 
 class Permission:
@@ -62,21 +65,21 @@ def is_privileged(ctx: Context, originator: str | None) -> bool:
         originator == ctx.identity.admin or originator == ctx.identity.csi)
 
 
-async def check(ctx: Context, originator: str | None, perm: int, doc: Doc) -> None:
-    """Raise 4103 unless ``originator`` holds ``perm`` on ``doc``."""
-    if not await allowed(ctx, originator, perm, doc):
+async def check(ctx: Context, originator: str | None, perm: int, doc: Doc, grant: Grant = None) -> None:
+    """Raise 4103 unless ``originator`` (with the session ``grant``) holds ``perm`` on ``doc``."""
+    if not await allowed(ctx, originator, perm, doc, grant):
         raise OriginatorHasNoPrivilege(
             f"originator '{originator}' has no {_OP_NAMES.get(perm, perm)} privilege "
             f"on '{doc.get('_srn', doc.get('ri'))}'")
 
 
-async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> bool:
-    """Whether ``originator`` holds ``perm`` on ``doc`` (see module docstring)."""
+async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc, grant: Grant = None) -> bool:
+    """Whether ``originator`` (with the session ``grant``) holds ``perm`` on
+    ``doc`` (see module docstring)."""
     if originator is None:
         return False
     if is_privileged(ctx, originator):
         return True
-    grant = SESSION_GRANT.get()
     if grant is not None and await within(ctx, doc, grant):
         return True
     store = ctx.store
@@ -99,9 +102,6 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc) -> 
                 return True
         return False
     return await _default_policy(ctx, originator, perm, effective)
-
-
-SESSION_GRANT: ContextVar[frozenset[str] | None] = ContextVar("session_grant", default=None)
 
 
 async def within(ctx: Context, doc: Doc, roots: frozenset[str]) -> bool:

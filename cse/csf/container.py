@@ -108,8 +108,8 @@ async def _instance_create(ctx: Context, req: Request, parent: Doc, doc: Doc) ->
         if "et" not in doc or doc["et"] > cap:
             doc["et"] = cap
     ops, survives = await _evict(ctx, cnt, new_cs=cs)
-    if not survives:
-        doc["_evicted"] = True
+    if not survives:  # evicted at once (mni 0): answered, never stored
+        ops.append(Delete(doc["ri"]))
     ops.append(Put(cnt))
     return ops
 

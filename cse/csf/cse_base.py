@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cse.core.context import Context
+from cse.core.outcome import Outcome
 from cse.core.ports import Doc, Op, Put
 
 from .smg.model import SESSIONS_RN, sessions_doc
@@ -45,6 +46,6 @@ async def ensure_cse_base(ctx: Context) -> Doc:
     ops: list[Op] = [Put(doc)]
     if await ctx.store.child_by_name(doc["ri"], SESSIONS_RN) is None:
         ops.append(Put(sessions_doc(doc, doc["lt"])))  # transit sessions live here
-    await ctx.store.commit(ops)
+    await ctx.apply(Outcome(ops=ops))
     return doc
 

@@ -6,14 +6,20 @@ types (4108), timestamps, expiration (``et`` defaulted and capped by the
 parent's), state tags, creator, access checks, one atomic store commit,
 events, and the result content (``rcn``). Per-type behaviour comes only from
 :class:`cse.csf.hooks.TypeHooks`.
+
+CREATE, UPDATE and DELETE return an :class:`~cse.core.outcome.Outcome`
+(operations, events, response) and never commit: the caller may add to the
+same commit (the session gate adds the session context and its memory of
+the answer) before the executor applies it. ``grant`` is the session grant
+of the request (:mod:`.access`), passed explicitly wherever access is decided.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from cse.core.context import Context, Event, EventKind
-from cse.core.effects import with_effect
+from cse.core.context import Context
+from cse.core.events import Event, EventKind
 from cse.core.errors import (
     BadRequest,
     Conflict,
@@ -24,13 +30,14 @@ from cse.core.errors import (
 )
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
+from cse.core.outcome import Outcome, Removal
 from cse.core.ports import Delete, Doc, Put
 from cse.core.registry import ResourceType
 from cse.core.timestamps import FOREVER, format_ts, normalize_ts, parse_ts
 from cse.core.validate import extract_attributes, validate_create, validate_update
 
 from . import access
-from .access import Permission
+from .access import Grant, Permission
 from .filters import FilterCriteria
 from .hooks import NO_HOOKS, TypeHooks
 from .result import address, check_rcn, wrap
@@ -50,7 +57,7 @@ class DataCSF:
         self.hooks = hooks
 
     # -- CREATE -------------------------------------------------------------
-    async def create(self, req: Request, parent: Doc) -> Response:
+    async def create(self, req: Request, parent: Doc, grant: Grant = None) -> Outcome:
         ctx = self.ctx
         if req.ty is None:
             raise BadRequest("CREATE needs the resource type: Content-Type: application/json;ty=<n>")
@@ -69,7 +76,7 @@ class DataCSF:
         validate_create(rtype, attrs)
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
         if rtype.ty not in REGISTRATION_TYPES:  # registrations bypass ACPs (ONEM2M.md 4.4, 10.1)
-            await access.check(ctx, req.fr, Permission.CREATE, parent)
+            await access.check(ctx, req.fr, Permission.CREATE, parent, grant)
         if hooks.identify is not None:
             ri, owner = await hooks.identify(ctx, req, attrs)
         else:
@@ -82,7 +89,7 @@ class DataCSF:
         doc: Doc = {"ty": rtype.ty, "ri": ri, "rn": rn, "pi": parent["ri"], "ct": now, "lt": now}
         for key, value in attrs.items():
             if key != "rn":
-                doc[key] = value
+                doc[key] = _own_copy(value)
         if rtype.expires:
             doc["et"] = self._expiration(attrs.get("et"), parent, now, now_s)
         if rtype.creator and "cr" in attrs:
@@ -92,6 +99,8 @@ class DataCSF:
         doc["_srn"] = f"{parent['_srn']}/{rn}"
         if owner is not None:
             doc["_own"] = owner
+        if rtype.ty == SUBSCRIPTION_TY:  # TS-0004 7.4.8.2.1: RETRIEVE on what it watches, too
+            await access.check(ctx, req.fr, Permission.RETRIEVE, parent, grant)
         extra = await hooks.on_create(ctx, req, parent, doc) if hooks.on_create else []
         if hooks.verify is not None:
             extra = [*extra, *(await hooks.verify(ctx, req, doc) or [])]
@@ -100,12 +109,11 @@ class DataCSF:
                 raise NotFound(f"'{parent['_srn']}' was deleted while the request was processed")
             if await ctx.store.child_by_name(parent["ri"], rn) is not None:
                 raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
-        evicted = doc.pop("_evicted", False)
-        await ctx.store.commit(with_effect(extra if evicted else [Put(doc), *extra]))
-        if not evicted:
-            await ctx.emit([Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
         view = hooks.view_created(doc, extra) if hooks.view_created else None
-        return self._created(req, rtype, doc, attrs, rcn, view)
+        resp = self._created(req, rtype, doc, attrs, rcn, view)
+        if any(type(op) is Delete and op.ri == ri for op in extra):
+            return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)])
+        return Outcome(resp, [Put(doc), *extra], [Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
 
     def _created(self, req: Request, rtype: ResourceType, doc: Doc, attrs: dict[str, Any], rcn: int,
                  view: dict[str, Any] | None = None) -> Response:
@@ -147,10 +155,10 @@ class DataCSF:
         return min(et, limit)
 
     # -- RETRIEVE -------------------------------------------------------------
-    async def retrieve(self, req: Request, doc: Doc, fc: FilterCriteria | None) -> Response:
+    async def retrieve(self, req: Request, doc: Doc, fc: FilterCriteria | None, grant: Grant = None) -> Response:
         ctx = self.ctx
         rcn = check_rcn(Operation.RETRIEVE, req.rcn)
-        await access.check(ctx, req.fr, Permission.RETRIEVE, doc)
+        await access.check(ctx, req.fr, Permission.RETRIEVE, doc, grant)
         if req.atrl:
             if rcn != 1:
                 raise BadRequest("a partial RETRIEVE (atrl) needs rcn=1")
@@ -160,11 +168,11 @@ class DataCSF:
                 raise BadRequest(f"attribute '{unknown[0]}' is not an attribute of {rtype.name}")
             picked = {a: doc[a] for a in req.atrl if a in doc}
             return Response(rsc=2000, rqi=req.rqi, pc={rtype.root: picked}, rvi=req.rvi)
-        pc = await representation(ctx, req, doc, rcn, fc)
+        pc = await representation(ctx, req, doc, rcn, fc, grant)
         return Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi)
 
     # -- UPDATE ---------------------------------------------------------------
-    async def update(self, req: Request, old: Doc) -> Response:
+    async def update(self, req: Request, old: Doc, grant: Grant = None) -> Outcome:
         ctx = self.ctx
         rtype = ctx.registry.get(old["ty"])
         rcn = check_rcn(Operation.UPDATE, req.rcn)
@@ -174,14 +182,14 @@ class DataCSF:
             raise BadRequest(f"UPDATE needs content {{\"{rtype.root}\": {{...}}}}")
         attrs = extract_attributes(rtype, req.pc)
         validate_update(rtype, attrs)
-        await access.check(ctx, req.fr, Permission.UPDATE, old)
+        await access.check(ctx, req.fr, Permission.UPDATE, old, grant)
         now = ctx.now_ts()
         new = dict(old)
         for key, value in attrs.items():
             if value is None:
                 new.pop(key, None)
             else:
-                new[key] = value
+                new[key] = _own_copy(value)
         if "et" in attrs:
             parent = await ctx.store.get(old["pi"]) if old.get("pi") else None
             new["et"] = self._expiration(attrs["et"], parent or {}, now)
@@ -194,52 +202,72 @@ class DataCSF:
             extra = [*extra, *(await hooks.verify_update(ctx, req, old, new) or [])]
             if await ctx.store.get(old["ri"]) is None:
                 raise NotFound(f"'{old['_srn']}' was deleted while the request was processed")
-        await ctx.store.commit(with_effect([Put(new), *extra]))
-        modified = tuple(k for k in attrs)
-        await ctx.emit([Event(EventKind.UPDATE, new, modified=modified, originator=req.fr)])
+        event = Event(EventKind.UPDATE, new, modified=tuple(attrs), originator=req.fr)
         if rcn == 0:
             pc: Any = None
         elif rcn == 1:
             pc = wrap(ctx.registry, new)
         else:
             pc = self._modified(new, attrs, old)
-        return Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi)
+        return Outcome(Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi), [Put(new), *extra], [event])
 
     # -- DELETE ---------------------------------------------------------------
-    async def delete(self, req: Request, doc: Doc, fc: FilterCriteria | None) -> Response:
+    async def delete(self, req: Request, doc: Doc, fc: FilterCriteria | None, grant: Grant = None) -> Outcome:
         ctx = self.ctx
         rtype = ctx.registry.get(doc["ty"])
         rcn = check_rcn(Operation.DELETE, req.rcn)
         if not rtype.can_delete:
             raise OperationNotAllowed(f"{rtype.name} resources cannot be deleted")
-        await access.check(ctx, req.fr, Permission.DELETE, doc)
-        pc = await representation(ctx, req, doc, rcn, fc) if rcn else None
-        _, note = await self._remove(doc, req.fr)
+        await access.check(ctx, req.fr, Permission.DELETE, doc, grant)
+        pc = await representation(ctx, req, doc, rcn, fc, grant) if rcn else None
+        removal, note = await self.removal(doc, req.fr)
         if note is not None and pc is None:
             pc = {"m2m:dbg": note}
-        return Response(rsc=2002, rqi=req.rqi, pc=pc, rvi=req.rvi)
+        return removal.answering(Response(rsc=2002, rqi=req.rqi, pc=pc, rvi=req.rvi))
 
-    async def remove(self, doc: Doc, originator: str | None) -> list[Doc]:
-        """Delete ``doc`` and its subtree (also used by expiry); emit events."""
-        removed, _ = await self._remove(doc, originator)
-        return removed
+    async def remove(self, doc: Doc, originator: str | None) -> None:
+        """Delete ``doc`` and its subtree now, outside a request (expiry, an
+        exhausted subscription, deregistration)."""
+        outcome, _ = await self.removal(doc, originator)
+        await self.ctx.apply(outcome)
 
-    async def _remove(self, doc: Doc, originator: str | None) -> tuple[list[Doc], str | None]:
+    async def removal(self, doc: Doc, originator: str | None) -> tuple[Outcome, str | None]:
+        """The outcome deleting ``doc`` and its subtree, and the note of its
+        ``pre_delete`` hook (what could not be done, for the answer's dbg)."""
         ctx = self.ctx
         hooks = self.hooks.get(doc["ty"], NO_HOOKS)
         note = None
+        also = Outcome()
         if hooks.pre_delete is not None:
-            note = await hooks.pre_delete(ctx, doc, originator)
+            note, also = await hooks.pre_delete(ctx, doc, originator)
             current = await ctx.store.get(doc["ri"])
             if current is None:  # gone meanwhile (the round trip let others run)
-                return [], note
+                return also, note
             doc = current
         extra = await hooks.on_delete(ctx, doc) if hooks.on_delete else []
         parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
-        result = await ctx.store.commit(with_effect([Delete(doc["ri"]), *extra]))
-        events = [Event(EventKind.DELETE, d, originator=originator) for d in result.removed]
-        if parent is not None:
-            events.append(Event(EventKind.DELETE_CHILD, doc, parent, originator=originator))
-        await ctx.emit(events)
-        return result.removed, note
+        return also.adding(ops=[Delete(doc["ri"]), *extra]).with_removal(Removal(doc, parent, originator)), note
 
+
+def _own_copy(value: Any) -> Any:
+    """A copy of a JSON value that shares no dict or list with the request:
+    hooks may adjust the stored document, and the request's content is kept
+    elsewhere too (a ``<request>`` resource stores it). Iterative: content
+    may nest deeper than the interpreter's recursion limit."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        src, dst = stack.pop()
+        items = src.items() if isinstance(src, dict) else enumerate(src)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                copy: Any = {} if isinstance(item, dict) else []
+                stack.append((item, copy))
+                item = copy
+            if isinstance(dst, dict):
+                dst[key] = item
+            else:
+                dst.append(item)
+    return root

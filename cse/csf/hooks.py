@@ -5,7 +5,7 @@ timestamps, expiry, access, commit, events, result shaping). A type adds
 behaviour only through these hooks, which may read the store but never write
 it or send anything: they return the extra store operations to commit
 together with the main change, and may adjust the new document in place
-before it is stored (it is not shared yet).
+before it is stored (it is the data CSF's own copy, shared with nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.messages import Request
+from cse.core.outcome import Outcome
 from cse.core.ports import Doc, Op
 
 __all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "Verify", "PreDelete", "ViewCreated",
@@ -22,7 +23,9 @@ __all__ = ["TypeHooks", "Identify", "OnCreate", "OnUpdate", "OnDelete", "Verify"
 
 # (ctx, req, attrs) -> (ri, owner): identity of a new resource.
 Identify = Callable[[Context, Request, dict[str, Any]], Awaitable[tuple[str, str | None]]]
-# (ctx, req, parent, new_doc) -> extra ops; may adjust new_doc.
+# (ctx, req, parent, new_doc) -> extra ops; may adjust new_doc. A Delete of
+# new_doc's own ri among them means it is answered but never stored (a
+# contentInstance its container's limits evict at once).
 OnCreate = Callable[[Context, Request, Doc, Doc], Awaitable[list[Op]]]
 # (ctx, req, old_doc, new_doc, changed_attrs) -> extra ops; may adjust new_doc.
 OnUpdate = Callable[[Context, Request, Doc, Doc, dict[str, Any]], Awaitable[list[Op]]]
@@ -36,11 +39,12 @@ Verify = Callable[[Context, Request, Doc], Awaitable[list[Op] | None]]
 # (ctx, req, old_doc, new_doc) -> extra ops or None, raising to refuse: the
 # UPDATE counterpart of Verify (e.g. a session policy replicated to every hop).
 VerifyUpdate = Callable[[Context, Request, Doc, Doc], Awaitable[list[Op] | None]]
-# (ctx, doc, originator) -> a note or None: runs before a resource is deleted
-# by a request or at expiry (not when an ancestor is deleted); may talk to
-# the outside world, e.g. to carry a session's termination to the next hops.
-# A note (what could not be done) becomes the DELETE answer's m2m:dbg.
-PreDelete = Callable[[Context, Doc, str | None], Awaitable[str | None]]
+# (ctx, doc, originator) -> (a note or None, an outcome to apply with the
+# deletion): runs before a resource is deleted by a request or at expiry (not
+# when an ancestor is deleted); may talk to the outside world, e.g. to carry
+# a session's termination to the next hops. A note (what could not be done)
+# becomes the DELETE answer's m2m:dbg.
+PreDelete = Callable[[Context, Doc, str | None], Awaitable[tuple[str | None, Outcome]]]
 # (doc, extra ops) -> the attributes a CREATE answers with (rcn 1/3), when
 # they differ from the stored public view (e.g. credentials shown once).
 ViewCreated = Callable[[Doc, list[Op]], dict[str, Any]]

@@ -10,7 +10,7 @@ With rt 2 the result is also notified as ``{"m2m:rsp": {...}}`` to every
 is present but empty). The ``<request>`` expires at ``rset`` if given,
 else after ``request_lifetime_s``. At start-up, requests left PENDING by a
 previous run are marked FAILED: the CSE cannot know whether they ran.
-Store-and-forward sessions (issue 6) reuse this resource.
+Store-and-forward sessions reuse this resource (docs/sessions.md).
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from typing import Any, Awaitable, Callable
 from cse.core.context import Context
 from cse.core.errors import BadRequest
 from cse.core.ids import new_ri
-from cse.core.messages import Operation, Request, Response, ResponseType
+from cse.core.messages import Request, Response, ResponseType
+from cse.core.outcome import Notification, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import format_ts, parse_abs_rel
-
-from .notification import Notifier
 
 __all__ = ["NonBlockingCSF", "REQUEST_TY", "RequestStatus"]
 
@@ -51,12 +50,12 @@ Execute = Callable[[Request], Awaitable[Response]]
 class NonBlockingCSF:
     """Accepts non-blocking requests and completes them in the background."""
 
-    def __init__(self, ctx: Context, notifier: Notifier, *, request_lifetime_s: float = 3600.0,
+    def __init__(self, ctx: Context, execute: Execute, *, request_lifetime_s: float = 3600.0,
                  max_parallel: int = 64) -> None:
+        """``execute`` runs a request as a blocking one (the dispatcher)."""
         self.ctx = ctx
-        self.notifier = notifier
+        self.execute = execute
         self.lifetime = request_lifetime_s
-        self.execute: Execute | None = None  # the dispatcher, wired by the composition root
         self._sem = asyncio.Semaphore(max_parallel)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -95,7 +94,7 @@ class NonBlockingCSF:
         }
         if req.pc is not None:
             doc["pc"] = req.pc
-        await ctx.store.commit([Put(doc)])
+        await ctx.apply(Outcome(ops=[Put(doc)]))
         rsc = 1002 if req.rt == ResponseType.NON_BLOCKING_ASYNCH else 1001
         return doc, Response(rsc=rsc, rqi=req.rqi, pc={"m2m:uri": ri}, rvi=req.rvi)
 
@@ -110,8 +109,7 @@ class NonBlockingCSF:
             mi["rcn"] = req.rcn
         return mi
 
-    async def _run(self, doc: Doc, req: Request, execute: Execute | None) -> None:
-        assert execute is not None
+    async def _run(self, doc: Doc, req: Request, execute: Execute) -> None:
         async with self._sem:
             inner = replace(req, rt=ResponseType.BLOCKING)
             try:
@@ -124,9 +122,7 @@ class NonBlockingCSF:
     async def complete(self, doc: Doc, req: Request, resp: Response) -> None:
         """Record the outcome in the ``<request>`` and notify it for rt=2."""
         ops = self.completion_ops(await self.ctx.store.get(doc["ri"]), req, resp)
-        if ops:
-            await self.ctx.store.commit(ops)
-        self.notify_outcome(doc, req, resp)
+        await self.ctx.apply(Outcome(ops=ops, sends=self.outcome_notices(doc, req, resp)))
 
     def completion_ops(self, current: Doc | None, req: Request, resp: Response) -> list[Op]:
         """The change recording ``resp`` in the ``<request>`` ``current``
@@ -140,15 +136,14 @@ class NonBlockingCSF:
         return [Put({**current, "rs": RequestStatus.COMPLETED if resp.rsc < 4000 else RequestStatus.FAILED,
                      "ors": ors, "lt": self.ctx.now_ts(), "st": current.get("st", 0) + 1})]
 
-    def notify_outcome(self, doc: Doc, req: Request, resp: Response) -> None:
-        """Send the outcome to the rt=2 originator's notification targets."""
-        if req.rt == ResponseType.NON_BLOCKING_ASYNCH:
-            targets = list(req.rtu) if req.rtu is not None else ([req.fr] if req.fr else [])
-            rsp = {"m2m:rsp": {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": self.ctx.identity.csi,
-                               "rvi": req.rvi, **({"pc": resp.pc} if resp.pc is not None else {})}}
-            for target in targets:
-                if target:
-                    self.notifier.enqueue(doc["ri"], target, rsp)
+    def outcome_notices(self, doc: Doc, req: Request, resp: Response) -> list[Notification]:
+        """The outcome's notifications to the rt=2 originator's targets."""
+        if req.rt != ResponseType.NON_BLOCKING_ASYNCH:
+            return []
+        targets = list(req.rtu) if req.rtu is not None else ([req.fr] if req.fr else [])
+        rsp = {"m2m:rsp": {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": self.ctx.identity.csi,
+                           "rvi": req.rvi, **({"pc": resp.pc} if resp.pc is not None else {})}}
+        return [Notification(doc["ri"], target, rsp) for target in targets if target]
 
     async def fail_leftovers(self, keep: frozenset[str] = frozenset()) -> int:
         """Mark requests a previous run left PENDING as FAILED; return how many.
@@ -157,21 +152,17 @@ class NonBlockingCSF:
         session requests waiting for a window): they stay PENDING.
         """
         cb = self.ctx.identity.cb_ri
-        n = 0
+        ops: list[Op] = []
         for doc in await self.ctx.store.children(cb, REQUEST_TY):
             if doc.get("rs") == RequestStatus.PENDING and doc["ri"] not in keep:
                 ors = {"rsc": 5000, "rqi": doc.get("rid", ""),
                        "pc": {"m2m:dbg": "the CSE restarted before this request completed"}}
-                await self.ctx.store.commit([Put({**doc, "rs": RequestStatus.FAILED, "ors": ors})])
-                n += 1
-        return n
+                ops.append(Put({**doc, "rs": RequestStatus.FAILED, "ors": ors}))
+        if ops:
+            await self.ctx.apply(Outcome(ops=ops))
+        return len(ops)
 
     async def stop(self) -> None:
         """Let running background requests finish (bounded by their own timeouts)."""
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def is_non_blocking(self, req: Request) -> bool:
-        """rt 1 or 2 on an operation that supports it."""
-        return req.rt in (ResponseType.NON_BLOCKING_SYNCH, ResponseType.NON_BLOCKING_ASYNCH) \
-            and req.op != Operation.NOTIFY

@@ -32,23 +32,13 @@ from cse.core.context import Context
 from cse.core.errors import M2MError, RequestTimeout, TargetNotReachable
 from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
+from cse.core.outcome import Batching, Notification, OnSent
 from cse.core.ports import Doc, Outbound
 from cse.core.tasks import cancel_and_wait
 
-__all__ = ["Notifier", "Batching", "OnSent"]
+__all__ = ["Notifier"]
 
 log = logging.getLogger("cse.notify")
-
-
-@dataclass(frozen=True, slots=True)
-class Batching:
-    """``bn`` of a subscription: up to ``num`` per message, waiting ``dur`` s."""
-
-    num: int
-    dur: float
-
-
-OnSent = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -69,11 +59,14 @@ class _Queue:
 class Notifier:
     """Queues and sends notifications (see module docstring)."""
 
-    def __init__(self, ctx: Context, outbound: Outbound, *, workers: int = 64, timeout: float = 5.0,
-                 retries: int = 2, backoff: float = 0.5, max_per_key: int = 1000,
-                 quarantine: float = 10.0) -> None:
+    def __init__(self, ctx: Context, outbound: Outbound, forward: Callable[[Request], Awaitable[Response]], *,
+                 workers: int = 64, timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
+                 max_per_key: int = 1000, quarantine: float = 10.0) -> None:
+        """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
+        target on another CSE."""
         self.ctx = ctx
         self.outbound = outbound
+        self.forward = forward
         self.n_workers = workers
         self.timeout = timeout
         self.retries = retries
@@ -89,7 +82,6 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
-        self.forward: Callable[[Request], Awaitable[Response]] | None = None  # the dispatcher
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
@@ -113,6 +105,10 @@ class Notifier:
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     # -- enqueueing ------------------------------------------------------------
+    def deliver(self, n: Notification) -> None:
+        """Queue a notification an outcome carries (the executor's hand-off)."""
+        self.enqueue(n.key, n.target, n.payload, latest=n.latest, batching=n.batching, on_sent=n.on_sent)
+
     def enqueue(self, key: str, target: str, payload: dict[str, Any], *, latest: bool = False,
                 batching: Batching | None = None, on_sent: OnSent | None = None) -> None:
         """Queue ``payload`` for ``target`` in the FIFO named ``key``.
@@ -190,7 +186,7 @@ class Notifier:
 
         Raises :class:`M2MError` (5103, 4008, ...) when it cannot be delivered.
         """
-        if self.is_remote(target) and self.forward is not None:
+        if self.is_remote(target):
             req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
                           pc=payload, ot=self.ctx.now_ts())
             resp = await self.forward(req)

@@ -31,6 +31,7 @@ from cse.core.errors import (
 )
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
+from cse.core.outcome import Outcome
 from cse.core.ports import Doc, Outbound, Put
 from cse.core.tasks import cancel_and_wait
 
@@ -180,14 +181,17 @@ class RegistrarLink:
                 updated.pop("scp", None)
             if updated != existing:
                 updated["lt"] = self.ctx.now_ts()
-                await self.ctx.store.commit([Put(updated)])
+                await self.ctx.apply(Outcome(ops=[Put(updated)]))
             return
         cb = await self._own_cb()
         req = Request(op=Operation.CREATE, to=self.ctx.identity.cb_name, fr=self.csi, rqi=new_ri("reg", 12),
                       ty=REMOTE_CSE_TY, pc={"m2m:csr": {
                           "cb": f"{self.csi}/{peer.get('rn', self.name)}", "cst": peer.get("cst", 1),
                           "rr": True, **attrs}})
-        resp = await self.data.create(req, cb)
+        created = await self.data.create(req, cb)
+        await self.ctx.apply(created)
+        resp = created.response
+        assert resp is not None
         if resp.rsc != 2001:
             raise _failed("cannot create the local remoteCSE for the registrar", resp)
 

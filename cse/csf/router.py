@@ -13,10 +13,11 @@ from cse.core.context import Context
 from cse.core.dispatcher import Resolved
 from cse.core.errors import BadRequest, OperationNotAllowed
 from cse.core.messages import Operation, Request, Response
+from cse.core.outcome import Outcome
 from cse.core.ports import Doc
 
 from . import access
-from .access import Permission
+from .access import Grant, Permission
 from .data import DataCSF
 from .filters import parse_filter_criteria
 from .result import check_rcn
@@ -35,7 +36,9 @@ class LocalRouter:
         self.data = data
         self.relay_notify = relay_notify
 
-    async def handle(self, req: Request, target: Resolved) -> Response:
+    async def handle(self, req: Request, target: Resolved, grant: Grant = None) -> Outcome:
+        """The outcome of ``req`` on the local ``target``; ``grant`` is the
+        session grant when the SMG serves a session-based request."""
         doc = target.doc
         assert doc is not None
         fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
@@ -51,18 +54,18 @@ class LocalRouter:
         if op == Operation.RETRIEVE:
             if fc is not None and fc.fu == 1:
                 rcn = check_rcn(op, req.rcn, discovery=True)
-                pc = await discover(self.ctx, req, doc, fc, rcn)
-                return Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi)
-            return await self.data.retrieve(req, doc, fc)
+                pc = await discover(self.ctx, req, doc, fc, rcn, grant)
+                return Outcome(Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi))
+            return Outcome(await self.data.retrieve(req, doc, fc, grant))
         if op == Operation.CREATE:
-            return await self.data.create(req, doc)
+            return await self.data.create(req, doc, grant)
         if op == Operation.UPDATE:
-            return await self.data.update(req, doc)
+            return await self.data.update(req, doc, grant)
         if op == Operation.DELETE:
-            return await self.data.delete(req, doc, fc)
+            return await self.data.delete(req, doc, fc, grant)
         if doc["ty"] == 2 and self.relay_notify is not None:
             # A notification for one of our AEs (e.g. from another CSE): pass it on.
             if not (access.is_privileged(self.ctx, req.fr) or (req.fr or "").startswith("/")):
-                await access.check(self.ctx, req.fr, Permission.NOTIFY, doc)
-            return await self.relay_notify(req, doc)
+                await access.check(self.ctx, req.fr, Permission.NOTIFY, doc, grant)
+            return Outcome(await self.relay_notify(req, doc))
         raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported: only AEs receive notifications")

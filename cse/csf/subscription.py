@@ -20,18 +20,18 @@ TS-0004 7.4.8 / 7.5.1, ONEM2M.md sections 4.7 and 7.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
-from cse.core.context import Context, Event, EventKind
+from cse.core.context import Context
 from cse.core.errors import BadRequest, M2MError, SubscriptionVerificationInitiationFailed
+from cse.core.events import Event, EventKind
 from cse.core.messages import Request
+from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import parse_duration
 
-from . import access
-from .access import Permission
 from .hooks import TypeHooks
-from .notification import Batching, Notifier, OnSent
+from .notification import Notifier
 from .result import wrap
 
 __all__ = ["SubscriptionCSF", "SUBSCRIPTION_TY"]
@@ -44,13 +44,18 @@ _NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
 _DEFAULT_BN_DUR = 60.0
 
 
-class SubscriptionCSF:
-    """Owns subscription behaviour; ``remove`` is wired by the composition root."""
+Remove = Callable[[Doc, str | None], Awaitable[None]]
 
-    def __init__(self, ctx: Context, notifier: Notifier) -> None:
+
+class SubscriptionCSF:
+    """Owns subscription behaviour."""
+
+    def __init__(self, ctx: Context, notifier: Notifier, remove: Remove) -> None:
+        """``remove`` deletes a resource outside a request (the data CSF's),
+        for a subscription whose ``exc`` ran out."""
         self.ctx = ctx
         self.notifier = notifier
-        self.remove: Any = None  # async (doc, originator) -> list[Doc], set after DataCSF exists
+        self.remove = remove
 
     def hooks(self) -> TypeHooks:
         """The subscription type's hooks."""
@@ -58,19 +63,14 @@ class SubscriptionCSF:
 
     # -- hooks -----------------------------------------------------------------
     async def _on_create(self, ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
-        await access.check(ctx, req.fr, Permission.RETRIEVE, parent)
-        doc.setdefault("enc", {"net": [1]})
-        doc["enc"].setdefault("net", [1])
-        doc.setdefault("nct", 1)
+        _defaults(doc)
         if "cr" not in doc:
             doc["cr"] = req.fr
         self._check(doc, parent)
         return []
 
     async def _on_update(self, ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
-        new.setdefault("enc", {"net": [1]})
-        new["enc"].setdefault("net", [1])
-        new.setdefault("nct", 1)
+        _defaults(new)
         parent = await ctx.store.get(old["pi"])
         self._check(new, parent or {})
         return []
@@ -123,8 +123,9 @@ class SubscriptionCSF:
         """The subscription reference sent in notifications (SP-relative ri)."""
         return f"{self.ctx.identity.csi}/{sub['ri']}"
 
-    async def on_events(self, events: Sequence[Event]) -> None:
-        """Turn committed events into queued notifications."""
+    async def on_events(self, events: Sequence[Event]) -> Outcome | None:
+        """Turn committed events into notifications (the executor queues them)."""
+        sends: list[Notification] = []
         removed_subs: dict[str, list[Doc]] = {}
         deleted = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
         for ev in events:
@@ -137,8 +138,6 @@ class SubscriptionCSF:
                     # followed by net 2.
                     self.notifier.discard(ev.doc["ri"])
         for ev in events:
-            if ev.quiet:
-                continue
             if ev.kind in (EventKind.CREATE_CHILD, EventKind.DELETE_CHILD):
                 subject = ev.parent
             else:
@@ -153,11 +152,12 @@ class SubscriptionCSF:
                 if sub["ri"] == ev.doc["ri"]:
                     continue  # a subscription is not notified of its own creation
                 if self._matches(sub, ev):
-                    await self._notify(sub, ev, alive=ev.kind != EventKind.DELETE)
+                    sends.extend(self._notify(sub, ev, alive=ev.kind != EventKind.DELETE))
         for subs in removed_subs.values():
             for sub in subs:
                 if sub.get("su"):
-                    self.notifier.enqueue(sub["ri"], sub["su"], {"m2m:sgn": {"sud": True, "sur": self.sur(sub)}})
+                    sends.append(Notification(sub["ri"], sub["su"], {"m2m:sgn": {"sud": True, "sur": self.sur(sub)}}))
+        return Outcome(sends=sends) if sends else None
 
     def _matches(self, sub: Doc, ev: Event) -> bool:
         enc = sub.get("enc") or {}
@@ -179,7 +179,7 @@ class SubscriptionCSF:
             return wrap(self.ctx.registry, ev.doc, {k: ev.doc[k] for k in ev.modified if k in ev.doc})
         return wrap(self.ctx.registry, ev.doc)
 
-    async def _notify(self, sub: Doc, ev: Event, *, alive: bool) -> None:
+    def _notify(self, sub: Doc, ev: Event, *, alive: bool) -> list[Notification]:
         sgn: dict[str, Any] = {"nev": {"rep": self._rep(sub, ev), "net": ev.kind}, "sur": self.sur(sub)}
         if sub.get("cr"):
             sgn["cr"] = sub["cr"]
@@ -196,9 +196,8 @@ class SubscriptionCSF:
                     counted = True
                     await self._count_down(ri)
             on_sent = count_once
-        for target in sub["nu"]:
-            self.notifier.enqueue(sub["ri"], target, payload, latest=bool(sub.get("ln")),
-                                  batching=batching, on_sent=on_sent)
+        latest = bool(sub.get("ln"))
+        return [Notification(sub["ri"], target, payload, latest, batching, on_sent) for target in sub["nu"]]
 
     async def _count_down(self, ri: str) -> None:
         """``exc`` minus one after a delivered notification; at 0 the
@@ -210,4 +209,12 @@ class SubscriptionCSF:
         if left <= 0:
             await self.remove(current, None)
         else:
-            await self.ctx.store.commit([Put({**current, "exc": left})])
+            await self.ctx.apply(Outcome(ops=[Put({**current, "exc": left})]))
+
+
+def _defaults(doc: Doc) -> None:
+    """``enc.net`` [1] and ``nct`` 1 unless given (TS-0004 7.4.8.2.1); ``enc``
+    is replaced by a new dict, never changed where it may be shared."""
+    enc = doc.get("enc", {"net": [1]})
+    doc["enc"] = {**enc, "net": enc.get("net", [1])}
+    doc.setdefault("nct", 1)

@@ -24,7 +24,7 @@ from cse.core.messages import Request
 from cse.core.ports import Doc
 
 from . import access
-from .access import Permission
+from .access import Grant, Permission
 from .filters import FilterCriteria, matches
 from .result import address, child_ref, public, wrap
 
@@ -36,10 +36,11 @@ SMG_TYPES = frozenset(range(9001, 9007))
 class _Granter:
     """Top-down privilege decisions for one walk, caching ACP lookups."""
 
-    def __init__(self, ctx: Context, originator: str | None, perm: int) -> None:
+    def __init__(self, ctx: Context, originator: str | None, perm: int, grant: Grant) -> None:
         self.ctx = ctx
         self.originator = originator
         self.perm = perm
+        self.grant = grant
         self.privileged = access.is_privileged(ctx, originator)
 
     async def decide(self, doc: Doc, parent_granted: bool, owned_above: bool) -> tuple[bool, bool, bool]:
@@ -51,21 +52,21 @@ class _Granter:
         owned = owned_above or (self.originator is not None and doc.get("_own") == self.originator)
         rtype = self.ctx.registry.get(doc["ty"])
         if doc["ty"] == 1 or (rtype.has_acpi and doc.get("acpi")) or doc["ty"] in SMG_TYPES:
-            granted = await access.allowed(self.ctx, self.originator, self.perm, doc)
+            granted = await access.allowed(self.ctx, self.originator, self.perm, doc, self.grant)
             return granted, owned, granted
         if not rtype.has_acpi:
             return parent_granted, owned, parent_granted
         if owned:
             return True, True, True
         if doc["ty"] == 2 and self.perm == Permission.DISCOVER:
-            return await access.allowed(self.ctx, self.originator, self.perm, doc), owned, False
+            return await access.allowed(self.ctx, self.originator, self.perm, doc, self.grant), owned, False
         return False, owned, False
 
 
 async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
-               fc: FilterCriteria | None, discovery: bool) -> AsyncIterator[tuple[Doc, int]]:
+               fc: FilterCriteria | None, discovery: bool, grant: Grant = None) -> AsyncIterator[tuple[Doc, int]]:
     """Yield ``(doc, depth)`` for matching, visible descendants of ``root``."""
-    granter = _Granter(ctx, originator, perm)
+    granter = _Granter(ctx, originator, perm, grant)
     root_owned = granter.privileged or await access.owns(ctx, originator, root)
     _, root_owned, root_granted = await granter.decide(root, True, root_owned)
     max_depth = fc.lvl if fc and fc.lvl else None
@@ -93,9 +94,9 @@ async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
                 stack.extend((k, depth + 1, passed, owned) for k in reversed(children))
 
 
-async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rcn: int) -> Any:
+async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rcn: int, grant: Grant = None) -> Any:
     """The discovery result: ``m2m:uril`` (rcn 11) or ``m2m:rrl`` (rcn 6)."""
-    found = [doc async for doc, _ in walk(ctx, root, req.fr, Permission.DISCOVER, fc, True)]
+    found = [doc async for doc, _ in walk(ctx, root, req.fr, Permission.DISCOVER, fc, True, grant)]
     if fc.arp:
         found = [d for d in [await _apply_relative(ctx, d, fc.arp) for d in found] if d is not None]
     if rcn == 6:
@@ -116,7 +117,7 @@ async def _apply_relative(ctx: Context, doc: Doc, path: str) -> Doc | None:
 
 
 async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
-                         fc: FilterCriteria | None) -> Any:
+                         fc: FilterCriteria | None, grant: Grant = None) -> Any:
     """Result content of a RETRIEVE/DELETE for ``rcn`` 1, 4, 5, 6 or 8."""
     reg = ctx.registry
     if rcn == 1:
@@ -125,11 +126,11 @@ async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
         raise BadRequest("filterUsage fu=1 (discovery) is only valid on RETRIEVE")
     if rcn == 5:
         direct = replace(fc, lvl=1) if fc is not None else FilterCriteria(lvl=1)
-        kids = [k async for k, _ in walk(ctx, doc, req.fr, Permission.RETRIEVE, direct, False)]
+        kids = [k async for k, _ in walk(ctx, doc, req.fr, Permission.RETRIEVE, direct, False, grant)]
         attrs = public(doc)
         attrs["ch"] = [child_ref(k, req.drt) for k in kids]
         return {reg.get(doc["ty"]).root: attrs}
-    found = [(k, d) async for k, d in walk(ctx, doc, req.fr, Permission.RETRIEVE, fc, False)]
+    found = [(k, d) async for k, d in walk(ctx, doc, req.fr, Permission.RETRIEVE, fc, False, grant)]
     if rcn == 6:
         return {"m2m:rrl": {"rrf": [child_ref(k, req.drt) for k, _ in found]}}
     nested = _nest(ctx, doc, [k for k, _ in found])

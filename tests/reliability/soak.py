@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from cse.csf.smg.gate import REPLAY_KEEP
+from cse.csf.smg.history import REPLAY_KEEP
 from cse.core.session_crypto import canonical, derive_keys, sign, sp_relative_target, unb64u
 from cse.core.timestamps import format_ts
 from tests.conftest import HttpReply

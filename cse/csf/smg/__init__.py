@@ -1,27 +1,31 @@
-"""Session Management CSF (SMG): M2M service sessions across CSEs (SESSIONS.md).
+"""Session Management CSF (SMG): M2M service sessions across CSEs (docs/sessions.md).
 
 :class:`SMG` assembles the parts for the composition root: session
 establishment/transit/termination (:mod:`.sessions`), session events to
-endpoint AEs (:mod:`.events`), policy replication (:mod:`.policies`), and
-the hooks the generic data CSF calls for the session types.
+endpoint AEs (:mod:`.events`), policy replication (:mod:`.policies`), the
+gate every session-based request passes (:mod:`.gate`), the
+store-and-forward queue (:mod:`.queue`), and the hooks the generic data CSF
+calls for the session types.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from cse.core.context import Context, Event
+from cse.core.context import Context
+from cse.core.events import Event
 from cse.core.ids import Target
 from cse.core.messages import Request, Response
+from cse.core.outcome import STORE_AND_FORWARD, Deadline, Outcome
+from cse.core.ports import KvDelete
 
 from ..forwarding import Forwarder
 from ..hooks import TypeHooks
-from ..notification import Notifier
-from cse.core.ports import KvDelete
-
 from ..nonblocking import NonBlockingCSF
+from ..notification import Notifier
 from .events import SessionEvents
-from .gate import SessionGate, replay_ns
+from .gate import Resolve, Serve, SessionGate
+from .history import replay_ns
 from .model import POLICY_TY, SESSION_TY
 from .policies import PolicyReplicator
 from .queue import StoreAndForward
@@ -34,37 +38,36 @@ class SMG:
     """The SMG of one CSE."""
 
     def __init__(self, ctx: Context, forwarder: Forwarder, notifier: Notifier, nonblocking: NonBlockingCSF, *,
-                 notify_timeout: float = 10.0, establish_timeout: float = 25.0, freshness_s: float = 300.0,
-                 history: int = 50) -> None:
+                 resolve: Resolve, serve: Serve, notify_timeout: float = 10.0, establish_timeout: float = 25.0,
+                 freshness_s: float = 300.0, history: int = 50) -> None:
+        """``resolve`` and ``serve`` are the dispatcher's target resolution
+        and the local router, for session-based requests served here."""
         self.ctx = ctx
         self.forwarder = forwarder
         self.events = SessionEvents(ctx, notifier, timeout=notify_timeout)
-        self.sessions = SessionManager(ctx, forwarder, self.events, establish_timeout=establish_timeout)
-        self.sessions.on_removed = self._forget
+        self.queue = StoreAndForward(ctx, nonblocking, forwarder.forward, history=history)
+        self.gate = SessionGate(ctx, self.events, resolve=resolve, serve=serve, forward=forwarder.forward,
+                                store=self.queue.store, accept=nonblocking.accept,
+                                freshness_s=freshness_s, history=history)
+        self.sessions = SessionManager(ctx, forwarder, self.events, self._forgetting,
+                                       establish_timeout=establish_timeout)
         self.policies = PolicyReplicator(ctx, forwarder, timeout=establish_timeout)
-        self.gate = SessionGate(ctx, self.events, freshness_s=freshness_s, history=history)
-        self.gate.forward = forwarder.forward
-        self.gate.nonblocking = nonblocking
-        self.queue = StoreAndForward(ctx, self.gate, nonblocking, forwarder.forward)
-        self.gate.queue = self.queue
 
-    async def on_events(self, events: Sequence[Event]) -> None:
-        """A policy created, changed or removed may open a window now: let
-        the store-and-forward timer look again."""
-        if self.queue.timer is None:
-            return
+    async def on_events(self, events: Sequence[Event]) -> Outcome | None:
+        """A policy created, changed or removed may open a window now: the
+        store-and-forward timer looks again."""
         for ev in events:
             if ev.doc["ty"] == POLICY_TY:
-                self.queue.timer.poke(self.ctx.clock.now())
-                return
+                return Outcome(deadlines=[Deadline(STORE_AND_FORWARD, self.ctx.clock.now())])
+        return None
 
-    async def _forget(self, sid: str) -> None:
-        """A session ended here: drop its stored requests, answers and keys."""
-        await self.queue.drop_session(sid)
-        items = await self.ctx.store.kv_items(replay_ns(sid))
-        if items:
-            await self.ctx.store.commit([KvDelete(replay_ns(sid), k) for k, _ in items])
+    async def _forgetting(self, sid: str) -> Outcome:
+        """A session ends here: the outcome dropping its stored requests and
+        remembered answers (its cached keys go at once)."""
         self.gate.forget(sid)
+        dropped = await self.queue.dropping(sid)
+        items = await self.ctx.store.kv_items(replay_ns(sid))
+        return dropped.adding(ops=[KvDelete(replay_ns(sid), k) for k, _ in items])
 
     def hooks(self) -> dict[int, TypeHooks]:
         """Hooks of the SMG's resource types, by ``ty``."""

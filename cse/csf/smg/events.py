@@ -19,6 +19,7 @@ from typing import Any
 
 from cse.core.context import Context
 from cse.core.errors import M2MError, OriginatorHasNoPrivilege, RequestTimeout, TargetNotReachable
+from cse.core.outcome import Notification
 from cse.core.ports import Doc
 
 from ..notification import Notifier
@@ -85,9 +86,11 @@ class SessionEvents:
         raise TargetNotReachable(
             f"target AE {aei} did not accept the session within {limit:g} s: " + "; ".join(problems))
 
-    async def tell(self, aei: str, typ: int, fields: dict[str, Any]) -> None:
-        """Queue an update (2) or termination (3) event for the AE ``aei``."""
+    async def notices(self, aei: str, typ: int, fields: dict[str, Any]) -> list[Notification]:
+        """The notifications of an update (2) or termination (3) event for
+        the AE ``aei``, for the caller's outcome (sent once it is applied)."""
+        out: list[Notification] = []
         for sub in await self._subscriptions(aei):
             payload = self._payload(sub, typ, fields)
-            for target in sub.get("nu") or ():
-                self.notifier.enqueue(sub["ri"], target, payload)
+            out.extend(Notification(sub["ri"], target, payload) for target in sub.get("nu") or ())
+        return out

@@ -30,61 +30,59 @@ older than the session, and rely on the request-ID memory for replays.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
-from cse.core.effects import EFFECT_TAG, EffectTag
 from cse.core.errors import BadRequest, NotFound, OriginatorHasNoPrivilege
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
-from cse.core.ports import Doc, KvDelete, KvPut, Op, Put
+from cse.core.outcome import Outcome
+from cse.core.ports import Doc, Op, Put
 from cse.core.session_crypto import canonical, derive_keys, sp_relative_target, unb64u, verify
 from cse.core.timestamps import parse_ts
 
-from .. import access
-from ..result import address, wrap
+from ..access import Grant
 from .events import SessionEvents
+from .history import record_ops, remember_ops, replay_ns
 from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, split_ae_id, sp_ae_id
 from .sessions import is_cse_id
 
-__all__ = ["SessionGate", "replay_ns"]
+__all__ = ["SessionGate"]
 
 log = logging.getLogger("cse.smg")
 
 _OP_BIT = {Operation.CREATE: 1, Operation.RETRIEVE: 2, Operation.UPDATE: 4, Operation.DELETE: 8}
 _CHANGES = (Operation.CREATE, Operation.UPDATE, Operation.DELETE)
-_DONE_RSC = {Operation.CREATE: 2001, Operation.UPDATE: 2004, Operation.DELETE: 2002}
-REPLAY_KEEP = 4096
 
 Resolve = Callable[[Target, Operation], Awaitable[Resolved]]
-Serve = Callable[[Request, Resolved], Awaitable[Response]]
+Serve = Callable[[Request, Resolved, Grant], Awaitable[Outcome]]
 Forward = Callable[[Request, Target], Awaitable[Response]]
-
-
-def replay_ns(sid: str) -> str:
-    """KV namespace of a session's remembered answers."""
-    return f"smg-rsp:{sid}"
+Store = Callable[[Request, Doc, str, Doc, Target], Awaitable[Response]]
+Accept = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
 
 class SessionGate:
     """Checks, routes and records session-based requests (module docstring)."""
 
-    def __init__(self, ctx: Context, events: SessionEvents, *, freshness_s: float = 300.0,
-                 history: int = 50) -> None:
+    def __init__(self, ctx: Context, events: SessionEvents, *, resolve: Resolve, serve: Serve, forward: Forward,
+                 store: Store, accept: Accept, freshness_s: float = 300.0, history: int = 50) -> None:
+        """``resolve`` finds a local target, ``serve`` handles it with a
+        session grant, ``forward`` sends a request on, ``store`` keeps one
+        for a store-and-forward window, ``accept`` runs one non-blocking."""
         self.ctx = ctx
         self.events = events
+        self.resolve = resolve
+        self.serve = serve
+        self.forward = forward
+        self.store = store
+        self.accept = accept
         self.freshness = freshness_s
         self.history = history
-        self.resolve: Resolve | None = None
-        self.serve: Serve | None = None
-        self.forward: Forward | None = None
-        self.queue: Any = None        # StoreAndForward
-        self.nonblocking: Any = None  # NonBlockingCSF
         self._keys: dict[str, bytes] = {}
 
     # -- entry ----------------------------------------------------------------------
-    async def handle(self, req: Request, target: Target) -> Response:
+    async def handle(self, req: Request, target: Target) -> Outcome:
         ctx = self.ctx
         sid = req.sid or ""
         session = await ctx.store.get(session_ri(sid)) if sid else None
@@ -100,40 +98,30 @@ class SessionGate:
             self._check_mac(req, session, me)
         cached = await ctx.store.kv_get(replay_ns(sid), req.rqi)
         if cached is not None:
-            if cached.get("done"):  # executed, then the CSE died before remembering the answer
-                return await self._answer_executed(req, session, cached)
-            return Response(rsc=cached["rsc"], rqi=req.rqi, pc=cached.get("pc"), location=cached.get("loc"),
-                            rvi=req.rvi)
+            return Outcome(Response(rsc=cached["rsc"], rqi=req.rqi, pc=cached.get("pc"), location=cached.get("loc"),
+                                    rvi=req.rvi))
         if target.local:
-            # "this rqi was executed" goes into the very commit of the effect (cse.core.effects),
-            # so no crash can keep the effect and lose the memory that stops a second execution
-            token = EFFECT_TAG.set(EffectTag(lambda ops: [KvPut(replay_ns(sid), req.rqi, _executed(req, ops))]))
-            try:
-                resp = await self._serve_local(req, target, session, endpoint)
-            finally:
-                EFFECT_TAG.reset(token)
-            # the context entry and the remembered answer in one durable commit
-            await self.record(session["ri"], req, resp, ctx.identity.csi,
-                              also=await self._remember_ops(sid, req.rqi, resp, session))
-            return resp
+            # The effect, the context entry and the remembered answer are one
+            # commit: no crash can keep the effect and lose the memory that
+            # stops a second execution of a redelivered request.
+            served = await self._serve_local(req, target, session, endpoint)
+            assert served.response is not None
+            return served.adding(ops=await self._bookkeeping(session["ri"], req, served.response, ctx.identity.csi))
         hop = await self._hop_toward(session, endpoint)
         policy = await self.policy(session, req.op, endpoint)
         if policy is not None and policy.get("spt") == 2:
-            resp = await self.queue.store(req, session, hop, policy, target)
+            resp = await self.store(req, session, hop, policy, target)
         elif req.rt in (1, 2):
             async def execute(r: Request) -> Response:
                 out = await self._send_on(r, target)
-                await self.record(session["ri"], r, out, hop)
+                await ctx.apply(Outcome(ops=await record_ops(ctx, session["ri"], r, out, hop, self.history)))
                 return out
-            resp = await self.nonblocking.accept(req, execute)
+            resp = await self.accept(req, execute)
         else:
             resp = await self._send_on(req, target)
-            await self.record(session["ri"], req, resp, hop,
-                              also=await self._remember_ops(sid, req.rqi, resp, session))
-            return resp
+            return Outcome(resp, await self._bookkeeping(session["ri"], req, resp, hop))
         # accepted (1001/1002): the answer is remembered now, the exchange recorded when it completes
-        await self.ctx.store.commit(await self._remember_ops(sid, req.rqi, resp, session))
-        return resp
+        return Outcome(resp, await remember_ops(ctx, sid, req.rqi, resp, session.get("rqn", 0) + 1))
 
     # -- checks -----------------------------------------------------------------------
     async def _check_originator(self, req: Request, session: Doc) -> str:
@@ -214,11 +202,9 @@ class SessionGate:
         return None
 
     async def _send_on(self, req: Request, target: Target) -> Response:
-        assert self.forward is not None
         return await self.forward(req, target)
 
-    async def _serve_local(self, req: Request, target: Target, session: Doc, endpoint: str) -> Response:
-        assert self.resolve is not None and self.serve is not None
+    async def _serve_local(self, req: Request, target: Target, session: Doc, endpoint: str) -> Outcome:
         resolved = await self.resolve(target, req.op)
         doc = resolved.doc
         assert doc is not None
@@ -233,64 +219,25 @@ class SessionGate:
             raise OriginatorHasNoPrivilege("an AE's sessions collection is not reachable through a session")
         if req.op == Operation.DELETE and doc["ty"] == 2:
             raise OriginatorHasNoPrivilege("a session cannot delete an endpoint AE or its sessions collection")
-        token = access.SESSION_GRANT.set(frozenset({ae["ri"]}))
-        try:
-            resp = await self.serve(req, resolved)
-        finally:
-            access.SESSION_GRANT.reset(token)
+        # the session's authority: everything at or below the endpoint AE, whatever its ACPs say
+        outcome = await self.serve(req, resolved, frozenset({ae["ri"]}))
+        resp = outcome.response
+        assert resp is not None
         if resp.rsc < 4000 and req.op in _CHANGES and sp_ae_id(req.fr or "", self.ctx.identity.csi) != endpoint:
             changed = f"{self.ctx.identity.csi}/{resp.location or doc['_srn']}"
-            await self.events.tell(ae["ri"], 2, {"sid": session["sid"], "iep": session["iep"],
-                                                 "tep": session["tep"], "res": changed, "op": int(req.op),
-                                                 "rqi": req.rqi})
-        return resp
-
-    async def _answer_executed(self, req: Request, session: Doc, done: dict[str, Any]) -> Response:
-        """Answer a redelivered request whose effect is durable but whose
-        answer was never remembered (crash in between): rebuilt from the
-        resource it created or updated, then remembered and recorded."""
-        doc = await self.ctx.store.get(done["ri"]) if done.get("ri") else None
-        shown = doc if req.op != Operation.DELETE else None
-        resp = Response(rsc=done["rsc"], rqi=req.rqi, pc=wrap(self.ctx.registry, shown) if shown else None,
-                        location=address(shown, 1) if shown and req.op == Operation.CREATE else None,
-                        rvi=req.rvi)
-        await self.record(session["ri"], req, resp, self.ctx.identity.csi,
-                          also=await self._remember_ops(session["sid"], req.rqi, resp, session))
-        return resp
+            outcome = outcome.adding(sends=await self.events.notices(ae["ri"], 2, {
+                "sid": session["sid"], "iep": session["iep"], "tep": session["tep"], "res": changed,
+                "op": int(req.op), "rqi": req.rqi}))
+        return outcome
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    async def record(self, ri: str, req: Request, resp: Response, hop: str, also: Sequence[Op] = ()) -> None:
-        """Add the exchange to the session context (``hst``, ``rqn``), committed
-        together with ``also``."""
-        session = await self.ctx.store.get(ri)
-        if session is None:
-            if also:
-                await self.ctx.store.commit(list(also))
-            return
-        entry = {"rqi": req.rqi, "op": int(req.op), "to": req.to, "rsc": resp.rsc, "ts": self.ctx.now_ts(),
-                 "hop": hop}
-        hst = [*session.get("hst", []), entry][-self.history:]
-        await self.ctx.store.commit([Put({**session, "hst": hst, "rqn": session.get("rqn", 0) + 1}), *also])
-
-    async def _remember_ops(self, sid: str, rqi: str, resp: Response, session: Doc) -> list[Op]:
-        """The ops that remember ``resp`` as the answer to ``rqi`` (bounded)."""
-        value: dict[str, Any] = {"rsc": resp.rsc}
-        if resp.pc is not None:
-            value["pc"] = resp.pc
-        if resp.location:
-            value["loc"] = resp.location
-        ops: list[Op] = [KvPut(replay_ns(sid), rqi, value)]
-        if (session.get("rqn", 0) + 1) % 512 == 0:  # bound the memory, oldest first
-            items = await self.ctx.store.kv_items(replay_ns(sid))
-            ops.extend(KvDelete(replay_ns(sid), k) for k, _ in items[: max(0, len(items) - REPLAY_KEEP)])
-        return ops
-
-
-def _executed(req: Request, ops: Sequence[Op]) -> dict[str, Any]:
-    """The provisional memory of ``req``: executed, with the code it succeeds
-    with and the resource it wrote (the first Put of the effect commit)."""
-    ri = next((op.doc["ri"] for op in ops if isinstance(op, Put)), None)
-    return {"rsc": _DONE_RSC.get(req.op, 2000), "done": True, "ri": ri}
+    async def _bookkeeping(self, ri: str, req: Request, resp: Response, hop: str) -> list[Op]:
+        """The context entry and the remembered answer of an answered request."""
+        ops = await record_ops(self.ctx, ri, req, resp, hop, self.history)
+        if not ops or not isinstance(ops[0], Put):
+            return []
+        session = ops[0].doc
+        return [*ops, *await remember_ops(self.ctx, session["sid"], req.rqi, resp, session["rqn"])]
 
 
 async def _ae_of(ctx: Context, doc: Doc) -> tuple[Doc | None, bool]:

@@ -17,6 +17,7 @@ from typing import Any
 from cse.core.context import Context
 from cse.core.errors import BadRequest, M2MError, TargetNotReachable
 from cse.core.ids import Target, new_ri
+from cse.core.outcome import Outcome
 from cse.core.messages import Operation, Request
 from cse.core.ports import Doc, Op
 from cse.core.schedule import Schedule
@@ -115,10 +116,10 @@ class PolicyReplicator:
                 raise TargetNotReachable(f"policy update not replicated to {hop}: answered {rsc}")
         return None
 
-    async def _replicate_delete(self, ctx: Context, doc: Doc, originator: str | None) -> str | None:
+    async def _replicate_delete(self, ctx: Context, doc: Doc, originator: str | None) -> tuple[str | None, Outcome]:
         session = await self._session_of(doc["pi"])
         if session is None:
-            return None
+            return None, Outcome()
         came_from = originator if is_cse_id(originator) else None
         missed = []
         for hop in await self._hops(session, came_from):
@@ -129,4 +130,4 @@ class PolicyReplicator:
                     missed.append(f"{hop} answered {rsc}")
             except M2MError as exc:
                 missed.append(f"{hop}: {exc.message}")
-        return ("policy deleted here; not reached: " + "; ".join(missed)) if missed else None
+        return ("policy deleted here; not reached: " + "; ".join(missed)) if missed else None, Outcome()

@@ -25,18 +25,23 @@ import asyncio
 import base64
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.errors import M2MError, NotAcceptable, RequestTimeout, TargetNotReachable
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response, ResponseType
-from cse.core.ports import Doc, KvDelete, KvPut, Put
+from cse.core.outcome import STORE_AND_FORWARD, Deadline, Outcome
+from cse.core.ports import Doc, KvDelete, KvPut, Op, Put
 from cse.core.schedule import Schedule
 
+from ..nonblocking import NonBlockingCSF
+from .history import record_ops
 from .model import NEXT_HOP_TY, session_ri
 
 __all__ = ["StoreAndForward", "QUEUE_NS", "may_overlap"]
+
+Forward = Callable[[Request, Target], Awaitable[Response]]
 
 log = logging.getLogger("cse.smg")
 
@@ -88,13 +93,15 @@ def may_overlap(earlier: Request, later: Request) -> bool:
 class StoreAndForward:
     """The durable queue of one CSE's stored session requests."""
 
-    def __init__(self, ctx: Context, gate: Any, nonblocking: Any, forward: Any, *, window: int = 32) -> None:
+    def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *, history: int = 50,
+                 window: int = 32) -> None:
+        """``forward`` sends a stored request on; ``history`` is how many
+        exchanges a session's context keeps."""
         self.ctx = ctx
         self.window = window
-        self.gate = gate
         self.nonblocking = nonblocking
         self.forward = forward
-        self.timer: Any = None  # DeadlineTimer, wired by the composition root
+        self.history = history
         self._seq = 0
         self._retry_at: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
@@ -126,23 +133,25 @@ class StoreAndForward:
         self._seq += 1
         item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
                 "req": _serialize(req), "request": doc["ri"], "csi": target.csi}
-        await self.ctx.store.commit([KvPut(QUEUE_NS, key, item)])
+        # the flush timer looks again now: the window may be open already
+        await self.ctx.apply(Outcome(ops=[KvPut(QUEUE_NS, key, item)],
+                                     deadlines=[Deadline(STORE_AND_FORWARD, self.ctx.clock.now())]))
         log.info("session %s: request %s stored for the next window (policy %s)", session["sid"][:8],
                  req.rqi, policy.get("rn"))
-        if self.timer is not None:
-            self.timer.poke(self.ctx.clock.now())
         return resp
 
-    async def drop_session(self, sid: str) -> int:
-        """Fail and forget every request stored for ``sid`` (termination):
-        each ``<request>`` ends FAILED with 4004, told to rt 2 originators."""
-        items = [(k, v) for k, v in await self.ctx.store.kv_items(QUEUE_NS) if v["sid"] == sid]
-        for key, item in items:
-            await self._finish(key, item, _deserialize(item["req"]), Response.error(
+    async def dropping(self, sid: str) -> Outcome:
+        """The outcome failing and forgetting every request stored for ``sid``
+        (termination): each ``<request>`` ends FAILED with 4004, told to rt 2
+        originators."""
+        outcome = Outcome()
+        for key, item in [(k, v) for k, v in await self.ctx.store.kv_items(QUEUE_NS) if v["sid"] == sid]:
+            done = await self._finishing(key, item, _deserialize(item["req"]), Response.error(
                 4004, f"session {sid[:16]} was terminated before this stored request was delivered"))
+            outcome = outcome.adding(ops=done.ops, sends=done.sends)
         self._retry_at.pop(sid, None)
         self._backoff.pop(sid, None)
-        return len(items)
+        return outcome
 
     async def flush(self, now: float) -> float | None:
         """Forward what may go now, up to ``window`` at once; return when to
@@ -270,16 +279,18 @@ class StoreAndForward:
         """Record the outcome in the ``<request>`` and forget the stored
         request in one commit (with the session context entry when
         ``record`` gives the session ri and hop): a crash leaves all or none."""
+        await self.ctx.apply(await self._finishing(key, item, req, resp, record))
+
+    async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
+                         record: tuple[str, str] | None = None) -> Outcome:
         doc = await self.ctx.store.get(item["request"])
-        done = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
+        ops: list[Op] = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
         if record is not None:
-            await self.gate.record(record[0], req, resp, record[1], also=done)
-        else:
-            await self.ctx.store.commit(done)
-        if doc is not None:
-            self.nonblocking.notify_outcome(doc, req, resp)
+            ops.extend(await record_ops(self.ctx, record[0], req, resp, record[1], self.history))
+        sends = self.nonblocking.outcome_notices(doc, req, resp) if doc is not None else []
+        return Outcome(ops=ops, sends=sends)
 
     async def _hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
         for hop in await self.ctx.store.children(session["ri"], NEXT_HOP_TY):
             if hop["csi"] == hop_csi and hop.get("nst") != nst:
-                await self.ctx.store.commit([Put({**hop, "nst": nst})])
+                await self.ctx.apply(Outcome(ops=[Put({**hop, "nst": nst})]))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.errors import (
@@ -44,6 +44,7 @@ from cse.core.errors import (
 )
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
+from cse.core.outcome import Outcome
 from cse.core.ports import Delete, Doc, Op, Put
 from cse.core.timestamps import format_ts, parse_abs_rel
 
@@ -84,16 +85,21 @@ def is_cse_id(originator: str | None) -> bool:
     return originator.startswith("/") and len(originator) > 1 and "/" not in originator[1:]
 
 
+Forgetting = Callable[[str], Awaitable[Outcome]]
+
+
 class SessionManager:
     """Establishment, transit and termination of sessions at this CSE."""
 
-    def __init__(self, ctx: Context, forwarder: Forwarder, events: SessionEvents, *,
+    def __init__(self, ctx: Context, forwarder: Forwarder, events: SessionEvents, forgetting: Forgetting, *,
                  establish_timeout: float = 25.0) -> None:
+        """``forgetting(sid)`` is the outcome that drops what a terminated
+        session leaves at this CSE (stored requests, remembered answers)."""
         self.ctx = ctx
         self.forwarder = forwarder
         self.events = events
+        self.forgetting = forgetting
         self.establish_timeout = establish_timeout
-        self.on_removed: Any = None  # async (sid) -> None: drop stored requests, answers, keys
 
     def hooks(self) -> TypeHooks:
         """Hooks of the session type."""
@@ -272,15 +278,16 @@ class SessionManager:
                     "_scr": attrs["scr"], "_srn": f"{sessions['_srn']}/{ri}"}
         if "et" in attrs:
             doc["et"] = attrs["et"]
-        await ctx.store.commit([Put(doc)])
+        # kept (establishing) while the create travels on, so a second one with the sid is refused
+        await ctx.apply(Outcome(ops=[Put(doc)]))
         try:
             resp = await self.forwarder.forward(replace(req, fr=ctx.identity.csi), target,
                                                 timeout=self.establish_timeout)
         except M2MError:
-            await ctx.store.commit([Delete(ri)])
+            await ctx.apply(Outcome(ops=[Delete(ri)]))
             raise
         if resp.rsc != 2001:
-            await ctx.store.commit([Delete(ri)])
+            await ctx.apply(Outcome(ops=[Delete(ri)]))
             return resp
         done = {**doc, "sst": State.ESTABLISHED}
         ops: list[Op] = [Put(done),
@@ -292,22 +299,25 @@ class SessionManager:
         for sep in _seps(resp):
             ops.append(Put(endpoint_doc(done, now, aei=sep.get("aei", ""), csi=sep.get("csi", ""),
                                         rol=sep.get("rol", 1), epa=sep.get("epa") or {})))
-        await ctx.store.commit(ops)
+        await ctx.apply(Outcome(ops=ops))
         log.info("transit session %s: %s <-> %s", sid[:8], prev["csi"], nxt["csi"])
         return resp
 
     # -- termination -------------------------------------------------------------------
-    async def _terminate(self, ctx: Context, doc: Doc, originator: str | None) -> str | None:
-        """Carry the termination to the other hops and the local endpoint AE;
-        return what could not be reached (for the answer's dbg)."""
+    async def _terminate(self, ctx: Context, doc: Doc, originator: str | None) -> tuple[str | None, Outcome]:
+        """Carry the termination to the other hops; return what could not be
+        reached (for the answer's dbg) and the outcome to apply with the
+        deletion (the local endpoint AE told, typ 3, unless it asked for it;
+        what the session leaves here dropped)."""
         if doc["ty"] != SESSION_TY:
-            return None
+            return None, Outcome()
         csi = ctx.identity.csi
         came_from = originator if is_cse_id(originator) else None
         # Every copy has the same et: a peer's termination at (or after) it is an expiry too.
         expired = doc.get("et") is not None and doc["et"] <= format_ts(ctx.clock.now() + 1.0)
         why = Why.EXPIRED if originator is None or (came_from and expired) else Why.DELETED
-        await ctx.store.commit([Put({**doc, "sst": State.TERMINATING})])
+        # terminating from now on: the gate refuses its requests during the round trips
+        await ctx.apply(Outcome(ops=[Put({**doc, "sst": State.TERMINATING})]))
         unreachable: list[str] = []
         for hop in await ctx.store.children(doc["ri"], NEXT_HOP_TY):
             if hop["csi"] == came_from:
@@ -321,18 +331,17 @@ class SessionManager:
                     unreachable.append(f"{hop['csi']} answered {resp.rsc}")
             except M2MError as exc:
                 unreachable.append(f"{hop['csi']}: {exc.message}")
+        outcome = await self.forgetting(doc["sid"])
         for sep in await ctx.store.children(doc["ri"], ENDPOINT_TY):
             sep_csi, stem = split_ae_id(sep["aei"], csi)
             if sep_csi == csi and originator != stem and originator != sep["aei"]:
-                await self.events.tell(stem, 3, {"sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"],
-                                                 "why": why})
-        if self.on_removed is not None:
-            await self.on_removed(doc["sid"])
+                outcome = outcome.adding(sends=await self.events.notices(
+                    stem, 3, {"sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"], "why": why}))
         log.info("session %s terminated (why %d) by %s", doc["sid"][:8], why, originator or "expiry")
         if unreachable:
             log.warning("session %s terminated; unreachable hops: %s", doc["sid"][:8], unreachable)
-            return "session terminated here; not reached: " + "; ".join(unreachable)
-        return None
+            return "session terminated here; not reached: " + "; ".join(unreachable), outcome
+        return None, outcome
 
 
 def _seps(resp: Response) -> list[dict[str, Any]]:

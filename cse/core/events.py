@@ -1,0 +1,37 @@
+"""Resource events: what a committed change tells the CSFs that listen.
+
+An event is produced by the CSF that makes a change (as part of its
+:class:`cse.core.outcome.Outcome`) and handed to the listeners by the
+executor after the change is durable (TS-0001 10.2.10: notifications follow
+the change they report, never precede it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ports import Doc
+
+__all__ = ["Event", "EventKind"]
+
+
+class EventKind:
+    """Resource event names, mirroring subscription ``net`` values."""
+
+    UPDATE = 1
+    DELETE = 2
+    CREATE_CHILD = 3
+    DELETE_CHILD = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something happened to ``doc`` (for child events: ``doc`` is the child
+    and ``parent`` the subscribed-to resource). ``modified`` lists attributes
+    an UPDATE changed; ``originator`` is who caused it (None: the CSE)."""
+
+    kind: int
+    doc: Doc
+    parent: Doc | None = None
+    modified: tuple[str, ...] = ()
+    originator: str | None = None

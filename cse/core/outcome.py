@@ -1,0 +1,97 @@
+"""What handling a request (or a timer) decided: the h11-style outcome.
+
+A CSF reads the store, decides, and describes its decision as an
+:class:`Outcome`: store operations, the events they cause, notifications to
+hand to the delivery queue, deadlines for timers, and the response. It does
+not commit, emit, send or arm anything itself; :class:`cse.core.executor.Executor`
+does, in that order, for every outcome whatever CSF produced it. That is
+what keeps "the change is durable before anyone hears of it" and "every
+``et`` arms the expiry timer" true in one place instead of in each CSF.
+
+An outcome maps onto one store transaction: a backend that has real
+transactions commits ``ops`` as one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence
+
+from .events import Event
+from .messages import Response
+from .ports import Doc, Op
+
+__all__ = ["Batching", "Deadline", "Notification", "OnSent", "Outcome", "Removal", "EXPIRY", "STORE_AND_FORWARD"]
+
+EXPIRY = "expiry"
+STORE_AND_FORWARD = "store-and-forward"
+
+OnSent = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """``bn`` of a subscription: up to ``num`` per message, waiting ``dur`` s."""
+
+    num: int
+    dur: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One notification for the delivery queue named ``key`` (a subscription,
+    a ``<request>``): ``payload`` to ``target`` (a URL or an AE-ID).
+    ``on_sent`` runs once the receiver accepted it."""
+
+    key: str
+    target: str
+    payload: dict[str, Any]
+    latest: bool = False
+    batching: Batching | None = None
+    on_sent: OnSent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """Run the timer named ``timer`` at ``at`` (epoch seconds) if that is
+    sooner than it is armed for."""
+
+    timer: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """The events of a subtree deletion, which only the commit knows in full:
+    DELETE for every document the ``Delete`` of ``doc`` removed, and
+    DELETE_CHILD of ``doc`` for its ``parent``."""
+
+    doc: Doc
+    parent: Doc | None
+    originator: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Everything one step decided (module docstring)."""
+
+    response: Response | None = None
+    ops: Sequence[Op] = ()
+    events: Sequence[Event] = ()
+    removal: Removal | None = None
+    sends: Sequence[Notification] = ()
+    deadlines: Sequence[Deadline] = ()
+
+    def adding(self, *, ops: Sequence[Op] = (), sends: Sequence[Notification] = (),
+               deadlines: Sequence[Deadline] = ()) -> "Outcome":
+        """This outcome with more operations (same commit), sends and deadlines."""
+        return Outcome(self.response, (*self.ops, *ops), self.events, self.removal,
+                       (*self.sends, *sends), (*self.deadlines, *deadlines))
+
+    def with_removal(self, removal: Removal) -> "Outcome":
+        """This outcome, its commit's removals reported as ``removal``."""
+        return Outcome(self.response, self.ops, self.events, removal, self.sends, self.deadlines)
+
+    def answering(self, response: Response) -> "Outcome":
+        """This outcome with ``response`` as its answer."""
+        return Outcome(response, self.ops, self.events, self.removal, self.sends, self.deadlines)
