@@ -1,8 +1,8 @@
 """Expiry through the real timer, for resources not created by the data CSF.
 
 Why: every stored resource with an ``et`` must disappear at its ``et``
-(TS-0001 9.6.1.3, expirationTime; TS-0004 7.4.38 for ``<request>``, whose
-``et`` follows the Result Expiration Timestamp ``X-M2M-RST``). The CSE arms
+(TS-0001 9.6.1.3, expirationTime; a ``<request>``'s ``et`` is its request's
+Result Expiration Timestamp, the ``X-M2M-RST`` header of TS-0009). The CSE arms
 one expiry timer at the soonest ``et`` it knows of. A resource stored
 outside the usual create path -- a ``<request>`` of a non-blocking request,
 the copy of a session kept at a CSE the session only passes through -- must
@@ -16,8 +16,10 @@ and the tests wait, with a bounded timeout, for the resource to go.
 
 from __future__ import annotations
 
+import itertools
 import time
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -51,13 +53,12 @@ async def live() -> AsyncIterator[CSE]:
         await cse.stop()
 
 
-_n = 0
+_rqi = itertools.count(1)
 
 
 async def call(cse: CSE, op: Operation, to: str, fr: str, **kw: Any) -> Response:
-    global _n
-    _n += 1
-    return await cse.handle(Request(op=op, to=to, fr=fr, rqi=f"exp{_n}", **kw))
+    """One request through the CSE's dispatcher (no HTTP)."""
+    return await cse.handle(Request(op=op, to=to, fr=fr, rqi=f"exp{next(_rqi)}", **kw))
 
 
 async def test_request_resource_expires_at_its_rset_after_a_long_lived_ae(live: CSE, receiver: Receiver) -> None:
@@ -106,8 +107,8 @@ SESSION_LIFETIME_S = 6.0  # establishment and stopping both ends must fit before
 
 async def test_transit_session_expires_at_its_et_when_the_ends_are_gone(
         cse_process: Callable[..., Any], http: Http) -> None:
-    """AE1@CSE1 -- IN -- AE2@CSE2. The IN keeps its copy of the session
-    (TS-0001 sessions passing through a CSE) with the session's ``et``. Both
+    """AE1@CSE1 -- IN -- AE2@CSE2. The IN keeps its copy of the session,
+    stored by the SMG as it passes through, with the session's ``et``. Both
     ends then vanish without a word, so only the IN's own expiry can end its
     copy; an AE there with the default ``et`` has armed that timer years
     ahead."""
@@ -128,6 +129,8 @@ async def test_transit_session_expires_at_its_et_when_the_ends_are_gone(
         assert time.time() < parse_ts(et), \
             f"setup took too long: the ends were stopped only after the session's et {et}"
 
+        # The IN is another process and nobody is left to be told of the
+        # removal: no event to await, so look again until a deadline.
         async def gone() -> bool:
             return (await get(http, f"{in_cse.url}/ses{sid}")).rsc == 4004
         try:
