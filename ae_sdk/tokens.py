@@ -35,7 +35,9 @@ def mint_token(originators: Sequence[str], *, key_file: str | None = None, secre
         raise ValueError("give key_file (ES256, PEM EC P-256 private key) or secret_file (HS256), not both")
     if lifetime <= 0:
         raise ValueError(f"lifetime must be positive, got {lifetime}")
-    key = jwt.load_signing_key(pem_file=key_file, secret_file=secret_file)
+    with open(key_file if key_file is not None else str(secret_file), "rb") as f:  # cse.core.jwt reads no file
+        data = f.read()
+    key = jwt.es256_private_key(data) if key_file is not None else jwt.hs256_key(data.strip())
     t = int(time.time() if now is None else now)
     claims: dict[str, Any] = {"sub": subject or originators[0], "iat": t, "nbf": t, "exp": t + int(lifetime),
                               "jti": secrets.token_urlsafe(12), "orig": list(originators)}

@@ -9,10 +9,11 @@ binding asks :class:`~cse.security.guard.Guard` whether the
 * :mod:`.guard` -- verifying tokens on inbound requests, minting tokens.
 * :mod:`.token_endpoint` -- ``POST /oauth2/token`` (client credentials grant).
 * :mod:`.tokens` -- the token this CSE presents to its peers (static, self-minted, or obtained).
+* :mod:`.keys` -- reading token keys from the configured files.
 * :mod:`.tls` -- SSL contexts for serving and for outbound requests.
 * :mod:`.devcerts` -- a throwaway CA, certificates, keys and secrets for tests and samples.
 
-The JWS codec itself is :mod:`cse.core.jwt` (the AE SDK uses it too).
+The token codec itself is :mod:`cse.core.jwt`, on PyJWT (the AE SDK uses it too).
 Submodules are imported where needed; importing the package loads nothing.
 """
 

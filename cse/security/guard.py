@@ -38,9 +38,10 @@ from cse.core.errors import OriginatorHasNoPrivilege
 from cse.core.ids import normalize_originator
 from cse.core.messages import Operation, Request, Response
 
+from .keys import load_signing_key, load_verify_key
 from .settings import AuthConfig
 
-__all__ = ["AuthFailure", "Guard", "TOKEN_HEADER", "originator_allowed"]
+__all__ = ["TOKEN_HEADER", "AuthFailure", "Guard", "originator_allowed"]
 
 TOKEN_HEADER = "X-Access-Token"
 _REALM = "oneM2M"
@@ -77,10 +78,10 @@ class Guard:
         self.clock = clock
         self.signing: jwt.SigningKey | None = None
         if auth.signing_key is not None:
-            self.signing = jwt.load_signing_key(pem_file=auth.signing_key)
+            self.signing = load_signing_key(pem_file=auth.signing_key)
         elif auth.hs256_secret_file is not None:
-            self.signing = jwt.load_signing_key(secret_file=auth.hs256_secret_file)
-        keys = [jwt.load_verify_key(p) for p in auth.verify_keys]
+            self.signing = load_signing_key(secret_file=auth.hs256_secret_file)
+        keys = [load_verify_key(p) for p in auth.verify_keys]
         if self.signing is not None:
             keys.append(self.signing.public())
         self.keys: tuple[jwt.VerifyKey, ...] = tuple(keys)

@@ -14,6 +14,8 @@ from typing import Any
 
 from cse.core import jwt
 
+from .keys import load_signing_key
+
 __all__ = ["admin_access"]
 
 
@@ -30,9 +32,9 @@ def admin_access(raw: dict[str, Any], lifetime: float = 600.0, now: float | None
     cse = raw.get("cse", {})
     csi, admin = str(cse.get("cse_id", "/id-in")), str(cse.get("admin", "CAdmin"))
     if auth.get("signing_key"):
-        key = jwt.load_signing_key(pem_file=auth["signing_key"])
+        key = load_signing_key(pem_file=auth["signing_key"])
     elif auth.get("hs256_secret_file"):
-        key = jwt.load_signing_key(secret_file=auth["hs256_secret_file"])
+        key = load_signing_key(secret_file=auth["hs256_secret_file"])
     else:
         raise RuntimeError(f"{csi} has authentication on but no signing key: cannot mint an admin token for it")
     t = int(time.time() if now is None else now)

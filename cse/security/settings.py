@@ -18,8 +18,16 @@ from typing import Any
 
 from cse.core import jwt
 
-__all__ = ["SECURITY_SECTIONS", "SecurityConfigError", "TlsConfig", "AuthConfig", "OAuthClient",
-           "AuthClientConfig", "parse_security", "hash_secret"]
+__all__ = [
+    "SECURITY_SECTIONS",
+    "AuthClientConfig",
+    "AuthConfig",
+    "OAuthClient",
+    "SecurityConfigError",
+    "TlsConfig",
+    "hash_secret",
+    "parse_security",
+]
 
 SECURITY_SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "tls": {"cert": (str,), "key": (str,), "ca": (str,)},

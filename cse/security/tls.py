@@ -13,7 +13,7 @@ import ssl
 
 from .settings import TlsConfig
 
-__all__ = ["server_context", "client_context"]
+__all__ = ["client_context", "server_context"]
 
 
 def server_context(tls: TlsConfig) -> ssl.SSLContext | None:

@@ -32,7 +32,7 @@ from cse.core.errors import TargetNotReachable
 from .guard import Guard
 from .settings import AuthClientConfig
 
-__all__ = ["TokenSource", "StaticToken", "SelfMinted", "ClientCredentials", "outbound_tokens"]
+__all__ = ["ClientCredentials", "SelfMinted", "StaticToken", "TokenSource", "outbound_tokens"]
 
 _MARGIN = 0.1  # refresh when less than this fraction of the lifetime is left (at least 5 s)
 
@@ -122,7 +122,7 @@ class ClientCredentials(_Cached):
                 except ValueError:
                     doc = None
                 status = resp.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TargetNotReachable(f"{where}: no answer within {self.timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise TargetNotReachable(f"{where}: its TLS certificate is not trusted ({exc.certificate_error})") from None

@@ -93,7 +93,7 @@ def test_files_are_checked_for_what_they_hold(tmp_path: Path) -> None:
 def test_the_command_line_reports_the_key_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[auth]\nenabled = true\nsigning_key = "missing.pem"\n')
-    run = subprocess.run([sys.executable, "-m", "cse", "--config", str(path)], capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run([sys.executable, "-m", "cse", "--config", str(path)], check=False, capture_output=True,
+                         text=True, timeout=60)
     assert run.returncode == 2
     assert "configuration error: 'auth.signing_key': cannot read 'missing.pem'" in run.stderr

@@ -9,8 +9,9 @@ and then work under that ID, from curl-like clients and from the SDK.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
