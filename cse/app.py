@@ -1,8 +1,8 @@
 """Composition root: config -> registry -> store -> context -> CSFs -> HTTP.
 
 The only place that knows every concrete class. Everything is built
-explicitly here and passed down; nothing is global (ARCHITECTURE.md
-principle 6). :class:`CSE` is what ``python -m cse``, the tests and the
+explicitly here and passed down; nothing is global (docs/architecture.md
+"Dependency direction"). :class:`CSE` is what ``python -m cse``, the tests and the
 benchmarks start.
 """
 

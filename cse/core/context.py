@@ -27,7 +27,7 @@ class SystemClock:
 
 @dataclass(frozen=True, slots=True)
 class CSEIdentity:
-    """Who this CSE is (RUNNING.md ``[cse]``) and its limits."""
+    """Who this CSE is (``[cse]``, docs/configuration.md) and its limits."""
 
     csi: str = "/id-in"
     cb_name: str = "cse-in"
@@ -76,7 +76,7 @@ async def _no_events(events: Sequence[Event]) -> None:
 
 @dataclass
 class Context:
-    """Everything a CSF may use. ``forwarder`` (issue 4) sends remote requests."""
+    """Everything a CSF may use. ``forwarder`` sends requests to other CSEs."""
 
     identity: CSEIdentity
     registry: Registry

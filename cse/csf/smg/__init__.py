@@ -1,4 +1,4 @@
-"""Session Management CSF (SMG): M2M service sessions across CSEs (SESSIONS.md).
+"""Session Management CSF (SMG): M2M service sessions across CSEs (docs/sessions.md).
 
 :class:`SMG` assembles the parts for the composition root: session
 establishment/transit/termination (:mod:`.sessions`), session events to
