@@ -11,7 +11,7 @@ Public surface:
   requests (verification, notifications, deletion, ``m2m:rsp`` results).
 * :class:`SDKError`, :class:`M2MResponseError`, :class:`TransportError`.
 * :func:`notified_resource`, :func:`wrap`, :func:`unwrap` -- content helpers.
-* M2M service sessions (SESSIONS.md): :meth:`AEClient.enable_sessions`,
+* M2M service sessions (docs/sessions.md): :meth:`AEClient.enable_sessions`,
   :meth:`AEClient.establish`, :class:`Session` (with session-based
   ``create``/``retrieve``/``update``/``delete``), :class:`SessionOffer`,
   :class:`Why`, :class:`PendingResult` (a request stored for later);
@@ -27,7 +27,7 @@ Public surface:
 * :class:`Answer`, :data:`Responder` -- deciding a NOTIFY's answer before it
   is sent (used for session establishment).
 
-The SDK imports nothing from the CSE but ``cse.core`` (ARCHITECTURE.md).
+The SDK imports nothing from the CSE but ``cse.core`` (docs/architecture.md "Dependency direction").
 
 Example::
 

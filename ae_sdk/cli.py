@@ -1,5 +1,5 @@
-"""``python -m ae_sdk``: session and token tools for people using curl (SESSIONS.md "Request MAC",
-"End-to-end payload encryption"; README "Session-based requests with curl").
+"""``python -m ae_sdk``: session and token tools for people using curl (docs/sessions.md "Request MAC",
+"End-to-end encryption"; README "Session-based requests with curl").
 
 Subcommands:
 

@@ -1,5 +1,5 @@
 """The AE side of oneM2M Mca as an async API: registration, CRUD, discovery,
-non-blocking requests and subscriptions (ONEM2M.md sections 1, 2, 4, 6.2, 7, 8).
+non-blocking requests and subscriptions (TS-0004; TS-0009; docs/onem2m.md).
 
 Rules every call follows:
 
@@ -17,7 +17,7 @@ Rules every call follows:
   ``rt=2`` the CSE also NOTIFYs the result (``m2m:rsp``) to ``rtu`` -- by
   default the notification server if started, else (no RTU) the AE's
   ``poa`` -- and ``on_result=`` receives it.
-* M2M service sessions (SESSIONS.md; :mod:`ae_sdk.session`):
+* M2M service sessions (docs/sessions.md; :mod:`ae_sdk.session`):
   :meth:`AEClient.enable_sessions`, :meth:`AEClient.establish`,
   :meth:`AEClient.on_session`, :meth:`AEClient.next_session`,
   :meth:`AEClient.on_terminated`, ``client.sessions``; session-based CRUD

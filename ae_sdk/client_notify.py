@@ -1,5 +1,5 @@
 """Subscriptions and the notification server of an :class:`~ae_sdk.client.AEClient`
-(ONEM2M.md section 7): the ``AEClient.start_notifications``,
+(TS-0004 7.4.8, 7.5.1; docs/onem2m.md "Subscriptions and notifications"): the ``AEClient.start_notifications``,
 ``AEClient.subscribe`` and ``AEClient.unsubscribe`` methods, kept apart from the
 request plumbing of :mod:`ae_sdk.client`.
 

@@ -1,4 +1,4 @@
-"""M2M service sessions on an :class:`~ae_sdk.client.AEClient` (SESSIONS.md;
+"""M2M service sessions on an :class:`~ae_sdk.client.AEClient` (docs/sessions.md;
 :mod:`ae_sdk.session`): ``AEClient.enable_sessions``, ``AEClient.establish``,
 ``AEClient.on_session``, ``AEClient.on_terminated``, ``AEClient.on_session_update``,
 ``AEClient.next_session`` and ``client.sessions``, kept apart from the request

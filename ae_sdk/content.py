@@ -1,4 +1,4 @@
-"""Small pure helpers for oneM2M JSON content (ONEM2M.md sections 2.3, 4.1, 7.2).
+"""Small pure helpers for oneM2M JSON content (TS-0004 8.4; docs/onem2m.md "Resource types").
 
 * :data:`ROOTS` -- resource type number -> JSON root (``3`` -> ``m2m:cnt``).
 * :func:`wrap` / :func:`unwrap` -- add or remove the single ``m2m:<sn>`` member.
@@ -25,7 +25,7 @@ ROOTS: dict[int, str] = {
     9: "m2m:grp", 13: "m2m:mgo", 14: "m2m:nod", 15: "m2m:pch", 16: "m2m:csr", 17: "m2m:req",
     18: "m2m:sch", 23: "m2m:sub", 24: "m2m:smd", 28: "m2m:fcnt", 29: "m2m:ts", 30: "m2m:tsi",
     48: "m2m:crs",
-    # Session Management (SESSIONS.md "Resource types")
+    # Session Management (docs/sessions.md "Resource types")
     9001: "m2m:sesc", 9002: "m2m:sess", 9003: "m2m:sep", 9004: "m2m:nhp", 9005: "m2m:spc",
     9006: "m2m:spo",
 }

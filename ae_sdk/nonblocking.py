@@ -1,5 +1,5 @@
-"""Non-blocking requests on the AE side (ONEM2M.md section 6.2; SESSIONS.md
-"Marking a request as session-based", step 5).
+"""Non-blocking requests on the AE side (docs/onem2m.md "Non-blocking requests"; docs/sessions.md
+"Store-and-forward").
 
 A CSE that accepts a request instead of answering it at once -- ``rt=1``/``rt=2``,
 or a session-based request it stores for a store-and-forward window -- answers

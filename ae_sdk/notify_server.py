@@ -1,5 +1,5 @@
 """An AE's notification receiver: a small aiohttp server speaking the NOTIFY side
-of the oneM2M HTTP binding (TS-0009; ONEM2M.md sections 2, 6.2 and 7).
+of the oneM2M HTTP binding (TS-0009; TS-0004 7.5.1.2.2; docs/onem2m.md "Subscriptions and notifications").
 
 What it does with each request:
 
@@ -23,7 +23,7 @@ What it does with each request:
   plain functions or coroutines, and an exception in one is logged, never
   sent back to the CSE.
 * Questions: a notification whose answer matters (a session establishment,
-  SESSIONS.md) is first offered to the *responders* (:meth:`add_responder`),
+  docs/sessions.md "Session event notifications") is first offered to the *responders* (:meth:`add_responder`),
   in the request's own task, before anything is answered. The first one that
   returns an :class:`Answer` decides the RSC and content of the reply; one
   that returns None passes. A responder that fails is answered 5000, one

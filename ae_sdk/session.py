@@ -1,4 +1,4 @@
-"""M2M service sessions on the AE side (SESSIONS.md; CALL_FLOWS.md flows 1-3).
+"""M2M service sessions on the AE side (docs/sessions.md, "The call flows on the wire", flows 1-3).
 
 An AE registered with ``scp=["smg"]`` can
 

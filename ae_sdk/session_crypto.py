@@ -1,5 +1,5 @@
-"""Session cryptography of M2M service sessions (SESSIONS.md "Request MAC" and
-"End-to-end payload encryption") for AEs: a thin, stricter layer over
+"""Session cryptography of M2M service sessions (docs/sessions.md "Request MAC" and
+"End-to-end encryption") for AEs: a thin, stricter layer over
 :mod:`cse.core.session_crypto`, the pure functions the CSE verifies with.
 
 The bytes come from ``cse.core.session_crypto`` (one implementation for both
@@ -184,7 +184,7 @@ def sp_relative_to(to: str, csi: str, *, http_path: bool = False) -> str:
 
 
 def canonical(op_name: str, to_sp_relative: str, sid: str, rqi: str, ot: str, body: bytes | str) -> bytes:
-    """The bytes the request MAC is computed over (SESSIONS.md "Request MAC").
+    """The bytes the request MAC is computed over (docs/sessions.md "Request MAC").
 
     The UTF-8 of six lines joined by ``\\n`` (no trailing newline): ``op_name``
     (CREATE, RETRIEVE, UPDATE, DELETE; case-insensitive, or an Operation),

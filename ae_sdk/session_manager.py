@@ -1,4 +1,4 @@
-"""The session state of one AE (SESSIONS.md; CALL_FLOWS.md flows 1 and 3):
+"""The session state of one AE (docs/sessions.md "Flow 1: establishment", "Flow 3: termination"):
 :class:`SessionManager`, reached as ``client.session_manager``.
 
 It answers establishment questions (session event typ 1) for

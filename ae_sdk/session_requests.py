@@ -1,6 +1,6 @@
-"""Session-based requests from an endpoint AE (SESSIONS.md "Marking a request as
-session-based", "Request MAC", "What a session authorizes", "End-to-end payload
-encryption"; CALL_FLOWS.md flow 2): the CRUD methods of
+"""Session-based requests from an endpoint AE (docs/sessions.md "Marking a request as
+session-based", "Request MAC", "What a session authorizes", "End-to-end
+encryption", "Flow 2: session-based request"): the CRUD methods of
 :class:`~ae_sdk.session.Session`.
 
 Each request

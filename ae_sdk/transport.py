@@ -1,8 +1,8 @@
-"""How an :class:`~ae_sdk.client.AEClient` reaches its CSE (ARCHITECTURE.md principle 8).
+"""How an :class:`~ae_sdk.client.AEClient` reaches its CSE (a seam: tests send in process, no sockets).
 
 A :class:`Transport` has one job: ``send(Request) -> Response``. Two are provided:
 
-* :class:`HttpTransport` -- the oneM2M HTTP binding (TS-0009, ONEM2M.md section 2)
+* :class:`HttpTransport` -- the oneM2M HTTP binding (TS-0009; docs/onem2m.md "Headers")
   over one pooled aiohttp session, using the pure codec of
   :mod:`cse.core.http_wire`. Failures to get any answer raise
   :class:`~ae_sdk.errors.TransportError`; oneM2M error answers are returned

@@ -1,1 +1,1 @@
-"""The benchmark runner of issue 8 (``python bench/run.py``; see run.py)."""
+"""The benchmark runner (``python bench/run.py``; see run.py and README "Benchmark")."""

@@ -1,4 +1,4 @@
-"""CREATE contentInstance cost as the tree grows (issue 2 acceptance).
+"""CREATE contentInstance cost as the tree grows (it must stay flat with the resident count).
 
 Starts a real CSE process on a free loopback port with the durable TinyDB
 store in a temp dir, registers an AE with one container (no limits), then

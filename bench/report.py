@@ -1,4 +1,4 @@
-"""Targets of issue 8 as ratios to figures of the same run, the one-screen
+"""The benchmark targets as ratios to figures of the same run, the one-screen
 summary, and the JSON document."""
 
 from __future__ import annotations

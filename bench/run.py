@@ -1,4 +1,4 @@
-"""Benchmark runner (issue 8): ``python bench/run.py [--quick] [--only NAME ...] [--out FILE]``.
+"""Benchmark runner: ``python bench/run.py [--quick] [--only NAME ...] [--out FILE]``.
 
 Starts the CSE(s) itself on loopback (free ports, temp dirs, durable store),
 warms up, measures, stops everything it started (also on Ctrl-C), writes

@@ -1,4 +1,4 @@
-"""``python -m cse`` / ``cse``: run one CSE in the foreground (RUNNING.md).
+"""``python -m cse`` / ``cse``: run one CSE in the foreground (docs/configuration.md "Starting a CSE").
 
 SIGINT/SIGTERM stop it cleanly: in-flight requests finish, the store is
 flushed, exit code 0. A configuration error or a port in use exits non-zero

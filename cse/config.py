@@ -1,4 +1,4 @@
-"""Configuration: the TOML file and command-line overrides of RUNNING.md.
+"""Configuration: the TOML file and command-line overrides (docs/configuration.md).
 
 Read once, validated completely, then passed down by the composition root.
 Unknown keys and wrong types are errors naming the key, so a typo never

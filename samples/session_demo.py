@@ -1,4 +1,4 @@
-"""The seed story, end to end, against a running pair of CSEs.
+"""The session story (the call flows of docs/sessions.md), end to end, against a running pair of CSEs.
 
     python samples/session_demo.py [CSE1-URL [CSE2-URL]]
 
@@ -9,8 +9,8 @@ of ``samples/pair``). The whole thing in one command, from a fresh checkout::
     pip install -e . && python -m cse.cluster samples/pair --var var/demo --run "python samples/session_demo.py"
 
 AE1 (registered at CSE1) and AE2 (at CSE2), both built with the SDK, go
-through the three call flows of CALL_FLOWS.md, and every line says which
-seed step it shows:
+through the three call flows of docs/sessions.md, and every line says which
+step it shows:
 
 * flow 1 -- both CSEs know each other with ``scp`` smg (step 1), the AEs
   register as session capable (2), AE2 listens to its session events (3-5),

@@ -1,4 +1,4 @@
-"""oneM2M HTTP binding (TS-0009, ONEM2M.md section 2) as pure mapping functions.
+"""oneM2M HTTP binding (TS-0009; docs/onem2m.md "Headers") as pure mapping functions.
 
 :func:`request_from_http` turns method, raw path, headers and body bytes into
 a :class:`Request`; :func:`response_to_http` turns a :class:`Response` into

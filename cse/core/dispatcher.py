@@ -1,6 +1,6 @@
 """The request pipeline's entry: one Request in, one Response out.
 
-Order (ARCHITECTURE.md "one request, end to end"): request-level checks
+Order (docs/architecture.md "One request, end to end"): request-level checks
 (originator, expiration) -> target classification (local or another CSE,
 ``cse.core.ids``) -> resolution of the local target, virtual ``la``/``ol``
 included -> the operation's CSF. Every :class:`M2MError` raised anywhere below
@@ -100,7 +100,7 @@ class Dispatcher:
         self._check_expiration(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
         if req.sid is not None and self.session_gate is not None:
-            return await self._applied(await self.session_gate(req, target))  # the SMG runs first
+            return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
         if req.rt in (1, 2) and req.op != Operation.NOTIFY:
             if self.nonblocking is None:
                 raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")

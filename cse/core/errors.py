@@ -2,7 +2,7 @@
 
 Any layer raises the exception that names the situation; the dispatcher turns
 it into a Response with that RSC and ``{"m2m:dbg": message}``. The single
-RSC -> HTTP table lives here too (TS-0009 Table 6.3.2-1, ONEM2M.md section 3).
+RSC -> HTTP table lives here too (TS-0009 Table 6.3.2-1; docs/onem2m.md "Status codes").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Addressing: the three ID forms, local vs remote, and new identifiers.
 
-TS-0004 section 7.3.2.8 / ONEM2M.md section 1. A To value is CSE-relative
+TS-0004 section 7.3.2.8 / docs/onem2m.md "Addressing". A To value is CSE-relative
 (``cse-in/ae/cnt`` or ``cnt123``), SP-relative (``/id-in/...``) or absolute
 (``//sp.example/id-in/...``). :func:`parse_to` decides whether it is ours and
 splits what remains into a structured path or an ri plus child names.

@@ -29,7 +29,7 @@ class Operation(IntEnum):
 
 
 class ResponseType(IntEnum):
-    """oneM2M ``rt`` values (ONEM2M.md section 6.2)."""
+    """oneM2M ``rt`` values (docs/onem2m.md "Non-blocking requests")."""
 
     NON_BLOCKING_SYNCH = 1
     NON_BLOCKING_ASYNCH = 2
@@ -39,7 +39,7 @@ class ResponseType(IntEnum):
 
 
 class ResultContent(IntEnum):
-    """oneM2M ``rcn`` values (ONEM2M.md section 6.1)."""
+    """oneM2M ``rcn`` values (docs/onem2m.md "Result content")."""
 
     NOTHING = 0
     ATTRIBUTES = 1

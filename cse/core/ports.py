@@ -1,7 +1,7 @@
 """Ports: the narrow interfaces the pure core needs from the outside world.
 
 The pipeline and the CSFs talk to persistence only through :class:`Store` and
-read time only through :class:`Clock` (ARCHITECTURE.md principles 2 and 7).
+read time only through :class:`Clock` (docs/architecture.md "The store", "Timers").
 Backends live in ``cse.store``; the composition root picks one.
 
 Store rules every backend honours (the contract test suite in

@@ -1,4 +1,4 @@
-"""oneM2M ``scheduleEntry`` strings (ONEM2M.md section 11.4, SESSIONS.md ``sch``).
+"""oneM2M ``scheduleEntry`` strings (docs/onem2m.md "Schedule entries"; session policy ``sch``).
 
 An entry has seven whitespace-separated fields, always in UTC::
 

@@ -1,4 +1,4 @@
-"""Session request MACs and end-to-end content encryption (SESSIONS.md).
+"""Session request MACs and end-to-end content encryption (docs/sessions.md).
 
 Pure functions over bytes, shared by the CSE's SMG (verification) and the
 AE SDK (signing, encryption), so both sides compute exactly the same thing.
@@ -62,7 +62,7 @@ def derive_keys(key: bytes, sid: str) -> tuple[bytes, bytes]:
 
 
 def sp_relative_target(to: str, receiving_csi: str) -> str:
-    """The MAC's target line: SP-relative, no query (SESSIONS.md line 2)."""
+    """The MAC's target line: SP-relative, no query (docs/sessions.md "Request MAC", line 2)."""
     to = to.split("?", 1)[0]
     if to.startswith("//"):
         rest = to[2:]

@@ -1,4 +1,4 @@
-"""oneM2M timestamps (ONEM2M.md section 5).
+"""oneM2M timestamps (docs/onem2m.md "Timestamps").
 
 ``m2m:timestamp`` is ISO-8601 basic format in UTC, ``YYYYMMDDThhmmss`` with an
 optional ``,ffffff`` fraction. We always *emit* six fraction digits so that

@@ -1,4 +1,4 @@
-"""Access control: ``acpi`` evaluation (TS-0004 7.3.3.15, ONEM2M.md section 9).
+"""Access control: ``acpi`` evaluation (TS-0004 7.3.3.15, docs/onem2m.md "Access control").
 
 Rules, in order:
 
@@ -15,13 +15,13 @@ Rules, in order:
    of any ancestor below the CSEBase (the AE that created it, or the AE
    itself) may do everything. On the CSEBase, registered originators may
    RETRIEVE and DISCOVER; any AE resource may be DISCOVERed by registered
-   originators (so peers can find session-capable AEs, SESSIONS.md step 6).
+   originators (so peers can find session-capable AEs, flow 1 step 6).
 5. A request served under an established session may touch everything at
    or below the granted endpoint AEs, whatever their ACPs say: the target
-   accepted the session (SESSIONS.md "What a session authorizes"). The
+   accepted the session (docs/sessions.md "What a session authorizes"). The
    grant is an explicit argument (:data:`Grant`), given only by the SMG's
    session gate, so every widening of rights is visible at its call site.
-6. A session and everything below it (SESSIONS.md): besides the owner
+6. A session and everything below it (docs/sessions.md "Who sees sessions"): besides the owner
    and the admin, its two endpoint AEs (compared as SP-relative AE-IDs) and
    the peer SMGs it has a nextHop to. Nobody else sees a session. A
    neighbour CSE may create a session in an AE's ``sessions`` collection
@@ -93,7 +93,7 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc, gra
     if SESSION_TY <= doc["ty"] <= POLICY_TY and await session_party(ctx, originator, doc):
         return True
     if doc["ty"] == SESSIONS_TY and perm == Permission.CREATE and await _neighbour_cse(ctx, originator):
-        return True  # a peer SMG bringing a session to one of our AEs (SESSIONS.md flow 1 step 9)
+        return True  # a peer SMG bringing a session to one of our AEs (docs/sessions.md, flow 1 step 9)
     acpi = effective.get("acpi")
     if acpi:
         for acp_id in acpi:

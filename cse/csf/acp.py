@@ -1,4 +1,4 @@
-"""accessControlPolicy checks beyond the schema (ONEM2M.md 4.8, 9).
+"""accessControlPolicy checks beyond the schema (docs/onem2m.md "accessControlPolicy").
 
 ``actw`` windows must be valid schedule entries (checked once here rather
 than failing at evaluation time), and ``pvs`` must keep at least one rule so

@@ -1,4 +1,4 @@
-"""Container and contentInstance behaviour (TS-0004 7.4.6/7.4.7, ONEM2M.md 4.5/4.6).
+"""Container and contentInstance behaviour (TS-0004 7.4.6/7.4.7, docs/onem2m.md "container").
 
 Adding an instance: ``cs`` is the byte size of ``con``; larger than the
 container's ``mbs`` is 5207; then the oldest instances are evicted (no

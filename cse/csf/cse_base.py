@@ -1,6 +1,6 @@
 """The CSEBase: created at first start, refreshed at every start.
 
-The CSEBase is never created through the API (ONEM2M.md 4.3). Its ri is the
+The CSEBase is never created through the API (docs/onem2m.md "CSEBase"). Its ri is the
 CSE-ID without the slash (``id-in``), its rn the configured name; ``srt``
 lists the types the registry knows, ``poa`` the configured points of access.
 """

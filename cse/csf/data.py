@@ -75,7 +75,7 @@ class DataCSF:
         attrs = extract_attributes(rtype, req.pc)
         validate_create(rtype, attrs)
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
-        if rtype.ty not in REGISTRATION_TYPES:  # registrations bypass ACPs (ONEM2M.md 4.4, 10.1)
+        if rtype.ty not in REGISTRATION_TYPES:  # registrations bypass ACPs (TS-0004 7.4.5.2.1, 7.4.4.2.1)
             await access.check(ctx, req.fr, Permission.CREATE, parent, grant)
         if hooks.identify is not None:
             ri, owner = await hooks.identify(ctx, req, attrs)

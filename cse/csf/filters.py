@@ -1,7 +1,7 @@
 """Filter criteria: parse them from a query string, match them against resources.
 
 Discovery (``fu=1``) and conditional retrieval (``fu=2``) share one set of
-conditions (ONEM2M.md sections 2.4 and 8). This module is pure: it turns the
+conditions (docs/onem2m.md "Discovery and filter criteria"). This module is pure: it turns the
 decoded query parameters into an immutable :class:`FilterCriteria` once per
 request and then answers :func:`matches` for each candidate resource, which
 in a discovery over a large tree happens tens of thousands of times. So all
@@ -9,8 +9,8 @@ validation, splitting and wildcard compilation happens at parse time, and the
 criteria carry a precompiled tuple of small check functions that
 :func:`matches` just runs.
 
-Comparisons follow the specification, not ACME (ONEM2M.md section 13 items
-1-2): ``cra``/``ms``/``exa``/``stb``/``sza`` are inclusive (``v <= attr``),
+Comparisons follow the specification, not ACME (docs/onem2m.md "Choices",
+first item): ``cra``/``ms``/``exa``/``stb``/``sza`` are inclusive (``v <= attr``),
 ``crb``/``us``/``exb``/``sts``/``szb`` are strict (``attr < v``), and ``lim``
 caps the number of results.
 """
@@ -55,7 +55,7 @@ REQUEST_KEYS: frozenset[str] = frozenset({
     "rcn", "rt", "rp", "da", "drt", "atrl", "sessionID", "rqet", "rset", "oet",
 })
 
-# Attributes that ONEM2M.md 2.4 forbids as ``<attr>=`` filters because a
+# Attributes that oneM2M forbids as ``<attr>=`` filters because a
 # dedicated condition exists; the message tells the client which one to use.
 # (``lbl`` and ``ty`` are filter keys themselves, so they never get here.)
 _DEDICATED_KEYS: dict[str, str] = {

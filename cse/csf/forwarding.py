@@ -1,4 +1,4 @@
-"""Forwarding requests to other CSEs (TS-0004 7.3.2.6, ONEM2M.md 10.2).
+"""Forwarding requests to other CSEs (TS-0004 7.3.2.6, docs/onem2m.md "Forwarding").
 
 Next hop for a target CSE-ID: the ``<remoteCSE>`` with that ``csi`` (a
 registered peer, or our registrar), else one whose ``dcse`` lists it, else

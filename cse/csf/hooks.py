@@ -1,4 +1,4 @@
-"""Per-type behaviour as a few named hooks (ARCHITECTURE.md principle 3).
+"""Per-type behaviour as a few named hooks (docs/architecture.md "Module map").
 
 The generic data CSF does what every type shares (validation, names,
 timestamps, expiry, access, commit, events, result shaping). A type adds
@@ -34,7 +34,7 @@ OnDelete = Callable[[Context, Doc], Awaitable[list[Op]]]
 # (ctx, req, new_doc) -> extra ops or None, raising to refuse. One of the two
 # hooks that may talk to the outside world (through ports), because some
 # resources exist only after a round trip: subscription verification
-# (TS-0004 7.4.8.2.1), session establishment across CSEs (SESSIONS.md).
+# (TS-0004 7.4.8.2.1), session establishment across CSEs (docs/sessions.md).
 Verify = Callable[[Context, Request, Doc], Awaitable[list[Op] | None]]
 # (ctx, req, old_doc, new_doc) -> extra ops or None, raising to refuse: the
 # UPDATE counterpart of Verify (e.g. a session policy replicated to every hop).

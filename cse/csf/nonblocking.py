@@ -1,4 +1,4 @@
-"""Non-blocking requests: ``rt`` 1 (synch) and 2 (asynch) (ONEM2M.md 4.10, 6.2).
+"""Non-blocking requests: ``rt`` 1 (synch) and 2 (asynch) (docs/onem2m.md "Non-blocking requests").
 
 The CSE stores a ``<request>`` resource (ty 17, under the CSEBase, owned by
 the originator) in state PENDING, answers at once (1001 or 1002 with
@@ -10,7 +10,7 @@ With rt 2 the result is also notified as ``{"m2m:rsp": {...}}`` to every
 is present but empty). The ``<request>`` expires at ``rset`` if given,
 else after ``request_lifetime_s``. At start-up, requests left PENDING by a
 previous run are marked FAILED: the CSE cannot know whether they ran.
-Store-and-forward sessions reuse this resource (docs/sessions.md).
+Store-and-forward of session requests reuses it (docs/sessions.md).
 """
 
 from __future__ import annotations

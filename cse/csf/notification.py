@@ -1,4 +1,4 @@
-"""Notification delivery, off the request path (TS-0004 7.5.1.2.2, ONEM2M.md 7.2).
+"""Notification delivery, off the request path (TS-0004 7.5.1.2.2, docs/onem2m.md).
 
 Requests only *enqueue*; a bounded pool of worker coroutines sends (64 by
 default: they cost memory, not threads, so slow receivers cannot starve
@@ -284,7 +284,7 @@ class Notifier:
 
 
 def _strip_ct(url: str) -> str:
-    """Remove the ``ct=`` serialization hint a ``nu`` URL may carry (ONEM2M.md 4.7)."""
+    """Remove the ``ct=`` serialization hint a ``nu`` URL may carry (docs/onem2m.md "subscription")."""
     if "ct=" not in url:
         return url
     parts = urlsplit(url)

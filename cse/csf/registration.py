@@ -1,4 +1,4 @@
-"""AE registration (TS-0004 7.4.5.2.1, ONEM2M.md section 4.4).
+"""AE registration (TS-0004 7.4.5.2.1, docs/onem2m.md "AE registration").
 
 The AE-ID comes from the originator: empty or ``C`` -> a new ``C`` stem,
 ``S`` -> a new ``S`` stem (this CSE assigns S stems itself; it does not
@@ -56,7 +56,7 @@ def check_app_id(api: str, rvi: str) -> None:
 async def _on_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
     check_app_id(doc["api"], req.rvi)
     doc["aei"] = doc["ri"]
-    if "smg" in (doc.get("scp") or ()):  # session-capable: its sessions collection (SESSIONS.md)
+    if "smg" in (doc.get("scp") or ()):  # session-capable: its sessions collection (docs/sessions.md)
         return [Put(sessions_doc(doc, doc["ct"]))]
     return []
 

@@ -1,4 +1,4 @@
-"""Remote CSE registration (TS-0004 7.4.4.2.1, ONEM2M.md 10.1; seed flow 1 step 1).
+"""Remote CSE registration (TS-0004 7.4.4.2.1; docs/sessions.md flow 1 step 1).
 
 Registrar side (hooks): only a CSE (originator ``/<cse-id>``) may create a
 ``<remoteCSE>``; its ``csi`` is the originator, its ri and default rn the

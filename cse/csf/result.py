@@ -3,7 +3,7 @@
 Internal keys (``_srn``, ``_own``, ...) never leave; a resource is the single
 member ``m2m:<sn>``; child references are ``{"nm","typ","val"}`` with ``val``
 the structured address (``drt`` 1) or the ri (``drt`` 2), CSE-relative
-(ONEM2M.md section 2.3, 6.1, 8).
+(TS-0004 8.4; docs/onem2m.md "Result content").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = [
     "partial",
 ]
 
-# rcn values each operation accepts, and the default (ONEM2M.md 6.1).
+# rcn values each operation accepts, and the default (docs/onem2m.md "Result content").
 RCN_ALLOWED: dict[Operation, frozenset[int]] = {
     Operation.CREATE: frozenset({0, 1, 2, 3, 9}),
     Operation.RETRIEVE: frozenset({1, 4, 5, 6, 8}),

@@ -1,6 +1,6 @@
 """Subscriptions: validation, verification, and events -> notifications.
 
-TS-0004 7.4.8 / 7.5.1, ONEM2M.md sections 4.7 and 7.
+TS-0004 7.4.8 / 7.5.1, docs/onem2m.md "Subscriptions and notifications".
 
 * CREATE needs RETRIEVE privilege on the subscribed-to resource too;
   defaults are ``enc.net`` [1] and ``nct`` 1; ``nct`` must fit every ``net``

@@ -1,6 +1,6 @@
 """Walking the resource tree: discovery and child-bearing result content.
 
-Discovery (``fu=1``, TS-0004 7.4.1.2.2 / ONEM2M.md section 8) and RETRIEVE
+Discovery (``fu=1``, TS-0004 7.4.1.2.2 / docs/onem2m.md) and RETRIEVE
 or DELETE with ``rcn`` 4/5/6/8 both visit descendants in creation order,
 depth-first, honouring ``lvl`` (depth), ``ofst`` (skip the first n-1 direct
 children with their subtrees), ``lim`` (at most that many results) and the

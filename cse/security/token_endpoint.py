@@ -1,6 +1,6 @@
 """``POST /oauth2/token``: the OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
 
-Seed 003 asks servers to obtain their bearer tokens this way: a peer CSE
+Servers obtain their bearer tokens this way (docs/security.md): a peer CSE
 (or any configured client) authenticates with its client id and secret and
 gets a short-lived JWT whose ``orig`` claim is what ``[[auth.clients]]``
 allows it (by default its own CSE-ID and everything below it, so a CSE can

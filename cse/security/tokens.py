@@ -3,8 +3,8 @@
 Three sources, chosen by :func:`outbound_tokens` from the configuration:
 
 * :class:`ClientCredentials` (``[auth_client] token_url, client_id,
-  client_secret_file``): the OAuth 2.0 client credentials grant of seed
-  003 against the issuer's token endpoint; the token is cached until
+  client_secret_file``): the OAuth 2.0 client credentials grant
+  (RFC 6749 4.4) against the issuer's token endpoint; the token is cached until
   shortly before it expires and fetched again after the peer refused it.
 * :class:`StaticToken` (``[auth_client] token_file``): a token minted by an
   operator (``python -m ae_sdk token``).

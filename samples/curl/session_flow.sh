@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Seed flow 2 (a session-based request) with curl alone, against a running pair:
+# Flow 2 of docs/sessions.md (a session-based request) with curl alone, against a running pair:
 #
 #   python -m cse.cluster samples/pair                    # CSE1 :8081, CSE2 :8082
 #   bash samples/curl/session_flow.sh [CSE1_URL] [CSE2_URL]

@@ -1,4 +1,4 @@
-"""The oneM2M HTTP binding as pure functions (TS-0009, ONEM2M.md sections 1.2, 2, 3).
+"""The oneM2M HTTP binding as pure functions (TS-0009; docs/onem2m.md).
 
 Why: every rule of the binding -- path forms, header and query mapping, media
 types, request validation and the RSC -> HTTP status table -- lives in
@@ -57,7 +57,7 @@ def create_headers(ty: int | str = 3, media: str = "application/json") -> CIMult
 CNT = json.dumps({"m2m:cnt": {"rn": "data"}}).encode()
 
 
-# -- target_from_path: ONEM2M.md 1.2 -------------------------------------------------
+# -- target_from_path: TS-0009 6.2.2.1 ---------------------------------------------
 
 @pytest.mark.parametrize(("path", "to"), [
     ("/cse-in", "cse-in"),
@@ -108,7 +108,7 @@ def test_request_to_is_taken_from_the_path_and_the_query_is_split_off() -> None:
     assert req(path="/cse-in/a%3Fb").query == {}
 
 
-# -- parse_query: ONEM2M.md 2.4 ------------------------------------------------------
+# -- parse_query: docs/onem2m.md "Query parameters" --------------------------------
 
 @pytest.mark.parametrize(("qs", "parsed"), [
     ("", {}),
@@ -144,7 +144,7 @@ def test_query_lists_reach_the_request_untouched() -> None:
     assert r.query == {"fu": ("1",), "ty": ("2 3", "4"), "lbl": ("a",)}
 
 
-# -- methods: ONEM2M.md 2.1 -----------------------------------------------------------
+# -- methods: docs/onem2m.md "Operations" --------------------------------------------
 
 @pytest.mark.parametrize(("method", "op"), [
     ("GET", Operation.RETRIEVE),
@@ -174,7 +174,7 @@ def test_other_methods_are_4005(method: str) -> None:
     assert rsc_of(method) == 4005
 
 
-# -- headers: ONEM2M.md 2.2 ----------------------------------------------------------
+# -- headers: docs/onem2m.md "Headers" ----------------------------------------------
 
 def test_every_request_header_is_mapped() -> None:
     h = headers(
@@ -270,7 +270,7 @@ def test_rtu_is_split_on_ampersand() -> None:
 
 
 def test_empty_rtu_means_no_result_notification() -> None:
-    # ONEM2M.md 2.2: X-M2M-RTU "May be empty = no result notification":
+    # docs/onem2m.md "Headers": X-M2M-RTU "present but empty = nobody is notified":
     # present but empty is an empty list of targets, not one empty URI.
     assert req(hdrs=headers(X_M2M_RTU="")).rtu == ()
 
@@ -285,7 +285,7 @@ def test_session_id_header_and_query_disagreeing_is_4000() -> None:
     assert rsc_of(path="/cse-in?sessionID=s1", hdrs=headers(X_M2M_SID="s2")) == 4000
 
 
-# -- media types: ONEM2M.md 2.3 ------------------------------------------------------
+# -- media types: docs/onem2m.md "Content and media types" -------------------------
 
 @pytest.mark.parametrize(("content_type", "media"), [
     ("application/json;ty=3", "application/json"),
@@ -408,7 +408,7 @@ def test_acceptable_response_formats(accept: str) -> None:
     assert req(hdrs=headers(Accept=accept)).op == Operation.RETRIEVE
 
 
-# -- request parameters in the query: ONEM2M.md 2.4 ---------------------------------
+# -- request parameters in the query: docs/onem2m.md "Query parameters" -----------
 
 @pytest.mark.parametrize("qs", [
     "rcn=abc", "rcn=13", "rcn=-1", "rcn=1.5", "rcn=", "rcn=%2B1", "rcn=1&rcn=2", "rcn=\u0661",
@@ -447,11 +447,11 @@ def test_atrl_is_split_into_attribute_names(qs: str, atrl: tuple[str, ...]) -> N
 
 
 def test_atrl_repeated_is_a_list() -> None:
-    # ONEM2M.md 2.4: list keys are written a+b or repeated (a&a); atrl is a list.
+    # docs/onem2m.md "Query parameters": lists are a+b or repeated (a&a); atrl is a list.
     assert req(path="/cse-in/app?atrl=rr&atrl=poa").atrl == ("rr", "poa")
 
 
-# -- response_to_http: ONEM2M.md 3 ---------------------------------------------------
+# -- response_to_http: TS-0009 Table 6.3.2-1 ----------------------------------------
 
 @pytest.mark.parametrize(("rsc", "status"), [
     (1000, 202), (1001, 202), (1002, 202),

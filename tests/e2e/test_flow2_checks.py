@@ -1,4 +1,4 @@
-"""Flow 2, the SMG's checks (SESSIONS.md "Marking a request as session-based",
+"""Flow 2, the SMG's checks (docs/sessions.md "Marking a request as session-based",
 "Request MAC", "What a session authorizes") on a real pair of CSEs: bad or
 missing MAC, stale or future ``X-M2M-OT``, replays, targets outside the
 session, deleting an endpoint AE, unknown and terminated sessions, an

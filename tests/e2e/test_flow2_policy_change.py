@@ -1,7 +1,7 @@
 """Flow 2: a stored request follows its policy as it is *now*. When the
 endpoint AE changes the store-and-forward policy (a window that opens now)
-or deletes it (delivery becomes immediate, SESSIONS.md "With no policy,
-delivery is immediate"), requests already stored go in the new window,
+or deletes it (delivery becomes immediate, docs/sessions.md "With no matching
+policy, delivery is immediate"), requests already stored go in the new window,
 not in the old one (which, here, never comes)."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 * CSE1 restarts (SIGKILL: a crash; SIGTERM: a clean stop) while requests are
   stored: they stay stored and PENDING, and are delivered in the next window,
-  each exactly once (SESSIONS.md: "Stored requests survive a CSE restart and
-  are delivered once").
+  each exactly once (docs/sessions.md "Store-and-forward": "Stored requests survive
+  restarts and are delivered once").
 * The next hop (CSE2) is down when the window opens: the request stays stored
   with the nextHop showing ``nst`` 2, and is delivered once CSE2 is back
   (same port), the nextHop back to ``nst`` 1.

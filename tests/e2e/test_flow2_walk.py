@@ -1,4 +1,4 @@
-"""Flow 2 (CALL_FLOWS.md, 27 steps) across a real pair of CSE processes.
+"""Flow 2 (docs/sessions.md, 27 steps) across a real pair of CSE processes.
 
 AE1 (at CSE1) works on AE2's ``container1`` (at CSE2) inside an established
 session: a store-and-forward policy at CSE1 keeps the requests until its

@@ -1,8 +1,8 @@
 """End to end over HTTP: a real ``python -m cse`` process, driven like curl would.
 
 Why: the binding, the pipeline and the store only count as working when a
-client on a socket sees the exact codes and content of ONEM2M.md sections 1,
-2, 6, 8, 9 and the walkthrough of section 12. One CSE process per test (start
+client on a socket sees the exact codes and content of docs/onem2m.md (addressing,
+result content, discovery, access control) and the README's curl walkthrough. One CSE process per test (start
 is ~0.3 s), each on a free loopback port with its store in a temp dir.
 """
 
@@ -71,7 +71,7 @@ async def test_cse_base_poa_is_the_address_it_serves_on(cse_process: Any, http: 
     assert cse.url in r.body["m2m:cb"]["poa"], r.body["m2m:cb"]["poa"]
 
 
-# -- ONEM2M.md section 12, step by step -------------------------------------------
+# -- README "Talking to it with curl", step by step --------------------------------
 
 async def test_curl_walkthrough(cse_process: Any, http: Http) -> None:
     cse = await cse_process()

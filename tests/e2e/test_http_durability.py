@@ -1,6 +1,6 @@
 """Durability over HTTP: what a CSE acknowledged survives SIGTERM and SIGKILL.
 
-Why: RUNNING.md promises a clean stop on SIGTERM (exit code 0, store
+Why: docs/configuration.md "Starting a CSE" promises a clean stop on SIGTERM (exit code 0, store
 flushed), and the store contract says an acknowledged write survives
 ``kill -9``. Checked against real processes: every resource comes back after
 a restart on the same config with exactly the attributes it was acknowledged

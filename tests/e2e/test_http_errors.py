@@ -108,7 +108,7 @@ async def raw_http(port: int, method: str, target: str, headers: dict[str, str] 
 
 def check_oneM2M_error(status: int, headers: dict[str, str], body: Any, rqi: str | None,
                        rsc: int | tuple[int, ...], http_status: int | tuple[int, ...]) -> None:
-    """The shape every error must have (ONEM2M.md 2.5)."""
+    """The shape every error must have (docs/onem2m.md "Errors")."""
     lower = {k.lower(): v for k, v in headers.items()}
     assert "x-m2m-rsc" in lower, f"no X-M2M-RSC: HTTP {status} {body!r}"
     got = int(lower["x-m2m-rsc"])

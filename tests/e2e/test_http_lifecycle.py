@@ -1,6 +1,6 @@
 """Starting, failing to start, and resources expiring, against real processes.
 
-Why: RUNNING.md is a public contract -- a config error (unknown key, bad
+Why: docs/configuration.md "Starting a CSE" is a public contract -- a config error (unknown key, bad
 type) or a port in use stops start-up with one line naming the cause and a
 non-zero exit code; with no ``--config`` the CSE is the oneM2M default
 IN-CSE ``/id-in`` storing under ``./var/``. And a resource whose ``et`` passes

@@ -1,6 +1,6 @@
 """Two real CSEs: registration, forwarding, discovery, loops, dead peers, notifications.
 
-Why: seed flow 1 starts with two CSEs that know each other (step 1: each
+Why: session flow 1 (docs/sessions.md) starts with two CSEs that know each other (step 1: each
 holds a remoteCSE for the other with the peer's poa, srv and scp) and an AE
 of CSE1 finding AEs of CSE2 through CSE1 (step 6). Everything later --
 sessions, forwarded CRUD, notifications to AEs of the other CSE -- rides on
@@ -131,7 +131,7 @@ async def test_forwarded_crud_with_sp_relative_originator(cse_process: Callable[
     assert (await http.send("GET", f"{cse2.url}/cse2/ae2/data/c1", fr=ADMIN)).rsc == 4004
     assert (await http.send("DELETE", f"{far}/mine", fr=aei1)).rsc == 2002
 
-    # registrations are never forwarded: a transit CSE refuses them (ONEM2M.md 1.3)
+    # registrations are never forwarded: a transit CSE refuses them (TS-0004 7.3.2.8)
     ae_there = await http.send("POST", f"{cse1.url}/~/id-cse2/cse2", fr="C", ty=2,
                                body={"m2m:ae": {"rn": "x", "api": "Nx", "rr": True, "srv": ["3"]}})
     assert ae_there.rsc == 4000, ae_there.body
@@ -180,7 +180,7 @@ async def test_admin_and_absolute_form_through_the_pair(cse_process: Callable[..
     assert absolute.headers.get("X-M2M-RI") == "absolute-1"
 
 
-# -- 4. forwarded discovery (seed step 6) -----------------------------------------------
+# -- 4. forwarded discovery (flow 1 step 6) ---------------------------------------------
 
 async def test_forwarded_discovery_finds_session_capable_aes(cse_process: Callable[..., Any], http: Http) -> None:
     cse1, cse2 = await start_pair(cse_process, http)

@@ -1,6 +1,6 @@
 """Notifications and non-blocking requests end to end: a real ``python -m cse``
 process, driven over HTTP, notifying a real receiver on loopback
-(ONEM2M.md sections 6.2 and 7)."""
+(docs/onem2m.md "Non-blocking requests", "Subscriptions and notifications")."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """The session demo, run the way the README's first quickstart command runs it.
 
 ``python -m cse.cluster samples/pair --run "python samples/session_demo.py"``
-starts the pair (TinyDB stores), runs the seed story (flows 1-3) with two SDK
+starts the pair (TinyDB stores), runs the session story (flows 1-3) with two SDK
 AEs and stops the pair. Here it gets ``--base-port`` (free consecutive ports)
 and ``--var`` (a temporary directory) so that CI never collides with a pair
 on 8081/8082 or with another run.
 
 Why: the demo is the project's front door -- the one command a newcomer
 runs. It must exit 0 only when every step of the story worked, narrate
-every seed step it shows in order, end with an all-OK summary, finish well
+every step it shows in order, end with an all-OK summary, finish well
 under a minute, and leave no CSE behind. Running it twice against the same
 stores shows that it can be re-run.
 """
@@ -119,7 +119,7 @@ async def run_demo(base: int, var: Path) -> tuple[int, str, float]:
 
 def check_story(out: str) -> None:
     lines = out.splitlines()
-    # every step is narrated, in the order of the seed, and none failed
+    # every step is narrated, in the order of the flows, and none failed
     positions = []
     for flow, step in STEPS:
         prefix = f"[{flow}, {step}] "

@@ -1,6 +1,6 @@
 """Flows 1 and 3 across a transit CSE: AE1@CSE1 -- IN -- AE2@CSE2.
 
-Why (CALL_FLOWS.md "Beyond the seed"): CSE1 and CSE2 both register with an
+Why (docs/sessions.md "Beyond a pair"): CSE1 and CSE2 both register with an
 IN-CSE and do not know each other. The session must still be one session:
 the IN keeps it under its CSEBase ``sessions`` with a nextHop toward each
 side, policies reach all three hops, the credentials never show at the IN

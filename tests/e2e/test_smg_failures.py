@@ -1,6 +1,6 @@
 """Establishment that fails, and session resources users may not create.
 
-Why (SESSIONS.md "Session event notifications", "Errors users will see"):
+Why (docs/sessions.md "Session event notifications", "Establishment", "Errors"):
 a target that rejects, is not subscribed, does not answer in time, or sits
 behind an unreachable CSE must fail the establishment end to end with the
 documented code and a dbg saying which -- and leave nothing behind on any
@@ -140,8 +140,8 @@ async def test_initiator_giving_up_leaves_no_session_at_the_target(
         cse_process: Callable[..., Any], http: Http) -> None:
     """CSE1 stops waiting (``establish_timeout_s`` 1 s) while CSE2 is still
     asking its AE (``notify_timeout_s`` 3 s), and the AE then accepts: AE1
-    got an error, so no hop may keep the session (SESSIONS.md: a failed
-    establishment leaves nothing behind on any hop)."""
+    got an error, so no hop may keep the session (docs/sessions.md: a failed
+    establishment stores nothing on any hop)."""
     cse1, cse2 = await start_smg_pair(
         cse_process, http,
         cse1_extra="\n[smg]\nestablish_timeout_s = 1\n",

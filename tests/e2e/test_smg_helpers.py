@@ -5,7 +5,7 @@
   typ 1) with 2000 and ``{"m2m:sep": {"epa": ...}}``, or with a configured
   4xxx, optionally after a delay; every other request gets 2000.
 * starting a pair / chain of real CSEs with SMG settings, registering a
-  session-capable AE with its subscription under ``sessions`` (seed steps 2-5),
+  session-capable AE with its subscription under ``sessions`` (flow 1 steps 2-5),
   establishing a session, reading a hop's copy of a session, counting the SMG
   resources a CSE holds.
 
@@ -147,7 +147,7 @@ async def start_smg_chain(cse_process: Callable[..., Any], http: Http, *, extra:
 
 async def smg_ae(http: Http, cse: CSEProcess, cb: str, rn: str, rcv: Receiver | None,
                  *, subscribe: bool = True) -> str:
-    """Seed steps 2-5: a session-capable AE (poa = the receiver) and, when
+    """Flow 1 steps 2-5: a session-capable AE (poa = the receiver) and, when
     ``subscribe``, a verified subscription under its ``sessions``."""
     attrs: dict[str, Any] = {"scp": ["smg"]}
     if rcv is not None:
@@ -165,7 +165,7 @@ async def smg_ae(http: Http, cse: CSEProcess, cb: str, rn: str, rcv: Receiver | 
 
 async def establish(http: Http, cse: CSEProcess, cb: str, rn: str, aei: str, tep: str,
                     **attrs: Any) -> dict[str, Any]:
-    """Seed steps 7-17 from the initiator's side: the created session (2001)."""
+    """Flow 1 steps 7-17 from the initiator's side: the created session (2001)."""
     r = await http.send("POST", f"{cse.url}/{cb}/{rn}/sessions", fr=aei, ty=9002,
                         body={"m2m:sess": {"tep": tep, **attrs}})
     assert r.rsc == 2001, (r.rsc, r.body)

@@ -1,10 +1,10 @@
-"""Seed call flows 1 (establishment, policies) and 3 (termination) on a real pair.
+"""Call flows 1 (establishment, policies) and 3 (termination) on a real pair.
 
 Why: a session is only useful if every CSE on its path holds the same
 picture of it -- same sid, both endpoints with their attributes, a nextHop
 toward the neighbour, the same policies -- and if tearing it down (by either
 endpoint, the admin, or expiry) removes it everywhere and tells the endpoint
-AEs. These tests walk CALL_FLOWS.md step by step over raw HTTP and check the
+AEs. These tests walk docs/sessions.md's call flows step by step over raw HTTP and check the
 resources on both hops after every step.
 
 CSE1 = /id-cse1 (cse1) is the registrar of CSE2 = /id-cse2 (cse2).
@@ -197,7 +197,7 @@ async def test_flow1_establishment_and_policies_then_flow3_by_ae1(
             assert await smg_resources(http, cse, cb) == [], cse.url
         assert (await get(http, f"{cse1.url}/cse1/ae1/sessions/ses{sid}", fr=aei1)).rsc == 4004
         assert (await get(http, f"{cse2.url}/cse2/ae2/sessions/ses{sid}", fr=aei2)).rsc == 4004
-        # ... and unknown to both after it (CALL_FLOWS.md flow 3: 4004 at both CSEs)
+        # ... and unknown to both after it (docs/sessions.md flow 3: 4004 at both CSEs)
         for cse, path, fr in ((cse1, "cse1/ae1", aei1), (cse2, "cse2/ae2", aei2)):
             after = await http.send("GET", f"{cse.url}/{path}", fr=fr, headers={"X-M2M-SID": sid})
             assert after.rsc == 4004, (cse.url, after.rsc, after.body)

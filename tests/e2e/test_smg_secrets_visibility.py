@@ -1,6 +1,6 @@
 """Session credentials never leak; sessions are visible to their parties only.
 
-Why (SESSIONS.md "session", "What a session authorizes", access rule 5):
+Why (docs/sessions.md "session", "What a session authorizes", "Who sees sessions"):
 ``scr`` is shown exactly once to each endpoint -- in the establishment
 answer to the initiator and the establishment notification to the target.
 Any other path that returns resources (RETRIEVE with every result content,

@@ -1,4 +1,4 @@
-"""Crash-loop durability harness (issue 9): kill -9 CSEs of a pair under load.
+"""Crash-loop durability harness: kill -9 CSEs of a pair under load.
 
 Why: the store promises that an acknowledged write survives ``kill -9``
 and the SMG that a 1001-accepted store-and-forward request is delivered

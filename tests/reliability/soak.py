@@ -1,4 +1,4 @@
-"""Soak harness (issue 9): fixed-rate mixed load on a pair with sessions,
+"""Soak harness: fixed-rate mixed load on a pair with sessions,
 RSS and open file descriptors of both CSEs sampled throughout.
 
 Why: leaks in a long-running CSE (a dict that only grows, tasks or

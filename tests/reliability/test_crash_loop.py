@@ -1,4 +1,4 @@
-"""Durability under crash (issue 9): a pair under concurrent load, CSEs
+"""Durability under crash: a pair under concurrent load, CSEs
 killed with SIGKILL at random moments and restarted on the same port and
 store; every acknowledged operation must be there afterwards, every
 1001-accepted store-and-forward request delivered exactly once, the

@@ -1,4 +1,4 @@
-"""Exactly-once at the receiving hop across a crash (issue 9).
+"""Exactly-once at the receiving hop across a crash (docs/sessions.md "Store-and-forward").
 
 Why: a store-and-forward request is redelivered after a crash with the same
 request ID, and the hop that serves it must answer from its memory of the

@@ -1,4 +1,4 @@
-"""Soak (issue 9): fixed-rate mixed load on a pair with sessions; RSS and
+"""Soak: fixed-rate mixed load on a pair with sessions; RSS and
 open FDs of both CSEs must stop growing after a warm-up, and no request may
 fail with 5xxx or a dropped connection (see :mod:`tests.reliability.soak`).
 

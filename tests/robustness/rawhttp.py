@@ -9,7 +9,7 @@ fixture does, but synchronously, so one process can serve a whole module.
 
 The oneM2M expectations (which RSCs exist, their HTTP status, which 5xxx a
 CSE may legitimately answer to bad input) are written here from
-shared/design/ONEM2M.md section 3, not taken from the code under test.
+TS-0009 Table 6.3.2-1 (docs/onem2m.md), not taken from the code under test.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.conftest import ROOT
 __all__ = ["RawReply", "SyncCSE", "exchange", "check_reply", "request_bytes", "read_reply", "VALID_RSC_HTTP",
            "ALLOWED_5XXX"]
 
-# RSC -> HTTP status, TS-0009 Table 6.3.2-1 as copied in ONEM2M.md section 3
+# RSC -> HTTP status, TS-0009 Table 6.3.2-1
 # (the codes a CSE of this feature set can produce or relay).
 VALID_RSC_HTTP: dict[int, int] = {
     1000: 202, 1001: 202, 1002: 202,

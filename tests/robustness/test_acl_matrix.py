@@ -1,11 +1,11 @@
 """Access control matrix: originators x operations x ACP rules x resource types.
 
-Why (issue 9, "access control"): access control is a table, and a table is
+Why: access control is a table, and a table is
 only trustworthy when every cell is checked. Each test below builds one
 world on the in-process CSE, then walks every (originator, operation) pair
 against an expectation table written out here from the oneM2M rules
-(shared/design/ONEM2M.md section 9, README "Access control",
-docs/sessions.md "Access") -- never derived from the code under test:
+(TS-0004 7.3.3.15, docs/onem2m.md "Access control", README "Access control",
+docs/sessions.md "Who sees sessions") -- never derived from the code under test:
 
 * the admin may do everything;
 * without ``acpi`` only the owner (the creating AE, for its whole subtree)
@@ -44,7 +44,7 @@ CB = "cse-in"
 ADMIN = "CAdmin"
 _n = itertools.count()
 
-# acop bits (ONEM2M.md section 9)
+# acop bits (TS-0004 7.3.3.15)
 BITS = {C: 1, R: 2, U: 4, D: 8, N: 16, DISC: 32}
 SUCCESS = {C: 2001, R: 2000, U: 2004, D: 2002, N: 2000, DISC: 2000}
 

@@ -1,6 +1,6 @@
 """Bad input at a live CSE: thousands of malformed requests, zero 5000s.
 
-Why (issue 9, "bad input"): a CSE faces whatever bytes reach its port.
+Why (bad input): a CSE faces whatever bytes reach its port.
 Whatever they are -- a broken request line, garbage X-M2M-* headers,
 invalid Content-Type ``ty``, invalid or wrongly shaped JSON for every
 resource type, deep nesting, bodies over the limit, non-UTF-8 bytes,

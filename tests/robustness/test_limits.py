@@ -1,6 +1,6 @@
 """Request size limits, each answered with a clear oneM2M error.
 
-Why (issue 9): a limit that is hit must be a 4000 (or 5207 where the
+Why: a limit that is hit must be a 4000 (or 5207 where the
 resource itself says "too big") with an ``m2m:dbg`` naming the limit -- not
 a crash, a bare 413, a hang or a 5000. The limits in effect (see
 docs/troubleshooting.md "Limits"):

@@ -1,7 +1,7 @@
 """Peer faults: next hop down, silent, slow, resetting, talking garbage, coming back;
 registrar down for a long time; store-and-forward across an outage; bounded resources.
 
-Why (issue 9, "peer faults"): a CSE's peers fail in every way a network
+Why (peer faults): a CSE's peers fail in every way a network
 allows. Whatever they do, a request must fail fast with the right code (5103
 unreachable, 4008 when the peer says nothing within ``[forwarding]
 timeout_s`` -- not later) or be stored as the session policy says, nothing

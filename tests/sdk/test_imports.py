@@ -1,4 +1,4 @@
-"""ae_sdk may import cse.core only (ARCHITECTURE.md: dependencies point down)."""
+"""ae_sdk may import cse.core only (docs/architecture.md "Dependency direction")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The public SDK functions no other test exercises directly.
 
-Why: issue 7 asks that every public SDK function has a test; these are the
+Why: every public SDK function has a test; these are the
 small ones (request building, AE lookup, routing clean-up, session paths and
 refresh, content helpers) that the flow tests only use in passing.
 """

@@ -1,6 +1,6 @@
 """What a session does NOT authorize: the peer's other sessions and its session
-events (SESSIONS.md "What a session authorizes", "session (m2m:sess)" scr;
-docs/sessions.md "Access": "Nobody else sees or discovers sessions").
+events (docs/sessions.md "What a session authorizes", "session" scr;
+"Who sees sessions": "Nobody else sees or discovers sessions").
 
 AE1 (CSE1) has a session with AE2 (CSE2); AE3 (CSE1) has another one with AE2.
 A session lets AE1 use AE2's resources whatever the ACPs say -- but AE2's

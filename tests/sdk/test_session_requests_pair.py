@@ -1,10 +1,10 @@
-"""Session-based CRUD with the SDK across a real pair (CALL_FLOWS.md flow 2).
+"""Session-based CRUD with the SDK across a real pair (docs/sessions.md flow 2).
 
 AE1 at CSE1 and AE2 at CSE2 (two CSE processes on loopback) share an
 established session; AE1 uses ``Session.create/retrieve/update/delete`` on
 AE2's resources through CSE1, AE2 reads its own resources with the session.
 
-Why: this is the seed's flow 2 as an SDK user lives it -- the request is
+Why: this is flow 2 as an SDK user lives it -- the request is
 marked with the sid and signed so that both CSEs accept it (they verify the
 MAC over the exact bytes sent), ``con`` crosses both CSEs encrypted and only
 the endpoints read it, AE2 hears about the change (typ 2), a store-and-forward

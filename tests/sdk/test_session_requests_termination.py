@@ -1,6 +1,6 @@
 """A session-based request stored for a store-and-forward window, when the
-session ends before the window opens (SESSIONS.md "Marking a request as
-session-based" step 5, "Termination").
+session ends before the window opens (docs/sessions.md "Store-and-forward",
+"Termination").
 
 Why: the originator holds a PendingResult for the stored request and polls
 its ``<request>`` (CSE1). Termination removes the stored request at every

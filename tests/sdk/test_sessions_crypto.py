@@ -1,5 +1,5 @@
-"""ae_sdk.session_crypto against SESSIONS.md "Request MAC" and "End-to-end
-payload encryption", checked with independent computations (hand-rolled
+"""ae_sdk.session_crypto against docs/sessions.md "Request MAC" and "End-to-end
+encryption", checked with independent computations (hand-rolled
 HKDF per RFC 5869, hmac/hashlib, AES-GCM from ``cryptography`` directly).
 
 Why: both endpoints and every CSE on the path must compute the same keys,
@@ -135,9 +135,9 @@ def test_canonical_refuses_empty_or_multiline_fields(field: str) -> None:
 
 
 @pytest.mark.parametrize(("to", "csi", "http_path", "expected"), [
-    # SESSIONS.md: HTTP path /~/id-cse2/cse2/Cae2/container1 -> /id-cse2/cse2/Cae2/container1
+    # docs/sessions.md: HTTP path /~/id-cse2/cse2/Cae2/container1 -> /id-cse2/cse2/Cae2/container1
     ("/~/id-cse2/cse2/Cae2/container1", "/id-cse1", True, "/id-cse2/cse2/Cae2/container1"),
-    # SESSIONS.md: CSE-relative /cse2/Cae2/x at CSE2 -> /id-cse2/cse2/Cae2/x
+    # docs/sessions.md: CSE-relative cse2/Cae2/x at CSE2 -> /id-cse2/cse2/Cae2/x
     ("/cse2/Cae2/x", "/id-cse2", True, "/id-cse2/cse2/Cae2/x"),
     ("/cse2/Cae2/x?rcn=1&sessionID=abc", "/id-cse2", True, "/id-cse2/cse2/Cae2/x"),
     ("/_/sp.example/id-cse2/cse2/Cae2", "/id-cse1", True, "/id-cse2/cse2/Cae2"),

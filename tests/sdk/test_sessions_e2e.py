@@ -5,7 +5,7 @@ CSE1 = ``/id-cse1`` (``cse1``) is the registrar of CSE2 = ``/id-cse2``
 ``scp=["smg"]``; each talks to its CSE with :class:`HttpTransport` and hears
 its session events on its own notification server.
 
-Why: CALL_FLOWS.md flows 1 and 3 as a user of the SDK lives them -- the
+Why: docs/sessions.md flows 1 and 3 as a user of the SDK lives them -- the
 establishment question crosses CSE1 -> CSE2 -> AE2 and the answer comes back
 with AE2's epa; both AEs hold the same sid and key; a policy added at one end
 is held by the other CSE; termination from either end reaches the other AE
@@ -235,7 +235,7 @@ async def test_unknown_target_ae_is_4004(pair: Pair) -> None:
 # -- other ways a session ends ----------------------------------------------------------------------
 
 async def test_admin_deleting_the_session_tells_both_aes(pair: Pair) -> None:
-    """SESSIONS.md "Termination": a DELETE at an endpoint's CSE by the admin
+    """docs/sessions.md "Termination": a DELETE at an endpoint's CSE by the admin
     terminates the session; each hop notifies its local endpoint AE."""
     ae1, ae2 = pair.ae1, pair.ae2
     await ae1.enable_sessions(lambda offer: False)
@@ -251,8 +251,8 @@ async def test_admin_deleting_the_session_tells_both_aes(pair: Pair) -> None:
 
 
 async def test_expiry_terminates_both_ends_with_why_2(pair: Pair) -> None:
-    """SESSIONS.md: "at expiry the session is terminated as if deleted, both
-    endpoints notified" with ``why`` 2 (expired)."""
+    """docs/sessions.md: "at expiry the session ends as if deleted, and both
+    endpoints are told" with ``why`` 2 (expired)."""
     ae1, ae2 = pair.ae1, pair.ae2
     await ae1.enable_sessions(lambda offer: False)
     await ae2.enable_sessions()

@@ -1,5 +1,5 @@
 """A CSE pair over HTTPS: registration and forwarding with CA-verified TLS and
-CSE-to-CSE tokens from the OAuth 2.0 client credentials grant (seed 003).
+CSE-to-CSE tokens from the OAuth 2.0 client credentials grant (docs/security.md).
 
 CSE1 (``/id-cse1``) is the issuer: it signs every token of the pair with
 issuer-key.pem and serves ``POST /oauth2/token`` to client ``/id-cse2``.
@@ -8,7 +8,7 @@ CSE2 trusts issuer.pub.pem and CSE1's issuer name; its own signing key is
 forward to it is the token it obtains from CSE1's endpoint. CSE1 forwards to
 CSE2 with a token it signs itself.
 
-Why: issue 9 -- the CSE-to-CSE client must verify its peers against the
+Why: the CSE-to-CSE client must verify its peers against the
 configured CA and authenticate itself; a peer whose certificate the CA did
 not sign must be refused with a clear error, quickly, never a hang.
 """

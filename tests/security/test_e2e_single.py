@@ -1,6 +1,6 @@
 """One real CSE over HTTPS with bearer tokens: who may claim which originator.
 
-Why (issue 9): with authentication on, a client can no longer send any
+Why: with authentication on, a client can no longer send any
 X-M2M-Origin it likes; every refusal must be a 4103 that says why (never a
 5000), and an AE must still be able to register with a CSE-assigned AE-ID
 and then work under that ID, from curl-like clients and from the SDK.

@@ -216,7 +216,7 @@ def test_attribute_filter_parsed() -> None:
 
 
 # --------------------------------------------------------------------------
-# Comparison boundaries (ONEM2M.md section 8 table; SPEC, not ACME)
+# Comparison boundaries (docs/onem2m.md "Discovery and filter criteria"; SPEC, not ACME)
 # --------------------------------------------------------------------------
 
 

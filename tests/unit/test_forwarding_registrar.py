@@ -1,4 +1,4 @@
-"""Inter-CSE registration and forwarding, in process (ONEM2M.md 10, 1.3).
+"""Inter-CSE registration and forwarding, in process (TS-0004 7.4.4.2.1, 7.3.2.6, 7.3.2.8).
 
 Why: the registrar side of a remoteCSE registration decides who may join
 (only a CSE, never itself, never twice, only under its own CSE-ID) and who
@@ -133,7 +133,7 @@ async def test_another_cse_may_not_update_or_delete_a_remote_cse(inproc: InProc)
 
 
 async def test_transit_cse_refuses_registrations(inproc: InProc) -> None:
-    """A CREATE of an AE or remoteCSE addressed to another CSE is 4000 (ONEM2M.md 1.3)."""
+    """A CREATE of an AE or remoteCSE addressed to another CSE is 4000 (TS-0004 7.3.2.8)."""
     await register_cse(inproc)
     calls: list[Any] = []
     inproc.cse.forwarder.outbound = FakeOutbound(lambda poa, req: _record(calls, poa, req))

@@ -1,5 +1,5 @@
-"""Non-blocking requests and the <request> resource (ONEM2M.md sections 4.10
-and 6.2): rt=1 with polling, rt=2 with result notifications, failures,
+"""Non-blocking requests and the <request> resource (docs/onem2m.md "request"
+and "Non-blocking requests"): rt=1 with polling, rt=2 with result notifications, failures,
 access and expiry. In-process CSE, real HTTP receiver on loopback."""
 
 from __future__ import annotations
@@ -305,7 +305,7 @@ async def test_many_non_blocking_requests(app: dict[str, Any]) -> None:
 
 
 async def test_retrieve_request_non_blocking_is_4000(app: dict[str, Any]) -> None:
-    """RETRIEVE/UPDATE/DELETE of a <request> with rt 1 or 2 -> 4000 (ONEM2M.md 4.10)."""
+    """RETRIEVE/UPDATE/DELETE of a <request> with rt 1 or 2 -> 4000 (docs/onem2m.md "request")."""
     ip, aei = app["ip"], app["aei"]
     r = await ip.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}}, rt=1)
     ri = r.pc["m2m:uri"]

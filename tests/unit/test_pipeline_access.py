@@ -1,4 +1,4 @@
-"""Access control through the pipeline (ONEM2M.md section 9).
+"""Access control through the pipeline (TS-0004 7.3.3.15; docs/onem2m.md "Access control").
 
 The FakeClock starts at 2027-01-15 08:00:00 UTC (a Friday), which the
 ``actw`` time-window tests rely on.

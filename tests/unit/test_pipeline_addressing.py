@@ -1,4 +1,4 @@
-"""Addressing through the in-process pipeline (ONEM2M.md section 1).
+"""Addressing through the in-process pipeline (docs/onem2m.md "Addressing").
 
 CSE-relative structured and unstructured IDs, the ``-`` alias, the hybrid
 ``ri/child`` form, SP-relative ``/id-in/...`` and absolute ``//sp/id-in/...``
@@ -230,8 +230,8 @@ async def test_bad_segments(tree: dict[str, Any], to: str) -> None:
 
 @pytest.mark.parametrize("to", ["/id-in/", "//any-sp/id-in/"])
 async def test_empty_last_segment_after_cse_id(tree: dict[str, Any], to: str) -> None:
-    """An empty last segment is a malformed ID (ONEM2M.md 1.3: ACME rejects it
-    with 4000), also right after the CSE-ID."""
+    """An empty last segment is a malformed ID (ACME rejects it
+    with 4000 too), also right after the CSE-ID."""
     r = await get(tree, to)
     assert r.rsc == 4000, (to, r.rsc, r.pc)
     dbg(r)

@@ -1,5 +1,5 @@
 """Container and contentInstance behaviour through the pipeline
-(ONEM2M.md sections 4.5 and 4.6)."""
+(TS-0004 7.4.6, 7.4.7; docs/onem2m.md "container", "contentInstance")."""
 
 from __future__ import annotations
 

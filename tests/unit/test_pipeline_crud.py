@@ -1,5 +1,5 @@
 """Generic CREATE / RETRIEVE / UPDATE / DELETE through the pipeline
-(ONEM2M.md sections 2.3, 4.1, 4.2, 6.1)."""
+(docs/onem2m.md "Content and media types", "Resource types", "Result content")."""
 
 from __future__ import annotations
 
@@ -470,7 +470,7 @@ async def test_update_rcn0(app: dict[str, Any]) -> None:
 
 async def test_update_rcn9_modified_attributes_only(app: dict[str, Any]) -> None:
     """rcn=9 on UPDATE: only what the CSE changed beyond the request
-    (here lt and st), not the whole resource (ONEM2M.md 6.1)."""
+    (here lt and st), not the whole resource (docs/onem2m.md "Result content")."""
     ip, aei = app["ip"], app["aei"]
     await mk_cnt(ip, "cse-in/app", aei, "c")
     ip.clock.advance(2)

@@ -1,4 +1,4 @@
-"""Discovery (fu=1) through the pipeline (ONEM2M.md sections 2.4 and 8).
+"""Discovery (fu=1) through the pipeline (TS-0004 7.4.1.2.2; docs/onem2m.md "Discovery and filter criteria").
 
 The tree, created by AE ``app`` at distinct fake-clock times::
 
@@ -247,7 +247,7 @@ async def test_offset(tree: dict[str, Any]) -> None:
 async def test_level(tree: dict[str, Any]) -> None:
     assert await uril(tree, lvl=1) == [TEMP, HUM, EMPTY]
     assert await uril(tree, lvl=2) == [TEMP, T1, T2, HUM, H1, HSUB, EMPTY]
-    # The CSEBase's own sessions collection (transit sessions, SESSIONS.md) is there from the start.
+    # The CSEBase's own sessions collection (transit sessions, docs/sessions.md) is there from the start.
     assert await uril(tree, "cse-in", lvl=1) == ["cse-in/sessions", "cse-in/app"]
     assert await uril(tree, "cse-in", lvl=2, ty=3) == [TEMP, HUM, EMPTY]
 

@@ -1,4 +1,4 @@
-"""Error handling through the pipeline (ONEM2M.md sections 2.5 and 3).
+"""Error handling through the pipeline (docs/onem2m.md "Errors", "Status codes").
 
 Every error carries ``m2m:dbg``; malformed input is the originator's error
 (4xxx), never 5000.

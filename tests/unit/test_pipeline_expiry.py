@@ -1,5 +1,5 @@
 """Expiration (et) and request expiration (rqet) through the pipeline
-(ONEM2M.md sections 4.2, 5, 11.1). Time only moves through the FakeClock;
+(docs/onem2m.md "Universal and common attributes", "Timestamps"). Time only moves through the FakeClock;
 expiry runs by calling the timer's job, ``inproc.cse._expire(now)``."""
 
 from __future__ import annotations

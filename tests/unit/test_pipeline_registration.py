@@ -1,4 +1,4 @@
-"""AE registration through the in-process pipeline (ONEM2M.md section 4.4).
+"""AE registration through the in-process pipeline (TS-0004 7.4.5.2.1; docs/onem2m.md "AE registration").
 
 AE-ID assignment from the originator, 4117 on an already registered stem,
 bad originators, App-ID prefixes per release, mandatory attributes, ``scp``,

@@ -1,4 +1,4 @@
-"""scheduleEntry parsing and window search (ONEM2M.md 11.4, SESSIONS.md ``sch``).
+"""scheduleEntry parsing and window search (docs/onem2m.md "Schedule entries"; session policy ``sch``).
 
 All times are fixed UTC epochs built with calendar.timegm; nothing sleeps or
 reads the clock. Efficiency is checked through Schedule.last_steps (loop
@@ -182,7 +182,7 @@ def test_bad_horizon_is_bad_request(bad: object) -> None:
 # -- matches -------------------------------------------------------------------
 
 def test_matches_hour_window_boundaries() -> None:
-    e = parse_entry("* * 8-20 * * * *")  # ONEM2M.md 11.4: 08:00-20:59
+    e = parse_entry("* * 8-20 * * * *")  # docs/onem2m.md "Schedule entries": 08:00-20:59
     assert not e.matches(ts(2025, 3, 1, 7, 59, 59))
     assert e.matches(ts(2025, 3, 1, 8, 0, 0))
     assert e.matches(ts(2025, 3, 1, 20, 59, 59))
@@ -191,7 +191,7 @@ def test_matches_hour_window_boundaries() -> None:
 
 
 def test_matches_minutes_of_listed_hours() -> None:
-    e = parse_entry("* 0-5 2,6,10 * * * *")  # ONEM2M.md 11.4
+    e = parse_entry("* 0-5 2,6,10 * * * *")  # docs/onem2m.md "Schedule entries"
     for h in (2, 6, 10):
         assert e.matches(ts(2025, 3, 1, h, 0, 0))
         assert e.matches(ts(2025, 3, 1, h, 5, 59))
@@ -201,7 +201,7 @@ def test_matches_minutes_of_listed_hours() -> None:
 
 
 def test_matches_even_weekdays() -> None:
-    e = parse_entry("* * * * * */2 *")  # ONEM2M.md 11.4: Sun/Tue/Thu/Sat
+    e = parse_entry("* * * * * */2 *")  # docs/onem2m.md "Schedule entries": Sun/Tue/Thu/Sat
     # 2025-03-01 Sat, 02 Sun, 03 Mon, 04 Tue, 05 Wed, 06 Thu, 07 Fri
     expected = {1: True, 2: True, 3: False, 4: True, 5: False, 6: True, 7: False}
     for day, want in expected.items():
@@ -209,7 +209,7 @@ def test_matches_even_weekdays() -> None:
 
 
 def test_matches_sessions_forwarding_window() -> None:
-    e = parse_entry("* * 0-5 * * * *")  # SESSIONS.md sch: 00:00-05:59
+    e = parse_entry("* * 0-5 * * * *")  # docs/sessions.md sch: 00:00-05:59
     assert e.matches(ts(2025, 3, 1, 0, 0, 0))
     assert e.matches(ts(2025, 3, 1, 5, 59, 59))
     assert not e.matches(ts(2025, 3, 1, 6, 0, 0))

@@ -1,5 +1,5 @@
 """SMG on one CSE: identifiers, a session between two AEs of the same CSE,
-its termination and its expiry (SESSIONS.md).
+its termination and its expiry (docs/sessions.md).
 
 Why: the identifiers are the session's security (a guessable sid or key
 defeats it); a session whose endpoints share one CSE has no nextHop but
@@ -124,8 +124,8 @@ async def test_local_failures(inproc: InProc) -> None:
 
 
 async def test_expiry_terminates_and_tells_both_endpoints(inproc: InProc) -> None:
-    """SESSIONS.md: "at expiry the session is terminated as if deleted, both
-    endpoints notified" with why 2. The session's children carry the
+    """docs/sessions.md: "at expiry the session ends as if deleted, and both
+    endpoints are told" with why 2. The session's children carry the
     session's et, so they fall due at the same instant as the session."""
     ip = inproc
     async with SessionAE() as rcv2, SessionAE() as rcv1:

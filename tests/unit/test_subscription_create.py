@@ -1,5 +1,5 @@
 """Creating a <subscription>: checks, defaults and the verification request
-(ONEM2M.md sections 4.7 and 7.1), against an in-process CSE and a real
+(TS-0004 7.4.8.2.1; docs/onem2m.md "subscription"), against an in-process CSE and a real
 HTTP receiver on loopback."""
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ async def test_subscription_on_cse_base_and_ae(inproc: Any, receiver: Receiver) 
 
 
 async def test_nu_ct_hint_is_stripped_before_sending(app: dict[str, Any], receiver: Receiver) -> None:
-    """``?ct=json`` in a nu picks the serialization; the CSE strips it (ONEM2M.md 4.7)."""
+    """``?ct=json`` in a nu picks the serialization; the CSE strips it (docs/onem2m.md "subscription")."""
     ip, aei = app["ip"], app["aei"]
     r = await subscribe(ip, aei, "cse-in/app/data", rn="sub1", nu=[receiver.url + "?ct=json"],
                         enc={"net": [3]})

@@ -1,4 +1,4 @@
-"""Notification delivery (ONEM2M.md section 7.2; cse/csf/notification.py):
+"""Notification delivery (TS-0004 7.5.1.2.2; cse/csf/notification.py):
 ordering, slow and dead receivers, ``ln`` and ``bn``. In-process CSE, real
 HTTP receivers on loopback. Nothing here sleeps to wait: it waits for the
 receiver, for the notifier to drain, or polls with a deadline."""

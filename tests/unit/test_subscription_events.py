@@ -1,4 +1,4 @@
-"""Events become notifications (ONEM2M.md sections 4.7, 7.2 and 7.3):
+"""Events become notifications (docs/onem2m.md "Subscriptions and notifications"):
 each ``net``, the ``rep`` per ``nct``, the ``atr``/``chty`` filters,
 ``exc`` and the deletion notification to ``su``, expiry. In-process CSE,
 real HTTP receiver on loopback."""
@@ -349,7 +349,7 @@ async def test_exc_1(app: dict[str, Any], receiver: Receiver) -> None:
 
 
 async def test_exc_counts_only_successful_sends(app: dict[str, Any]) -> None:
-    """"exc drops after each successful send" (ONEM2M.md 7.2): a notification
+    """``exc`` counts delivered notifications (docs/onem2m.md "subscription"): a notification
     the receiver refused does not use up the subscription."""
     ip, aei = app["ip"], app["aei"]
     async with Receiver() as rcv:
@@ -365,7 +365,7 @@ async def test_exc_counts_only_successful_sends(app: dict[str, Any]) -> None:
 
 async def test_deleted_subscription_discards_pending_notifications(app: dict[str, Any]) -> None:
     """When a subscription goes away, its pending notifications are discarded
-    (ONEM2M.md 7.3): a slow receiver must not keep getting notifications of a
+    (docs/onem2m.md "Subscriptions and notifications"): a slow receiver must not keep getting notifications of a
     subscription deleted long ago."""
     ip, aei = app["ip"], app["aei"]
     async with Receiver() as rcv:

@@ -1,4 +1,4 @@
-"""Session event notifications to endpoint AEs (SESSIONS.md "Session event notifications").
+"""Session event notifications to endpoint AEs (docs/sessions.md "Session event notifications").
 
 Sent to every subscription under the AE's ``sessions`` collection, whatever
 its ``enc``, as ``{"m2m:sgn": {"nev": {"rep": {"m2m:sevt": {...}}, "net": N},

@@ -1,4 +1,4 @@
-"""Session-based requests at every CSE they pass (seed call flow 2; SESSIONS.md
+"""Session-based requests at every CSE they pass (call flow 2; docs/sessions.md
 "Marking a request as session-based").
 
 A request carrying a session ID (``X-M2M-SID`` or ``?sessionID=``) comes here

@@ -1,6 +1,6 @@
 """Session Management (SMG) data: type numbers, identifiers, document builders.
 
-Pure helpers shared by the SMG modules (SESSIONS.md "Resource types").
+Pure helpers shared by the SMG modules (docs/sessions.md "Resource types").
 A session's ri is ``ses<sid>`` at every hop, so a peer can address its
 neighbour's copy directly (``/<csi>/ses<sid>``) wherever it lives (under an
 AE's or the CSEBase's ``sessions``). Credentials live in the internal key
@@ -59,7 +59,7 @@ class Why:
 
 
 def new_sid() -> str:
-    """A session ID: 192 random bits, URL-safe (SESSIONS.md: at least 128)."""
+    """A session ID: 192 random bits, URL-safe (at least 128 are needed)."""
     return secrets.token_urlsafe(24)
 
 

@@ -1,4 +1,4 @@
-"""sessionPolicy replication along the session's path (seed flow 1 steps 18-23).
+"""sessionPolicy replication along the session's path (docs/sessions.md "Policies"; flow 1 steps 18-23).
 
 A policy created, updated or deleted at one hop is sent, by this CSE, to
 every nextHop of the session except the one it came from, addressed as

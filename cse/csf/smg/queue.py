@@ -1,4 +1,4 @@
-"""Store-and-forward of session-based requests (seed flow 2 steps 6-7, 14-16).
+"""Store-and-forward of session-based requests (docs/sessions.md "Store-and-forward"; flow 2 steps 6-7, 14-16).
 
 A request whose policy at this hop is store-and-forward (``spt`` 2) is kept
 durably in the store's KV area (its exact bytes: the MAC covers them) with a

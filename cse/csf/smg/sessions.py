@@ -1,4 +1,4 @@
-"""Session establishment and termination (seed call flows 1 and 3; SESSIONS.md).
+"""Session establishment and termination (call flows 1 and 3; docs/sessions.md).
 
 Three roles, one per CSE on the path:
 
