@@ -53,8 +53,9 @@ from .content import ROOTS, notified_resource, unwrap, wrap
 from .errors import M2MResponseError, SDKError, TransportError
 from .nonblocking import PendingResult
 from .notify_server import Answer, Notification, NotificationCallback, NotificationServer, Responder, VerifyHook
-from .session import OnRequest, Session, SessionManager, SessionOffer, Why
+from .session import OnRequest, Session, SessionOffer, Why
 from .session_crypto import SessionCryptoError
+from .session_manager import SessionManager
 from .sync import SyncAEClient
 from .tokens import mint_token
 from .transport import HttpTransport, InProcessTransport, Transport
@@ -82,8 +83,8 @@ __all__ = [
     "TransportError",
     "VerifyHook",
     "Why",
+    "mint_token",
     "notified_resource",
     "unwrap",
-    "mint_token",
     "wrap",
 ]

@@ -51,7 +51,6 @@ from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
 
 from .notify_server import Answer, NotificationServer
-from .tokens import mint_token
 from .session import session_event
 from .session_crypto import (
     OPERATIONS,
@@ -64,6 +63,7 @@ from .session_crypto import (
     mac,
     sp_relative_to,
 )
+from .tokens import mint_token
 
 __all__ = ["curl_command", "main", "sign_headers"]
 

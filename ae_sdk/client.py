@@ -23,10 +23,14 @@ Rules every call follows:
   :meth:`AEClient.on_terminated`, ``client.sessions``; session-based CRUD
   is on the :class:`~ae_sdk.session.Session`.
 
-The class is assembled from one module per concern: this one (requests,
-registration, CRUD, discovery), :mod:`ae_sdk.client_notify` (notification
-server, subscriptions), :mod:`ae_sdk.nonblocking` (``wait_request``) and
-:mod:`ae_sdk.client_sessions` (sessions).
+The client does requests, registration, CRUD and discovery itself and holds
+the other parts, each written against the narrow interfaces of
+:mod:`ae_sdk.requester` (which the client satisfies) rather than against this
+class: a :class:`~ae_sdk.client_notify.Notifications` (notification server,
+subscriptions), a :class:`~ae_sdk.session_manager.SessionManager` (sessions,
+made on first use); ``wait_request`` is :func:`ae_sdk.nonblocking.wait_request`.
+Its methods for those delegate to them, so imports run one way: the parts
+never import this module.
 
 Example::
 
@@ -48,13 +52,13 @@ from typing import Any, Literal, Self, overload
 
 from cse.core.messages import Operation, Request, Response
 
-from .client_notify import NotificationsMixin
-from .client_sessions import SessionsMixin
+from .client_notify import Notifications
 from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError
-from .nonblocking import NonBlockingMixin, reference_of
-from .notify_server import NotificationCallback, NotificationServer
-from .session_manager import SessionManager
+from .nonblocking import reference_of, wait_request
+from .notify_server import NotificationCallback, NotificationServer, VerifyHook
+from .session import OnRequest, Session, SessionCallback, TerminatedCallback, UpdateCallback
+from .session_manager import DEFAULT_SUBSCRIPTION_RN, SessionManager
 from .transport import HttpTransport, Transport
 
 __all__ = ["AEClient"]
@@ -77,7 +81,7 @@ def _query_text(value: Any) -> str:
     return str(value)
 
 
-class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
+class AEClient:
     """One AE talking to its registrar CSE through ``transport``.
 
     ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
@@ -103,7 +107,7 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
         self.ae: dict[str, Any] | None = None
         self.registration_reused = False
         self.last_response: Response | None = None
-        self._server: NotificationServer | None = None
+        self._notify = Notifications(self)
         self._smg: SessionManager | None = None
 
     # -- plumbing ---------------------------------------------------------------
@@ -156,25 +160,21 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
 
     async def _call(self, op: Operation, path: str, rt: int | None, rtu: Sequence[str] | None,
                     on_result: NotificationCallback | None, **kw: Any) -> Response:
-        if rt == 2 and rtu is None and self._server is not None and self._server.running:
-            rtu = (self._server.url,)
+        server = self._notify.server
+        if rt == 2 and rtu is None and server is not None and server.running:
+            rtu = (server.url,)
         req = self.build(op, path, rt=rt, rtu=rtu if rt == 2 else None, **kw)
         if on_result is None:
             return await self.send(req)
         if rt != 2:
             raise ValueError("on_result needs rt=2 (non-blocking asynchronous)")
-        server = self._require_server("on_result")
+        server = self._notify.require("on_result")
         server.add_result_callback(req.rqi, on_result)
         try:
             return await self.send(req)
         except BaseException:
             server.remove_result_callback(req.rqi)
             raise
-
-    @staticmethod
-    def _reference(resp: Response) -> str:
-        """The ``<request>`` reference of a non-blocking acknowledgement ("" if none)."""
-        return reference_of(resp)
 
     # -- registration -------------------------------------------------------------
     async def register(self, rn: str, api: str = "Nsdk-app", *, poa: StrList | None = None,
@@ -290,7 +290,7 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
             inner = next(iter(content.values()))
             content = {next(iter(content)): {**inner, "rn": rn}}
         resp = await self._call(Operation.CREATE, parent_path, rt, rtu, on_result, ty=ty, pc=content, rcn=rcn)
-        return self._reference(resp) if rt in (1, 2) else unwrap(resp.pc)
+        return reference_of(resp) if rt in (1, 2) else unwrap(resp.pc)
 
     async def create_container(self, parent: str, rn: str, *, exist_ok: bool = False,
                                **attrs: Any) -> dict[str, Any]:
@@ -327,7 +327,7 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
         """The resource's attributes (only those in ``atrl``, if given; with
         ``rcn`` 4/5/6/8 also its children as the CSE shapes them)."""
         resp = await self._call(Operation.RETRIEVE, path, rt, rtu, on_result, rcn=rcn, atrl=atrl or ())
-        return self._reference(resp) if rt in (1, 2) else unwrap(resp.pc)
+        return reference_of(resp) if rt in (1, 2) else unwrap(resp.pc)
 
     @overload
     async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = ...,
@@ -356,7 +356,7 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
                 raise SDKError(f"cannot tell the resource type of {path}: pass ty=")
             content = {root: dict(attrs)}
         resp = await self._call(Operation.UPDATE, path, rt, rtu, on_result, pc=content, rcn=rcn)
-        return self._reference(resp) if rt in (1, 2) else unwrap(resp.pc)
+        return reference_of(resp) if rt in (1, 2) else unwrap(resp.pc)
 
     @overload
     async def delete(self, path: str, *, rt: Blocking = ...) -> None: ...
@@ -369,7 +369,7 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
                      on_result: NotificationCallback | None = None) -> str | None:
         """Delete the resource and its subtree."""
         resp = await self._call(Operation.DELETE, path, rt, rtu, on_result)
-        return self._reference(resp) if rt in (1, 2) else None
+        return reference_of(resp) if rt in (1, 2) else None
 
     async def discover(self, path: str, **filters: Any) -> list[str]:
         """Addresses of the resources below ``path`` matching ``filters``.
@@ -403,15 +403,162 @@ class AEClient(NotificationsMixin, NonBlockingMixin, SessionsMixin):
             return [str(r["val"]) for r in rrl.get("rrf", []) if isinstance(r, dict) and "val" in r]
         return []
 
+    # -- notifications and subscriptions (a Notifications part) ------------------------------
+    @property
+    def notifications(self) -> NotificationServer | None:
+        """The notification server started by :meth:`start_notifications`."""
+        return self._notify.server
+
+    async def start_notifications(self, host: str = "127.0.0.1", port: int = 0, *,
+                                  verify: VerifyHook | None = None,
+                                  catch_all: NotificationCallback | None = None) -> NotificationServer:
+        """Start (once) the server that receives this AE's notifications; its
+        ``url`` is what :meth:`subscribe` puts into ``nu`` (and what to give
+        as ``poa`` to :meth:`register` for ``via_poa``)."""
+        return await self._notify.start(host, port, verify=verify, catch_all=catch_all)
+
+    async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
+                        nct: int = 1, rn: str | None = None, via_poa: bool = False,
+                        on_deleted: NotificationCallback | None = None, replace: bool = False,
+                        **attrs: Any) -> dict[str, Any]:
+        """Subscribe to events ``net`` on ``path``; ``callback(sgn)`` gets each
+        notification's ``m2m:sgn`` object (``nev.net``, ``nev.rep``, ``sur``).
+
+        ``nu`` is the notification server's URL, or with ``via_poa`` this AE's
+        AE-ID (the AE must have been registered with ``poa`` = that URL).
+        ``on_deleted`` gets the deletion notification (``sud``); unless ``su``
+        is given it is set to the same target. With ``rn`` and ``replace``,
+        an existing subscription of that name is deleted and made anew (a
+        script re-run). Other attributes (``exc``, ``enc`` members, ``lbl``)
+        pass through. Returns the ``<subscription>``'s attributes.
+
+        Example::
+
+            await client.start_notifications()
+            await client.subscribe("myapp/data", lambda sgn: print(notified_resource(sgn)))
+        """
+        return await self._notify.subscribe(path, callback, net=net, nct=nct, rn=rn, via_poa=via_poa,
+                                            on_deleted=on_deleted, replace=replace, **attrs)
+
+    async def unsubscribe(self, sub: Mapping[str, Any] | str) -> None:
+        """Delete a subscription made by :meth:`subscribe` (its attributes or
+        its ``ri``); its callback stops, its ``on_deleted`` still fires."""
+        await self._notify.unsubscribe(sub)
+
+    # -- non-blocking requests ----------------------------------------------------------------
+    async def wait_request(self, ref: str, timeout: float = 30.0, *, interval: float = 0.05,
+                           max_interval: float = 1.0) -> dict[str, Any]:
+        """Poll the ``<request>`` ``ref`` (from an ``rt=1`` call) until its
+        ``rs`` is no longer 3 (PENDING) and return its ``ors`` (operation
+        result: ``rsc``, ``rqi``, ``pc``, ``to``, ``fr``). A failed operation
+        is returned too (look at ``ors["rsc"]``). Polls start ``interval``
+        apart and back off to ``max_interval``; TimeoutError after ``timeout``.
+
+        Example::
+
+            ref = await client.create("myapp", 3, {}, rn="slow", rt=1)
+            ors = await client.wait_request(ref, 10)
+            assert ors["rsc"] == 2001
+        """
+        return await wait_request(self, ref, timeout, interval=interval, max_interval=max_interval)
+
+    # -- sessions (a SessionManager part, made on first use) ----------------------------------
+    @property
+    def session_manager(self) -> SessionManager:
+        """This AE's session state (made on first use)."""
+        if self._smg is None:
+            self._smg = SessionManager(self)
+        return self._smg
+
+    @property
+    def sessions(self) -> dict[str, Session]:
+        """The established sessions of this AE, by ``sid`` (terminated ones are removed)."""
+        return self.session_manager.sessions
+
+    async def enable_sessions(self, on_request: OnRequest | None = None, *, decision_timeout: float = 5.0,
+                              confirm_timeout: float = 30.0, rn: str = DEFAULT_SUBSCRIPTION_RN) -> dict[str, Any]:
+        """Hear this AE's session events and answer establishment requests.
+
+        Starts the notification server if needed, creates (or replaces) the
+        subscription ``rn`` under the AE's ``sessions`` collection (the AE
+        must be registered with ``scp=["smg"]``) and returns it. From then on:
+
+        * each establishment request is decided by ``on_request(offer)``
+          (a :class:`~ae_sdk.session.SessionOffer`; plain function or
+          coroutine) *before* the CSE gets its answer: ``True`` or a dict
+          (the AE's endpoint attributes ``epa``) accepts, ``False`` rejects
+          (the initiator gets 4103). Without ``on_request`` every request is
+          accepted with an empty ``epa``. No decision within
+          ``decision_timeout`` s (under the CSE's 10 s), an exception, or
+          any other value (``None`` too) rejects;
+        * an accepted session is announced to :meth:`on_session` callbacks
+          and :meth:`next_session` once the CSE has stored it (within
+          ``confirm_timeout`` s);
+        * terminations (by the peer, expiry) mark the :class:`Session`
+          terminated, remove it from :attr:`sessions` and run
+          :meth:`on_terminated` callbacks.
+
+        An initiating AE should enable sessions too, to hear when the peer
+        ends a session (it may reject every request: ``lambda offer: False``).
+
+        Example::
+
+            await client.register("ae2", scp=["smg"])
+            await client.enable_sessions(lambda offer: {"unit": "C"} if offer.initiator.startswith("/id-cse1/")
+                                         else False)
+            session = await client.next_session(timeout=60)
+        """
+        return await self.session_manager.enable(on_request, decision_timeout=decision_timeout,
+                                                 confirm_timeout=confirm_timeout, rn=rn)
+
+    async def establish(self, target_ae_id: str, *, epa: Mapping[str, Any] | None = None, sec: int = 1,
+                        et: str | float | None = None) -> Session:
+        """Establish a session with the AE ``target_ae_id`` (SP-relative,
+        ``/id-cse2/Cae2``; a bare AE-ID is one at this CSE) and return it.
+
+        ``epa`` are this AE's endpoint attributes (the target sees them in its
+        offer), ``sec`` the security mode (1: MAC required, 0: none), ``et``
+        the expiration (a oneM2M timestamp, or seconds from now). Raises
+        :class:`M2MResponseError`: 4103 the target rejected, 5103 it could not
+        be reached (offline, not subscribed to its session events, no answer
+        in time), 4004 no such AE -- ``dbg`` says which.
+
+        Example::
+
+            s = await client.establish("/id-cse2/Cae2", epa={"role": "collector"}, et=3600)
+            print(s.sid, s.peer_epa)
+        """
+        return await self.session_manager.establish(target_ae_id, epa=epa, sec=sec, et=et)
+
+    def on_session(self, callback: SessionCallback) -> SessionCallback:
+        """Call ``callback(session)`` for each accepted incoming session (also
+        usable as a decorator). Needs :meth:`enable_sessions`."""
+        return self.session_manager.on_session(callback)
+
+    def on_terminated(self, callback: TerminatedCallback) -> TerminatedCallback:
+        """Call ``callback(session, why)`` when one of this AE's sessions ends:
+        told by the CSE (typ 3: ``why`` 1 deleted by the peer, 2 expired, 3
+        peer lost) or ended by :meth:`Session.terminate` here (``why`` 1,
+        ``session.terminated_here`` True)."""
+        return self.session_manager.on_terminated(callback)
+
+    def on_session_update(self, callback: UpdateCallback) -> UpdateCallback:
+        """Call ``callback(session, sevt)`` for each session event typ 2 (a
+        session-based request changed ``sevt["res"]``)."""
+        return self.session_manager.on_update(callback)
+
+    async def next_session(self, timeout: float = 10.0) -> Session:
+        """The next accepted incoming session (oldest first); TimeoutError
+        after ``timeout`` seconds."""
+        return await self.session_manager.next_session(timeout)
+
     # -- life cycle -----------------------------------------------------------------------
     async def close(self) -> None:
         """Stop the notification server and close the transport (sessions stay
         established at the CSE)."""
         if self._smg is not None:
             await self._smg.close()
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
+        await self._notify.stop()
         close = getattr(self.transport, "close", None)
         if close is not None:
             await close()

@@ -1,7 +1,11 @@
-"""Subscriptions and the notification server of an :class:`~ae_sdk.client.AEClient`
-(TS-0004 7.4.8, 7.5.1; docs/onem2m.md "Subscriptions and notifications"): the ``AEClient.start_notifications``,
-``AEClient.subscribe`` and ``AEClient.unsubscribe`` methods, kept apart from the
-request plumbing of :mod:`ae_sdk.client`.
+"""Subscriptions and the notification server of one AE (docs/sdk.md "The
+client"): :class:`Notifications`, the part of an :class:`~ae_sdk.client.AEClient`
+behind ``AEClient.start_notifications``, ``AEClient.subscribe``,
+``AEClient.unsubscribe`` and ``AEClient.notifications``.
+
+It owns the :class:`~ae_sdk.notify_server.NotificationServer` and creates the
+``<subscription>`` resources through a :class:`~ae_sdk.requester.Requester`
+(the client), so it knows nothing of the client class.
 
 Example::
 
@@ -13,71 +17,76 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cse.core.messages import Operation
+
+from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
+from .requester import Requester
 
-if TYPE_CHECKING:
-    from .client import AEClient
+__all__ = ["SUBSCRIPTION_TY", "Notifications"]
 
-__all__ = ["NotificationsMixin"]
+SUBSCRIPTION_TY = 23
 
 
-class NotificationsMixin:
-    """The notification side of :class:`~ae_sdk.client.AEClient`."""
+class Notifications:
+    """The notification server and subscriptions of the AE ``requester`` acts as.
 
-    _server: NotificationServer | None
+    The methods are documented on :class:`~ae_sdk.client.AEClient`, which
+    delegates to them.
+    """
+
+    def __init__(self, requester: Requester) -> None:
+        self.requester = requester
+        self._server: NotificationServer | None = None
 
     @property
-    def notifications(self) -> NotificationServer | None:
-        """The notification server started by :meth:`start_notifications`."""
+    def server(self) -> NotificationServer | None:
+        """The server started by :meth:`start` (None before, and after :meth:`stop`)."""
         return self._server
 
-    async def start_notifications(self, host: str = "127.0.0.1", port: int = 0, *,
-                                  verify: VerifyHook | None = None,
-                                  catch_all: NotificationCallback | None = None) -> NotificationServer:
-        """Start (once) the server that receives this AE's notifications; its
-        ``url`` is what :meth:`subscribe` puts into ``nu`` (and what to give
-        as ``poa`` to :meth:`register` for ``via_poa``)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, verify: VerifyHook | None = None,
+                    catch_all: NotificationCallback | None = None) -> NotificationServer:
+        """Start the server unless it runs (``AEClient.start_notifications``)."""
         if self._server is None or not self._server.running:
             self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
             await self._server.start()
         return self._server
 
-    def _require_server(self, what: str) -> NotificationServer:
+    def require(self, what: str) -> NotificationServer:
+        """The running server; SDKError naming ``what`` needs it otherwise."""
         if self._server is None or not self._server.running:
             raise SDKError(f"{what} needs the notification server: await client.start_notifications() first")
         return self._server
 
-    async def subscribe(self: AEClient, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
+    async def stop(self) -> None:
+        """Stop the server (the client is closing)."""
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
+    async def _create(self, path: str, body: Mapping[str, Any], rn: str | None) -> dict[str, Any]:
+        content = wrap(SUBSCRIPTION_TY, {**body, "rn": rn} if rn is not None else body)
+        return unwrap((await self.requester.request(Operation.CREATE, path, ty=SUBSCRIPTION_TY, pc=content)).pc)
+
+    async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
                         nct: int = 1, rn: str | None = None, via_poa: bool = False,
                         on_deleted: NotificationCallback | None = None, replace: bool = False,
                         **attrs: Any) -> dict[str, Any]:
-        """Subscribe to events ``net`` on ``path``; ``callback(sgn)`` gets each
-        notification's ``m2m:sgn`` object (``nev.net``, ``nev.rep``, ``sur``).
-
-        ``nu`` is the notification server's URL, or with ``via_poa`` this AE's
-        AE-ID (the AE must have been registered with ``poa`` = that URL).
-        ``on_deleted`` gets the deletion notification (``sud``); unless ``su``
-        is given it is set to the same target. With ``rn`` and ``replace``,
-        an existing subscription of that name is deleted and made anew (a
-        script re-run). Other attributes (``exc``, ``enc`` members, ``lbl``)
-        pass through. Returns the ``<subscription>``'s attributes.
-
-        Example::
-
-            await client.start_notifications()
-            await client.subscribe("myapp/data", lambda sgn: print(notified_resource(sgn)))
-        """
-        server = self._require_server("subscribe()")
+        """Create a ``<subscription>`` and route its notifications to ``callback``
+        (``AEClient.subscribe``)."""
+        server = self.require("subscribe()")
+        requester = self.requester
         if via_poa:
-            if self.originator is None or self.ae is None:
+            ae = requester.ae
+            if requester.originator is None or ae is None:
                 raise SDKError("subscribe(via_poa=True) needs a registered AE")
-            if server.url not in (self.ae.get("poa") or []):
-                raise SDKError(f"subscribe(via_poa=True): the AE's poa {self.ae.get('poa')} does not "
+            if server.url not in (ae.get("poa") or []):
+                raise SDKError(f"subscribe(via_poa=True): the AE's poa {ae.get('poa')} does not "
                                f"contain the notification server {server.url}; register(poa=...)")
-            target = self.originator
+            target = requester.originator
         else:
             target = server.url
         enc = dict(attrs.pop("enc", None) or {})
@@ -86,21 +95,20 @@ class NotificationsMixin:
         if on_deleted is not None:
             body.setdefault("su", target)
         try:
-            sub = await self.create(path, 23, body, rn=rn)
+            sub = await self._create(path, body, rn)
         except M2MResponseError as exc:
             if not (replace and rn is not None and exc.rsc == 4105):
                 raise
-            await self.delete(f"{self.target(path)}/{rn}")
-            sub = await self.create(path, 23, body, rn=rn)
+            await requester.request(Operation.DELETE, f"{requester.target(path)}/{rn}")
+            sub = await self._create(path, body, rn)
         ri = str(sub["ri"])
-        server.add_subscription(self.ri_path(ri), callback, on_deleted=on_deleted,
-                                aliases=(ri, f"{self.target(path)}/{sub['rn']}"))
+        server.add_subscription(requester.ri_path(ri), callback, on_deleted=on_deleted,
+                                aliases=(ri, f"{requester.target(path)}/{sub['rn']}"))
         return sub
 
-    async def unsubscribe(self: AEClient, sub: Mapping[str, Any] | str) -> None:
-        """Delete a subscription made by :meth:`subscribe` (its attributes or
-        its ``ri``); its callback stops, its ``on_deleted`` still fires."""
+    async def unsubscribe(self, sub: Mapping[str, Any] | str) -> None:
+        """Delete a subscription made by :meth:`subscribe` (``AEClient.unsubscribe``)."""
         ri = str(sub["ri"]) if isinstance(sub, Mapping) else sub
         if self._server is not None:
             self._server.remove_subscription(ri, keep_deletion=True)
-        await self.delete(self.ri_path(ri))
+        await self.requester.request(Operation.DELETE, self.requester.ri_path(ri))

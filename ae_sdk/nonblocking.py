@@ -7,8 +7,8 @@ or a session-based request it stores for a store-and-forward window -- answers
 ``rs`` stays 3 (PENDING) until the operation ran; then ``ors`` holds the
 operation's result (``rsc``, ``rqi``, ``pc``, ...).
 
-* :meth:`NonBlockingMixin.wait_request` (``AEClient.wait_request``) polls such
-  a ``<request>`` until it is no longer pending and returns its ``ors``.
+* :func:`wait_request` (``AEClient.wait_request``) polls such a ``<request>``
+  until it is no longer pending and returns its ``ors``.
 * :class:`PendingResult` is what session-based calls return for a 1001/1002:
   ``await pending.result(timeout)`` waits for the ``ors`` the same way.
 
@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cse.core.messages import Operation, Request, Response
 
 from .content import unwrap
 from .errors import M2MResponseError
+from .requester import Requester
 
-if TYPE_CHECKING:
-    from .client import AEClient
-
-__all__ = ["ACCEPTED_RSCS", "NonBlockingMixin", "PendingResult", "reference_of"]
+__all__ = ["ACCEPTED_RSCS", "PendingResult", "reference_of", "wait_request"]
 
 REQUEST_PENDING = 3
 ACCEPTED_RSCS = frozenset({1001, 1002})
@@ -50,39 +48,27 @@ def reference_of(resp: Response) -> str:
     return uri if isinstance(uri, str) else ""
 
 
-class NonBlockingMixin:
-    """``AEClient.wait_request`` (the client's non-blocking helpers)."""
-
-    async def wait_request(self: AEClient, ref: str, timeout: float = 30.0, *, interval: float = 0.05,
-                           max_interval: float = 1.0) -> dict[str, Any]:
-        """Poll the ``<request>`` ``ref`` (from an ``rt=1`` call) until its
-        ``rs`` is no longer 3 (PENDING) and return its ``ors`` (operation
-        result: ``rsc``, ``rqi``, ``pc``, ``to``, ``fr``). A failed operation
-        is returned too (look at ``ors["rsc"]``). Polls start ``interval``
-        apart and back off to ``max_interval``; TimeoutError after ``timeout``.
-
-        Example::
-
-            ref = await client.create("myapp", 3, {}, rn="slow", rt=1)
-            ors = await client.wait_request(ref, 10)
-            assert ors["rsc"] == 2001
-        """
-        if not ref:
-            raise ValueError("wait_request() needs a <request> reference (the CSE gave none)")
-        path = ref if "/" in ref else self.ri_path(ref)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        delay = interval
-        while True:
-            req_res = unwrap((await self.request(Operation.RETRIEVE, path)).pc)
-            if req_res.get("rs", REQUEST_PENDING) != REQUEST_PENDING:
-                ors = req_res.get("ors")
-                return dict(ors) if isinstance(ors, dict) else {}
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"<request> {ref} is still pending after {timeout:g} s")
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, max_interval)
+async def wait_request(requester: Requester, ref: str, timeout: float = 30.0, *, interval: float = 0.05,
+                       max_interval: float = 1.0) -> dict[str, Any]:
+    """Poll the ``<request>`` ``ref`` until its ``rs`` is no longer 3 (PENDING)
+    and return its ``ors``; :meth:`AEClient.wait_request <ae_sdk.client.AEClient.wait_request>`
+    documents it (it calls this with itself as ``requester``)."""
+    if not ref:
+        raise ValueError("wait_request() needs a <request> reference (the CSE gave none)")
+    path = ref if "/" in ref else requester.ri_path(ref)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = interval
+    while True:
+        req_res = unwrap((await requester.request(Operation.RETRIEVE, path)).pc)
+        if req_res.get("rs", REQUEST_PENDING) != REQUEST_PENDING:
+            ors = req_res.get("ors")
+            return dict(ors) if isinstance(ors, dict) else {}
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"<request> {ref} is still pending after {timeout:g} s")
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, max_interval)
 
 
 class PendingResult:
@@ -94,7 +80,7 @@ class PendingResult:
     sent (``rqi``: its request ID). :meth:`result` waits for the outcome.
     """
 
-    def __init__(self, client: AEClient, ref: str, *, rsc: int, request: Request,
+    def __init__(self, client: Requester, ref: str, *, rsc: int, request: Request,
                  transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         if not ref:
             raise ValueError(f"the CSE answered {rsc} without a <request> reference")
@@ -123,12 +109,12 @@ class PendingResult:
                      max_interval: float = 1.0) -> dict[str, Any]:
         """The operation result (``ors``: ``rsc``, ``rqi``, ``pc``, ...) once the
         ``<request>`` is no longer pending, polled with
-        :meth:`AEClient.wait_request`; TimeoutError after ``timeout`` seconds.
+        :func:`wait_request`; TimeoutError after ``timeout`` seconds.
         A failed operation is returned too (``ors["rsc"]``), or with ``check``
         raised as :class:`~ae_sdk.errors.M2MResponseError`. For a session-based
         RETRIEVE, encrypted values in ``ors["pc"]`` are already decrypted."""
         if self._ors is None:
-            ors = await self.client.wait_request(self.ref, timeout, interval=interval, max_interval=max_interval)
+            ors = await wait_request(self.client, self.ref, timeout, interval=interval, max_interval=max_interval)
             self._ors = self._transform(ors) if self._transform is not None else ors
         ors = self._ors
         rsc = ors.get("rsc")

@@ -56,27 +56,24 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from cse.core.messages import Operation
 
+from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError
+from .requester import Requester
 from .session_crypto import SessionCryptoError, b64u_decode, decrypt, derive_keys, encrypt
-from .session_requests import SessionRequestsMixin
-
-if TYPE_CHECKING:
-    from .client import AEClient
-    from .session_manager import SessionManager
+from .session_requests import SessionRequests
 
 __all__ = [
-    "OnRequest",
     "POLICIES_RN",
     "POLICY_TY",
     "SESSIONS_RN",
     "SESSION_TY",
+    "OnRequest",
     "Session",
     "SessionCallback",
-    "SessionManager",
     "SessionOffer",
     "TerminatedCallback",
     "UpdateCallback",
@@ -89,14 +86,6 @@ SESSIONS_RN = "sessions"
 POLICIES_RN = "sessionPolicies"
 SESSION_TY = 9002
 POLICY_TY = 9006
-
-
-def __getattr__(name: str) -> Any:
-    """``SessionManager`` lives in :mod:`ae_sdk.session_manager` (imported lazily: it imports this module)."""
-    if name == "SessionManager":
-        from .session_manager import SessionManager
-        return SessionManager
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Why(IntEnum):
@@ -137,6 +126,7 @@ OnRequest = Callable[[SessionOffer], "bool | Mapping[str, Any] | None | Awaitabl
 SessionCallback = Callable[["Session"], Awaitable[None] | None]
 TerminatedCallback = Callable[["Session", "int | None"], Awaitable[None] | None]
 UpdateCallback = Callable[["Session", dict[str, Any]], Awaitable[None] | None]
+EndedHere = Callable[["Session"], Awaitable[None]]
 
 
 def session_event(sgn: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -170,7 +160,7 @@ async def call_callback(callback: Callable[..., Any], *args: Any) -> None:
         log.exception("session callback %r failed", callback)
 
 
-class Session(SessionRequestsMixin):
+class Session(SessionRequests):
     """One M2M service session as one endpoint AE sees it.
 
     Attributes: ``sid``; ``kid``, ``key`` (32 bytes) and ``alg`` of the
@@ -184,6 +174,12 @@ class Session(SessionRequestsMixin):
     value, None if unknown); ``peer_ae_path`` (where relative paths of
     session-based requests point: the peer AE, SP-relative; settable).
 
+    ``client`` sends the session's requests (an
+    :class:`~ae_sdk.client.AEClient`, or any :class:`~ae_sdk.requester.Requester`);
+    ``ended_here`` is how the :class:`~ae_sdk.session_manager.SessionManager`
+    that made the session learns that :meth:`terminate` ended it (without
+    one, the session is just marked terminated).
+
     Example::
 
         s = await client.establish("/id-cse2/Cae2")
@@ -193,10 +189,12 @@ class Session(SessionRequestsMixin):
         await s.terminate()
     """
 
-    def __init__(self, client: AEClient, *, sid: str, kid: str, key: bytes, alg: str, iep: str, tep: str,
+    def __init__(self, client: Requester, *, sid: str, kid: str, key: bytes, alg: str, iep: str, tep: str,
                  role: Role, epa: Mapping[str, Any] | None, peer_epa: Mapping[str, Any] | None,
-                 path: str | None, sec: int = 1, resource: Mapping[str, Any] | None = None) -> None:
+                 path: str | None, sec: int = 1, resource: Mapping[str, Any] | None = None,
+                 ended_here: EndedHere | None = None) -> None:
         self.client = client
+        self._ended_here = ended_here
         self.sid = sid
         self.kid = kid
         self.key = key
@@ -299,10 +297,14 @@ class Session(SessionRequestsMixin):
             resp = exc.response
         pc = resp.pc if isinstance(resp.pc, dict) else {}
         dbg = pc.get("m2m:dbg") if resp.ok else None
-        await self.client.session_manager._ended(self.sid, int(Why.DELETED), here=True)
+        if self._ended_here is not None:
+            await self._ended_here(self)
+        else:
+            self._mark_terminated(int(Why.DELETED), here=True)
         return dbg if isinstance(dbg, str) else None
 
     def _mark_terminated(self, why: int | None, here: bool) -> None:
+        """Record the end (by the session manager, which also tells the callbacks)."""
         self.terminated = True
         self.why = why
         self.terminated_here = here
@@ -312,7 +314,7 @@ class Session(SessionRequestsMixin):
         """The session resource at the own CSE now (``sst``, ``hst``, ``rqn``...;
         never the credentials); also kept in ``resource``. Same as
         :meth:`retrieve` without a path."""
-        self.resource = await self.client.retrieve(self._path())
+        self.resource = unwrap((await self.client.request(Operation.RETRIEVE, self._path())).pc)
         return self.resource
 
     async def next_update(self, timeout: float = 10.0) -> dict[str, Any]:
@@ -338,18 +340,23 @@ class Session(SessionRequestsMixin):
         body: dict[str, Any] = {"spt": spt, **attrs}
         if sch is not None:
             body["sch"] = [sch] if isinstance(sch, str) else list(sch)
-        return await self.client.create(self.policies_path, POLICY_TY, body, rn=rn)
+        if rn is not None:
+            body["rn"] = rn
+        resp = await self.client.request(Operation.CREATE, self.policies_path, ty=POLICY_TY,
+                                         pc=wrap(POLICY_TY, body))
+        return unwrap(resp.pc)
 
     async def update_policy(self, rn: str, **attrs: Any) -> dict[str, Any]:
         """Update the policy ``rn`` (None deletes an attribute) at every hop."""
         if "sch" in attrs and isinstance(attrs["sch"], str):
             attrs["sch"] = [attrs["sch"]]
-        return await self.client.update(f"{self.policies_path}/{rn}", attrs, ty=POLICY_TY)
+        resp = await self.client.request(Operation.UPDATE, f"{self.policies_path}/{rn}", pc=wrap(POLICY_TY, attrs))
+        return unwrap(resp.pc)
 
     async def delete_policy(self, rn: str) -> None:
         """Delete the policy ``rn`` at every hop."""
-        await self.client.delete(f"{self.policies_path}/{rn}")
+        await self.client.request(Operation.DELETE, f"{self.policies_path}/{rn}")
 
     async def policy(self, rn: str) -> dict[str, Any]:
         """The policy ``rn`` as the own CSE holds it."""
-        return await self.client.retrieve(f"{self.policies_path}/{rn}")
+        return unwrap((await self.client.request(Operation.RETRIEVE, f"{self.policies_path}/{rn}")).pc)

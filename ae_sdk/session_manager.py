@@ -10,7 +10,10 @@ session events: typ 2 (a session-based request changed a resource of this
 AE) to :meth:`Session.next_update` and ``on_session_update`` callbacks, typ 3
 (termination) to :meth:`Session.wait_terminated` and ``on_terminated``.
 
-Use it through the client; see :mod:`ae_sdk.session` for the example.
+Use it through the client; see :mod:`ae_sdk.session` for the example. It
+works on any :class:`~ae_sdk.requester.SessionClient` (an
+:class:`~ae_sdk.client.AEClient` holds one, made on first use) and never
+imports the client.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cse.core.messages import Operation, Response
 from cse.core.timestamps import format_ts
 
-from .content import unwrap
+from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError, TransportError
 from .notify_server import Answer
+from .requester import SessionClient
 from .session import (
     SESSION_TY,
     SESSIONS_RN,
@@ -39,14 +43,12 @@ from .session import (
     SessionOffer,
     TerminatedCallback,
     UpdateCallback,
+    Why,
     call_callback,
     credentials,
     session_event,
 )
 from .session_crypto import SessionCryptoError
-
-if TYPE_CHECKING:
-    from .client import AEClient
 
 __all__ = ["DEFAULT_SUBSCRIPTION_RN", "SessionManager"]
 
@@ -70,15 +72,16 @@ def _epa(value: Any) -> dict[str, Any]:
 
 
 class SessionManager:
-    """The session state of one :class:`AEClient` (``client.session_manager``).
+    """The session state of one AE (``client.session_manager``).
 
     Use it through the client: :meth:`AEClient.enable_sessions`,
     :meth:`AEClient.establish`, :meth:`AEClient.on_session`,
-    :meth:`AEClient.on_terminated`, :meth:`AEClient.next_session`,
-    ``client.sessions``.
+    :meth:`AEClient.on_terminated`, :meth:`AEClient.on_session_update`,
+    :meth:`AEClient.next_session`, ``client.sessions`` -- each documented
+    there and delegating to the method of the same job here.
     """
 
-    def __init__(self, client: AEClient) -> None:
+    def __init__(self, client: SessionClient) -> None:
         self.client = client
         self.sessions: dict[str, Session] = {}
         self.on_request: OnRequest | None = None
@@ -106,6 +109,8 @@ class SessionManager:
     # -- accepting --------------------------------------------------------------------
     async def enable(self, on_request: OnRequest | None = None, *, decision_timeout: float = 5.0,
                      confirm_timeout: float = 30.0, rn: str = DEFAULT_SUBSCRIPTION_RN) -> dict[str, Any]:
+        """Subscribe to the AE's session events and answer establishment
+        requests with ``on_request`` (:meth:`AEClient.enable_sessions`)."""
         if not 0 < decision_timeout < 10:
             raise ValueError("decision_timeout must be above 0 and well under the CSE's 10 s notification timeout")
         path = await self.sessions_path()
@@ -150,7 +155,7 @@ class SessionManager:
         epa = detail if isinstance(detail, dict) else {}
         session = Session(self.client, sid=sid, kid=kid, key=key, alg=alg, iep=iep, tep=tep, role="target",
                           epa=epa, peer_epa=offer.epa, path=None,
-                          sec=sevt["sec"] if isinstance(sevt.get("sec"), int) else 1)
+                          sec=sevt["sec"] if isinstance(sevt.get("sec"), int) else 1, ended_here=self._ended_here)
         self._pending[sid] = session
         self._confirming[sid] = asyncio.get_running_loop().create_task(self._confirm(session))
         return Answer(2000, pc={"m2m:sep": {"epa": epa}})
@@ -246,13 +251,15 @@ class SessionManager:
     # -- initiating --------------------------------------------------------------------
     async def establish(self, target_ae_id: str, *, epa: Mapping[str, Any] | None = None, sec: int = 1,
                         et: str | float | None = None) -> Session:
+        """Establish a session with ``target_ae_id`` (:meth:`AEClient.establish`)."""
         path = await self.sessions_path()
         body: dict[str, Any] = {"tep": target_ae_id, "sec": sec}
         if epa is not None:
             body["epa"] = dict(epa)
         if et is not None:
             body["et"] = et if isinstance(et, str) else format_ts(time.time() + float(et))
-        created = await self.client.create(path, SESSION_TY, body)
+        created = unwrap((await self.client.request(Operation.CREATE, path, ty=SESSION_TY,
+                                                    pc=wrap(SESSION_TY, body))).pc)
         try:
             kid, key, alg = credentials(created.get("scr"))
         except SessionCryptoError as exc:
@@ -266,7 +273,7 @@ class SessionManager:
                           tep=str(created.get("tep", target_ae_id)), role="initiator",
                           epa=_epa(own.get("epa", created.get("epa"))), peer_epa=_epa(peer.get("epa")),
                           path=f"{path}/{created.get('rn', 'ses' + sid)}", sec=int(created.get("sec", sec)),
-                          resource=resource)
+                          resource=resource, ended_here=self._ended_here)
         if sid in self._early:  # the peer ended it before this answer was read
             session._mark_terminated(self._early.pop(sid), here=False)
             return session
@@ -295,6 +302,10 @@ class SessionManager:
             for callback in list(self._on_update):
                 await call_callback(callback, session, sevt)
 
+    async def _ended_here(self, session: Session) -> None:
+        """:meth:`Session.terminate` deleted the session at the own CSE."""
+        await self._ended(session.sid, int(Why.DELETED), here=True)
+
     async def _ended(self, sid: str, why: int | None, *, here: bool) -> None:
         session = self.sessions.pop(sid, None)
         announced = session is not None
@@ -319,7 +330,23 @@ class SessionManager:
                 await call_callback(callback, session, why)
 
     # -- consumers ----------------------------------------------------------------------
+    def on_session(self, callback: SessionCallback) -> SessionCallback:
+        """Call ``callback(session)`` for each accepted incoming session (:meth:`AEClient.on_session`)."""
+        self._on_session.append(callback)
+        return callback
+
+    def on_terminated(self, callback: TerminatedCallback) -> TerminatedCallback:
+        """Call ``callback(session, why)`` when a session ends (:meth:`AEClient.on_terminated`)."""
+        self._on_terminated.append(callback)
+        return callback
+
+    def on_update(self, callback: UpdateCallback) -> UpdateCallback:
+        """Call ``callback(session, sevt)`` for each session event typ 2 (:meth:`AEClient.on_session_update`)."""
+        self._on_update.append(callback)
+        return callback
+
     async def next_session(self, timeout: float = 10.0) -> Session:
+        """The next accepted incoming session (:meth:`AEClient.next_session`)."""
         try:
             return await asyncio.wait_for(self._incoming.get(), timeout)
         except TimeoutError:

@@ -10,15 +10,15 @@ Each request
   operation, the SP-relative target without query, the sid, the request ID,
   the OT as sent and the SHA-256 of the body. The body is serialized once,
   signed, and those same bytes are what the transport sends;
-* addresses SP-relative targets (:meth:`SessionRequestsMixin.target`): a
+* addresses SP-relative targets (:meth:`SessionRequests.target`): a
   relative path such as ``"container1"`` is below the *peer* AE
-  (:attr:`~SessionRequestsMixin.peer_ae_path`, by default its unstructured
+  (:attr:`~SessionRequests.peer_ae_path`, by default its unstructured
   address ``/<peer csi>/<peer AE-ID>``, which the CSE resolves); ``/...`` is
   used as given (``/id-cse2/cse2/AE2/container1``); a path starting with the
   own CSEBase name (``cse2/AE2/container1``) is at the own CSE;
 * encrypts the attributes named in ``encrypt`` (``con`` of a
   contentInstance by default) with the session's ``K_enc``
-  (``sess1.<kid>.<nonce>.<ct>``); :meth:`~SessionRequestsMixin.retrieve`
+  (``sess1.<kid>.<nonce>.<ct>``); :meth:`~SessionRequests.retrieve`
   decrypts ``sess1.`` values of ``con`` (or the attributes named in
   ``decrypt``) and raises :class:`~ae_sdk.session_crypto.SessionCryptoError`
   when one was tampered with.
@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cse.core.messages import Operation, Request, Response
 from cse.core.timestamps import format_ts
@@ -50,12 +51,10 @@ from cse.core.timestamps import format_ts
 from .content import unwrap, wrap
 from .errors import SDKError
 from .nonblocking import ACCEPTED_RSCS, PendingResult, reference_of
+from .requester import Requester
 from .session_crypto import canonical, is_token, mac, sp_relative_to
 
-if TYPE_CHECKING:
-    from .client import AEClient
-
-__all__ = ["SessionRequestsMixin", "body_bytes"]
+__all__ = ["SessionRequests", "body_bytes"]
 
 Names = Sequence[str]
 Result = dict[str, Any] | PendingResult
@@ -76,16 +75,38 @@ def _names(value: bool | Names) -> tuple[str, ...]:
     return tuple(value)
 
 
-class SessionRequestsMixin:
-    """CRUD through a session (module docstring); mixed into :class:`~ae_sdk.session.Session`."""
+class SessionRequests(ABC):
+    """CRUD through a session (module docstring): the base of
+    :class:`~ae_sdk.session.Session`, which supplies the session's identity,
+    keys and own resource (the abstract members below)."""
 
-    client: AEClient
+    client: Requester
     sid: str
     sec: int
     terminated: bool
     _peer_ae_path: str | None
 
-    # Session also provides: peer, k_mac, encrypt(), decrypt(), refresh()
+    @property
+    @abstractmethod
+    def peer(self) -> str:
+        """The other endpoint's AE-ID (SP-relative)."""
+
+    @property
+    @abstractmethod
+    def k_mac(self) -> bytes:
+        """The key for request MACs."""
+
+    @abstractmethod
+    def encrypt(self, plaintext: bytes | str) -> str:
+        """``plaintext`` encrypted under the session's key."""
+
+    @abstractmethod
+    def decrypt(self, token: str) -> bytes:
+        """The plaintext of a value encrypted in this session."""
+
+    @abstractmethod
+    async def refresh(self) -> dict[str, Any]:
+        """The session resource at the own CSE now."""
 
     # -- addressing -------------------------------------------------------------------
     @property

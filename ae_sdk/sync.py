@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Mapping, TypeVar
+from typing import Any, Self, TypeVar
 
 from .client import AEClient
 from .notify_server import NotificationCallback, NotificationServer
@@ -213,7 +213,7 @@ class SyncAEClient:
             self._closed = True
             self._stop_loop()
 
-    def __enter__(self) -> SyncAEClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
