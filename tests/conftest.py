@@ -18,9 +18,10 @@ import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -76,6 +77,17 @@ async def inproc() -> AsyncIterator[InProc]:
     await cse.start(serve_http=False)
     try:
         yield InProc(cse, clock)
+    finally:
+        await cse.stop()
+
+
+@pytest.fixture
+async def cse_app() -> AsyncIterator[CSE]:
+    """A started in-process CSE on the system clock: its timers run for real."""
+    cse = CSE(load_config(None, db=":memory:"), store=MemoryStore())
+    await cse.start(serve_http=False)
+    try:
+        yield cse
     finally:
         await cse.stop()
 
@@ -241,4 +253,4 @@ def long_run(request: pytest.FixtureRequest) -> bool:
 
 
 # The loopback notification receiver fixture, shared by every test module.
-from tests.notify_receiver import receiver  # noqa: E402,F401
+from tests.notify_receiver import receiver  # noqa: F401

@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from cse.app import CSE
-from cse.config import load_config
 from cse.core.messages import Operation, Request, Response
 from cse.core.timestamps import format_ts, parse_ts
-from cse.store.memory import MemoryStore
 from tests.conftest import ADMIN, CSEProcess, Http
 from tests.e2e.test_intercse_helpers import register_ae
-from tests.e2e.test_smg_helpers import SessionAE, establish, get, hop_view, smg_ae, start_smg_chain
+from tests.e2e.test_smg_helpers import (
+    SessionAE,
+    establish,
+    get,
+    hop_view,
+    smg_ae,
+    start_smg_chain,
+)
 from tests.notify_receiver import Receiver
 from tests.waiting import until
 
@@ -42,17 +47,6 @@ GRACE_S = 10.0  # how long past its et a resource may linger (not a performance 
 
 # -- <request> of a non-blocking request (in-process CSE on the wall clock) ------------------
 
-@pytest.fixture
-async def live() -> AsyncIterator[CSE]:
-    """A started in-process CSE with the system clock (its timers run for real)."""
-    cse = CSE(load_config(None, db=":memory:"), store=MemoryStore())
-    await cse.start(serve_http=False)
-    try:
-        yield cse
-    finally:
-        await cse.stop()
-
-
 _rqi = itertools.count(1)
 
 
@@ -61,25 +55,25 @@ async def call(cse: CSE, op: Operation, to: str, fr: str, **kw: Any) -> Response
     return await cse.handle(Request(op=op, to=to, fr=fr, rqi=f"exp{next(_rqi)}", **kw))
 
 
-async def test_request_resource_expires_at_its_rset_after_a_long_lived_ae(live: CSE, receiver: Receiver) -> None:
+async def test_request_resource_expires_at_its_rset_after_a_long_lived_ae(cse_app: CSE, receiver: Receiver) -> None:
     # An AE with the default et: the expiry timer is now armed ~10 years ahead.
-    r = await call(live, CREATE, "cse-in", "C", ty=2,
+    r = await call(cse_app, CREATE, "cse-in", "C", ty=2,
                    pc={"m2m:ae": {"rn": "app", "api": "Napp", "rr": True, "srv": ["3"]}})
     assert r.rsc == 2001, r.pc
     aei = r.pc["m2m:ae"]["aei"]
     assert parse_ts(r.pc["m2m:ae"]["et"]) > time.time() + TEN_YEARS_S - 86400, r.pc
 
     # The admin hears of every <request> leaving the CSEBase (net 4: child deleted).
-    r = await call(live, CREATE, "cse-in", ADMIN, ty=23, pc={"m2m:sub": {
+    r = await call(cse_app, CREATE, "cse-in", ADMIN, ty=23, pc={"m2m:sub": {
         "rn": "requestWatch", "nu": [receiver.url], "enc": {"net": [4], "chty": [REQUEST_TY]}}})
     assert r.rsc == 2001, r.pc
     assert (await receiver.next(5)).is_verification
 
     # A non-blocking RETRIEVE (changes nothing else) whose <request> lives 2 s.
-    r = await call(live, RETRIEVE, "cse-in/app", aei, rt=1, rset="2000")
+    r = await call(cse_app, RETRIEVE, "cse-in/app", aei, rt=1, rset="2000")
     assert r.rsc == 1001, r.pc
     ri = r.pc["m2m:uri"]
-    got = await call(live, RETRIEVE, ri, aei)
+    got = await call(cse_app, RETRIEVE, ri, aei)
     assert got.rsc == 2000, got.pc
     et = got.pc["m2m:req"]["et"]
     assert parse_ts(et) < time.time() + 3, got.pc
@@ -88,16 +82,16 @@ async def test_request_resource_expires_at_its_rset_after_a_long_lived_ae(live: 
     try:
         note = await receiver.next_notification(wait)
     except TimeoutError:
-        still = await call(live, RETRIEVE, ri, ADMIN)
+        still = await call(cse_app, RETRIEVE, ri, ADMIN)
         pytest.fail(f"<request> {ri} with et {et} was not expired by the CSE's expiry timer: "
                     f"{GRACE_S:g} s after its et (now {format_ts(time.time())}) a RETRIEVE answers "
                     f"{still.rsc} and no deletion notification came")
     sgn = note.sgn
     assert sgn["nev"]["net"] == 4, sgn
     assert sgn["nev"]["rep"]["m2m:req"]["ri"] == ri, sgn
-    assert (await call(live, RETRIEVE, ri, ADMIN)).rsc == 4004
+    assert (await call(cse_app, RETRIEVE, ri, ADMIN)).rsc == 4004
     # the AE it read is untouched
-    assert (await call(live, RETRIEVE, "cse-in/app", aei)).rsc == 2000
+    assert (await call(cse_app, RETRIEVE, "cse-in/app", aei)).rsc == 2000
 
 
 # -- a transit session (three CSE processes) -----------------------------------------------

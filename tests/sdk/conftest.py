@@ -17,9 +17,7 @@ import pytest
 
 from ae_sdk import AEClient, InProcessTransport
 from cse.app import CSE
-from cse.config import load_config
 from cse.core.messages import Request, Response
-from cse.store.memory import MemoryStore
 
 
 class Recorder:
@@ -38,16 +36,6 @@ class Recorder:
 
 
 @pytest.fixture
-async def cse_app() -> AsyncIterator[CSE]:
-    cse = CSE(load_config(None, db=":memory:"), store=MemoryStore())
-    await cse.start(serve_http=False)
-    try:
-        yield cse
-    finally:
-        await cse.stop()
-
-
-@pytest.fixture
 def recorder(cse_app: CSE) -> Recorder:
     return Recorder(InProcessTransport(cse_app.handle))
 
@@ -59,4 +47,4 @@ async def client(recorder: Recorder) -> AsyncIterator[AEClient]:
 
 
 # A real pair with an established session, for the session-based request tests.
-from tests.sdk.session_pair import flow  # noqa: E402,F401
+from tests.sdk.session_pair import flow  # noqa: F401
