@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.childenv import checkout_first
 from tests.conftest import ADMIN, ROOT, CSEProcess, Http
 from tests.waiting import until
 
@@ -51,7 +51,7 @@ def test_sdk_guide_has_examples() -> None:
 async def run_python(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     """Run ``python *args``; (exit code, combined output). Killed after RUN_TIMEOUT."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=str(cwd), env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        sys.executable, *args, cwd=str(cwd), env={**checkout_first(), **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT)

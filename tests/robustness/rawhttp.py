@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.childenv import checkout_first
 
 __all__ = ["RawReply", "SyncCSE", "exchange", "check_reply", "request_bytes", "read_reply", "VALID_RSC_HTTP",
            "ALLOWED_5XXX"]
@@ -173,7 +173,7 @@ class SyncCSE:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cse", "--config", str(cfg), "--log-level", "warning"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(self.directory),
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
+            env={**checkout_first(), "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._drain, daemon=True).start()
         if not self._ready.wait(timeout):
             self.stop()
