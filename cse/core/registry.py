@@ -10,7 +10,7 @@ Nothing here is global: ``Registry.load()`` is called by the composition root.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
 from referencing import Registry as RefRegistry, Resource
@@ -63,7 +63,8 @@ class ResourceType:
         return f"m2m:{self.sn}"
 
 
-_WHEN = {
+# Which universal attributes a type has, from flags in its declaration.
+_WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "all": lambda d: True,
     "acpi": lambda d: bool(d.get("acpi")),
     "expires": lambda d: bool(d.get("expires", True)),

@@ -70,7 +70,8 @@ def wrap(registry: Registry, doc: Doc, attrs: dict[str, Any] | None = None) -> d
 
 def address(doc: Doc, drt: int) -> str:
     """CSE-relative structured address or ri."""
-    return doc["_srn"] if drt == 1 else doc["ri"]
+    addr: str = doc["_srn"] if drt == 1 else doc["ri"]
+    return addr
 
 
 def child_ref(doc: Doc, drt: int) -> dict[str, Any]:
