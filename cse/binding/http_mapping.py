@@ -25,10 +25,7 @@ from cse.core.errors import (
 from cse.core.http_wire import JSON_TYPES, parse_json_body, target_from_path
 from cse.core.messages import SUPPORTED_RVI, Operation, Request, Response
 
-# JSON_TYPES, target_from_path and parse_json_body live in cse.core.http_wire
-# (shared with the SDK); they stay importable from here.
-__all__ = ["request_from_http", "response_to_http", "target_from_path", "parse_query", "parse_json_body",
-           "JSON_TYPES"]
+__all__ = ["request_from_http", "response_to_http", "parse_query"]
 
 _ACCEPTABLE = frozenset({"*/*", "application/*", "application/json", "application/vnd.onem2m-res+json"})
 _METHODS = {"GET": Operation.RETRIEVE, "PUT": Operation.UPDATE, "DELETE": Operation.DELETE}

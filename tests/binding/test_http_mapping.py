@@ -15,8 +15,9 @@ from typing import Any, Mapping
 import pytest
 from multidict import CIMultiDict
 
-from cse.binding.http_mapping import parse_query, request_from_http, response_to_http, target_from_path
+from cse.binding.http_mapping import parse_query, request_from_http, response_to_http
 from cse.core.errors import M2MError
+from cse.core.http_wire import target_from_path
 from cse.core.messages import Operation, Request, Response
 
 BASE_HEADERS = {"X-M2M-Origin": "CAdmin", "X-M2M-RI": "rq-1", "X-M2M-RVI": "3"}
