@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer

@@ -8,8 +8,9 @@ each successful commit (the subscription CSF and the expiry scheduler listen).
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 from .ports import Clock, Doc, Store
 from .registry import Registry

@@ -14,8 +14,9 @@ composition root with the CSFs it routes to.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from .context import Context
 from .errors import (

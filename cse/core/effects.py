@@ -12,8 +12,8 @@ tag's operations to the commit that carries the effect (the first one only).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from typing import Callable, Sequence
 
 from .ports import Op
 

@@ -10,7 +10,8 @@ events, and the result content (``rcn``). Per-type behaviour comes only from
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cse.core.context import Context, Event, EventKind
 from cse.core.effects import with_effect

@@ -10,8 +10,9 @@ before it is stored (it is not shared yet).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from cse.core.context import Context
 from cse.core.messages import Request

@@ -8,7 +8,8 @@ the structured address (``drt`` 1) or the ri (``drt`` 2), CSE-relative
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from cse.core.errors import BadRequest
 from cse.core.messages import Operation

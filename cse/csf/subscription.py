@@ -20,7 +20,8 @@ TS-0004 7.4.8 / 7.5.1, ONEM2M.md sections 4.7 and 7.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cse.core.context import Context, Event, EventKind
 from cse.core.errors import BadRequest, M2MError, SubscriptionVerificationInitiationFailed

@@ -67,7 +67,7 @@ class Security:
         return "https" if self.server_ssl is not None else "http"
 
 
-def build_security(config: "Config", clock: Callable[[], float] = time.time) -> Security:
+def build_security(config: Config, clock: Callable[[], float] = time.time) -> Security:
     """Load keys and certificates (start-up only) and build the pieces."""
     auth = config.auth
     signer = Guard(auth, config.cse.cse_id, clock=clock) if (auth.enabled or auth.can_sign) else None

@@ -59,7 +59,7 @@ class CertAuthority:
 
     def __init__(self, name: str = "oneM2M test CA") -> None:
         self.key = new_ec_key()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
                      .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
@@ -78,7 +78,7 @@ class CertAuthority:
                ) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
         """A server certificate (PEM) for ``hosts`` (IP addresses or DNS names) and its key."""
         key = new_ec_key()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         names: list[x509.GeneralName] = []
         for h in hosts:
             try:

@@ -10,7 +10,8 @@ call ``request_from_http`` / ``response_to_http`` / ``target_from_path`` /
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from multidict import CIMultiDict
@@ -420,7 +421,7 @@ def test_bad_rcn_rt_drt_are_4000(qs: str) -> None:
     assert rsc_of(path=f"/cse-in?{qs}") == 4000
 
 
-@pytest.mark.parametrize("rcn", range(0, 13))
+@pytest.mark.parametrize("rcn", range(13))
 def test_every_defined_rcn_is_parsed(rcn: int) -> None:
     assert req(path=f"/cse-in?rcn={rcn}").rcn == rcn
 

@@ -23,7 +23,6 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.childenv import checkout_first
 
@@ -108,7 +107,7 @@ def exchange(port: int, data: bytes, timeout: float = 15.0, *, head: bool = Fals
             pass  # the server may answer and close before reading everything (oversized input)
         try:
             return read_reply(sock, head=head)
-        except socket.timeout:
+        except TimeoutError:
             raise NoAnswer(f"no answer within {timeout:g} s") from None
         except ConnectionResetError:
             raise NoAnswer("connection reset instead of an answer") from None

@@ -16,8 +16,9 @@ not sign must be refused with a clear error, quickly, never a hang.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.conftest import ADMIN, CSEProcess, Http
 from tests.e2e.test_intercse_helpers import registrar_toml, until

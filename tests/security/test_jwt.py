@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from cse.core import jwt
 from cse.security.devcerts import new_ec_key
-from cryptography.hazmat.primitives import serialization
 
 NOW = 1_800_000_000.0
 

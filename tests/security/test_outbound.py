@@ -57,7 +57,7 @@ async def peer() -> AsyncIterator[tuple[Peer, str]]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         yield p, f"http://127.0.0.1:{port}"
     finally:

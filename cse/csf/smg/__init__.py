@@ -8,18 +8,17 @@ the hooks the generic data CSF calls for the session types.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from cse.core.context import Context, Event
 from cse.core.ids import Target
 from cse.core.messages import Request, Response
+from cse.core.ports import KvDelete
 
 from ..forwarding import Forwarder
 from ..hooks import TypeHooks
-from ..notification import Notifier
-from cse.core.ports import KvDelete
-
 from ..nonblocking import NonBlockingCSF
+from ..notification import Notifier
 from .events import SessionEvents
 from .gate import SessionGate, replay_ns
 from .model import POLICY_TY, SESSION_TY

@@ -30,7 +30,8 @@ older than the session, and rely on the request-ID memory for replays.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
@@ -45,7 +46,7 @@ from cse.core.timestamps import parse_ts
 from .. import access
 from ..result import address, wrap
 from .events import SessionEvents
-from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, split_ae_id, sp_ae_id
+from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, sp_ae_id, split_ae_id
 from .sessions import is_cse_id
 
 __all__ = ["SessionGate", "replay_ns"]

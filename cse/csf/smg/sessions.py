@@ -33,11 +33,11 @@ from typing import Any
 
 from cse.core.context import Context
 from cse.core.errors import (
+    RSC,
     BadRequest,
     Conflict,
     M2MError,
     NotFound,
-    RSC,
     OriginatorHasNoPrivilege,
     RequestTimeout,
     TargetNotReachable,
@@ -65,8 +65,8 @@ from .model import (
     next_hop_doc,
     policies_doc,
     session_ri,
-    split_ae_id,
     sp_ae_id,
+    split_ae_id,
 )
 
 __all__ = ["SessionManager"]
