@@ -122,7 +122,7 @@ class SessionOffer:
         return self.iep
 
 
-OnRequest = Callable[[SessionOffer], "bool | Mapping[str, Any] | None | Awaitable[bool | Mapping[str, Any] | None]"]
+OnRequest = Callable[[SessionOffer], "bool | Mapping[str, Any] | Awaitable[bool | Mapping[str, Any] | None] | None"]
 SessionCallback = Callable[["Session"], Awaitable[None] | None]
 TerminatedCallback = Callable[["Session", "int | None"], Awaitable[None] | None]
 UpdateCallback = Callable[["Session", dict[str, Any]], Awaitable[None] | None]

@@ -35,7 +35,7 @@ class Options:
     wrk: str | None = None        # path of wrk, None: the asyncio client everywhere
 
     @classmethod
-    def make(cls, quick: bool, wrk: str | None) -> "Options":
+    def make(cls, quick: bool, wrk: str | None) -> Options:
         if not quick:
             return cls(wrk=wrk)
         return cls(quick=True, duration=1.0, create_duration=1.0, warmup=0.3, connections=16, workers=16,
@@ -80,7 +80,7 @@ class Bench:
         rec["cpu"] = {k: {"cpu_s": round(cpu_seconds(p.pid) - before[k], 2),
                           "pct_core": round(100 * (cpu_seconds(p.pid) - before[k]) / wall, 1)}
                       for k, p in procs.items()}
-        for k, v in rec["cpu"].items():
+        for v in rec["cpu"].values():
             v["ms_per_req"] = round(1000 * v["cpu_s"] / res.requests, 4) if res.requests else 0.0
         rec["cpu"]["bench_client"] = {
             "cpu_s": round((own2.user + own2.system) - (own.user + own.system), 2),

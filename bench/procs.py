@@ -75,7 +75,7 @@ class Proc:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
-    async def start(self, timeout: float = 60.0) -> "Proc":
+    async def start(self, timeout: float = 60.0) -> Proc:
         """Spawn and wait for ``READY ... <url>``; ``ready_s`` = spawn to READY."""
         t0 = time.perf_counter()
         self.proc = await asyncio.create_subprocess_exec(
@@ -119,13 +119,13 @@ class Proc:
                 pass
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
         if self._drain is not None:
             try:
                 await asyncio.wait_for(self._drain, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._drain.cancel()
         return self.proc.returncode, time.perf_counter() - t0
 

@@ -99,7 +99,8 @@ def summary(doc: dict[str, Any]) -> str:
             p50, p99 = (f"{rec['p50_ms']:.2f}", f"{rec['p99_ms']:.2f}") if rec.get("p50_ms") else ("-", "-")
         else:
             val, p50, p99 = f"{rec['value']:.2f} {rec['unit']}", "-", "-"
-        lines.append(f"{name:<30}{val:>14}{p50:>9}{p99:>9}{rec.get('errors', 0):>7}{_cpu(rec):>11}{_ms_per_req(rec):>11}{_rss(rec):>9}")
+        lines.append(f"{name:<30}{val:>14}{p50:>9}{p99:>9}{rec.get('errors', 0):>7}"
+                     f"{_cpu(rec):>11}{_ms_per_req(rec):>11}{_rss(rec):>9}")
     lines.append("")
     lines.append(f"{'target':<46}{'measured':>12}{'ratio':>8}{'cpu ratio':>10}  verdict")
     for row in doc["targets"]:

@@ -37,11 +37,11 @@ if __package__ in (None, ""):  # ``python bench/run.py``
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository root, not bench/
     __package__ = "bench"
 
-from bench.measure import Bench, Options  # noqa: E402
-from bench.procs import ProcSet  # noqa: E402
-from bench.report import evaluate, summary  # noqa: E402
-from bench.scenarios import ceiling, pair, single  # noqa: E402
-from bench.wrk import ensure_wrk  # noqa: E402
+from bench.measure import Bench, Options
+from bench.procs import ProcSet
+from bench.report import evaluate, summary
+from bench.scenarios import ceiling, pair, single
+from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "ceiling": ("ceiling_get", "ceiling_post", "client_ceiling_get"),
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "started": started, "mode": "quick" if a.quick else "full", "tool": bench.tool,
         "wall_s": round(time.perf_counter() - t0, 1),
-        "options": {k: v for k, v in vars(opts).items()},
+        "options": dict(vars(opts)),
         "machine": {"cpus": os.cpu_count(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                     "python": platform.python_version(), "platform": platform.platform()},
         "results": bench.results, "targets": evaluate(bench.results), "notes": bench.notes,

@@ -22,13 +22,14 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cse.core.ports import Doc, Put  # noqa: E402
-from cse.store.memory import MemoryStore  # noqa: E402
-from cse.store.tinydb_store import TinyDBStore  # noqa: E402
+from cse.core.ports import Doc, Put
+from cse.store.memory import MemoryStore
+from cse.store.tinydb_store import TinyDBStore
 
 KIDS = 100  # children per container
 
@@ -72,11 +73,12 @@ async def timed(ops: int, fn: Callable[[int], Awaitable[Any]]) -> str:
     return per_op(time.perf_counter() - start, ops)
 
 
-async def bench(store: MemoryStore | TinyDBStore, n: int, reopen: Callable[[], Awaitable[Any]] | None) -> dict[str, str]:
+async def bench(store: MemoryStore | TinyDBStore, n: int,
+                reopen: Callable[[], Awaitable[Any]] | None) -> dict[str, str]:
     containers = await populate(store, n)
     if isinstance(store, TinyDBStore):
         await store.flush()  # let a compaction triggered by populating finish
-    idx = store._idx  # noqa: SLF001 - the in-memory cost is what we measure
+    idx = store._idx  # private on purpose: the in-memory cost is what we measure
     out: dict[str, str] = {"docs": str(await store.count())}
     m = 20_000
     start = time.perf_counter()
@@ -118,7 +120,7 @@ async def run(sizes: list[int]) -> None:
             store = TinyDBStore(path)
             await store.open()
 
-            async def reopen() -> float:
+            async def reopen(store: TinyDBStore = store, path: str = path) -> float:
                 await store.close()
                 start = time.perf_counter()
                 again = TinyDBStore(path)

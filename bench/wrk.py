@@ -43,7 +43,7 @@ async def run_wrk(wrk: str, base_url: str, spec: LoadSpec, duration: float, conn
     """``wrk -t<threads> -c<connections> -d<duration>s --latency -s onem2m.lua`` against ``base_url``."""
     env = {**os.environ, "BENCH_METHOD": spec.method, "BENCH_PATHS": ",".join(spec.paths),
            "BENCH_BODY": spec.body, "BENCH_HEADERS": "|".join(f"{k}: {v}" for k, v in spec.headers.items())}
-    secs = max(1, int(round(duration)))
+    secs = max(1, round(duration))
     proc = await asyncio.create_subprocess_exec(
         wrk, f"-t{threads}", f"-c{connections}", f"-d{secs}s", "--timeout", "10s", "--latency",
         "-s", str(LUA), base_url, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -185,7 +185,7 @@ class Cluster:
             if m.proc is not None:
                 try:
                     code = await asyncio.wait_for(m.proc.wait(), 30)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     m.proc.kill()
                     code = await m.proc.wait()
                 worst = max(worst, abs(code))
@@ -193,11 +193,17 @@ class Cluster:
         return worst
 
 
-async def _main(args: argparse.Namespace) -> int:
+def _config_paths(configs: list[str]) -> list[Path]:
+    """The configuration files named: a directory stands for its ``*.toml``."""
     paths: list[Path] = []
-    for p in args.configs:
+    for p in configs:
         path = Path(p)
         paths.extend(sorted(path.glob("*.toml")) if path.is_dir() else [path])
+    return paths
+
+
+async def _main(args: argparse.Namespace) -> int:
+    paths = _config_paths(args.configs)  # before any CSE starts: nothing else runs on the loop yet
     if not paths:
         print("cse.cluster: no *.toml configuration found", file=sys.stderr)
         return 2
@@ -228,7 +234,7 @@ async def _main(args: argparse.Namespace) -> int:
             code = proc.returncode or 0
         else:
             await stop.wait()
-    except (RuntimeError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, RuntimeError) as exc:
         print(f"cse.cluster: start-up failed: {exc or 'timed out waiting for registration'}", file=sys.stderr)
         code = 1
     finally:

@@ -124,7 +124,7 @@ def _check_section(name: str, values: Any) -> dict[str, Any]:
         if key not in spec:
             raise ConfigError(f"unknown key '{name}.{key}' (known: {', '.join(sorted(spec))})")
         types = spec[key]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"'{name}.{key}' must be {want}, got {type(value).__name__}")
     return values

@@ -32,9 +32,11 @@ def load_type_declarations() -> list[dict[str, Any]]:
 
 def load_universal() -> dict[str, Any]:
     """The universal/common attribute declarations."""
-    return json.loads((_HERE / "types" / "_universal.json").read_text(encoding="utf-8"))
+    universal: dict[str, Any] = json.loads((_HERE / "types" / "_universal.json").read_text(encoding="utf-8"))
+    return universal
 
 
 def load_common_schema() -> dict[str, Any]:
     """The shared JSON Schema definitions (``common#/$defs/...``)."""
-    return json.loads((_HERE / "schemas" / "common.schema.json").read_text(encoding="utf-8"))
+    common: dict[str, Any] = json.loads((_HERE / "schemas" / "common.schema.json").read_text(encoding="utf-8"))
+    return common

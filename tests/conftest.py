@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +29,7 @@ from cse.app import CSE
 from cse.config import load_config
 from cse.core.messages import Operation, Request, Response
 from cse.store.memory import MemoryStore
+from tests.childenv import checkout_first
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "CAdmin"
@@ -159,8 +159,7 @@ def subprocess_env() -> dict[str, str]:
     Why: the child runs from its tmp dir, where ``import cse`` would find
     whatever ``pip install -e`` points at (another checkout), not the code
     under test."""
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+    return {**checkout_first(), "PYTHONUNBUFFERED": "1"}
 
 
 def write_config(directory: Path, *, cse_id: str = "/id-in", name: str = "cse-in",
@@ -253,4 +252,4 @@ def long_run(request: pytest.FixtureRequest) -> bool:
 
 
 # The loopback notification receiver fixture, shared by every test module.
-from tests.notify_receiver import receiver  # noqa: F401
+from tests.notify_receiver import receiver  # noqa: E402,F401

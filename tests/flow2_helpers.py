@@ -23,8 +23,9 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from cse.core.session_crypto import canonical, decrypt, derive_keys, encrypt, sign, sp_relative_target, unb64u
 from cse.core.timestamps import format_ts
@@ -163,7 +164,7 @@ class Flow2:
         """CSE-relative path of the session at CSE2 (by its ri, the same at every hop)."""
         return f"ses{self.sid}"
 
-    async def setup(self, *, sec: int | None = None, with_container: bool = True) -> "Flow2":
+    async def setup(self, *, sec: int | None = None, with_container: bool = True) -> Flow2:
         http = self.http
         self.aei1 = await register_ae(http, self.cse1, CB1, "AE1", scp=["smg"], poa=[self.rcv1.url])
         self.aei2 = await register_ae(http, self.cse2, CB2, "AE2", scp=["smg"], poa=[self.rcv2.url])

@@ -27,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -127,7 +128,7 @@ class Receiver:
         assert self.port, "receiver not started"
         return f"http://127.0.0.1:{self.port}{self.path}"
 
-    async def start(self) -> "Receiver":
+    async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -147,7 +148,7 @@ class Receiver:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "Receiver":
+    async def __aenter__(self) -> Receiver:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -170,7 +171,7 @@ class Receiver:
         """The next received request; :class:`TimeoutError` if none within ``timeout`` s."""
         try:
             return await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(
                 f"receiver {self.port}: no request within {timeout:g} s "
                 f"({len(self.received)} received so far)") from None

@@ -9,7 +9,8 @@ only honest wait is to look again until a deadline: :func:`until` polls
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 __all__ = ["until"]
 

@@ -32,7 +32,7 @@ CB = "cse-in"
 N_CNT = 10  # containers the CREATE load rotates over (no mni: nothing is evicted)
 CIN_BODY = json.dumps({"m2m:cin": {"cnf": "text/plain:0", "con": "21.5"}})
 FILL_NAMES = ("create_cin_100k", "rss_per_10k_cin", "startup_100k")
-NAMES = ("retrieve_csebase", "retrieve_container", "create_cin", "discovery_10k") + FILL_NAMES
+NAMES = ("retrieve_csebase", "retrieve_container", "create_cin", "discovery_10k", *FILL_NAMES)
 
 
 def post_spec(paths: list[str], origin: str) -> LoadSpec:

@@ -8,7 +8,6 @@ and notification URIs it was given.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -36,7 +35,7 @@ class HttpOutbound:
     """
 
     def __init__(self, *, limit: int = 256, ssl_context: ssl.SSLContext | None = None,
-                 tokens: "TokenSource | None" = None) -> None:
+                 tokens: TokenSource | None = None) -> None:
         self._limit = limit
         self._ssl = ssl_context
         self.tokens = tokens
@@ -82,7 +81,7 @@ class HttpOutbound:
                         continue
                     return decode_response(resp.status, resp.headers, payload, req.rqi)
             raise AssertionError("unreachable")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout(f"no answer from {poa[:100]} within {timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise TargetNotReachable(f"cannot reach {poa[:100]}: its TLS certificate is not trusted "

@@ -10,8 +10,9 @@ rule of the binding is testable directly. Malformed input raises an
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote_plus
 
 from cse.core.errors import (
@@ -25,10 +26,7 @@ from cse.core.errors import (
 from cse.core.http_wire import JSON_TYPES, parse_json_body, target_from_path
 from cse.core.messages import SUPPORTED_RVI, Operation, Request, Response
 
-# JSON_TYPES, target_from_path and parse_json_body live in cse.core.http_wire
-# (shared with the SDK); they stay importable from here.
-__all__ = ["request_from_http", "response_to_http", "target_from_path", "parse_query", "parse_json_body",
-           "JSON_TYPES"]
+__all__ = ["request_from_http", "response_to_http", "parse_query"]
 
 _ACCEPTABLE = frozenset({"*/*", "application/*", "application/json", "application/vnd.onem2m-res+json"})
 _METHODS = {"GET": Operation.RETRIEVE, "PUT": Operation.UPDATE, "DELETE": Operation.DELETE}
@@ -103,7 +101,7 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         raise BadRequest("the request path or query is not valid UTF-8 after percent-decoding") from None
     hget = headers.get
     values = [hget(name) for name in _HEADERS]
-    for name, value in zip(_HEADERS, values):
+    for name, value in zip(_HEADERS, values, strict=True):
         if value is not None and len(value) > _MAX_HEADER:
             raise BadRequest(f"header {name} is longer than {_MAX_HEADER} characters")
     (ctype, rqi, rvi, accept, rtu_raw, sid_h, origin, ot, ret, rst, oet, ec, vsi, smac) = values
@@ -139,7 +137,7 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
     rcn = rt = drt = rqet_q = rset_q = oet_q = rp = sid_q = None
     atrl: tuple[str, ...] = ()
     if query:
-        rcn = _int("rcn", _one(query, "rcn"), range(0, 13))
+        rcn = _int("rcn", _one(query, "rcn"), range(13))
         rt = _int("rt", _one(query, "rt"), range(1, 6))
         drt = _int("drt", _one(query, "drt"), range(1, 3))
         atrl_raw = " ".join(query.get("atrl", ()))

@@ -13,7 +13,8 @@ import json
 import logging
 import ssl
 import time
-from typing import TYPE_CHECKING, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import http_exceptions, web, web_protocol
 
@@ -73,7 +74,7 @@ class HttpServer:
 
     def __init__(self, handle: Handle, host: str, port: int, *, max_body: int = 1024 * 1024,
                  clock: Callable[[], float] = time.time, ssl_context: ssl.SSLContext | None = None,
-                 security: "BindingSecurity | None" = None, body_timeout: float = 30.0,
+                 security: BindingSecurity | None = None, body_timeout: float = 30.0,
                  keepalive: float = 75.0) -> None:
         self.handle = handle
         self.body_timeout = body_timeout  # a body that stops arriving: 4008, connection closed
@@ -95,7 +96,7 @@ class HttpServer:
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
         await site.start()
         if self.port == 0:  # report the port the OS picked
-            sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001
+            sockets = getattr(site._server, "sockets", None) or []
             if sockets:
                 self.port = sockets[0].getsockname()[1]
 

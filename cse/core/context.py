@@ -9,8 +9,8 @@ things only by handing an :class:`~cse.core.outcome.Outcome` to ``apply``
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable
 
 from .outcome import Outcome
 from .ports import Clock, CommitResult, Store

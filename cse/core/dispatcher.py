@@ -19,8 +19,8 @@ composition root with the CSFs it routes to.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Awaitable, Callable
 
 from .context import Context
 from .errors import (

@@ -21,7 +21,7 @@ the store, the listeners, the delivery queue and the timers in.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from .events import Event, EventKind
 from .outcome import EXPIRY, Notification, Outcome

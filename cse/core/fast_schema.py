@@ -20,7 +20,8 @@ Any other assertion keyword makes :func:`compile_check` raise
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["Check", "Unsupported", "compile_check"]
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, unquote
 
 from .errors import BadRequest
-
 from .messages import Operation, Request, Response
 
 __all__ = ["encode_request", "decode_response", "path_for", "METHODS", "JSON_TYPES", "target_from_path",

@@ -7,9 +7,10 @@ returns a :class:`Response`, which the binding writes back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import RSC
 
@@ -114,7 +115,7 @@ class Response:
         return self.rsc < 3000
 
     @staticmethod
-    def error(rsc: int, message: str, rqi: str = "") -> "Response":
+    def error(rsc: int, message: str, rqi: str = "") -> Response:
         """An error response carrying ``m2m:dbg``."""
         return Response(rsc=rsc, rqi=rqi, pc={"m2m:dbg": message})
 

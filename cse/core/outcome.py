@@ -14,8 +14,9 @@ transactions commits ``ops`` as one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 from .events import Event
 from .messages import Response
@@ -83,15 +84,15 @@ class Outcome:
     deadlines: Sequence[Deadline] = ()
 
     def adding(self, *, ops: Sequence[Op] = (), sends: Sequence[Notification] = (),
-               deadlines: Sequence[Deadline] = ()) -> "Outcome":
+               deadlines: Sequence[Deadline] = ()) -> Outcome:
         """This outcome with more operations (same commit), sends and deadlines."""
         return Outcome(self.response, (*self.ops, *ops), self.events, self.removal,
                        (*self.sends, *sends), (*self.deadlines, *deadlines))
 
-    def with_removal(self, removal: Removal) -> "Outcome":
+    def with_removal(self, removal: Removal) -> Outcome:
         """This outcome, its commit's removals reported as ``removal``."""
         return Outcome(self.response, self.ops, self.events, removal, self.sends, self.deadlines)
 
-    def answering(self, response: Response) -> "Outcome":
+    def answering(self, response: Response) -> Outcome:
         """This outcome with ``response`` as its answer."""
         return Outcome(response, self.ops, self.events, self.removal, self.sends, self.deadlines)

@@ -28,8 +28,9 @@ Store rules every backend honours (the contract test suite in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .messages import Request, Response
@@ -82,7 +83,7 @@ class KvDelete:
     key: str
 
 
-Op = Union[Put, Delete, KvPut, KvDelete]
+Op = Put | Delete | KvPut | KvDelete
 
 
 @dataclass(slots=True)
@@ -174,4 +175,4 @@ class Outbound(Protocol):
     ``RequestTimeout`` (4008); any oneM2M answer is returned as a Response.
     """
 
-    async def send(self, poa: str, req: "Request", *, timeout: float, exact: bool = False) -> "Response": ...
+    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False) -> Response: ...

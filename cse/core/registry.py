@@ -9,8 +9,9 @@ Nothing here is global: ``Registry.load()`` is called by the composition root.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry as RefRegistry, Resource
@@ -63,7 +64,8 @@ class ResourceType:
         return f"m2m:{self.sn}"
 
 
-_WHEN = {
+# Which universal attributes a type has, from flags in its declaration.
+_WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "all": lambda d: True,
     "acpi": lambda d: bool(d.get("acpi")),
     "expires": lambda d: bool(d.get("expires", True)),
@@ -96,7 +98,7 @@ class Registry:
         return sorted(t.ty for t in self.by_ty.values() if ty in t.parents)
 
     @classmethod
-    def load(cls) -> "Registry":
+    def load(cls) -> Registry:
         """Build the registry from the declarations shipped in ``resources``."""
         common = resources.load_common_schema()
         refs = RefRegistry().with_resource("common", Resource.from_contents(common))

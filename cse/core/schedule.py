@@ -30,9 +30,9 @@ import math
 import re
 import time
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
 
 from .errors import BadRequest
 
@@ -216,7 +216,7 @@ class ScheduleEntry:
                 f"schedule entry '{_clip(text)}': expected 7 fields (second minute "
                 f"hour day-of-month month day-of-week year), got {len(parts)}")
         names = ("second", "minute", "hour", "day", "month", "weekday", "year")
-        for index, (attr, spec) in enumerate(zip(names, parts)):
+        for index, (attr, spec) in enumerate(zip(names, parts, strict=True)):
             object.__setattr__(self, attr, _parse_field(spec, index, text))
 
     def _day_matches(self, tm: time.struct_time) -> bool:

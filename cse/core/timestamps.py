@@ -13,7 +13,7 @@ import functools
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = [
     "FOREVER",
@@ -50,7 +50,7 @@ def format_ts(epoch: float) -> str:
     if not epoch < _MAX_EPOCH:
         return FOREVER
     whole = math.floor(epoch)
-    micros = int(round((epoch - whole) * 1_000_000))
+    micros = round((epoch - whole) * 1_000_000)
     if micros >= 1_000_000:
         whole += 1
         micros -= 1_000_000
@@ -76,7 +76,7 @@ def parse_ts(value: str) -> float:
         raise ValueError(f"'{value}' is not a oneM2M timestamp (YYYYMMDDThhmmss[,ffffff])")
     y, mo, d, h, mi, s, frac = m.groups()
     try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=timezone.utc)
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
     except ValueError as exc:
         raise ValueError(f"'{value}' is not a valid date/time: {exc}") from None
     return dt.timestamp() + (int(frac.ljust(6, "0")) / 1_000_000 if frac else 0.0)

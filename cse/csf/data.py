@@ -16,10 +16,10 @@ of the request (:mod:`.access`), passed explicitly wherever access is decided.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cse.core.context import Context
-from cse.core.events import Event, EventKind
 from cse.core.errors import (
     BadRequest,
     Conflict,
@@ -28,6 +28,7 @@ from cse.core.errors import (
     OperationNotAllowed,
     TargetNotSubscribable,
 )
+from cse.core.events import Event, EventKind
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome, Removal

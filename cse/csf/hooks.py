@@ -10,8 +10,9 @@ before it is stored (it is the data CSF's own copy, shared with nothing).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from cse.core.context import Context
 from cse.core.messages import Request

@@ -8,7 +8,8 @@ the structured address (``drt`` 1) or the ri (``drt`` 2), CSE-relative
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from cse.core.errors import BadRequest
 from cse.core.messages import Operation
@@ -70,7 +71,8 @@ def wrap(registry: Registry, doc: Doc, attrs: dict[str, Any] | None = None) -> d
 
 def address(doc: Doc, drt: int) -> str:
     """CSE-relative structured address or ri."""
-    return doc["_srn"] if drt == 1 else doc["ri"]
+    addr: str = doc["_srn"] if drt == 1 else doc["ri"]
+    return addr
 
 
 def child_ref(doc: Doc, drt: int) -> dict[str, Any]:

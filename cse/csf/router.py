@@ -7,7 +7,7 @@ access to instances, and leaves everything else to :class:`DataCSF`.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved

@@ -20,7 +20,8 @@ TS-0004 7.4.8 / 7.5.1, docs/onem2m.md "Subscriptions and notifications".
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from cse.core.context import Context
 from cse.core.errors import BadRequest, M2MError, SubscriptionVerificationInitiationFailed

@@ -15,8 +15,9 @@ parent's decision, and ownership found at an ancestor flows down.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any, AsyncIterator
+from typing import Any
 
 from cse.core.context import Context
 from cse.core.errors import BadRequest

@@ -194,7 +194,8 @@ def _auth(raw: dict[str, Any], cse_id: str) -> AuthConfig:
         raise SecurityConfigError("'auth.enabled' needs a key to verify tokens: "
                                   "auth.signing_key, auth.hs256_secret_file or auth.verify_keys")
     if auth.clients and not auth.can_sign:
-        raise SecurityConfigError("'auth.clients' (the token endpoint) needs auth.signing_key or auth.hs256_secret_file")
+        raise SecurityConfigError("'auth.clients' (the token endpoint) needs auth.signing_key or "
+                                  "auth.hs256_secret_file")
     if not auth.token_lifetime_s > 0:
         raise SecurityConfigError(f"'auth.token_lifetime_s' must be positive, got {auth.token_lifetime_s}")
     if not 0 <= auth.leeway_s <= 300:
@@ -212,7 +213,7 @@ def _auth_client(raw: dict[str, Any]) -> AuthClientConfig:
         if not _readable("auth_client.token_file", cfg.token_file).strip():
             raise SecurityConfigError("'auth_client.token_file' is empty")
         return cfg
-    for name, value in zip(("token_url", "client_id", "client_secret_file"), oauth):
+    for name, value in zip(("token_url", "client_id", "client_secret_file"), oauth, strict=True):
         if value is None:
             raise SecurityConfigError(f"'auth_client.{name}' is required in [auth_client] (or give token_file)")
     assert cfg.token_url is not None and cfg.client_secret_file is not None

@@ -131,7 +131,8 @@ class ClientCredentials(_Cached):
         if not isinstance(doc, dict):
             raise TargetNotReachable(f"{where}: HTTP {status} without an OAuth JSON answer")
         if status != 200:
-            raise TargetNotReachable(f"{where}: {doc.get('error', status)} ({str(doc.get('error_description', ''))[:120]})")
+            why = str(doc.get("error_description", ""))[:120]
+            raise TargetNotReachable(f"{where}: {doc.get('error', status)} ({why})")
         token, life = doc.get("access_token"), doc.get("expires_in", 300)
         if not isinstance(token, str) or str(doc.get("token_type", "")).lower() != "bearer":
             raise TargetNotReachable(f"{where}: the answer holds no bearer access_token")

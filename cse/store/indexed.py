@@ -34,7 +34,8 @@ Resolved ambiguities (see also the store contract in ``cse.core.ports``):
 from __future__ import annotations
 
 import heapq
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from cse.core.ports import CommitResult, Delete, Doc, KvDelete, KvPut, Op, Put
 

@@ -37,8 +37,9 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Mapping, Sequence
+from typing import Any, BinaryIO
 
 from cse.core.ports import Delete, KvDelete, KvPut, Op, Put
 
@@ -85,7 +86,7 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Any]:
             continue
         if type(value) is list and type(before) is list and value:
             drop = len(before) - len(value) + 1  # shifted by one appended item?
-            if 0 <= drop <= len(before) and all(a is b for a, b in zip(value, before[drop:])):
+            if 0 <= drop <= len(before) and all(a is b for a, b in zip(value, before[drop:], strict=False)):
                 lists[key] = [drop, value[-1:]]
                 continue
         changed[key] = value

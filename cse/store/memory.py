@@ -9,7 +9,8 @@ applies the batch.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cse.core.ports import CommitResult, Doc, Op
 from cse.store.indexed import IndexedDocs

@@ -32,9 +32,10 @@ import gc
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from tinydb import TinyDB
 from tinydb.storages import Storage

@@ -10,13 +10,15 @@ call ``request_from_http`` / ``response_to_http`` / ``target_from_path`` /
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from multidict import CIMultiDict
 
-from cse.binding.http_mapping import parse_query, request_from_http, response_to_http, target_from_path
+from cse.binding.http_mapping import parse_query, request_from_http, response_to_http
 from cse.core.errors import M2MError
+from cse.core.http_wire import target_from_path
 from cse.core.messages import Operation, Request, Response
 
 BASE_HEADERS = {"X-M2M-Origin": "CAdmin", "X-M2M-RI": "rq-1", "X-M2M-RVI": "3"}
@@ -419,7 +421,7 @@ def test_bad_rcn_rt_drt_are_4000(qs: str) -> None:
     assert rsc_of(path=f"/cse-in?{qs}") == 4000
 
 
-@pytest.mark.parametrize("rcn", range(0, 13))
+@pytest.mark.parametrize("rcn", range(13))
 def test_every_defined_rcn_is_parsed(rcn: int) -> None:
     assert req(path=f"/cse-in?rcn={rcn}").rcn == rcn
 

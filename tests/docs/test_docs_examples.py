@@ -11,14 +11,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from tests.childenv import checkout_first
 from tests.conftest import ADMIN, ROOT, CSEProcess, Http
 from tests.waiting import until
 
@@ -51,7 +52,7 @@ def test_sdk_guide_has_examples() -> None:
 async def run_python(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     """Run ``python *args``; (exit code, combined output). Killed after RUN_TIMEOUT."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=str(cwd), env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        sys.executable, *args, cwd=str(cwd), env={**checkout_first(), **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT)

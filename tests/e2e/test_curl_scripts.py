@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.childenv import python_on_path
 from tests.sdk.test_curl_session_flow import two_free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,11 +36,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         "curl is not installed on this machine: the samples/curl walkthroughs cannot run. "
         "Install it (apt-get install curl).")
     assert shutil.which("bash"), "bash is needed to run the samples/curl walkthroughs"
-    bindir = tmp_path / "bin"
-    bindir.mkdir(exist_ok=True)
-    if not (bindir / "python").exists():
-        (bindir / "python").symlink_to(sys.executable)
-    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+    return {**python_on_path(tmp_path / "bin"), "PYTHONUNBUFFERED": "1"}
 
 
 async def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:

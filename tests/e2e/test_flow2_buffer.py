@@ -9,7 +9,18 @@ import time
 from typing import Any
 
 from tests.flow2_helpers import (
-    CNT_TO, COMPLETED, CSI1, FAILED, NEVER, PENDING, Flow2, dbg, next_rsp, rqi, smg_toml, start_pair,
+    CNT_TO,
+    COMPLETED,
+    CSI1,
+    FAILED,
+    NEVER,
+    PENDING,
+    Flow2,
+    dbg,
+    next_rsp,
+    rqi,
+    smg_toml,
+    start_pair,
     window_ahead,
 )
 from tests.notify_receiver import Receiver

@@ -39,12 +39,12 @@ async def test_flow2_bad_or_missing_mac_is_4103(cse_process: Any, http: Any) -> 
         def corrupt(h: dict[str, str]) -> None:
             h["X-M2M-SMAC"] = h["X-M2M-SMAC"][:-2] + ("AA" if not h["X-M2M-SMAC"].endswith("AA") else "BB")
         cases = {
-            "bad mac": dict(mutate=corrupt),
-            "missing smac": dict(mutate=lambda h: h.pop("X-M2M-SMAC")),
-            "missing ot": dict(mutate=lambda h: h.pop("X-M2M-OT")),
-            "unsigned": dict(signed=False),
-            "wrong key": dict(k_mac=derive_keys(b"\x01" * 32, f.sid)[0]),
-            "garbage ot": dict(ot="yesterday"),
+            "bad mac": {"mutate": corrupt},
+            "missing smac": {"mutate": lambda h: h.pop("X-M2M-SMAC")},
+            "missing ot": {"mutate": lambda h: h.pop("X-M2M-OT")},
+            "unsigned": {"signed": False},
+            "wrong key": {"k_mac": derive_keys(b"\x01" * 32, f.sid)[0]},
+            "garbage ot": {"ot": "yesterday"},
         }
         for what, kw in cases.items():
             r = await f.send("PUT", f.cse1, CNT_TO, f.aei1, body=UPD, **kw)
@@ -122,7 +122,7 @@ async def test_flow2_replayed_rqi_answers_again_without_executing(cse_process: A
         assert (await f.container())["lbl"] == ["v2"]
         # one typ 2 event per execution: the create and the two updates
         evs = [await next_sevt(rcv2, 2, 5) for _ in range(3)]
-        assert [e["rqi"] for e in evs][0] == rq
+        assert evs[0]["rqi"] == rq
         assert [e["op"] for e in evs] == [1, 3, 3]
 
 

@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from tests.flow2_helpers import (
-    CNT_TO, COMPLETED, CSI1, PENDING, Flow2, rqi, start_pair, until, window_ahead,
+    CNT_TO,
+    COMPLETED,
+    CSI1,
+    PENDING,
+    Flow2,
+    rqi,
+    start_pair,
+    until,
+    window_ahead,
 )
 from tests.notify_receiver import Receiver
 

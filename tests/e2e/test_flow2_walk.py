@@ -18,7 +18,18 @@ import pytest
 
 from cse.core.timestamps import parse_ts
 from tests.flow2_helpers import (
-    CB2, CNT_TO, COMPLETED, CSI1, CSI2, PENDING, Flow2, next_rsp, next_sevt, rqi, sevts, start_pair,
+    CB2,
+    CNT_TO,
+    COMPLETED,
+    CSI1,
+    CSI2,
+    PENDING,
+    Flow2,
+    next_rsp,
+    next_sevt,
+    rqi,
+    sevts,
+    start_pair,
     window_ahead,
 )
 from tests.notify_receiver import Receiver

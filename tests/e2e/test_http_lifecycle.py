@@ -15,8 +15,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ async def run_cse(args: list[str], cwd: Path, timeout: float = START_TIMEOUT) ->
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         pytest.fail(f"python -m cse {' '.join(args)} did not exit within {timeout} s")

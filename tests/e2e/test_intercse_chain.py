@@ -10,7 +10,8 @@ notification from CSE2 to an AE of CSE1 takes the same path.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import (

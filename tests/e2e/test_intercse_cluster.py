@@ -109,7 +109,7 @@ async def launch(sample: str, n: int, tmp_path: Path, exit_with: int | None = No
         env={**os.environ, "PYTHONUNBUFFERED": "1", "CLUSTER_PIDS_FILE": str(pids_file)})
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), LAUNCH_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         pytest.fail(f"cse.cluster {sample} did not finish within {LAUNCH_TIMEOUT:g} s")

@@ -9,7 +9,8 @@ test files of this area must be; it holds no test functions.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, CSEProcess, Http, HttpReply
 from tests.waiting import until as _until

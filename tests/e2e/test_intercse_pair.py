@@ -16,7 +16,8 @@ CSE1 = ``/id-cse1`` (CSEBase ``cse1``) is the registrar; CSE2 = ``/id-cse2``
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import (
@@ -194,7 +195,7 @@ async def test_forwarded_discovery_finds_session_capable_aes(cse_process: Callab
     uril = r.body["m2m:uril"]
     assert any(u in ("cse2/ae2", "/id-cse2/cse2/ae2") for u in uril), uril
     assert len(uril) == 1, uril
-    assert not any(u.endswith("/plain") or u.endswith("/other") for u in uril), uril
+    assert not any(u.endswith(("/plain", "/other")) for u in uril), uril
     # without the scp filter every AE is found
     everyone = await http.send("GET", f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2", fr=aei1)
     assert everyone.rsc == 2000 and len(everyone.body["m2m:uril"]) == 3, everyone.body

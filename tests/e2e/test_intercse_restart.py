@@ -11,7 +11,8 @@ anyone restarting anything by hand.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import (

@@ -55,7 +55,7 @@ async def test_subscribe_and_notify_over_http(cse_process: Any, http: Http, rece
     ot = item.header("X-M2M-OT")
     assert ot is not None and TS.match(ot), ot
     ctype = item.header("Content-Type") or ""
-    assert ctype.startswith("application/json") or ctype.startswith("application/vnd.onem2m-res+json"), ctype
+    assert ctype.startswith(("application/json", "application/vnd.onem2m-res+json")), ctype
     assert "ty=" not in ctype
     sgn = item.sgn
     assert sgn["sur"] == f"/id-in/{sub['ri']}"

@@ -13,7 +13,8 @@ Real pair: CSE1 (registrar) and CSE2 with ``[smg] notify_timeout_s = 1``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import dbg, until

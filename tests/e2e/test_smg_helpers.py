@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -73,7 +74,7 @@ class SessionAE(Receiver):
                 self.in_flight += 1
                 try:
                     await asyncio.wait_for(self._stopping.wait(), self.establish_delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 finally:
                     self.in_flight -= 1

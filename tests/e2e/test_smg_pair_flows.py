@@ -15,7 +15,8 @@ loopback receivers (:class:`SessionAE`).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cse.core.timestamps import format_ts
 from tests.conftest import ADMIN, Http

@@ -8,7 +8,8 @@ it afterwards must still reach every hop and the endpoint AEs.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import dbg, until, wait_registered

@@ -13,7 +13,8 @@ business of its two endpoint AEs (and the admin) only: any other AE gets
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import register_ae
@@ -29,7 +30,7 @@ async def test_credentials_appear_in_no_retrieve_discovery_or_notification(
         aei1 = await smg_ae(http, cse1, "cse1", "ae1", rcv1)
         aei2 = await smg_ae(http, cse2, "cse2", "ae2", rcv2)
         # ordinary subscriptions on the AE resources and the CSEBases, all event types
-        for cse, url, fr in ((cse1, f"{cse1.url}/cse1/ae1", aei1), (cse2, f"{cse2.url}/cse2/ae2", aei2),
+        for _cse, url, fr in ((cse1, f"{cse1.url}/cse1/ae1", aei1), (cse2, f"{cse2.url}/cse2/ae2", aei2),
                              (cse1, f"{cse1.url}/cse1", ADMIN), (cse2, f"{cse2.url}/cse2", ADMIN)):
             r = await http.send("POST", url, fr=fr, ty=23, body={"m2m:sub": {
                 "nu": [plain_rcv.url], "enc": {"net": [1, 2, 3, 4]}}})

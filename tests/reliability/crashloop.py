@@ -71,7 +71,7 @@ class Res:
     cse: int
     path: str                  # CSE-relative structured path
     kind: str                  # "cnt" or "cin"
-    parent: "Res | None"
+    parent: Res | None
     value: Any                 # acknowledged lbl (cnt) or con (cin)
     created: bool              # acknowledged create (else: maybe created)
     maybe_values: set[str] = field(default_factory=set)  # unacknowledged updates since `value`
@@ -445,7 +445,7 @@ class CrashLoop:
             return req if req["rs"] != PENDING else None
 
         for s in acked:  # windows open every other second: wait for each outcome
-            req = await until(lambda: settled(s), f"stored request {s.marker} to be delivered", 60)
+            req = await until(lambda s=s: settled(s), f"stored request {s.marker} to be delivered", 60)
             if req["rs"] != COMPLETED or req["ors"]["rsc"] != 2001:
                 rep.problems.append(f"stored request {s.marker}: rs {req['rs']} ors {req.get('ors')}")
         counts: dict[str, int] = {}

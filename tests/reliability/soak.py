@@ -26,12 +26,13 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from cse.csf.smg.history import REPLAY_KEEP
 from cse.core.session_crypto import canonical, derive_keys, sign, sp_relative_target, unb64u
 from cse.core.timestamps import format_ts
+from cse.csf.smg.history import REPLAY_KEEP
 from tests.conftest import HttpReply
 from tests.notify_receiver import Receiver
 
@@ -247,7 +248,7 @@ class Soak:
             self.sample(t0)
             try:
                 await asyncio.wait_for(done.wait(), self.cfg.sample_every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.sample(t0)
 

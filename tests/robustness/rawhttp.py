@@ -23,9 +23,8 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tests.conftest import ROOT
+from tests.childenv import checkout_first
 
 __all__ = ["RawReply", "SyncCSE", "exchange", "check_reply", "request_bytes", "read_reply", "VALID_RSC_HTTP",
            "ALLOWED_5XXX"]
@@ -108,7 +107,7 @@ def exchange(port: int, data: bytes, timeout: float = 15.0, *, head: bool = Fals
             pass  # the server may answer and close before reading everything (oversized input)
         try:
             return read_reply(sock, head=head)
-        except socket.timeout:
+        except TimeoutError:
             raise NoAnswer(f"no answer within {timeout:g} s") from None
         except ConnectionResetError:
             raise NoAnswer("connection reset instead of an answer") from None
@@ -173,7 +172,7 @@ class SyncCSE:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cse", "--config", str(cfg), "--log-level", "warning"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(self.directory),
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
+            env={**checkout_first(), "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._drain, daemon=True).start()
         if not self._ready.wait(timeout):
             self.stop()

@@ -120,7 +120,7 @@ ORIGINATORS = ("admin", "owner", "other", "unknown", "granted")
 
 
 def _hour_window(clock_now: float, open_: bool) -> str:
-    hour = dt.datetime.fromtimestamp(clock_now, dt.timezone.utc).hour
+    hour = dt.datetime.fromtimestamp(clock_now, dt.UTC).hour
     return f"* * {hour if open_ else (hour + 12) % 24} * * * *"
 
 
@@ -231,8 +231,7 @@ async def test_acp_is_governed_by_its_own_pvs(inproc: InProc) -> None:
     acp_path = f"{CB}/owner/{(await ip.call(Operation.RETRIEVE, acp_ri, ADMIN)).pc['m2m:acp']['rn']}"
 
     async def victim() -> str:
-        ri = await _acp(ip, owner, [{"acor": ["Cgranted"], "acop": 63}])
-        return ri
+        return await _acp(ip, owner, [{"acor": ["Cgranted"], "acop": 63}])
 
     cells: list[str] = []
     for name in ORIGINATORS:

@@ -28,12 +28,11 @@ from __future__ import annotations
 import json
 import socket
 import string
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.notify_receiver import closed_url
 from tests.robustness.rawhttp import SyncCSE, check_reply, exchange, read_reply, request_bytes
@@ -103,8 +102,8 @@ def resource_bodies(draw: Any) -> tuple[int | None, bytes]:
         depth = draw(st.sampled_from([10, 63, 64, 65, 100, 500, 900, 990, 1100, 5000]))
         opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
         inner = opener * depth + "1" + closer * depth
-        attr = draw(st.sampled_from(attrs + ("lbl",) if attrs else ("lbl",)))
-        raw = '{"m2m:%s":{"%s":%s}}' % (sn, attr, inner)
+        attr = draw(st.sampled_from((*attrs, "lbl") if attrs else ("lbl",)))
+        raw = f'{{"m2m:{sn}":{{"{attr}":{inner}}}}}'
         return ty, raw.encode()
     else:  # a big attribute value, below or above the body limit
         size = draw(st.sampled_from([1000, MAX_BODY - 100, MAX_BODY + 1, 3 * MAX_BODY]))
@@ -212,7 +211,7 @@ CONTENT_TYPES = st.one_of(
                      "application/json; ty = 3", "application/json;ty=3;ty=4", "application/json;ty=\"3\"",
                      "application/json;charset=latin-1;ty=3", "APPLICATION/JSON;TY=3", "application/json;ty=0",
                      "application/json;ty=١"]),
-    st.sampled_from(sorted(TYPES) + [0, 6, 15, 18, 9000, 9007]).map(lambda t: f"application/json;ty={t}"),
+    st.sampled_from([*sorted(TYPES), 0, 6, 15, 18, 9000, 9007]).map(lambda t: f"application/json;ty={t}"),
 )
 METHODS = st.one_of(st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE"]),
                     st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH",

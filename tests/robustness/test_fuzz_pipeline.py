@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cse.app import CSE
 from cse.config import load_config
@@ -28,7 +28,15 @@ from cse.store.memory import MemoryStore
 from tests.conftest import FakeClock
 from tests.robustness.rawhttp import ALLOWED_5XXX, VALID_RSC_HTTP
 from tests.robustness.test_fuzz_http import (
-    DEAD_URL, FIXED_PATHS, QUERY_KEYS, QUERY_VALUES, SPECIAL_STRINGS, TYPES, json_values, resource_bodies, text,
+    DEAD_URL,
+    FIXED_PATHS,
+    QUERY_KEYS,
+    QUERY_VALUES,
+    SPECIAL_STRINGS,
+    TYPES,
+    json_values,
+    resource_bodies,
+    text,
 )
 
 _rqi = itertools.count()
@@ -89,7 +97,7 @@ def requests(draw: Any) -> Request:
         fr=draw(st.one_of(st.sampled_from(["CAdmin", "Cfuzz", "Cother", "/id-in", "/id-x", "C", None]), text)),
         rqi=draw(st.one_of(st.just(f"p{next(_rqi)}"), text)),
         rvi=draw(st.sampled_from(["2a", "3", "4", "5"])),
-        ty=draw(st.one_of(st.none(), st.sampled_from(sorted(TYPES) + [0, 6, 99999]), st.just(ty))),
+        ty=draw(st.one_of(st.none(), st.sampled_from([*sorted(TYPES), 0, 6, 99999]), st.just(ty))),
         pc=pc,
         rcn=draw(st.one_of(st.none(), st.integers(0, 12))),
         rt=draw(st.sampled_from([3, 3, 3, 1, 2, 4, 5])),

@@ -24,8 +24,8 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -177,7 +177,7 @@ def test_a_body_that_stops_arriving_is_a_4008_and_the_connection_closes(tmp_path
     proc.extra_http = lambda: "body_timeout_s = 0.5\nkeepalive_s = 5\n"  # type: ignore[method-assign]
     proc.start()
     try:
-        full = request_bytes(b"POST", b"/cse-in", H + [(b"Content-Type", b"application/json;ty=3")], b"{" * 100)
+        full = request_bytes(b"POST", b"/cse-in", [*H, (b"Content-Type", b"application/json;ty=3")], b"{" * 100)
         with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
             sock.sendall(full[:-90])  # the headers and 10 of the 100 body bytes
             reply = read_reply(sock)

@@ -18,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import free_port, registrar_toml, wait_registered
-from tests.flow2_helpers import CNT_TO, COMPLETED, PENDING, Flow2, rqi
-from tests.flow2_helpers import start_pair as start_flow2_pair
+from tests.flow2_helpers import CNT_TO, COMPLETED, PENDING, Flow2, rqi, start_pair as start_flow2_pair
 from tests.notify_receiver import Receiver
 from tests.waiting import until
 
@@ -56,7 +56,7 @@ class FakePeer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> "FakePeer":
+    async def start(self) -> FakePeer:
         self._server = await asyncio.start_server(self._conn, "127.0.0.1", self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -106,7 +106,7 @@ class FakePeer:
             self._writers.discard(writer)
             writer.close()
 
-    async def __aenter__(self) -> "FakePeer":
+    async def __aenter__(self) -> FakePeer:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:

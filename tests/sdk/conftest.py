@@ -47,4 +47,4 @@ async def client(recorder: Recorder) -> AsyncIterator[AEClient]:
 
 
 # A real pair with an established session, for the session-based request tests.
-from tests.sdk.session_pair import flow  # noqa: F401
+from tests.sdk.session_pair import flow  # noqa: E402,F401

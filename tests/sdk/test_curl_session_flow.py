@@ -21,6 +21,8 @@ import socket
 import sys
 from pathlib import Path
 
+from tests.childenv import python_on_path
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "samples" / "curl" / "session_flow.sh"
 README = ROOT / "README.md"
@@ -49,10 +51,7 @@ async def test_the_curl_walkthrough_runs_against_a_pair(tmp_path: Path) -> None:
         "walkthrough) cannot run. Install it (apt-get install curl).")
     assert shutil.which("bash"), "bash is needed to run samples/curl/session_flow.sh"
     # the script calls `python`: make that this interpreter (a venv's, in CI)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "python").symlink_to(sys.executable)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+    env = {**python_on_path(tmp_path / "bin"), "PYTHONUNBUFFERED": "1"}
     var = tmp_path / "var"
     var.mkdir()
     proc = await asyncio.create_subprocess_exec(

@@ -9,7 +9,6 @@ and the ``samples/monitor.py`` AE. Waits are on queues/lines with timeouts.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from ae_sdk import AEClient, HttpTransport, M2MResponseError, TransportError, notified_resource
+from tests.childenv import checkout_first
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
@@ -153,8 +153,7 @@ async def _line(proc: asyncio.subprocess.Process) -> str:
 
 async def _run_monitor(url: str) -> asyncio.subprocess.Process:
     # PYTHONPATH: the sample must work whether or not ae_sdk is installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "PYTHONUNBUFFERED": "1"}
+    env = {**checkout_first(), "PYTHONUNBUFFERED": "1"}
     return await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "samples" / "monitor.py"), url, cwd=str(ROOT), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

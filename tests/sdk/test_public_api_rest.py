@@ -14,7 +14,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ae_sdk import ROOTS, AEClient, InProcessTransport, M2MResponseError, NotificationServer, unwrap, wrap
+from ae_sdk import (
+    ROOTS,
+    AEClient,
+    InProcessTransport,
+    M2MResponseError,
+    NotificationServer,
+    SDKError,
+    unwrap,
+    wrap,
+)
 from cse.app import CSE
 from cse.core.messages import Operation
 
@@ -49,7 +58,7 @@ async def test_require_ae_returns_the_registered_ae(client: AEClient, cse_app: C
         await later.close()
     nobody = AEClient(InProcessTransport(cse_app.handle))
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(SDKError, match="no AE"):
             await nobody.require_ae()
     finally:
         await nobody.close()

@@ -28,7 +28,7 @@ import asyncio
 import pytest
 
 from ae_sdk import AEClient, HttpTransport, M2MResponseError, NotificationServer, SessionOffer
-from tests.sdk.session_pair import CSI1, CSI2, T, Flow
+from tests.sdk.session_pair import CSI1, CSI2, Flow, T
 
 
 async def _ae3(flow: Flow) -> AEClient:

@@ -27,7 +27,7 @@ import pytest
 
 from ae_sdk.session_crypto import b64u_decode, b64u_encode
 from tests.conftest import ADMIN
-from tests.sdk.session_pair import CSI2, T, Flow
+from tests.sdk.session_pair import CSI2, Flow, T
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,4 +243,5 @@ async def test_values_may_start_with_a_dash() -> None:
                        headers["X-M2M-SMAC"])
     code, token, err = await cli("encrypt", "--sid", "-sid", "--kid", "-k", "--key", key_text, "--", "-21.5")
     assert code == 0 and token.startswith("sess1.-k."), err
-    assert (await cli("decrypt", "--sid", "-sid", "--kid", "-k", "--key", key_text, token.strip()))[:2] == (0, "-21.5\n")
+    decrypted = await cli("decrypt", "--sid", "-sid", "--kid", "-k", "--key", key_text, token.strip())
+    assert decrypted[:2] == (0, "-21.5\n")

@@ -114,8 +114,8 @@ async def test_sec_0_sends_the_sid_without_a_mac(recording_cse: tuple) -> None:
 
 
 def test_targets_and_attribute_encryption() -> None:
-    client = AEClient(InProcessTransport(lambda req: None), cse_name="cse1", cse_id="/id-cse1",  # type: ignore
-                      originator="Cae1")
+    never_called = InProcessTransport(lambda req: None)  # type: ignore[arg-type,return-value]
+    client = AEClient(never_called, cse_name="cse1", cse_id="/id-cse1", originator="Cae1")
     s = make_session(client)
     assert s.target("container1/la") == "/id-cse2/Cae2/container1/la"
     assert s.target("/id-cse2/cse2/AE2/x") == "/id-cse2/cse2/AE2/x"

@@ -22,7 +22,7 @@ import pytest
 
 from ae_sdk import M2MResponseError, PendingResult, SDKError, SessionCryptoError
 from ae_sdk.session_crypto import b64u_decode, b64u_encode, is_token
-from tests.sdk.session_pair import CSI1, CSI2, T, Flow, window_ahead
+from tests.sdk.session_pair import CSI1, CSI2, Flow, T, window_ahead
 
 UPDATE_OP = 3
 

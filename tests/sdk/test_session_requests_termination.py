@@ -14,7 +14,7 @@ AE polls a request that can never complete until the ``<request>`` expires
 from __future__ import annotations
 
 from ae_sdk import PendingResult
-from tests.sdk.session_pair import CSI1, T, Flow
+from tests.sdk.session_pair import CSI1, Flow, T
 
 NEVER = ["* * * * * * 2099"]  # a window that does not open while the test runs
 FAILED = 2

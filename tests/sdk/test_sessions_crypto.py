@@ -177,7 +177,7 @@ def test_mac_is_unpadded_base64url_hmac_sha256_with_k_mac() -> None:
 # -- base64url ---------------------------------------------------------------------------
 
 def test_b64u_round_trip_without_padding() -> None:
-    for n in range(0, 40):
+    for n in range(40):
         data = bytes(range(n))
         text = b64u_encode(data)
         assert "=" not in text and b64u_decode(text) == data
@@ -262,15 +262,15 @@ def test_wrong_sid_aad_fails() -> None:
 
 def test_wrong_key_fails() -> None:
     token = encrypt(k_enc(), SID, KID, b"21.5")
-    with pytest.raises(SessionCryptoError, match="tampered|another"):
+    with pytest.raises(SessionCryptoError, match=r"tampered|another"):
         decrypt(derive_keys(bytes(32), SID)[1], SID, token)
-    with pytest.raises(SessionCryptoError, match="tampered|another"):
+    with pytest.raises(SessionCryptoError, match=r"tampered|another"):
         decrypt(derive_keys(KEY, SID)[0], SID, token)  # K_mac is not K_enc
 
 
 def test_kid_mismatch_is_named() -> None:
     token = encrypt(k_enc(), SID, KID, b"21.5")
-    with pytest.raises(SessionCryptoError, match="key 'k1Ab-_'.*'other'"):
+    with pytest.raises(SessionCryptoError, match=r"key 'k1Ab-_'.*'other'"):
         decrypt(k_enc(), SID, token, kid="other")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,10 +23,10 @@ from ae_sdk import M2MResponseError, SDKError, SyncAEClient, notified_resource
 
 
 @pytest.fixture
-async def cse_url(cse_process: Callable[..., Any]) -> AsyncIterator[str]:
+async def cse_url(cse_process: Callable[..., Any]) -> str:
     """The URL of a fresh CSE process (IN-CSE /id-in named cse-in)."""
     proc = await cse_process()
-    yield proc.url
+    return proc.url
 
 
 def test_every_method_from_plain_code(cse_url: str) -> None:

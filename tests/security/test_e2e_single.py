@@ -120,7 +120,7 @@ async def test_sdk_over_https_with_a_registration_token(cse_process: Callable[..
         assert (await client.retrieve("sdkapp/data/la"))["con"] == "42"
     # without the CA the CSE's certificate is not trusted, and the error says so
     async with AEClient(url(cse), cse_name="cse1", token=token(c, ADMIN)) as stranger:
-        with pytest.raises(TransportError, match="TLS certificate .* is not trusted"):
+        with pytest.raises(TransportError, match=r"TLS certificate .* is not trusted"):
             await stranger.retrieve("cse1")
 
 

@@ -22,8 +22,8 @@ from tinydb import Query, TinyDB
 from cse.core.ports import Delete, Doc, KvDelete, KvPut, Put
 from cse.store.journal import JournalWriter
 from cse.store.tinydb_store import StoreCorruptError, StoreWriteError, TinyDBStore
+from tests.childenv import checkout_first
 
-REPO = Path(__file__).resolve().parents[2]
 AE, CNT, CIN = 2, 3, 4
 
 
@@ -337,7 +337,7 @@ CHILD = textwrap.dedent(
 @pytest.mark.parametrize("compact_bytes", [64 * 1024 * 1024, 20_000])
 async def test_kill_9_keeps_every_acknowledged_commit(tmp_path: Path, compact_bytes: int) -> None:
     path = str(tmp_path / "cse.json")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = checkout_first()
     acked: list[str] = []
     err_path = tmp_path / "child.stderr"  # a file, so a chatty child cannot block
     with open(err_path, "wb") as err, subprocess.Popen(

@@ -6,7 +6,7 @@ timers, so each step's order and input is visible.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from cse.core.events import Event, EventKind
 from cse.core.executor import Executor

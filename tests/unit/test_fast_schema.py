@@ -10,7 +10,8 @@ into wrong types, lengths, patterns and shapes) and both must agree.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

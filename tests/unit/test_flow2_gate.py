@@ -5,7 +5,8 @@ the other AE's container are served here). FakeClock drives freshness."""
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -341,7 +342,7 @@ async def test_a_policy_change_re_evaluates_the_stored_requests(inproc: Any, rcv
         assert r.rsc == 2002, r.pc
     try:  # the poked store-and-forward timer runs its flush
         await asyncio.wait_for(fwd.called.wait(), 2.0)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass  # reported by the assertion below
     assert fwd.rqis == [rq], (
         f"policy {change}d, but the stored request was not re-evaluated "

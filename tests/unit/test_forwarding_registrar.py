@@ -15,8 +15,9 @@ CSEBase ``cse-in``) with a fake outbound transport, so no socket is opened.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

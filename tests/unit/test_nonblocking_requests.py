@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts, parse_ts
 from tests.notify_receiver import Receiver

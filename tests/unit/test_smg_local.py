@@ -16,7 +16,7 @@ from typing import Any
 
 from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
-from cse.csf.smg.model import new_credentials, new_sid, split_ae_id, sp_ae_id
+from cse.csf.smg.model import new_credentials, new_sid, sp_ae_id, split_ae_id
 from tests.conftest import InProc
 from tests.e2e.test_smg_helpers import KEY_RE, SID_RE, SessionAE
 

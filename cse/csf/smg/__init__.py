@@ -10,7 +10,7 @@ calls for the session types.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from cse.core.context import Context
 from cse.core.events import Event

@@ -30,7 +30,7 @@ older than the session, and rely on the request-ID memory for replays.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
@@ -45,7 +45,7 @@ from cse.core.timestamps import parse_ts
 from ..access import Grant
 from .events import SessionEvents
 from .history import record_ops, remember_ops, replay_ns
-from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, split_ae_id, sp_ae_id
+from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, sp_ae_id, split_ae_id
 from .sessions import is_cse_id
 
 __all__ = ["SessionGate"]

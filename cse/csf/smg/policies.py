@@ -17,8 +17,8 @@ from typing import Any
 from cse.core.context import Context
 from cse.core.errors import BadRequest, M2MError, TargetNotReachable
 from cse.core.ids import Target, new_ri
-from cse.core.outcome import Outcome
 from cse.core.messages import Operation, Request
+from cse.core.outcome import Outcome
 from cse.core.ports import Doc, Op
 from cse.core.schedule import Schedule
 

@@ -28,16 +28,17 @@ and then removes the subtree. Unreachable hops are named in the answer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from cse.core.context import Context
 from cse.core.errors import (
+    RSC,
     BadRequest,
     Conflict,
     M2MError,
     NotFound,
-    RSC,
     OriginatorHasNoPrivilege,
     RequestTimeout,
     TargetNotReachable,
@@ -66,8 +67,8 @@ from .model import (
     next_hop_doc,
     policies_doc,
     session_ri,
-    split_ae_id,
     sp_ae_id,
+    split_ae_id,
 )
 
 __all__ = ["SessionManager"]
