@@ -3,8 +3,8 @@
 TS-0004 7.4.1 (common resource procedures). Everything every type shares
 happens here, once: content validation, names and conflicts (4105), parent
 types (4108), timestamps, expiration (``et`` defaulted and capped by the
-parent's), state tags, creator, access checks, one atomic store commit,
-events, and the result content (``rcn``). Per-type behaviour comes only from
+parent's), state tags, creator, access checks, the store operations and
+events of the change, and the result content (``rcn``). Per-type behaviour comes only from
 :class:`cse.csf.hooks.TypeHooks`.
 
 CREATE, UPDATE and DELETE return an :class:`~cse.core.outcome.Outcome`
