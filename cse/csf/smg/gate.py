@@ -8,7 +8,9 @@ before normal processing:
 2. the originator must be one of its endpoints (SP-relative AE-IDs) or a
    neighbour SMG, and the target must be on a CSE hosting an endpoint; where
    the target is hosted, it must be at or below an endpoint AE (4103), and a
-   session never deletes an AE or its ``sessions`` collection;
+   session carries data operations only: never into an AE's ``sessions``
+   collection, never a change of the AE resource itself, of an ACP or of
+   any ``acpi`` (4103, docs/sessions.md "What a session authorizes");
 3. with ``sec`` 1 the MAC must verify and ``X-M2M-OT`` be fresh (4103);
    a request ID seen before in this session gets the first answer again,
    without a second execution (durably remembered, which also makes
@@ -54,6 +56,7 @@ log = logging.getLogger("cse.smg")
 
 _OP_BIT = {Operation.CREATE: 1, Operation.RETRIEVE: 2, Operation.UPDATE: 4, Operation.DELETE: 8}
 _CHANGES = (Operation.CREATE, Operation.UPDATE, Operation.DELETE)
+ACP_TY, AE_TY = 1, 2
 
 Resolve = Callable[[Target, Operation], Awaitable[Resolved]]
 Serve = Callable[[Request, Resolved, Grant], Awaitable[Outcome]]
@@ -217,8 +220,9 @@ class SessionGate:
             # Another session's keys and subscriptions live there: a session
             # never reaches into an AE's sessions collection.
             raise OriginatorHasNoPrivilege("an AE's sessions collection is not reachable through a session")
-        if req.op == Operation.DELETE and doc["ty"] == 2:
-            raise OriginatorHasNoPrivilege("a session cannot delete an endpoint AE or its sessions collection")
+        refusal = _beyond_data(req, doc)
+        if refusal is not None:
+            raise OriginatorHasNoPrivilege(f"{refusal}: not permitted through session {session['sid'][:16]}")
         # the session's authority: everything at or below the endpoint AE, whatever its ACPs say
         outcome = await self.serve(req, resolved, frozenset({ae["ri"]}))
         resp = outcome.response
@@ -238,6 +242,30 @@ class SessionGate:
             return []
         session = ops[0].doc
         return [*ops, *await remember_ops(self.ctx, session["sid"], req.rqi, resp, session["rqn"])]
+
+
+def _beyond_data(req: Request, doc: Doc) -> str | None:
+    """Why ``req`` on ``doc`` is more than the data operation a session
+    authorises (docs/sessions.md "What a session authorizes"), or None.
+
+    Whoever could change the endpoint AE (its ``poa``), an ACP or an
+    ``acpi`` through a session could take the AE over or keep access after
+    the session ends; those stay with the AE's own, non-session requests.
+    """
+    if doc["ty"] == AE_TY and req.op in (Operation.UPDATE, Operation.DELETE):
+        return "a session never changes or deletes the endpoint AE resource itself"
+    if doc["ty"] == ACP_TY and req.op != Operation.RETRIEVE:
+        return "a session never changes an accessControlPolicy or creates anything under one"
+    if req.op == Operation.CREATE and req.ty == ACP_TY:
+        return "a session never creates an accessControlPolicy"
+    if req.op in (Operation.CREATE, Operation.UPDATE) and _sets_acpi(req.pc):
+        return "a session never sets acpi (accessControlPolicyIDs) of any resource"
+    return None
+
+
+def _sets_acpi(pc: object) -> bool:
+    """Whether the content ``{"m2m:xxx": {...}}`` names ``acpi`` (even as null)."""
+    return isinstance(pc, dict) and any(isinstance(attrs, dict) and "acpi" in attrs for attrs in pc.values())
 
 
 async def _ae_of(ctx: Context, doc: Doc) -> tuple[Doc | None, bool]:
