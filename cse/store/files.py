@@ -5,8 +5,8 @@ included, and the key file holds the key that unwraps them. So every file
 the store writes is created mode 0600 (whatever the umask), a directory it
 creates is 0700, and a file left more open by an earlier version is
 tightened when the store opens. A directory that already existed is not
-changed (it may be shared, or a system directory): its mode is only
-reported when others can enter or list it.
+changed (it may be shared, or a system directory; docs/security.md "Keys
+at rest" says to make it private).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ DIR_MODE = 0o700
 
 
 def private_dirs(directory: str) -> None:
-    """Create ``directory`` and missing parents mode 0700; warn when an
-    existing one is open to others."""
+    """Create ``directory`` and missing parents mode 0700 (an existing one is left as it is)."""
     directory = os.path.abspath(directory or ".")
     missing: list[str] = []
     cur = directory
@@ -42,11 +41,6 @@ def private_dirs(directory: str) -> None:
         except FileExistsError:
             continue
         os.chmod(d, DIR_MODE)  # the umask may have taken bits away, never added: set exactly
-    if not missing:
-        mode = stat.S_IMODE(os.stat(directory).st_mode)
-        if mode & 0o077:
-            log.warning("store directory %s is mode %04o: others can list it (the store files themselves "
-                        "are 0600); 'chmod 700 %s' makes it private", directory, mode, directory)
 
 
 def open_private(path: str, mode: str, *, exclusive: bool = False, **kw: Any) -> IO[Any]:
