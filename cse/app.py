@@ -37,6 +37,7 @@ from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
 from cse.csf.smg import SMG
+from cse.csf.smg.model import SESSION_TY
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.security.binding import build_security
 from cse.store.keyfile import StoreKeyError, load_store_key
@@ -90,7 +91,9 @@ class CSE:
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
         self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req))
-        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req))
+        # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
+        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req),
+                                          blocking_only=frozenset({SESSION_TY}))
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              remove=lambda doc, originator: self.data.remove(doc, originator))
         reg = config.registrar

@@ -7,7 +7,10 @@
 * a key stored in plain by an earlier version is wrapped at the next start,
   and compacted out of the files; the session still verifies MACs;
 * a key file that is not the store's is refused at start-up;
-* the memory store wraps too (with a key that is never written).
+* the memory store wraps too (with a key that is never written);
+* a non-blocking establishment (rt 1/2) is refused: its answer, with the
+  key in plain, would be kept in a ``<request>`` resource (and, rt 2, sent
+  to any X-M2M-RTU).
 """
 
 from __future__ import annotations
@@ -137,3 +140,17 @@ async def test_the_memory_store_wraps_too(inproc: InProc, rcv2: Receiver) -> Non
     scr = (await ls.doc())["_scr"]
     assert "key" not in scr and scr["wrp"].startswith(inproc.cse.smg.keyring.key_id + ".")
     assert await _cin(ls, "m") == 2001
+
+
+@pytest.mark.parametrize("rt", [1, 2])
+async def test_a_non_blocking_establishment_is_refused(inproc: InProc, rcv2: Receiver, rt: int) -> None:
+    ip = inproc
+    cb = ip.cse.config.cse.name
+    a1, a2 = await ip.register("AE1", scp=["smg"]), await ip.register("AE2", scp=["smg"])
+    r = await ip.call(Operation.CREATE, f"{cb}/AE2/sessions", a2, ty=23, pc={"m2m:sub": {"rn": "s", "nu": [rcv2.url]}})
+    assert r.rsc == 2001, r.pc
+    before = await ip.cse.store.count()
+    r = await ip.call(Operation.CREATE, f"{cb}/AE1/sessions", a1, ty=9002, pc={"m2m:sess": {"tep": f"/id-in/{a2}"}},
+                      rt=rt)
+    assert r.rsc == 4000 and "blocking request only" in r.pc["m2m:dbg"], (r.rsc, r.pc)
+    assert await ip.cse.store.count() == before  # no <request>, no session
