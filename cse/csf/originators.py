@@ -24,6 +24,8 @@ tokens, docs/security.md); this check makes sure the CSE knows it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cse.core.context import Context
 from cse.core.errors import BadRequest, OriginatorHasNoPrivilege
 from cse.core.messages import Operation, Request
@@ -40,14 +42,22 @@ def cse_of(originator: str) -> str | None:
     CSE-relative one, e.g. an AE-ID stem); 4000 when it is malformed."""
     if not originator.startswith("/"):
         return None
-    parts = originator[2:].split("/") if originator.startswith("//") else originator[1:].split("/")
-    if originator.startswith("//") and len(parts) > 1 and parts[0]:
-        parts = parts[1:]  # drop the SP-ID
-    elif originator.startswith("//"):
-        parts = []
-    if not parts or any(not p for p in parts):
+    csi = _cse_part(originator)
+    if not csi:
         raise BadRequest(f"originator '{originator[:80]}' is not a valid ID: an SP-relative ID is "
                          "/<cse-id>[/<entity>], an absolute one //<sp-id>/<cse-id>[/<entity>]")
+    return csi
+
+
+@lru_cache(maxsize=4096)
+def _cse_part(originator: str) -> str:
+    """``/<cse-id>`` of ``/cse-id[/...]`` or ``//sp/cse-id[/...]``; '' when a part is empty
+    (cached: every request asks, and most originators repeat)."""
+    parts = originator[2:].split("/") if originator.startswith("//") else originator[1:].split("/")
+    if originator.startswith("//"):
+        parts = parts[1:] if len(parts) > 1 and parts[0] else []  # drop the SP-ID
+    if not parts or any(not p for p in parts):
+        return ""
     return "/" + parts[0]
 
 
@@ -55,7 +65,8 @@ async def known_cse(ctx: Context, csi: str) -> bool:
     """Whether a request from (an entity of) CSE ``csi`` can have reached us
     through a registered remote CSE (see module docstring)."""
     store = ctx.store
-    if any(d["ty"] == REMOTE_CSE_TY for d in await store.lookup("csi", csi)):
+    own = await store.get(csi[1:])  # a remoteCSE's ri is its CSE-ID without the slash
+    if own is not None and own["ty"] == REMOTE_CSE_TY and own.get("csi") == csi:
         return True
     for doc in await store.children(ctx.identity.cb_ri, REMOTE_CSE_TY):
         if csi in (doc.get("dcse") or ()):
@@ -67,10 +78,12 @@ async def known_cse(ctx: Context, csi: str) -> bool:
 async def registered(ctx: Context, originator: str) -> bool:
     """An AE registered here, or an originator of another CSE that a
     registered remote CSE leads to (malformed IDs: False)."""
-    try:
-        csi = cse_of(originator)
-    except BadRequest:
+    if originator.startswith("/") and not _cse_part(originator):
         return False
+    return await _known(ctx, originator, cse_of(originator))
+
+
+async def _known(ctx: Context, originator: str, csi: str | None) -> bool:
     if csi is None:
         doc = await ctx.store.get(originator)
         return doc is not None and doc["ty"] == AE_TY
@@ -87,7 +100,7 @@ async def check(ctx: Context, req: Request) -> None:
     if fr is None or fr in (ctx.identity.admin, ctx.identity.csi):
         return
     csi = cse_of(fr)  # 4000 when malformed
-    if await registered(ctx, fr):
+    if await _known(ctx, fr, csi):
         return
     if csi is None:
         raise OriginatorHasNoPrivilege(
