@@ -295,7 +295,9 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--secret-file", help="the CSE's HS256 secret file")
     t.add_argument("--subject", help="the 'sub' claim (default: the first originator)")
     t.add_argument("--issuer", help="the 'iss' claim (needed when the CSE sets auth.trusted_issuers)")
-    t.add_argument("--audience", help="the 'aud' claim (needed when the CSE sets auth.audience)")
+    t.add_argument("--audience", action="append",
+                   help="an 'aud' value (repeat): the CSE's auth.audience when it sets one, and a CSE-ID "
+                        "to make the token good at that CSE only")
     t.add_argument("--lifetime", type=float, default=3600.0, help="seconds until it expires (default 3600)")
     t.add_argument("--header", action="store_true", help="print 'Authorization: Bearer <token>' (curl -H @file)")
     t.set_defaults(run=_token)

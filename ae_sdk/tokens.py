@@ -26,7 +26,7 @@ __all__ = ["mint_token"]
 
 
 def mint_token(originators: Sequence[str], *, key_file: str | None = None, secret_file: str | None = None,
-               subject: str | None = None, issuer: str | None = None, audience: str | None = None,
+               subject: str | None = None, issuer: str | None = None, audience: str | Sequence[str] | None = None,
                lifetime: float = 3600.0, now: float | None = None) -> str:
     """A signed token allowing ``originators``: ES256 with ``key_file`` (PEM), HS256 with ``secret_file``."""
     if not originators:
@@ -43,6 +43,6 @@ def mint_token(originators: Sequence[str], *, key_file: str | None = None, secre
                               "jti": secrets.token_urlsafe(12), "orig": list(originators)}
     if issuer is not None:
         claims["iss"] = issuer
-    if audience is not None:
-        claims["aud"] = audience
+    if audience is not None:  # one value, or several (a service provider's and a CSE-ID, docs/security.md)
+        claims["aud"] = audience if isinstance(audience, str) else list(audience)
     return jwt.encode(claims, key)

@@ -24,6 +24,7 @@ from cse.core.messages import Request, Response
 from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
 from cse.core.ports import Clock, Store
 from cse.core.registry import Registry
+from cse.csf import originators
 from cse.csf.acp import ACP_HOOKS
 from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
 from cse.csf.cse_base import ensure_cse_base
@@ -40,6 +41,7 @@ from cse.csf.smg import SMG
 from cse.csf.smg.model import SESSION_TY
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.security.binding import build_security
+from cse.security.exposure import open_originator_warning
 from cse.store.keyfile import StoreKeyError, load_store_key
 from cse.store.memory import MemoryStore
 from cse.store.tinydb_store import TinyDBStore
@@ -83,11 +85,12 @@ class CSE:
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events)),
             deliver=lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer})
+        reg = config.registrar
         self.ctx = Context(
             identity=CSEIdentity(
                 csi=config.cse.cse_id, cb_name=config.cse.name, sp_id=config.cse.sp_id,
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
-                default_et_s=config.cse.default_et_s),
+                default_et_s=config.cse.default_et_s, registrar=reg.cse_id if reg else None),
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
         self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req))
@@ -96,7 +99,6 @@ class CSE:
                                           blocking_only=frozenset({SESSION_TY}))
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              remove=lambda doc, originator: self.data.remove(doc, originator))
-        reg = config.registrar
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
@@ -111,7 +113,8 @@ class CSE:
                                        **self.smg.hooks()})
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
-                                     nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle)
+                                     nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
+                                     check_originator=lambda req: originators.check(self.ctx, req))
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
@@ -130,6 +133,9 @@ class CSE:
 
     async def start(self, serve_http: bool = True) -> None:
         """Open the store, bootstrap the CSEBase, arm timers, serve HTTP."""
+        warning = open_originator_warning(self.config.http.host, self.config.auth.enabled)
+        if warning is not None:
+            log.warning("%s", warning)
         await self.store.open()
         try:
             key_created = await self._session_keys()

@@ -29,8 +29,8 @@ class HttpOutbound:
 
     ``ssl_context`` verifies ``https://`` peers (``[tls] ca``). ``tokens``
     gives the bearer token sent on CSE-to-CSE requests (``exact=False``:
-    registration, forwarding) -- never to notification URLs, which belong
-    to AEs. A peer that refuses the token with a ``WWW-Authenticate: Bearer``
+    registration, forwarding; minted for ``peer``, the CSE it goes to) --
+    never to notification URLs, which belong to AEs. A peer that refuses the token with a ``WWW-Authenticate: Bearer``
     challenge gets one retry with a fresh token (docs/security.md).
     """
 
@@ -56,7 +56,8 @@ class HttpOutbound:
             await self._session.close()
             self._session = None
 
-    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False) -> Response:
+    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False,
+                   peer: str | None = None) -> Response:
         method, path, headers, body = encode_request(req)
         parts = urlsplit(poa)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -67,7 +68,7 @@ class HttpOutbound:
             url = poa.rstrip("/") + path
         try:
             for attempt in (1, 2):
-                token = None if exact or self.tokens is None else await self.tokens.token(self._client())
+                token = None if exact or self.tokens is None else await self.tokens.token(self._client(), peer)
                 if token is not None:
                     headers["Authorization"] = f"Bearer {token}"
                 async with self._client().request(

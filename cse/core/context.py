@@ -31,7 +31,8 @@ class SystemClock:
 
 @dataclass(frozen=True, slots=True)
 class CSEIdentity:
-    """Who this CSE is (the ``[cse]`` section of docs/configuration.md) and its limits."""
+    """Who this CSE is (the ``[cse]`` section of docs/configuration.md), its registrar
+    (``[registrar] cse_id``, None without one) and its limits."""
 
     csi: str = "/id-in"
     cb_name: str = "cse-in"
@@ -41,6 +42,7 @@ class CSEIdentity:
     poa: tuple[str, ...] = ()
     default_et_s: float = 10 * 365 * 86400.0
     max_result: int = 10_000
+    registrar: str | None = None
 
     @property
     def cb_ri(self) -> str:

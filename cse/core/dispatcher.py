@@ -1,7 +1,8 @@
 """The request pipeline's entry: one Request in, one Response out.
 
 Order (docs/architecture.md "One request, end to end"): request-level checks
-(originator, expiration) -> target classification (local or another CSE,
+(originator present, expiration, originator known here: ``check_originator``,
+docs/security.md "Originators and remote CSEs") -> target classification (local or another CSE,
 ``cse.core.ids``) -> resolution of the local target, virtual ``la``/``ol``
 included -> the operation's CSF. Every :class:`M2MError` raised anywhere below
 becomes its RSC plus ``m2m:dbg`` here, once; anything else is a bug, logged
@@ -59,6 +60,7 @@ class Resolved:
 
 
 Local = Callable[[Request, Resolved], Awaitable[Outcome]]
+Check = Callable[[Request], Awaitable[None]]
 Forward = Callable[[Request, Target], Awaitable[Response]]
 Gate = Callable[[Request, Target], Awaitable[Outcome]]
 Accept = Callable[[Request], Awaitable[Response]]
@@ -69,8 +71,10 @@ class Dispatcher:
     """Turns requests into responses; the one place errors are translated."""
 
     def __init__(self, ctx: Context, local: Local, execute: Execute, *, forward: Forward | None = None,
-                 nonblocking: Accept | None = None, session_gate: Gate | None = None) -> None:
+                 nonblocking: Accept | None = None, session_gate: Gate | None = None,
+                 check_originator: Check | None = None) -> None:
         self.ctx = ctx
+        self.check_originator = check_originator  # raises unless the originator is known here
         self.local = local
         self.execute = execute
         self.forward = forward
@@ -98,6 +102,8 @@ class Dispatcher:
         if fr != req.fr:
             req = replace(req, fr=fr)
         self._check_expiration(req)
+        if self.check_originator is not None:  # before anything serves, remembers or forwards it
+            await self.check_originator(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
         if req.sid is not None and self.session_gate is not None:
             return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)

@@ -173,6 +173,9 @@ class Outbound(Protocol):
     ``exact`` is set (a notification URL is used as it is). Connection
     failures raise ``TargetNotReachable`` (5103), a timeout raises
     ``RequestTimeout`` (4008); any oneM2M answer is returned as a Response.
+    ``peer`` is the CSE-ID of the CSE at ``poa`` when it is one (the
+    audience of the token sent to it, docs/security.md "Bearer tokens").
     """
 
-    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False) -> Response: ...
+    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False,
+                   peer: str | None = None) -> Response: ...

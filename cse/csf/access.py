@@ -44,8 +44,10 @@ from cse.core.errors import OriginatorHasNoPrivilege
 from cse.core.ports import Doc
 from cse.core.schedule import Schedule
 
-__all__ = ["Grant", "Permission", "check", "allowed", "in_sessions", "is_privileged", "owns", "session_grants",
-           "session_party", "within"]
+from . import originators
+
+__all__ = ["Grant", "Permission", "allowed", "check", "check_acpi_update", "in_sessions", "is_privileged", "owns",
+           "session_grants", "session_party", "within"]
 
 Grant = frozenset[str] | None
 """A session grant: the ris of the endpoint AEs a session-based request may
@@ -211,10 +213,41 @@ async def session_party(ctx: Context, originator: str, doc: Doc) -> bool:
 
 
 async def _registered(ctx: Context, originator: str) -> bool:
-    """An AE registered here, or a CSE (CSE-IDs start with '/')."""
-    if originator.startswith("/"):
-        return True
-    return await ctx.store.get(originator) is not None
+    """An AE registered here, or an originator of a CSE a registered remote
+    CSE leads to (docs/security.md "Originators and remote CSEs")."""
+    return await originators.registered(ctx, originator)
+
+
+async def check_acpi_update(ctx: Context, originator: str | None, doc: Doc) -> None:
+    """Raise 4103 unless ``originator`` may change ``doc``'s ``acpi`` (TS-0001
+    9.6.1.3.2; docs/security.md "Access control").
+
+    The ACPs concerned are those ``doc`` references now: UPDATE in the
+    ``pvs`` of any one of them is needed (whoever holds it can already
+    rewrite that ACP's ``pv`` to grant anything, so asking for all of them
+    would add nothing). Without ``acpi`` -- or when none of the referenced
+    ACPs exists any more -- the default owner policy decides: the owner may
+    set it. ``pv`` rights and a session grant never suffice, and removing
+    ``acpi`` (``null`` or ``[]``) needs exactly the same. The admin and this
+    CSE may always.
+    """
+    if originator is None:
+        raise OriginatorHasNoPrivilege("an acpi UPDATE needs an originator")
+    if is_privileged(ctx, originator):
+        return
+    acps = [acp for acp in [await _resolve_acp(ctx, ref) for ref in doc.get("acpi") or ()] if acp is not None]
+    where = doc.get("_srn", doc.get("ri"))
+    if acps:
+        if any(_acp_grants(acp.get("pvs"), originator, Permission.UPDATE, ctx) for acp in acps):
+            return
+        raise OriginatorHasNoPrivilege(
+            f"originator '{originator}' may not change acpi of '{where}': that needs UPDATE in the "
+            f"selfPrivileges (pvs) of one of its accessControlPolicies ({', '.join(a['ri'] for a in acps)[:200]})")
+    if await owns(ctx, originator, doc):
+        return
+    raise OriginatorHasNoPrivilege(
+        f"originator '{originator}' may not change acpi of '{where}': it has no accessControlPolicy, "
+        "so only its owner (or the admin) may set one")
 
 
 async def _resolve_acp(ctx: Context, acp_id: str) -> Doc | None:

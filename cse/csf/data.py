@@ -183,7 +183,14 @@ class DataCSF:
             raise BadRequest(f"UPDATE needs content {{\"{rtype.root}\": {{...}}}}")
         attrs = extract_attributes(rtype, req.pc)
         validate_update(rtype, attrs)
-        await access.check(ctx, req.fr, Permission.UPDATE, old, grant)
+        if "acpi" in attrs:  # TS-0001 9.6.1.3.2: governed by the ACPs' pvs, alone (docs/security.md)
+            if len(attrs) > 1:
+                others = ", ".join(sorted(k for k in attrs if k != "acpi"))
+                raise BadRequest(f"acpi must be the only attribute of an UPDATE that changes it "
+                                 f"(also given: {others[:200]}): send them in a separate UPDATE")
+            await access.check_acpi_update(ctx, req.fr, old)
+        else:
+            await access.check(ctx, req.fr, Permission.UPDATE, old, grant)
         now = ctx.now_ts()
         new = dict(old)
         for key, value in attrs.items():

@@ -82,7 +82,7 @@ class Forwarder:
             last: TargetNotReachable | None = None
             for poa in poas:
                 try:
-                    return await self.outbound.send(poa, out, timeout=timeout or self.timeout)
+                    return await self.outbound.send(poa, out, timeout=timeout or self.timeout, peer=hop.get("csi"))
                 except TargetNotReachable as exc:
                     last = exc
             assert last is not None

@@ -2,8 +2,13 @@
 
 Registrar side (hooks): only a CSE (originator ``/<cse-id>``) may create a
 ``<remoteCSE>``; its ``csi`` is the originator, its ri and default rn the
-CSE-ID without the slash, and the registering CSE owns it (it may update or
-delete it). A second registration of the same CSE-ID is 4117.
+CSE-ID without the slash, and the registering CSE owns it. A second
+registration of the same CSE-ID is 4117. Only that CSE (or the admin)
+changes or deletes it, whatever ACPs say, so its ``poa`` -- where this CSE
+forwards -- moves only with its own registration; and the descendants it
+claims (``dcse``) may not take over a route this CSE already has: not this
+CSE, not itself, not a CSE registered here, not our registrar, not another
+remote CSE's descendant (docs/security.md "Originators and remote CSEs").
 
 Registree side (:class:`RegistrarLink`): with ``[registrar]`` configured,
 the CSE creates its ``<remoteCSE>`` at the registrar (or updates it when it
@@ -27,14 +32,16 @@ from cse.core.errors import (
     M2MError,
     OperationNotAllowed,
     OriginatorHasAlreadyRegistered,
+    OriginatorHasNoPrivilege,
     TargetNotReachable,
 )
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome
-from cse.core.ports import Doc, Outbound, Put
+from cse.core.ports import Doc, Op, Outbound, Put
 from cse.core.tasks import cancel_and_wait
 
+from .access import is_privileged
 from .hooks import TypeHooks
 
 __all__ = ["REMOTE_CSE_HOOKS", "RegistrarLink", "csr_name"]
@@ -67,12 +74,60 @@ async def _identify(ctx: Context, req: Request, attrs: dict[str, Any]) -> tuple[
     return ri, fr
 
 
-async def _on_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Any]:
+async def _on_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
     doc["csi"] = req.fr
+    await _check_dcse(ctx, doc)
     return []
 
 
-REMOTE_CSE_HOOKS = TypeHooks(identify=_identify, on_create=_on_create)
+def _only_that_cse(ctx: Context, originator: str | None, doc: Doc, what: str) -> None:
+    """4103 unless ``originator`` is the CSE ``doc`` stands for, the admin or this CSE."""
+    if originator is not None and (originator == doc.get("csi") or is_privileged(ctx, originator)):
+        return
+    raise OriginatorHasNoPrivilege(
+        f"originator '{str(originator)[:80]}' may not {what} the remoteCSE of {doc.get('csi')}: "
+        "only that CSE (its own registration) or the admin may")
+
+
+async def _on_update(ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
+    _only_that_cse(ctx, req.fr, old, "change")
+    if "dcse" in changed:
+        await _check_dcse(ctx, new)
+    return []
+
+
+async def _pre_delete(ctx: Context, doc: Doc, originator: str | None) -> tuple[str | None, Outcome]:
+    if originator is not None:  # None: expiry or our own deregistration
+        _only_that_cse(ctx, originator, doc, "delete")
+    return None, Outcome()
+
+
+async def _check_dcse(ctx: Context, doc: Doc) -> None:
+    """The descendants ``doc`` claims take no route this CSE already has (4103)."""
+    csi = doc.get("csi")
+    store = ctx.store
+    others = [d for d in await store.children(ctx.identity.cb_ri, REMOTE_CSE_TY) if d["ri"] != doc["ri"]]
+    for entry in doc.get("dcse") or ():
+        why = None
+        if entry == ctx.identity.csi:
+            why = "that is this CSE"
+        elif entry == csi:
+            why = "that is the remote CSE itself"
+        elif entry == ctx.identity.registrar:
+            why = "that is this CSE's registrar"
+        elif any(d["ty"] == REMOTE_CSE_TY for d in await store.lookup("csi", entry)):
+            why = "that CSE is registered here itself"
+        else:
+            owner = next((d.get("csi") for d in others if entry in (d.get("dcse") or ())), None)
+            if owner is not None:
+                why = f"it is already a descendant of {owner}"
+        if why is not None:
+            raise OriginatorHasNoPrivilege(
+                f"remoteCSE {csi} cannot list {entry[:80]} among its descendants (dcse): {why}")
+
+
+REMOTE_CSE_HOOKS = TypeHooks(identify=_identify, on_create=_on_create, on_update=_on_update,
+                             pre_delete=_pre_delete)
 
 
 class RegistrarLink:
@@ -136,7 +191,7 @@ class RegistrarLink:
                        ot=self.ctx.now_ts())
 
     async def _send(self, req: Request) -> Response:
-        return await self.outbound.send(self.poa, req, timeout=self.timeout)
+        return await self.outbound.send(self.poa, req, timeout=self.timeout, peer=self.csi)
 
     async def _own_cb(self) -> Doc:
         cb = await self.ctx.store.get(self.ctx.identity.cb_ri)
@@ -203,7 +258,7 @@ class RegistrarLink:
         if resp.rsc == 2000:
             poa = ((resp.pc or {}).get("m2m:csr") or {}).get("poa")
             return poa == list(ident.poa)
-        if resp.rsc == 4004:
+        if resp.rsc in (4004, 4103):  # gone, or no longer a registered originator there
             log.warning("registrar %s no longer knows this CSE: registering again", self.csi)
             return False
         raise _failed(f"registration check with {self.csi} failed", resp)

@@ -7,9 +7,22 @@ Without authentication anyone can send ``X-M2M-Origin: CAdmin``. With
 before the body is read, so an unauthenticated client costs little.
 
 Token claims (what :meth:`Guard.mint` writes and :meth:`Guard.check` reads):
-``iss``, ``sub`` (who the token was issued to), ``aud`` (when
-configured), ``iat``/``nbf``/``exp``, ``jti`` and ``orig`` (a list of
-originator patterns).
+``iss``, ``sub`` (who the token was issued to), ``aud``, ``iat``/``nbf``/``exp``,
+``jti`` and ``orig`` (a list of originator patterns).
+
+Audience: a token is for the CSE it was issued for. Every token a CSE
+mints names that CSE's CSE-ID in ``aud`` (next to ``[auth] audience``, the
+service provider's audience, when configured): its own for the tokens its
+AEs and token-endpoint clients use here, the peer's for the tokens it sends
+to a peer. A token whose ``aud`` names CSE-IDs (values starting with ``/``)
+is refused by every CSE it does not name; a token naming none (minted by an
+operator for a whole service provider) is good wherever its issuer is
+trusted.
+
+A CSE-ID originator (``/id-cse2``, the identity that registers and changes
+a ``<remoteCSE>``) must be proven by a token issued to that CSE: ``sub`` is
+that CSE-ID, whatever wildcards ``orig`` holds (a transit CSE allowed
+``/*`` forwards others' requests; it does not become them).
 
 Registration with a CSE-assigned AE-ID (``X-M2M-Origin: C`` or ``S``; an
 empty origin counts as ``C``): the token must allow that literal ``C`` (or
@@ -104,6 +117,12 @@ class Guard:
         orig = claims.get("orig")
         if not isinstance(orig, list) or not orig or not all(isinstance(o, str) for o in orig):
             raise AuthFailure("access token refused: it names no originator (claim 'orig' must be a list of strings)")
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        cses = [a for a in auds if isinstance(a, str) and a.startswith("/") and a != self.auth.audience]
+        if cses and self.csi not in cses:
+            raise AuthFailure(f"access token refused: it was issued for {', '.join(cses)[:120]} "
+                              f"(claim 'aud'), not for this CSE {self.csi}")
         return claims
 
     def check(self, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -116,19 +135,25 @@ class Guard:
             raise AuthFailure(f"originator '{fr[:80] or '(empty: C)'}' is not allowed by the access token "
                               f"(issued to {str(claims.get('sub', '?'))[:80]}; it allows: {allowed})",
                               error="insufficient_scope")
+        if effective.startswith("/") and "/" not in effective[1:] and claims.get("sub") != effective:
+            raise AuthFailure(f"originator '{effective[:80]}' is a CSE-ID: it needs a token issued to that CSE "
+                              f"(claim 'sub' {effective[:80]}), this one was issued to "
+                              f"{str(claims.get('sub', '?'))[:80]}", error="insufficient_scope")
         return claims
 
     # -- minting --------------------------------------------------------------------
-    def mint(self, subject: str, originators: Sequence[str], lifetime: float | None = None) -> tuple[str, int]:
-        """A token for ``subject`` allowing ``originators``; returns it and its lifetime in seconds."""
+    def mint(self, subject: str, originators: Sequence[str], lifetime: float | None = None, *,
+             audience: str | None = None) -> tuple[str, int]:
+        """A token for ``subject`` allowing ``originators`` at the CSE ``audience``
+        (default: this one); returns it and its lifetime in seconds."""
         if self.signing is None:
             raise RuntimeError("this CSE has no signing key (auth.signing_key or auth.hs256_secret_file)")
         now = int(self.clock())
         life = int(lifetime if lifetime is not None else self.auth.token_lifetime_s)
         claims: dict[str, Any] = {"iss": self.auth.issuer, "sub": subject, "iat": now, "nbf": now,
                                   "exp": now + life, "jti": secrets.token_urlsafe(12), "orig": list(originators)}
-        if self.auth.audience is not None:
-            claims["aud"] = self.auth.audience
+        cse = audience or self.csi
+        claims["aud"] = [self.auth.audience, cse] if self.auth.audience is not None else cse
         return jwt.encode(claims, self.signing), life
 
     def registration_headers(self, req: Request, resp: Response) -> dict[str, str]:

@@ -40,6 +40,5 @@ def admin_access(raw: dict[str, Any], lifetime: float = 600.0, now: float | None
     t = int(time.time() if now is None else now)
     claims: dict[str, Any] = {"iss": auth.get("issuer", csi), "sub": admin, "iat": t, "nbf": t,
                               "exp": t + int(lifetime), "orig": [admin]}
-    if auth.get("audience"):
-        claims["aud"] = auth["audience"]
+    claims["aud"] = [auth["audience"], csi] if auth.get("audience") else csi  # for this CSE only
     return ctx, {"Authorization": f"Bearer {jwt.encode(claims, key)}"}

@@ -10,7 +10,12 @@ Three sources, chosen by :func:`outbound_tokens` from the configuration:
   operator (``python -m ae_sdk token``).
 * :class:`SelfMinted` (no ``[auth_client]`` but a signing key in
   ``[auth]``): the issuer CSE signs its own token, allowing its CSE-ID and
-  everything below it; peers trust it through ``auth.verify_keys``.
+  everything below it, one per peer with that peer's CSE-ID as audience
+  (a token is good only at the CSE it was issued for, docs/security.md);
+  peers trust it through ``auth.verify_keys``.
+
+The tokens of the first two are what their issuer made them: a token from a
+CSE's token endpoint is for that CSE.
 
 Concurrent requests share one fetch (a lock), and a fetch is plain async
 HTTP on the outbound session: nothing blocks the event loop.
@@ -40,7 +45,9 @@ _MARGIN = 0.1  # refresh when less than this fraction of the lifetime is left (a
 class TokenSource(Protocol):
     """Gives the current token; :meth:`invalidate` after a peer refused it."""
 
-    async def token(self, session: aiohttp.ClientSession) -> str: ...
+    async def token(self, session: aiohttp.ClientSession, peer: str | None = None) -> str:
+        """The token to send to ``peer`` (a CSE-ID; None: not known)."""
+        ...
 
     def invalidate(self, token: str) -> None: ...
 
@@ -51,7 +58,7 @@ class StaticToken:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    async def token(self, session: aiohttp.ClientSession) -> str:
+    async def token(self, session: aiohttp.ClientSession, peer: str | None = None) -> str:
         return self._token
 
     def invalidate(self, token: str) -> None:
@@ -59,42 +66,53 @@ class StaticToken:
 
 
 class _Cached:
-    """A token with its expiry, renewed by :meth:`_fetch` when near its end or invalidated."""
+    """Tokens with their expiry, one per key (:meth:`_key`), renewed by
+    :meth:`_fetch` when near their end or invalidated."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._token: str | None = None
-        self._renew_at = 0.0
+        self._tokens: dict[str | None, tuple[str, float]] = {}  # key -> (token, renew at)
         self._lock = asyncio.Lock()
 
-    async def token(self, session: aiohttp.ClientSession) -> str:
-        if self._token is not None and self.clock() < self._renew_at:
-            return self._token
+    def _key(self, peer: str | None) -> str | None:
+        return None  # one token for every peer
+
+    async def token(self, session: aiohttp.ClientSession, peer: str | None = None) -> str:
+        key = self._key(peer)
+        held = self._tokens.get(key)
+        if held is not None and self.clock() < held[1]:
+            return held[0]
         async with self._lock:
-            if self._token is None or self.clock() >= self._renew_at:
-                token, life = await self._fetch(session)
-                self._token = token
-                self._renew_at = self.clock() + life - max(5.0, life * _MARGIN)
-            return self._token
+            held = self._tokens.get(key)
+            if held is None or self.clock() >= held[1]:
+                token, life = await self._fetch(session, key)
+                held = (token, self.clock() + life - max(5.0, life * _MARGIN))
+                self._tokens[key] = held
+            return held[0]
 
     def invalidate(self, token: str) -> None:
-        if token == self._token:
-            self._token = None
+        for key, held in list(self._tokens.items()):
+            if held[0] == token:
+                del self._tokens[key]
 
-    async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
+    async def _fetch(self, session: aiohttp.ClientSession, key: str | None) -> tuple[str, float]:
         raise NotImplementedError
 
 
 class SelfMinted(_Cached):
-    """Tokens signed with this CSE's own key, for its CSE-ID and the entities below it."""
+    """Tokens signed with this CSE's own key, for its CSE-ID and the entities
+    below it, each for the one peer CSE it is sent to (its audience)."""
 
     def __init__(self, guard: Guard, csi: str) -> None:
         super().__init__(guard.clock)
         self.guard = guard
         self.csi = csi
 
-    async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
-        return self.guard.mint(self.csi, [self.csi, self.csi + "/*"])
+    def _key(self, peer: str | None) -> str | None:
+        return peer
+
+    async def _fetch(self, session: aiohttp.ClientSession, key: str | None) -> tuple[str, float]:
+        return self.guard.mint(self.csi, [self.csi, self.csi + "/*"], audience=key)
 
 
 class ClientCredentials(_Cached):
@@ -110,7 +128,7 @@ class ClientCredentials(_Cached):
         self.timeout = timeout
         self.fetches = 0
 
-    async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
+    async def _fetch(self, session: aiohttp.ClientSession, key: str | None) -> tuple[str, float]:
         self.fetches += 1
         where = f"cannot obtain an access token from {self.token_url[:100]}"
         try:

@@ -56,7 +56,8 @@ m2m 4001 -H 'X-M2M-RI: 1' -H "X-M2M-Origin: $AE" "$CSE/$NAME/$APP/data"
 m2m 4000 -X POST "${H[@]}" -H "X-M2M-Origin: $AE" -H 'Content-Type: application/json;ty=4' \
   -d '{"m2m:cin": {"con": ' "$CSE/$NAME/$APP/data"
 
-echo "# delete the AE and everything below it; it is gone afterwards (4004)"
+echo "# delete the AE and everything below it; it is gone afterwards (4004), and so is its AE-ID (4103)"
 m2m 2002 -X DELETE "${H[@]}" -H "X-M2M-Origin: $AE" "$CSE/$NAME/$APP"
-m2m 4004 "${H[@]}" -H "X-M2M-Origin: $AE" "$CSE/$NAME/$APP/data"
+m2m 4004 "${H[@]}" -H 'X-M2M-Origin: CAdmin' "$CSE/$NAME/$APP/data"
+m2m 4103 "${H[@]}" -H "X-M2M-Origin: $AE" "$CSE/$NAME/$APP/data"
 echo "CRUD OK"

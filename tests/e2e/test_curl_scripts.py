@@ -59,7 +59,8 @@ def _script_lines(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("script", "final", "codes"), [
-    ("crud.sh", "CRUD OK", ("ok 2001", "ok 2000", "ok 2004", "ok 4001", "ok 4000", "ok 2002", "ok 4004")),
+    ("crud.sh", "CRUD OK", ("ok 2001", "ok 2000", "ok 2004", "ok 4001", "ok 4000", "ok 2002", "ok 4004",
+                            "ok 4103")),
     ("discovery.sh", "DISCOVERY OK", ("ok 2001", "ok 2000", "ok 2002")),
     ("subscription.sh", "SUBSCRIPTION OK", ("ok 2001", '"con":"21.5"', '"sud":true', "ok 2002")),
     ("nonblocking.sh", "NONBLOCKING OK", ("ok 1001", "rs=1, ors.rsc=2001", "ok 2002")),

@@ -507,10 +507,13 @@ async def test_access_control_policies_and_admin(cse_process: Any, http: Http) -
     assert r.rsc == 2001
     assert_error(await http.send("DELETE", f"{url}/byguest", fr=guest), 4103, 403)
 
-    # "all" and wildcards
+    # "all" and wildcards: every originator the CSE knows (an unregistered one is refused first)
     r = await http.send("PUT", f"{base}/cse-in/owner/acp1", fr=owner, body={"m2m:acp": {"pv": {"acr": [
         {"acor": [owner], "acop": 63}, {"acor": ["all"], "acop": 2}, {"acor": ["Cstr*"], "acop": 8}]}}})
     assert r.rsc == 2004
+    assert_error(await http.send("GET", url, fr="Canybody"), 4103, 403)
+    await register(http, base, "anybody", fr="Canybody")
+    await register(http, base, "stranger", fr="Cstranger")
     assert (await http.send("GET", url, fr="Canybody")).rsc == 2000
     assert_error(await http.send("DELETE", f"{url}/byguest", fr="Canybody"), 4103, 403)
     assert (await http.send("DELETE", f"{url}/byguest", fr="Cstranger")).rsc == 2002

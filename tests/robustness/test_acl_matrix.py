@@ -17,6 +17,9 @@ docs/sessions.md "Who sees sessions") -- never derived from the code under test:
   ``all``, ``*`` wildcard), the ``acop`` bit is set and every stated
   context holds (``actw`` windows open now; ``acip``/``aclr`` never hold,
   the CSE does not evaluate them);
+* an originator that never registered (no AE here, no registered remote
+  CSE leading to it) is refused before any ACP is read, ``all`` included
+  (docs/security.md "Originators and remote CSEs");
 * an ACP is governed by its own ``pvs``;
 * creating a subscription needs CREATE and RETRIEVE on the parent;
 * discovery lists only resources the originator may DISCOVER;
@@ -132,7 +135,7 @@ VARIANTS: dict[str, tuple[Any, dict[str, frozenset[str]]]] = {
                                    {"admin": ALL_OPS, "granted": frozenset({R, DISC})}),
     "acor all, acop R": (lambda now: [{"acor": ["all"], "acop": 2}],
                          {"admin": ALL_OPS, "owner": frozenset({R}), "other": frozenset({R}),
-                          "unknown": frozenset({R}), "granted": frozenset({R})}),
+                          "granted": frozenset({R})}),
     "acop C+U only (no R)": (lambda now: [{"acor": ["Cgranted"], "acop": 1 | 4}],
                              {"admin": ALL_OPS, "granted": frozenset({C, U})}),
     "acop D only": (lambda now: [{"acor": ["Cgranted"], "acop": 8}],
@@ -215,9 +218,9 @@ async def test_parent_acpi_is_not_inherited_by_a_container(inproc: InProc) -> No
         for op in (C, R, U):
             resp = await _do(ip, op, target, who[name], owner)
             _check(cells, f"{name} {op} container under an open AE", resp, name in ("admin", "owner"), op)
-        # the AE itself is open to all (its acpi): anyone may RETRIEVE it
+        # the AE itself is open to all (its acpi): anyone registered may RETRIEVE it
         resp = await ip.call(Operation.RETRIEVE, f"{CB}/owner", who[name])
-        _check(cells, f"{name} R AE with acpi all", resp, True, R)
+        _check(cells, f"{name} R AE with acpi all", resp, name != "unknown", R)
     assert not cells, "\n".join(cells)
 
 

@@ -57,10 +57,11 @@ def member_toml(c: dict[str, Path], name: str, csi: str, token_url: str) -> str:
 
 
 def token(c: dict[str, Path], *originators: str, key: str = "issuer.key", lifetime: float = 600,
-          audience: str | None = AUD, issuer: str | None = "/id-cse1", now: float | None = None) -> str:
-    """A token signed with one of the throwaway keys."""
+          audience: str | list[str] | None = AUD, issuer: str | None = "/id-cse1", now: float | None = None,
+          subject: str | None = None) -> str:
+    """A token signed with one of the throwaway keys (``audience``: one value or several)."""
     return mint_token(list(originators), key_file=str(c[key]), audience=audience, issuer=issuer,
-                      lifetime=lifetime, now=now)
+                      lifetime=lifetime, now=now, subject=subject)
 
 
 def bearer(tok: str) -> dict[str, str]:

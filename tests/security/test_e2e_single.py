@@ -142,7 +142,8 @@ async def test_token_endpoint_client_credentials(cse_process: Callable[..., Any]
         assert status == 200 and doc["token_type"] == "Bearer" and doc["expires_in"] == 3600, doc
         assert headers["Cache-Control"] == "no-store"
         claims = jwt.decode(doc["access_token"])[1]
-        assert claims["orig"] == [ADMIN] and claims["sub"] == "tool" and claims["aud"] == "sec-tests"
+        assert claims["orig"] == [ADMIN] and claims["sub"] == "tool"
+        assert claims["aud"] == ["sec-tests", "/id-cse1"]  # the SP's audience and the CSE it is for
         r = await http.send("GET", f"{url(cse)}/cse1", fr=ADMIN, headers=bearer(doc["access_token"]))
         assert r.rsc == 2000
         # credentials in the body work too; CSE clients default to their CSE-ID and below

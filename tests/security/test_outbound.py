@@ -25,7 +25,7 @@ class Tokens:
         self.current = "old"
         self.invalidated: list[str] = []
 
-    async def token(self, session: aiohttp.ClientSession) -> str:
+    async def token(self, session: aiohttp.ClientSession, peer: str | None = None) -> str:
         return self.current
 
     def invalidate(self, token: str) -> None:

@@ -153,7 +153,8 @@ class FakeOutbound:
     handler: Callable[[str, Request], Any]
     sent: list[tuple[str, Request, float]] = field(default_factory=list)
 
-    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False) -> Response:
+    async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False,
+                   peer: str | None = None) -> Response:
         self.sent.append((poa, req, timeout))
         result = self.handler(poa, req)
         if asyncio.iscoroutine(result):
@@ -348,10 +349,14 @@ async def test_notify_to_a_local_ae_from_a_peer_cse_is_relayed_to_its_poa(inproc
     """A peer CSE notifying ``/id-in/<aei>`` reaches the AE's poa (the
     Hosting CSE relays), with the answer of the AE coming back."""
     aei = await inproc.register("app", poa=["http://ae.example:7000/notify"])
+    r = await inproc.call(CREATE, "cse-in", "/id-mn", ty=16,
+                          pc={"m2m:csr": {"cb": "/id-mn/cse-mn", "rr": True}})
+    assert r.rsc == 2001, r.pc  # the peer is registered here: only then are its originators accepted
     relayed: list[tuple[str, Request, bool]] = []
 
     class NotifyOut:
-        async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False) -> Response:
+        async def send(self, poa: str, req: Request, *, timeout: float, exact: bool = False,
+                       peer: str | None = None) -> Response:
             relayed.append((poa, req, exact))
             return Response(rsc=2000, rqi=req.rqi)
 

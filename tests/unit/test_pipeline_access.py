@@ -155,14 +155,28 @@ async def test_acp_grants_retrieve_only(two: dict[str, Any]) -> None:
     assert await four_ops(ip, a1) == {"R": 2000, "U": 2004, "C": 2001, "D": 2002}
 
 
+async def register_peer(ip: Any, csi: str) -> None:
+    """CSE ``csi`` registers here (a remoteCSE), so its originators are known."""
+    r = await ip.call(CREATE, "cse-in", csi, ty=16, pc={"m2m:csr": {"cb": f"{csi}/cb", "rr": True}})
+    assert r.rsc == 2001, r.pc
+
+
 async def test_acp_all(two: dict[str, Any]) -> None:
+    """``all`` is every originator this CSE knows: its AEs and those of
+    registered CSEs -- an unregistered one is refused before any ACP."""
     ip, a1, a2 = two["ip"], two["a1"], two["a2"]
     acp = await make_acp(ip, a1, "acp", [{"acor": ["all"], "acop": 2}, {"acor": [a1], "acop": 63}])
     await protect(ip, a1, "cse-in/app1/cnt", acp)
-    for fr in (a2, "Cstranger", "Sother", "/id-mn"):
+    await ip.register("stranger", fr="Cstranger")
+    await ip.register("other", fr="Sother")
+    await register_peer(ip, "/id-mn")
+    for fr in (a2, "Cstranger", "Sother", "/id-mn", "/id-mn/Cae"):
         assert (await ip.call(RETRIEVE, "cse-in/app1/cnt", fr)).rsc == 2000, fr
         r = await ip.call(UPDATE, "cse-in/app1/cnt", fr, pc={"m2m:cnt": {"lbl": ["x"]}})
         assert r.rsc == 4103, fr
+    for fr in ("Cghost", "/id-zz", "/id-zz/Cae"):
+        r = await ip.call(RETRIEVE, "cse-in/app1/cnt", fr)
+        assert r.rsc == 4103 and "not" in dbg(r) and fr in dbg(r), (fr, r.pc)
 
 
 async def test_acp_wildcard(two: dict[str, Any]) -> None:
@@ -171,6 +185,8 @@ async def test_acp_wildcard(two: dict[str, Any]) -> None:
                                          {"acor": ["Sprefix*suffix"], "acop": 2},
                                          {"acor": [a1], "acop": 63}])
     await protect(ip, a1, "cse-in/app1/cnt", acp)
+    for stem in ("Canything", "Sother", "SprefixMIDsuffix", "Sprefix-suffix-not"):
+        await ip.register(stem.lower(), fr=stem)
     for fr, expect in ((a2, 2000), ("Canything", 2000), ("Sother", 4103), ("xC", 4103),
                        ("SprefixMIDsuffix", 2000), ("Sprefix-suffix-not", 4103), ("/id-in/x", 4103)):
         r = await ip.call(RETRIEVE, "cse-in/app1/cnt", fr)
