@@ -82,7 +82,9 @@ class CSE:
             identity=CSEIdentity(
                 csi=config.cse.cse_id, cb_name=config.cse.name, sp_id=config.cse.sp_id,
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
-                default_et_s=config.cse.default_et_s),
+                default_et_s=config.cse.default_et_s, max_result=config.limits.max_result,
+                max_depth=config.limits.max_depth,
+                max_resources_per_originator=config.limits.max_resources_per_originator),
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
         self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req))
