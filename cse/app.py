@@ -23,6 +23,7 @@ from cse.core.executor import Executor
 from cse.core.messages import Request, Response
 from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
 from cse.core.ports import Clock, Store
+from cse.core.rate import RequestRate
 from cse.core.registry import Registry
 from cse.csf.acp import ACP_HOOKS
 from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
@@ -111,6 +112,9 @@ class CSE:
                 self.ctx, self.outbound, self.data, registrar_csi=reg.cse_id, registrar_name=reg.name,
                 registrar_poa=reg.poa, deregister_on_shutdown=reg.deregister_on_shutdown,
                 timeout=reg.timeout_s, check_interval=reg.check_interval_s)
+        lim = config.limits
+        self.rate = RequestRate(lim.requests_per_s, lim.request_burst, self.clock, csi=config.cse.cse_id,
+                                exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
 
     def _url(self, port: int) -> str:
@@ -118,7 +122,11 @@ class CSE:
         return f"{self.security.scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
     async def handle(self, req: Request) -> Response:
-        """Process one request in-process (the SDK's in-process transport)."""
+        """Process one request arriving at this CSE (from the HTTP binding or
+        the SDK's in-process transport), within its originator's request rate."""
+        refused = self.rate.refusal(req)
+        if refused is not None:
+            return refused
         return await self.dispatcher.handle(req)
 
     async def start(self, serve_http: bool = True) -> None:

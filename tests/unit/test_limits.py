@@ -265,3 +265,27 @@ async def test_resource_quota_counts_what_the_originator_owns_and_survives_resta
         await n.ok(C, "cse-in/other", other, 2001, ty=3, pc={"m2m:cnt": {"rn": "x"}})
     finally:
         await n.cse.stop()
+
+
+@pytest.mark.parametrize("node", ["requests_per_s = 2\nrequest_burst = 3"], indirect=True)
+async def test_request_rate_is_a_token_bucket_per_originator(node: Node) -> None:
+    """Before: no bound on how fast one originator may send. Now a bucket of
+    ``request_burst`` refilled at ``requests_per_s``; the clock is injected,
+    so the refill is exact."""
+    aei = await node.register("app")  # a request of originator "Capp", the AE-ID it gets
+    for _ in range(2):
+        await node.ok(R, "cse-in/app", aei, 2000)
+    refused = await node.ok(R, "cse-in/app", aei, 5207)
+    assert "more than 2 requests per second" in dbg(refused) and "limits.requests_per_s" in dbg(refused)
+    assert "retry in 0.50 s" in dbg(refused)
+    for _ in range(20):
+        await node.ok(R, "cse-in/app", ADMIN, 2000)  # the admin is never limited
+    other = await node.register("other")
+    await node.ok(R, "cse-in/other", other, 2000)  # nor is another originator by this one's bucket
+    node.clock.advance(0.5)
+    await node.ok(R, "cse-in/app", aei, 2000)
+    await node.ok(R, "cse-in/app", aei, 5207)
+    node.clock.advance(10)  # refills to the burst, not beyond
+    for _ in range(3):
+        await node.ok(R, "cse-in/app", aei, 2000)
+    await node.ok(R, "cse-in/app", aei, 5207)
