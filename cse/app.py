@@ -150,6 +150,9 @@ class CSE:
                                    max_body=self.config.http.max_body, clock=self.clock.now,
                                    body_timeout=self.config.http.body_timeout_s,
                                    keepalive=self.config.http.keepalive_s,
+                                   header_timeout=self.config.limits.header_timeout_s,
+                                   max_connections=self.config.limits.max_connections,
+                                   max_connections_per_peer=self.config.limits.max_connections_per_peer,
                                    ssl_context=self.security.server_ssl, security=self.security.binding)
             try:
                 await self.http.start()
