@@ -11,7 +11,8 @@ containers of contentInstances), and measures
 
 and prints the medians (and the number of results the answers carried).
 ``--checkout DIR`` runs the CSE from another checkout, so the same probe
-measures before and after a change::
+measures before and after a change; ``--limits`` adds a ``[limits]``
+section (e.g. ``"max_result = 10000"`` to see the loop yields alone)::
 
     python -m bench.walk_probe                      # this checkout
     python -m bench.walk_probe --checkout ../main   # another one
@@ -26,6 +27,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -105,10 +107,14 @@ def _count(pc: Any) -> int:
     return n
 
 
-async def main(checkout: Path, total: int, clients: int, samples: int) -> None:
+async def main(checkout: Path, total: int, clients: int, samples: int, limits: str | None) -> None:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    with cfg:
+        cfg.write(f"[limits]\n{limits}\n" if limits else "")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cse", "--http-port", "0", "--db", ":memory:", "--log-level", "warning",
+        sys.executable, "-m", "cse", "--config", cfg.name, "--http-port", "0", "--db", ":memory:",
+        "--log-level", "warning",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=str(checkout))
     assert proc.stdout is not None
     try:
@@ -154,6 +160,7 @@ async def main(checkout: Path, total: int, clients: int, samples: int) -> None:
         if proc.returncode is None:
             proc.terminate()
             await proc.wait()
+        os.unlink(cfg.name)
 
 
 if __name__ == "__main__":
@@ -162,5 +169,6 @@ if __name__ == "__main__":
     p.add_argument("--resources", type=int, default=20_000)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--samples", type=int, default=100)
+    p.add_argument("--limits", help='a [limits] section body for the CSE, e.g. "max_result = 10000"')
     a = p.parse_args()
-    asyncio.run(main(a.checkout.resolve(), a.resources, a.clients, a.samples))
+    asyncio.run(main(a.checkout.resolve(), a.resources, a.clients, a.samples, a.limits))
