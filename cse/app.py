@@ -23,6 +23,7 @@ from cse.core.executor import Executor
 from cse.core.messages import Request, Response
 from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
 from cse.core.ports import Clock, Store
+from cse.core.rate import RequestRate
 from cse.core.registry import Registry
 from cse.csf import originators
 from cse.csf.acp import ACP_HOOKS
@@ -90,7 +91,9 @@ class CSE:
             identity=CSEIdentity(
                 csi=config.cse.cse_id, cb_name=config.cse.name, sp_id=config.cse.sp_id,
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
-                default_et_s=config.cse.default_et_s, registrar=reg.cse_id if reg else None),
+                default_et_s=config.cse.default_et_s, registrar=reg.cse_id if reg else None,
+                max_result=config.limits.max_result, max_depth=config.limits.max_depth,
+                max_resources_per_originator=config.limits.max_resources_per_originator),
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
         self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req))
@@ -121,6 +124,9 @@ class CSE:
                 self.ctx, self.outbound, self.data, registrar_csi=reg.cse_id, registrar_name=reg.name,
                 registrar_poa=reg.poa, deregister_on_shutdown=reg.deregister_on_shutdown,
                 timeout=reg.timeout_s, check_interval=reg.check_interval_s)
+        lim = config.limits
+        self.rate = RequestRate(lim.requests_per_s, lim.request_burst, self.clock, csi=config.cse.cse_id,
+                                exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
 
     def _url(self, port: int) -> str:
@@ -128,7 +134,11 @@ class CSE:
         return f"{self.security.scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
     async def handle(self, req: Request) -> Response:
-        """Process one request in-process (the SDK's in-process transport)."""
+        """Process one request arriving at this CSE (from the HTTP binding or
+        the SDK's in-process transport), within its originator's request rate."""
+        refused = self.rate.refusal(req)
+        if refused is not None:
+            return refused
         return await self.dispatcher.handle(req)
 
     async def start(self, serve_http: bool = True) -> None:
@@ -160,6 +170,9 @@ class CSE:
                                    max_body=self.config.http.max_body, clock=self.clock.now,
                                    body_timeout=self.config.http.body_timeout_s,
                                    keepalive=self.config.http.keepalive_s,
+                                   header_timeout=self.config.limits.header_timeout_s,
+                                   max_connections=self.config.limits.max_connections,
+                                   max_connections_per_peer=self.config.limits.max_connections_per_peer,
                                    ssl_context=self.security.server_ssl, security=self.security.binding)
             try:
                 await self.http.start()

@@ -22,7 +22,7 @@ from cse.security.settings import (
 )
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "Config", "load_config"]
+           "LimitsConfig", "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -88,6 +88,25 @@ class SMGConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one client may cost the CSE (docs/security.md "Limits")."""
+
+    max_result: int = 1000
+    max_depth: int = 64
+    max_resources_per_originator: int = 0
+    requests_per_s: float = 0.0
+    request_burst: int = 0
+    header_timeout_s: float = 10.0
+    max_connections: int = 512
+    max_connections_per_peer: int = 128
+
+
+# The deepest tree the CSE accepts at all: a result nests two JSON levels per
+# tree level, and the JSON encoder recurses (docs/security.md "Limits").
+MAX_DEPTH_CEILING = 256
+
+
+@dataclass(frozen=True)
 class Config:
     cse: CSEConfig = field(default_factory=CSEConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -95,6 +114,7 @@ class Config:
     registrar: RegistrarConfig | None = None
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     smg: SMGConfig = field(default_factory=SMGConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     log_level: str = "info"
     tls: TlsConfig = field(default_factory=TlsConfig)  # docs/security.md
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -112,6 +132,9 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "forwarding": {"timeout_s": (int, float)},
     "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float), "freshness_s": (int, float),
             "history": (int,), "replay_keep": (int,)},
+    "limits": {"max_result": (int,), "max_depth": (int,), "max_resources_per_originator": (int,),
+               "requests_per_s": (int, float), "request_burst": (int,), "header_timeout_s": (int, float),
+               "max_connections": (int,), "max_connections_per_peer": (int,)},
     "log": {"level": (str,)},
     **SECURITY_SECTIONS,
 }
@@ -169,6 +192,7 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     registrar = None
     forwarding = ForwardingConfig(**raw.get("forwarding", {}))
     smg = SMGConfig(**raw.get("smg", {}))
+    limits = _limits(raw.get("limits", {}))
     if "registrar" in raw:
         missing = [k for k in ("cse_id", "name", "poa") if not raw["registrar"].get(k)]
         if missing:
@@ -209,4 +233,20 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     if cse_store.key_file is not None and not cse_store.key_file:
         raise ConfigError("'store.key_file' must name a file")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
-                  smg=smg, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)
+                  smg=smg, limits=limits, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)
+
+
+def _limits(values: dict[str, Any]) -> LimitsConfig:
+    """``[limits]`` with every value in its range (0 switches a quota off)."""
+    limits = LimitsConfig(**values)
+    if not 1 <= limits.max_depth <= MAX_DEPTH_CEILING:
+        raise ConfigError(f"'limits.max_depth' must be 1..{MAX_DEPTH_CEILING}, got {limits.max_depth}")
+    for name in ("max_result", "max_connections", "max_connections_per_peer"):
+        if getattr(limits, name) < 1:
+            raise ConfigError(f"'limits.{name}' must be at least 1, got {getattr(limits, name)}")
+    for name in ("max_resources_per_originator", "requests_per_s", "request_burst"):
+        if getattr(limits, name) < 0:
+            raise ConfigError(f"'limits.{name}' must be 0 (unlimited) or more, got {getattr(limits, name)}")
+    if not limits.header_timeout_s > 0:
+        raise ConfigError(f"'limits.header_timeout_s' must be positive, got {limits.header_timeout_s}")
+    return limits

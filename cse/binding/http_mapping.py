@@ -192,4 +192,8 @@ def response_to_http(resp: Response, now_ts: str, media: str = "application/json
         headers["Content-Type"] = media if media == "application/vnd.onem2m-res+json" else "application/json"
     if resp.location:
         headers["Content-Location"] = resp.location
+    if resp.cnst is not None:  # TS-0009 6.4.20 / 6.4.21
+        headers["X-M2M-CTS"] = str(resp.cnst)
+        if resp.cnot is not None:
+            headers["X-M2M-CTO"] = str(resp.cnot)
     return http_status(resp.rsc), headers, body

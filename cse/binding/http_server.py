@@ -4,6 +4,15 @@ Uses aiohttp's low-level server (no router or middleware: every path is a
 oneM2M target, and slash merging or normalisation must not happen). Bodies are
 read with our own size limit so an oversized request is a oneM2M error, not a
 bare HTTP 413. The mapping itself lives in :mod:`cse.binding.http_mapping`.
+
+Connections are bounded (docs/security.md "Limits"): a request head must
+be complete within ``limits.header_timeout_s`` of the connection opening or
+of its first byte arriving (else the connection is closed), and at most
+``limits.max_connections`` connections are open at once, at most
+``limits.max_connections_per_peer`` from one address. A connection beyond
+either is answered at once with HTTP 503, ``X-M2M-RSC: 5207`` and an
+``m2m:dbg`` naming the limit, and closed: idle connections cannot use up
+the process's file descriptors and lock everybody out.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import http_exceptions, web, web_protocol
 
@@ -27,17 +36,193 @@ from .http_mapping import request_from_http, response_to_http
 if TYPE_CHECKING:
     from cse.security.binding import BindingSecurity
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "ConnectionLimits"]
 
 log = logging.getLogger("cse.http")
 
 Handle = Callable[[Request], Awaitable[Response]]
 
 
+#: File descriptors kept free when ``limits.max_connections`` is held below
+#: the process's limit on open files: the store, outbound connections and
+#: the listening socket (64), refused connections reading their 503
+#: (:data:`REFUSED_LINGERING`), and a burst of connections accepted before
+#: any of them is counted (asyncio accepts up to the listen backlog, 128, at once).
+FD_RESERVE = 64 + 64 + 128
+
+#: How long a refused connection may stay to read its 503 before it is
+#: closed, and how many may do so at once (beyond, they are closed at once:
+#: a flood of refused connections must not hold file descriptors either).
+REFUSED_LINGER_S = 2.0
+REFUSED_LINGERING = 64
+
+
+class ConnectionLimits:
+    """Open connections, in total and per peer address (module docstring)."""
+
+    def __init__(self, total: int, per_peer: int, header_timeout: float) -> None:
+        self.total = total
+        self.per_peer = per_peer
+        self.header_timeout = header_timeout
+        self.open = 0
+        self.by_peer: dict[str, int] = {}
+        self.refused = 0
+        self.lingering = 0  # refused connections still open to read their 503
+
+    def admit(self, peer: str) -> str | None:
+        """Count a new connection from ``peer``; the reason it is refused, if it is."""
+        if self.open >= self.total:
+            return f"the CSE has {self.open} connections open, its limit (limits.max_connections)"
+        held = self.by_peer.get(peer, 0)
+        if held >= self.per_peer:
+            return f"{held} connections are open from {peer}, the limit per address (limits.max_connections_per_peer)"
+        self.open += 1
+        self.by_peer[peer] = held + 1
+        return None
+
+    def refuse(self) -> int:
+        """Count a refused connection; how many so far."""
+        self.refused += 1
+        return self.refused
+
+    def may_linger(self) -> bool:
+        """Whether one more refused connection may stay open to read its 503
+        (then it is counted until :meth:`lingered`)."""
+        if self.lingering >= REFUSED_LINGERING:
+            return False
+        self.lingering += 1
+        return True
+
+    def lingered(self) -> None:
+        """A refused connection that lingered has closed."""
+        self.lingering -= 1
+
+    def fit(self, room: int) -> bool:
+        """Hold the total to ``room``; whether it had to be lowered."""
+        if self.total <= room:
+            return False
+        self.total = room
+        return True
+
+    def release(self, peer: str) -> None:
+        """A counted connection from ``peer`` has closed."""
+        self.open -= 1
+        left = self.by_peer.get(peer, 1) - 1
+        if left > 0:
+            self.by_peer[peer] = left
+        else:
+            self.by_peer.pop(peer, None)
+
+
+def _refusal(reason: str) -> bytes:
+    """A complete HTTP answer for a connection the CSE cannot take now."""
+    body = json.dumps({"m2m:dbg": f"too many connections: {reason}; try again later"}).encode()
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"X-M2M-RSC: 5207\r\nX-M2M-RI: \r\nRetry-After: 1\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def _peer_host(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+
 class _M2MRequestHandler(web_protocol.RequestHandler):
     """aiohttp's connection handler, answering HTTP-level parse failures
     (unknown method, oversized or malformed request line or headers) as
-    oneM2M errors with ``X-M2M-RSC`` and ``m2m:dbg`` instead of bare text."""
+    oneM2M errors with ``X-M2M-RSC`` and ``m2m:dbg`` instead of bare text,
+    and holding the connection limits and the header timeout (module
+    docstring)."""
+
+    def __init__(self, manager: web.Server, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._limits = limits
+        self._peer: str | None = None  # set once the connection is counted
+        self._refused = False  # answered 503 and never handed to aiohttp
+        self._lingering: asyncio.Transport | None = None  # ... and still open to read it
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._awaiting_head = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = _peer_host(transport)
+        reason = self._limits.admit(peer)
+        if reason is not None:
+            self._refuse(transport, reason)
+            return
+        self._peer = peer
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def _refuse(self, transport: asyncio.BaseTransport, reason: str) -> None:
+        """Answer 503 without reading a request, then close: at once when the
+        peer closes, or after :data:`REFUSED_LINGER_S` (whatever it sent is
+        read and dropped meanwhile, so the close does not reset the answer away)."""
+        limits = self._limits
+        refused = limits.refuse()
+        if refused == 1 or refused % 1000 == 0:
+            log.warning("connection from %s refused: %s (%d refused so far)", _peer_host(transport), reason, refused)
+        self._refused = True
+        tcp = transport if isinstance(transport, asyncio.Transport) else None
+        if tcp is None:
+            transport.close()
+            return
+        tcp.write(_refusal(reason))
+        if not limits.may_linger():
+            tcp.close()  # a flood: no linger (what the peer sent unread may reset the answer away)
+            return
+        self._lingering = tcp
+        if tcp.can_write_eof():
+            tcp.write_eof()
+        self._loop.call_later(REFUSED_LINGER_S, tcp.close)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_later(self._limits.header_timeout, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self._awaiting_head:
+            self.log_debug("no complete request head within %g s: closing", self._limits.header_timeout)
+            self.force_close()
+
+    def head_received(self) -> None:
+        """A request head is complete and its handling starts."""
+        self._awaiting_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def request_done(self) -> None:
+        """Its handling is over: the next bytes begin another head."""
+        self._awaiting_head = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # read and dropped
+        if data and self._awaiting_head:
+            self._arm_head_timer()  # the first bytes of a head: the clock runs from here
+        super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self._refused:
+            if self._lingering is not None:
+                self._lingering.close()  # the peer is done: so are we
+            return
+        super().eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._refused:
+            if self._lingering is not None:
+                self._lingering = None
+                self._limits.lingered()
+            return
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if self._peer is not None:
+            self._limits.release(self._peer)
+            self._peer = None
+        super().connection_lost(exc)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
@@ -65,8 +250,12 @@ class _M2MRequestHandler(web_protocol.RequestHandler):
 class _M2MServer(web.Server):
     """A low-level server whose connections use :class:`_M2MRequestHandler`."""
 
+    def __init__(self, handler: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+
     def __call__(self) -> web_protocol.RequestHandler:
-        return _M2MRequestHandler(self, loop=self._loop, **self._kwargs)
+        return _M2MRequestHandler(self, limits=self.limits, loop=self._loop, **self._kwargs)
 
 
 class HttpServer:
@@ -75,8 +264,10 @@ class HttpServer:
     def __init__(self, handle: Handle, host: str, port: int, *, max_body: int = 1024 * 1024,
                  clock: Callable[[], float] = time.time, ssl_context: ssl.SSLContext | None = None,
                  security: BindingSecurity | None = None, body_timeout: float = 30.0,
-                 keepalive: float = 75.0) -> None:
+                 keepalive: float = 75.0, header_timeout: float = 10.0, max_connections: int = 512,
+                 max_connections_per_peer: int = 128) -> None:
         self.handle = handle
+        self.limits = ConnectionLimits(max_connections, max_connections_per_peer, header_timeout)
         self.body_timeout = body_timeout  # a body that stops arriving: 4008, connection closed
         self.keepalive = keepalive  # idle keep-alive connections are closed after this long
         self.ssl_context = ssl_context  # HTTPS when set (docs/security.md)
@@ -90,7 +281,8 @@ class HttpServer:
 
     async def start(self) -> None:
         """Bind and serve; raises OSError when the port is taken."""
-        server = _M2MServer(self._serve, access_log=None, keepalive_timeout=self.keepalive)
+        self._fit_to_open_files()
+        server = _M2MServer(self._serve, limits=self.limits, access_log=None, keepalive_timeout=self.keepalive)
         self._runner = web.ServerRunner(server, shutdown_timeout=10.0, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
@@ -99,6 +291,22 @@ class HttpServer:
             sockets = getattr(site._server, "sockets", None) or []
             if sockets:
                 self.port = sockets[0].getsockname()[1]
+
+    def _fit_to_open_files(self) -> None:
+        """Keep ``limits.max_connections`` below the process's limit on open
+        files (less :data:`FD_RESERVE`): past it, accepting fails for
+        everybody instead of a clean 503."""
+        try:
+            import resource
+        except ImportError:  # not a POSIX system: nothing to read
+            return
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return
+        asked = self.limits.total
+        if self.limits.fit(max(1, soft - FD_RESERVE)):
+            log.warning("limits.max_connections %d lowered to %d: the process may open %d files",
+                        asked, self.limits.total, soft)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, close."""
@@ -135,6 +343,16 @@ class HttpServer:
         return b"".join(chunks)
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        conn = request.protocol
+        if isinstance(conn, _M2MRequestHandler):
+            conn.head_received()
+        try:
+            return await self._answer(request)
+        finally:
+            if isinstance(conn, _M2MRequestHandler):
+                conn.request_done()
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter() if self._log_info else 0.0
         media = "application/json"
         extra: dict[str, str] = {}

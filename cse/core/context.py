@@ -41,7 +41,9 @@ class CSEIdentity:
     admin: str = "CAdmin"
     poa: tuple[str, ...] = ()
     default_et_s: float = 10 * 365 * 86400.0
-    max_result: int = 10_000
+    max_result: int = 1000  # [limits]: results of one walk, then partial content
+    max_depth: int = 64  # [limits]: levels below the CSEBase a resource may be created at
+    max_resources_per_originator: int = 0  # [limits]: 0 = no quota
     registrar: str | None = None
 
     @property

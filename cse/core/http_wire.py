@@ -103,7 +103,14 @@ def decode_response(status: int, headers: Mapping[str, str], body: bytes, rqi: s
     if raw_rsc is None and pc is None:
         pc = {"m2m:dbg": f"peer answered HTTP {status} without X-M2M-RSC"}
     return Response(rsc=rsc, rqi=headers.get("X-M2M-RI", rqi), pc=pc, ot=headers.get("X-M2M-OT"),
-                    location=headers.get("Content-Location"), rvi=headers.get("X-M2M-RVI", "3"))
+                    location=headers.get("Content-Location"), rvi=headers.get("X-M2M-RVI", "3"),
+                    cnst=_header_int(headers, "X-M2M-CTS"), cnot=_header_int(headers, "X-M2M-CTO"))
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """A non-negative integer header (Content Status/Offset, TS-0009 6.4.20-21); None when absent or malformed."""
+    raw = headers.get(name)
+    return int(raw) if raw is not None and raw.isascii() and raw.isdigit() and len(raw) < 12 else None
 
 
 # -- receiving ------------------------------------------------------------------

@@ -99,7 +99,9 @@ class Response:
     """One oneM2M response primitive.
 
     ``location`` is the CREATE's Content-Location (the new resource's address)
-    when the result content carries it.
+    when the result content carries it. ``cnst``/``cnot`` are the Content
+    Status and Content Offset of a result that was cut (TS-0004 6.3.4.2.44:
+    1 PARTIAL_CONTENT; absent when the content is complete).
     """
 
     rsc: int
@@ -108,6 +110,8 @@ class Response:
     ot: str | None = None
     location: str | None = None
     rvi: str = "3"
+    cnst: int | None = None
+    cnot: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -130,7 +130,12 @@ class Store(Protocol):
 
     async def lookup(self, attr: str, value: Any) -> list[Doc]:
         """Documents whose ``attr`` equals ``value``; indexed attributes are
-        ``aei`` and ``csi`` (others may scan)."""
+        ``aei``, ``csi`` and ``_own`` (others may scan)."""
+
+    async def count_by(self, attr: str, value: str) -> int:
+        """How many documents have ``attr`` equal to ``value``; O(1) for the
+        indexed attributes (``aei``, ``csi``, ``_own``: what an originator
+        owns, for the per-originator quota)."""
 
     async def expired(self, now: str, limit: int = 1000) -> list[str]:
         """IDs of up to ``limit`` documents whose ``et`` <= ``now``, oldest first."""

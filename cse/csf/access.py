@@ -151,9 +151,10 @@ async def _sessions_rule(ctx: Context, originator: str, perm: int, doc: Doc) -> 
 
 
 async def within(ctx: Context, doc: Doc, roots: frozenset[str]) -> bool:
-    """Whether ``doc`` is one of ``roots`` (ris) or below one of them."""
+    """Whether ``doc`` is one of ``roots`` (ris) or below one of them (at most
+    ``limits.max_depth`` levels up: no resource is created deeper)."""
     cur: Doc | None = doc
-    for _ in range(64):
+    for _ in range(ctx.identity.max_depth):
         if cur is None or cur["ty"] == 5:
             return False
         if cur["ri"] in roots:
@@ -163,12 +164,13 @@ async def within(ctx: Context, doc: Doc, roots: frozenset[str]) -> bool:
 
 
 async def owns(ctx: Context, originator: str | None, doc: Doc) -> bool:
-    """Whether ``originator`` owns ``doc`` or any ancestor below the CSEBase."""
+    """Whether ``originator`` owns ``doc`` or any ancestor below the CSEBase
+    (at most ``limits.max_depth`` levels up: no resource is created deeper)."""
     if originator is None:
         return False
     cur: Doc | None = doc
     depth = 0
-    while cur is not None and cur["ty"] != 5 and depth < 64:
+    while cur is not None and cur["ty"] != 5 and depth < ctx.identity.max_depth:
         if cur.get("_own") == originator:
             return True
         cur = await ctx.store.get(cur["pi"]) if cur.get("pi") else None

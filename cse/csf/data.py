@@ -24,6 +24,7 @@ from cse.core.errors import (
     BadRequest,
     Conflict,
     InvalidChildResourceType,
+    NotAcceptable,
     NotFound,
     OperationNotAllowed,
     TargetNotSubscribable,
@@ -42,7 +43,7 @@ from .access import Grant, Permission
 from .filters import FilterCriteria
 from .hooks import NO_HOOKS, TypeHooks
 from .result import address, check_rcn, wrap
-from .tree import representation
+from .tree import Content, representation
 
 __all__ = ["DataCSF"]
 
@@ -73,6 +74,10 @@ class DataCSF:
             raise InvalidChildResourceType(f"a {rtype.name} cannot be created under a {ptype}")
         if req.pc is None:
             raise BadRequest(f"CREATE of {rtype.name} needs content {{\"{rtype.root}\": {{...}}}}")
+        depth = parent["_srn"].count("/") + 1  # levels below the CSEBase
+        if depth > ctx.identity.max_depth:
+            raise BadRequest(f"a {rtype.name} under '{parent['_srn']}' would be {depth} levels below the CSEBase; "
+                             f"this CSE allows {ctx.identity.max_depth} (limits.max_depth)")
         attrs = extract_attributes(rtype, req.pc)
         validate_create(rtype, attrs)
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
@@ -82,6 +87,7 @@ class DataCSF:
             ri, owner = await hooks.identify(ctx, req, attrs)
         else:
             ri, owner = new_ri(rtype.sn), req.fr
+        await self._check_quota(owner)
         rn = attrs.get("rn", ri)
         if await ctx.store.child_by_name(parent["ri"], rn) is not None:
             raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
@@ -115,6 +121,20 @@ class DataCSF:
         if any(type(op) is Delete and op.ri == ri for op in extra):
             return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)])
         return Outcome(resp, [Put(doc), *extra], [Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
+
+    async def _check_quota(self, owner: str | None) -> None:
+        """5207 when ``owner`` already holds ``limits.max_resources_per_originator``
+        resources (docs/security.md "Limits"). Counted from the store's index of
+        owners, so the count is what the store holds, restarts included; the
+        admin and the CSE itself have no quota."""
+        ctx = self.ctx
+        quota = ctx.identity.max_resources_per_originator
+        if not quota or owner is None or access.is_privileged(ctx, owner):
+            return
+        held = await ctx.store.count_by("_own", owner)
+        if held >= quota:
+            raise NotAcceptable(f"originator '{owner}' already holds {held} resources, the most this CSE allows "
+                                f"(limits.max_resources_per_originator = {quota}); delete some first")
 
     def _created(self, req: Request, rtype: ResourceType, doc: Doc, attrs: dict[str, Any], rcn: int,
                  view: dict[str, Any] | None = None) -> Response:
@@ -169,8 +189,8 @@ class DataCSF:
                 raise BadRequest(f"attribute '{unknown[0]}' is not an attribute of {rtype.name}")
             picked = {a: doc[a] for a in req.atrl if a in doc}
             return Response(rsc=2000, rqi=req.rqi, pc={rtype.root: picked}, rvi=req.rvi)
-        pc = await representation(ctx, req, doc, rcn, fc, grant)
-        return Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi)
+        content = await representation(ctx, req, doc, rcn, fc, grant)
+        return Response(rsc=2000, rqi=req.rqi, pc=content.pc, rvi=req.rvi, cnst=content.cnst, cnot=content.cnot)
 
     # -- UPDATE ---------------------------------------------------------------
     async def update(self, req: Request, old: Doc, grant: Grant = None) -> Outcome:
@@ -227,11 +247,11 @@ class DataCSF:
         if not rtype.can_delete:
             raise OperationNotAllowed(f"{rtype.name} resources cannot be deleted")
         await access.check(ctx, req.fr, Permission.DELETE, doc, grant)
-        pc = await representation(ctx, req, doc, rcn, fc, grant) if rcn else None
+        content = await representation(ctx, req, doc, rcn, fc, grant) if rcn else Content(None)
         removal, note = await self.removal(doc, req.fr)
-        if note is not None and pc is None:
-            pc = {"m2m:dbg": note}
-        return removal.answering(Response(rsc=2002, rqi=req.rqi, pc=pc, rvi=req.rvi))
+        pc = content.pc if content.pc is not None or note is None else {"m2m:dbg": note}
+        return removal.answering(Response(rsc=2002, rqi=req.rqi, pc=pc, rvi=req.rvi, cnst=content.cnst,
+                                          cnot=content.cnot))
 
     async def remove(self, doc: Doc, originator: str | None) -> None:
         """Delete ``doc`` and its subtree now, outside a request (expiry, an

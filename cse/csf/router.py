@@ -54,8 +54,9 @@ class LocalRouter:
         if op == Operation.RETRIEVE:
             if fc is not None and fc.fu == 1:
                 rcn = check_rcn(op, req.rcn, discovery=True)
-                pc = await discover(self.ctx, req, doc, fc, rcn, grant)
-                return Outcome(Response(rsc=2000, rqi=req.rqi, pc=pc, rvi=req.rvi))
+                found = await discover(self.ctx, req, doc, fc, rcn, grant)
+                return Outcome(Response(rsc=2000, rqi=req.rqi, pc=found.pc, rvi=req.rvi, cnst=found.cnst,
+                                        cnot=found.cnot))
             return Outcome(await self.data.retrieve(req, doc, fc, grant))
         if op == Operation.CREATE:
             return await self.data.create(req, doc, grant)

@@ -17,8 +17,9 @@ parent's decision, and ownership found at an ancestor flows down.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cse.core.context import Context
@@ -31,13 +32,30 @@ from .access import Grant, Permission
 from .filters import FilterCriteria, matches
 from .result import address, child_ref, public, wrap
 
-__all__ = ["walk", "discover", "representation"]
+__all__ = ["Content", "PARTIAL_CONTENT", "WALK_SLICE", "Walk", "discover", "representation"]
 
 SMG_TYPES = frozenset(range(9001, 9007))
 # docs/sessions.md "Who sees sessions": a sessions collection or session the
 # originator may not see is skipped with its whole subtree, decided once
 # before descending (its children are governed by the same rule).
 _SESSION_ROOTS = frozenset({9001, 9002})
+
+#: Resources a walk visits between two yields to the event loop.
+WALK_SLICE = 128
+
+#: Content Status PARTIAL_CONTENT (TS-0004 6.3.4.2.44).
+PARTIAL_CONTENT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """Result content with its Content Status and Content Offset (TS-0004
+    6.3.4.2.44; ``X-M2M-CTS``/``X-M2M-CTO``, TS-0009 6.4.20-21): both None
+    when the content is complete."""
+
+    pc: Any
+    cnst: int | None = None
+    cnot: int | None = None
 
 
 class _Granter:
@@ -49,6 +67,36 @@ class _Granter:
         self.perm = perm
         self.grant = grant
         self.privileged = access.is_privileged(ctx, originator)
+        reg = ctx.registry
+        # Types that only inherit their parent's decision and have no children
+        # of their own (contentInstance): under a parent whose decision denies,
+        # there is nothing in them to see.
+        self.dead_ends = frozenset(
+            t.ty for t in reg.by_ty.values()
+            if not t.has_acpi and t.ty != 1 and t.ty not in SMG_TYPES and not reg.child_types(t.ty))
+
+    def worth_visiting(self, doc: Doc, parent_passed: bool) -> bool:
+        """False for a child that cannot be granted whatever it holds (see
+        :meth:`children`)."""
+        return parent_passed or doc["ty"] not in self.dead_ends
+
+    async def children(self, doc: Doc, passed: bool) -> list[Doc]:
+        """The children of ``doc`` worth a visit: when ``doc``'s decision
+        denies and is passed down (``passed`` False), children that would only
+        inherit it and cannot have children are not looked at -- by their
+        counts, so a denied container of 20,000 instances costs nothing."""
+        store = self.ctx.store
+        if passed or not self.dead_ends:
+            return await store.children(doc["ri"])
+        total = await store.count_children(doc["ri"])
+        if not total:
+            return []
+        dead = 0
+        for ty in self.dead_ends:
+            dead += await store.count_children(doc["ri"], ty)
+        if dead == total:
+            return []
+        return [k for k in await store.children(doc["ri"]) if k["ty"] not in self.dead_ends]
 
     async def decide(self, doc: Doc, parent_granted: bool, owned_above: bool) -> tuple[bool, bool, bool]:
         """(granted, owned, inherited by children) for ``doc`` given its
@@ -70,50 +118,98 @@ class _Granter:
         return False, owned, False
 
 
-async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
-               fc: FilterCriteria | None, discovery: bool, grant: Grant = None) -> AsyncIterator[tuple[Doc, int]]:
-    """Yield ``(doc, depth)`` for matching, visible descendants of ``root``."""
-    granter = _Granter(ctx, originator, perm, grant)
-    # A session grant covers the endpoint AE's subtree as ownership does
-    # (access rule 5); what it must not reach is decided per resource below.
-    root_owned = (granter.privileged or await access.owns(ctx, originator, root)
-                  or (grant is not None and await access.within(ctx, root, grant)))
-    _, root_owned, root_granted = await granter.decide(root, True, root_owned)
-    max_depth = fc.lvl if fc and fc.lvl else None
-    lim = fc.lim if fc and fc.lim is not None else ctx.identity.max_result
-    skip = (fc.ofst - 1) if fc and fc.ofst else 0
-    if lim <= 0:
-        return
-    produced = 0
-    kids = await ctx.store.children(root["ri"])
-    stack: list[tuple[Doc, int, bool, bool]] = [
-        (k, 1, root_granted, root_owned) for k in reversed(kids[skip:])]
-    while stack:
-        doc, depth, parent_granted, owned_above = stack.pop()
-        if discovery and doc["ty"] == 2 and doc.get("regs") == 2:
-            continue
-        granted, owned, passed = await granter.decide(doc, parent_granted, owned_above)
-        if not granted and doc["ty"] in _SESSION_ROOTS:
-            continue  # nothing below a hidden sessions collection or session is visible either
-        if granted and (fc is None or matches(fc, doc)):
-            yield doc, depth
-            produced += 1
-            if produced >= lim:
-                return
-        if max_depth is None or depth < max_depth:
-            children = await ctx.store.children(doc["ri"])
-            if children:
-                stack.extend((k, depth + 1, passed, owned) for k in reversed(children))
+class Walk:
+    """One walk: ``async for doc, depth in Walk(...)`` yields matching,
+    visible descendants of ``root``; once it has ended, :attr:`partial` says
+    whether the result was cut and :attr:`offset` where to go on.
+
+    Bounded three ways (docs/security.md "Limits"): at most ``lim`` results,
+    and never more than ``limits.max_result`` (a walk that has more is cut:
+    ``partial``, and ``offset`` is the ``ofst`` of the direct child whose
+    subtree holds the first result left out); never deeper than
+    ``limits.max_depth`` levels below the root; and every
+    :data:`WALK_SLICE` resources it yields the event loop, so one long walk
+    does not hold up every other request. Subtrees the originator cannot see
+    are not entered (:meth:`_Granter.worth_visiting`).
+    """
+
+    def __init__(self, ctx: Context, root: Doc, originator: str | None, perm: int,
+                 fc: FilterCriteria | None, discovery: bool, grant: Grant = None) -> None:
+        self.ctx = ctx
+        self.root = root
+        self.originator = originator
+        self.perm = perm
+        self.fc = fc
+        self.discovery = discovery
+        self.grant = grant
+        self.partial = False
+        self.offset: int | None = None
+
+    def __aiter__(self) -> AsyncIterator[tuple[Doc, int]]:
+        return self._walk()
+
+    def content(self, pc: Any) -> Content:
+        """``pc`` with this walk's content status."""
+        if not self.partial:
+            return Content(pc)
+        return Content(pc, PARTIAL_CONTENT, self.offset)
+
+    async def _walk(self) -> AsyncIterator[tuple[Doc, int]]:
+        ctx, fc, root = self.ctx, self.fc, self.root
+        granter = _Granter(ctx, self.originator, self.perm, self.grant)
+        # A session grant covers the endpoint AE's subtree as ownership does
+        # (access rule 5); what it must not reach is decided per resource below.
+        root_owned = (granter.privileged or await access.owns(ctx, self.originator, root)
+                      or (self.grant is not None and await access.within(ctx, root, self.grant)))
+        _, root_owned, root_passed = await granter.decide(root, True, root_owned)
+        cap = ctx.identity.max_result
+        lim = min(fc.lim, cap) if fc is not None and fc.lim is not None else cap
+        asked_depth = fc.lvl if fc is not None and fc.lvl else None
+        max_depth = min(asked_depth or ctx.identity.max_depth, ctx.identity.max_depth)
+        first = fc.ofst if fc is not None and fc.ofst else 1
+        if lim <= 0:
+            return
+        kids = list(enumerate(await ctx.store.children(root["ri"]), start=1))[first - 1:]
+        # (doc, depth, parent's decision passed down, owned above, ofst of its top-level subtree)
+        stack: list[tuple[Doc, int, bool, bool, int]] = [
+            (k, 1, root_passed, root_owned, i) for i, k in reversed(kids) if granter.worth_visiting(k, root_passed)]
+        produced = visited = 0
+        while stack:
+            doc, depth, parent_granted, owned_above, top = stack.pop()
+            visited += 1
+            if visited % WALK_SLICE == 0:
+                await asyncio.sleep(0)  # let the other requests in (docs/security.md "Limits")
+            if self.discovery and doc["ty"] == 2 and doc.get("regs") == 2:
+                continue
+            granted, owned, passed = await granter.decide(doc, parent_granted, owned_above)
+            if not granted and doc["ty"] in _SESSION_ROOTS:
+                continue  # nothing below a hidden sessions collection or session is visible either
+            if granted and (fc is None or matches(fc, doc)):
+                if produced >= lim:  # one more than fits: the result is partial
+                    self.partial, self.offset = True, top
+                    return
+                yield doc, depth
+                produced += 1
+            if depth < max_depth:
+                children = await granter.children(doc, passed)
+                if children:
+                    stack.extend((k, depth + 1, passed, owned, top) for k in reversed(children))
+            elif asked_depth is None or depth < asked_depth:
+                # the CSE's depth bound, not the request's lvl, stops here
+                if await ctx.store.count_children(doc["ri"]):
+                    self.partial = True
 
 
-async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rcn: int, grant: Grant = None) -> Any:
+async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rcn: int,
+                   grant: Grant = None) -> Content:
     """The discovery result: ``m2m:uril`` (rcn 11) or ``m2m:rrl`` (rcn 6)."""
-    found = [doc async for doc, _ in walk(ctx, root, req.fr, Permission.DISCOVER, fc, True, grant)]
+    w = Walk(ctx, root, req.fr, Permission.DISCOVER, fc, True, grant)
+    found = [doc async for doc, _ in w]
     if fc.arp:
         found = [d for d in [await _apply_relative(ctx, d, fc.arp) for d in found] if d is not None]
     if rcn == 6:
-        return {"m2m:rrl": {"rrf": [child_ref(d, req.drt) for d in found]}}
-    return {"m2m:uril": [address(d, req.drt) for d in found]}
+        return w.content({"m2m:rrl": {"rrf": [child_ref(d, req.drt) for d in found]}})
+    return w.content({"m2m:uril": [address(d, req.drt) for d in found]})
 
 
 async def _apply_relative(ctx: Context, doc: Doc, path: str) -> Doc | None:
@@ -129,28 +225,30 @@ async def _apply_relative(ctx: Context, doc: Doc, path: str) -> Doc | None:
 
 
 async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
-                         fc: FilterCriteria | None, grant: Grant = None) -> Any:
+                         fc: FilterCriteria | None, grant: Grant = None) -> Content:
     """Result content of a RETRIEVE/DELETE for ``rcn`` 1, 4, 5, 6 or 8."""
     reg = ctx.registry
     if rcn == 1:
-        return wrap(reg, doc)
+        return Content(wrap(reg, doc))
     if fc is not None and fc.fu == 1:
         raise BadRequest("filterUsage fu=1 (discovery) is only valid on RETRIEVE")
     if rcn == 5:
         direct = replace(fc, lvl=1) if fc is not None else FilterCriteria(lvl=1)
-        kids = [k async for k, _ in walk(ctx, doc, req.fr, Permission.RETRIEVE, direct, False, grant)]
+        w = Walk(ctx, doc, req.fr, Permission.RETRIEVE, direct, False, grant)
+        kids = [k async for k, _ in w]
         attrs = public(doc)
         attrs["ch"] = [child_ref(k, req.drt) for k in kids]
-        return {reg.get(doc["ty"]).root: attrs}
-    found = [(k, d) async for k, d in walk(ctx, doc, req.fr, Permission.RETRIEVE, fc, False, grant)]
+        return w.content({reg.get(doc["ty"]).root: attrs})
+    w = Walk(ctx, doc, req.fr, Permission.RETRIEVE, fc, False, grant)
+    found = [k async for k, _ in w]
     if rcn == 6:
-        return {"m2m:rrl": {"rrf": [child_ref(k, req.drt) for k, _ in found]}}
-    nested = _nest(ctx, doc, [k for k, _ in found])
+        return w.content({"m2m:rrl": {"rrf": [child_ref(k, req.drt) for k in found]}})
+    nested = _nest(ctx, doc, found)
     if rcn == 8:
-        return {reg.get(doc["ty"]).root: nested}
+        return w.content({reg.get(doc["ty"]).root: nested})
     attrs = public(doc)
     attrs.update(nested)
-    return {reg.get(doc["ty"]).root: attrs}
+    return w.content({reg.get(doc["ty"]).root: attrs})
 
 
 def _nest(ctx: Context, root: Doc, found: list[Doc]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ one place.  Nothing here is O(number of documents) per operation:
 * path (``_srn``) -> ri and (pi, rn) -> ri.
 * per-parent children, all types and per type, as insertion-ordered dicts
   ri -> document: oldest is ``next(iter(d))``, newest ``next(reversed(d))``.
-* ``aei`` / ``csi`` -> ordered set of ri.
+* ``aei`` / ``csi`` / ``_own`` -> ordered set of ri (``_own``: what each
+  originator owns, counted for its quota).
 * expiry: ri -> et plus a heap of (et, ri) with lazy invalidation; stale
   heap entries are dropped when they reach the top, and the heap is rebuilt
   from the ri -> et map once stale entries outnumber live ones (amortised
@@ -42,7 +43,7 @@ from cse.core.ports import CommitResult, Delete, Doc, KvDelete, KvPut, Op, Put
 __all__ = ["INDEXED_ATTRS", "IndexedDocs", "check_ops"]
 
 #: Attributes with a secondary index (``lookup`` on others scans).
-INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi")
+INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi", "_own")
 
 _STR_KEYS = ("pi", "rn", "_srn")
 
@@ -314,6 +315,13 @@ class IndexedDocs:
             members = index.get(value)
             return [self.docs[ri] for ri in members] if members else []
         return [d for d in self.docs.values() if attr in d and d[attr] == value]
+
+    def count_by(self, attr: str, value: str) -> int:
+        index = self._attr.get(attr)
+        if index is not None:
+            members = index.get(value)
+            return len(members) if members else 0
+        return sum(1 for d in self.docs.values() if d.get(attr) == value)
 
     def expired(self, now: str, limit: int = 1000) -> list[str]:
         """Up to ``limit`` ri with et <= now, oldest et first (read-only)."""

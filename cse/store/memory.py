@@ -45,6 +45,9 @@ class IndexedStore:
     async def lookup(self, attr: str, value: Any) -> list[Doc]:
         return self._idx.lookup(attr, value)
 
+    async def count_by(self, attr: str, value: str) -> int:
+        return self._idx.count_by(attr, value)
+
     async def expired(self, now: str, limit: int = 1000) -> list[str]:
         return self._idx.expired(now, limit)
 

@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 
 from cse.binding.http_mapping import parse_query, request_from_http, response_to_http
 from cse.core.errors import M2MError
-from cse.core.http_wire import target_from_path
+from cse.core.http_wire import decode_response, target_from_path
 from cse.core.messages import Operation, Request, Response
 
 BASE_HEADERS = {"X-M2M-Origin": "CAdmin", "X-M2M-RI": "rq-1", "X-M2M-RVI": "3"}
@@ -544,3 +544,17 @@ def test_request_then_response_round_trip_keeps_ri_and_rvi() -> None:
         Response(rsc=2001, rqi=r.rqi, pc={"m2m:cnt": {}}, rvi=r.rvi, location="cse-in/data"), NOW, r.media)
     assert code == 201
     assert (hdrs["X-M2M-RI"], hdrs["X-M2M-RVI"]) == ("abc-123", "2a")
+
+
+def test_content_status_and_offset_only_for_partial_content() -> None:
+    """TS-0009 6.4.20-21: a cut result carries X-M2M-CTS (1 PARTIAL_CONTENT,
+    TS-0004 6.3.4.2.44) and X-M2M-CTO; a complete one neither. The sending
+    side (the SDK, forwarding) reads them back."""
+    _, cut, _ = response_to_http(Response(rsc=2000, rqi="r", pc={"m2m:uril": []}, cnst=1, cnot=3), NOW)
+    assert cut["X-M2M-CTS"] == "1" and cut["X-M2M-CTO"] == "3"
+    _, whole, _ = response_to_http(Response(rsc=2000, rqi="r", pc={"m2m:uril": []}), NOW)
+    assert "X-M2M-CTS" not in whole and "X-M2M-CTO" not in whole
+    back = decode_response(200, cut, b'{"m2m:uril":[]}')
+    assert (back.cnst, back.cnot) == (1, 3)
+    odd = decode_response(200, {"X-M2M-RSC": "2000", "X-M2M-CTS": "x", "X-M2M-CTO": "-1"}, b"")
+    assert (odd.cnst, odd.cnot) == (None, None)

@@ -191,6 +191,25 @@ async def test_lookup_by_aei_and_csi(store: Store) -> None:
     assert await store.lookup("ty", AE) == [a1b, a2b]
 
 
+async def test_count_by_owner_follows_puts_replaces_and_subtree_deletes(store: Store) -> None:
+    """``count_by("_own", x)`` is what the per-originator quota reads
+    (docs/security.md "Limits"): O(1), and right after every kind of change."""
+    cse = base()
+    ae = child(cse, "ae1", AE, "app", _own="Capp")
+    cnt = child(ae, "cnt1", CNT, "box", _own="Capp")
+    cin = child(cnt, "cin1", CIN, "c1", _own="Cother")
+    mine = child(cse, "cnt2", CNT, "free", _own="Capp")
+    await put(store, cse, ae, cnt, cin, mine)
+    assert await store.count_by("_own", "Capp") == 3
+    assert await store.count_by("_own", "Cother") == 1
+    assert await store.count_by("_own", "Cnobody") == 0
+    await put(store, {**mine, "_own": "Cother"})  # a replace that changes the owner
+    assert (await store.count_by("_own", "Capp"), await store.count_by("_own", "Cother")) == (2, 2)
+    await store.commit([Delete("ae1")])  # the subtree goes, whoever owned its parts
+    assert (await store.count_by("_own", "Capp"), await store.count_by("_own", "Cother")) == (0, 1)
+    assert await store.count_by("rn", "free") == 1  # an attribute without an index is counted by a scan
+
+
 async def test_expired_and_next_expiry(store: Store) -> None:
     cse = base()
     docs = [child(cse, f"r{i}", CIN, et=f"2024010{i}T000000") for i in range(1, 6)]
