@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cse.csf.outbound import DEFAULT_DENY, parse_networks
 from cse.security.settings import (
     SECURITY_SECTIONS,
     AuthClientConfig,
@@ -22,7 +23,7 @@ from cse.security.settings import (
 )
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "Config", "load_config"]
+           "OutboundConfig", "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -78,6 +79,19 @@ class SMGConfig:
 
 
 @dataclass(frozen=True)
+class OutboundConfig:
+    """Where and how much the CSE sends for AEs (docs/security.md "Outbound requests")."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = DEFAULT_DENY
+    max_targets: int = 16
+    max_subscriptions: int = 100
+    max_in_flight: int = 64
+    max_per_target: int = 4
+    max_per_originator: int = 16
+
+
+@dataclass(frozen=True)
 class Config:
     cse: CSEConfig = field(default_factory=CSEConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -85,6 +99,7 @@ class Config:
     registrar: RegistrarConfig | None = None
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     smg: SMGConfig = field(default_factory=SMGConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
     log_level: str = "info"
     tls: TlsConfig = field(default_factory=TlsConfig)  # docs/security.md
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -102,6 +117,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "forwarding": {"timeout_s": (int, float)},
     "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float), "freshness_s": (int, float),
             "history": (int,)},
+    "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
+                 "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,)},
     "log": {"level": (str,)},
     **SECURITY_SECTIONS,
 }
@@ -128,6 +145,27 @@ def _check_section(name: str, values: Any) -> dict[str, Any]:
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"'{name}.{key}' must be {want}, got {type(value).__name__}")
     return values
+
+
+def _outbound(values: dict[str, Any]) -> OutboundConfig:
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("allow", "deny"):
+        if key not in values:
+            continue
+        entries = values[key]
+        bad = [e for e in entries if not isinstance(e, str)]
+        if bad:
+            raise ConfigError(f"'outbound.{key}' must be a list of str, got {type(bad[0]).__name__} {bad[0]!r}")
+        try:
+            parse_networks(entries)
+        except ValueError as exc:
+            raise ConfigError(f"'outbound.{key}': {exc}") from None
+        lists[key] = tuple(entries)
+    out = OutboundConfig(**{**values, **lists})
+    for key in ("max_targets", "max_subscriptions", "max_in_flight", "max_per_target", "max_per_originator"):
+        if getattr(out, key) < 1:
+            raise ConfigError(f"'outbound.{key}' must be at least 1, got {getattr(out, key)}")
+    return out
 
 
 def load_config(path: str | None, *, http_port: int | None = None, http_host: str | None = None,
@@ -159,6 +197,7 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     registrar = None
     forwarding = ForwardingConfig(**raw.get("forwarding", {}))
     smg = SMGConfig(**raw.get("smg", {}))
+    outbound = _outbound(raw.get("outbound", {}))
     if "registrar" in raw:
         missing = [k for k in ("cse_id", "name", "poa") if not raw["registrar"].get(k)]
         if missing:
@@ -195,4 +234,4 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         if not value > 0:
             raise ConfigError(f"'{name}' must be positive, got {value}")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
-                  smg=smg, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)
+                  smg=smg, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)
