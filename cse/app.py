@@ -87,9 +87,10 @@ class CSE:
                 cse_type=cse_type_number(config.cse.type), admin=config.cse.admin, poa=poa,
                 default_et_s=config.cse.default_et_s),
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
-        self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
         out = config.outbound  # docs/security.md "Outbound requests"
         self.policy = OutboundPolicy(allow=out.allow, deny=out.deny, resolve=resolve_host, max_targets=out.max_targets)
+        self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens,
+                                     address_allowed=self.policy.allows)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req),
                                  policy=self.policy,
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,

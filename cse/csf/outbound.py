@@ -109,6 +109,13 @@ class OutboundPolicy:
             return f"{address} is not in any allowed network ([outbound] allow)"
         return None
 
+    def allows(self, address: str) -> bool:
+        """Whether the address (text, as a resolver gives it) may be connected to."""
+        try:
+            return self.refusal(ipaddress.ip_address(address.split("%", 1)[0])) is None
+        except ValueError:
+            return False
+
     async def check(self, url: str) -> Destination:
         """The destination of ``url`` if the policy lets the CSE send there.
 

@@ -6,17 +6,23 @@ included. Every address a target stands for must pass the deny list
 (link-local and metadata addresses by default) and, when set, the allow
 list -- a name that resolves to a denied address, or an IPv4 address
 dressed up as IPv6, must not get through. No network here: names are
-resolved by a stub that records what it was asked.
+resolved by a stub that records what it was asked (the last test sends
+to a loopback receiver by the name ``localhost``).
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from cse.binding.http_client import HttpOutbound, PolicyResolver
 from cse.core.errors import BadRequest, TargetNotReachable
+from cse.core.messages import Operation, Request
 from cse.csf.outbound import DEFAULT_DENY, OutboundPolicy, VerifiedTargets, parse_networks
+from tests.notify_receiver import Receiver
 
 
 class Names:
@@ -126,7 +132,48 @@ def test_verified_targets_are_bounded_and_forgettable() -> None:
 
 def test_networks_are_parsed_strictly() -> None:
     assert len(parse_networks(DEFAULT_DENY)) == len(DEFAULT_DENY)
-    with pytest.raises(ValueError, match="'169.254.1.1/16' is not an IP network"):
+    with pytest.raises(ValueError, match=r"'169\.254\.1\.1/16' is not an IP network"):
         parse_networks(["169.254.1.1/16"])
     with pytest.raises(ValueError, match="'metadata' is not an IP network"):
         parse_networks(["metadata"])
+
+
+# -- at connection time: a name cannot change its answer after the check --------------------
+
+class FixedResolver(AbstractResolver):
+    def __init__(self, *hosts: str) -> None:
+        self.hosts = hosts
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        return [{"hostname": host, "host": h, "port": port, "family": family, "proto": 0, "flags": 0}
+                for h in self.hosts]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_connection_time_resolution_drops_refused_addresses() -> None:
+    """DNS rebinding: the name passed the check with 127.0.0.1, and answers
+    169.254.169.254 when the connection is opened."""
+    policy = OutboundPolicy(resolve=Names())
+    mixed = PolicyResolver(policy.allows, FixedResolver("169.254.169.254", "127.0.0.1"))
+    assert [r["host"] for r in await mixed.resolve("rebind.example", 80)] == ["127.0.0.1"]
+    with pytest.raises(OSError, match="refused by the outbound policy"):
+        await PolicyResolver(policy.allows, FixedResolver("169.254.169.254", "fe80::1")).resolve("rebind.example")
+
+
+async def test_notification_urls_are_filtered_at_connection_time_peer_requests_are_not(
+        receiver: Receiver) -> None:
+    out = HttpOutbound(address_allowed=lambda host: False)
+    req = Request(op=Operation.NOTIFY, to="Cx", fr="/id-in", rqi="r1", pc={"m2m:sgn": {"sur": "s"}})
+    url = f"http://localhost:{receiver.port}/notify"
+    try:
+        with pytest.raises(TargetNotReachable):
+            await out.send(url, req, timeout=5, exact=True)
+        assert receiver.pending() == []
+        resp = await out.send(f"http://localhost:{receiver.port}", req, timeout=5)  # CSE-to-CSE: not filtered
+        assert resp.rsc == 2000
+        assert len(receiver.pending()) == 1
+    finally:
+        await out.close()
