@@ -11,7 +11,8 @@ TS-0004 7.4.8 / 7.5.1, docs/onem2m.md "Subscriptions and notifications".
   ``su`` must pass the outbound policy (else 4000); an originator has at
   most ``max_subscriptions`` subscriptions (else 4103; not the admin).
 * Verification: every distinct ``nu`` -- the originator's own AE-ID too:
-  its ``poa`` is asked -- and the ``su`` get
+  its ``poa`` is asked (when it has none, before its first notification)
+  -- and the ``su`` get
   ``{"m2m:sgn": {"vrq": true, "sur": ..., "cr": ...}}`` before the
   subscription exists; anything but a 2000 answer is 5204 and nothing is
   stored. An UPDATE of ``nu`` verifies the targets it adds.
@@ -37,6 +38,7 @@ from cse.core.errors import (
     SubscriptionVerificationInitiationFailed,
 )
 from cse.core.events import Event, EventKind
+from cse.core.ids import normalize_originator
 from cse.core.messages import Request
 from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Put
@@ -131,7 +133,7 @@ class SubscriptionCSF:
             for su in self.policy.fan_out([doc.get("su") or ""], self.ctx.identity.csi):
                 if su not in targets:
                     targets.append(su)
-            await self._verify_targets(targets, _owner(doc) or req.fr or "", self.sur(doc))
+            await self._verify_targets(targets, _owner(doc) or req.fr or "", self.sur(doc), req.fr)
         except BaseException:
             self._pending.pop(doc["ri"], None)
             raise
@@ -141,11 +143,20 @@ class SubscriptionCSF:
         before = set(self.policy.fan_out(old.get("nu") or (), csi))
         added = [t for t in self.policy.fan_out(new["nu"], csi) if t not in before]
         if added:
-            await self._verify_targets(added, _owner(new) or req.fr or "", self.sur(new))
+            await self._verify_targets(added, _owner(new) or req.fr or "", self.sur(new), req.fr)
 
-    async def _verify_targets(self, targets: Sequence[str], owner: str, sur: str) -> None:
+    async def _verify_targets(self, targets: Sequence[str], owner: str, sur: str, originator: str | None) -> None:
         """The policy for all of them first (4000 before anything is sent),
-        then one verification request each (5204 unless each answers 2000)."""
+        then one verification request each (5204 unless each answers 2000).
+
+        The originator's own AE-ID without an http(s) ``poa`` is the one
+        target not asked now: there is nothing to ask, and nothing is sent
+        to it either until it has a ``poa`` -- which the notifier then asks
+        before the first notification.
+        """
+        own = normalize_originator(originator, self.ctx.identity.csi)
+        targets = [t for t in targets
+                   if not (t == own and not self.notifier.is_remote(t) and await self.notifier.resolve(t) is None)]
         for target in targets:
             try:
                 await self.notifier.destination(target)

@@ -123,12 +123,23 @@ async def test_nu_equal_to_originator_whose_poa_refuses_is_5204(inproc: Any) -> 
     assert await gone(inproc, "cse-in/app/sub1")
 
 
-async def test_nu_equal_to_originator_without_poa_is_5204(app: dict[str, Any]) -> None:
-    """An AE without a poa cannot be asked, so it cannot be notified either."""
-    ip, aei = app["ip"], app["aei"]
-    r = await subscribe(ip, aei, "cse-in/app/data", rn="sub1", nu=[aei])
-    assert r.rsc == 5204, r.pc
-    assert "no reachable http(s) address" in dbg(r)
+async def test_nu_equal_to_originator_without_poa_is_asked_once_it_has_one(inproc: Any) -> None:
+    """An AE without a poa can subscribe itself (there is nothing to ask
+    yet, and nothing is sent to it); the poa it sets later is asked before
+    its first notification."""
+    aei = await inproc.register("app")
+    r = await inproc.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})
+    assert r.rsc == 2001
+    r = await subscribe(inproc, aei, "cse-in/app/data", rn="sub1", nu=[aei], enc={"net": [3]})
+    assert r.rsc == 2001, r.pc
+    sur = f"/id-in/{r.pc['m2m:sub']['ri']}"
+    async with Receiver() as rcv:
+        r = await inproc.call(UPDATE, "cse-in/app", aei, pc={"m2m:ae": {"poa": [rcv.url]}})
+        assert r.rsc == 2004, r.pc
+        r = await inproc.call(CREATE, "cse-in/app/data", aei, ty=4, pc={"m2m:cin": {"con": "x"}})
+        assert r.rsc == 2001
+        assert (await rcv.next()).sgn == {"vrq": True, "sur": sur, "cr": aei}
+        assert (await rcv.next()).sgn["nev"]["rep"]["m2m:cin"]["con"] == "x"
 
 
 async def test_nu_ae_id_resolves_to_poa(inproc: Any, receiver: Receiver) -> None:
