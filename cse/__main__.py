@@ -15,6 +15,7 @@ import sys
 
 from cse.app import CSE
 from cse.config import ConfigError, load_config
+from cse.store.keyfile import StoreKeyError
 
 __all__ = ["main"]
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_run(CSE(config)))
-    except OSError as exc:
+    except (OSError, StoreKeyError) as exc:
         print(f"cse: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -40,8 +40,10 @@ from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
 from cse.csf.send_slots import SendSlots
 from cse.csf.smg import SMG
+from cse.csf.smg.model import SESSION_TY
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.security.binding import build_security
+from cse.store.keyfile import StoreKeyError, load_store_key
 from cse.store.memory import MemoryStore
 from cse.store.tinydb_store import TinyDBStore
 
@@ -54,7 +56,7 @@ def build_store(config: Config) -> Store:
     """``:memory:`` keeps nothing; any other path is the durable TinyDB store."""
     if config.store.path == ":memory:":
         return MemoryStore()
-    return TinyDBStore(config.store.path, fsync=config.store.fsync)
+    return TinyDBStore(config.store.path, fsync=config.store.fsync, compact_bytes=config.store.compact_bytes)
 
 
 def type_hooks() -> dict[int, TypeHooks]:
@@ -71,6 +73,9 @@ class CSE:
         self.clock: Clock = clock or SystemClock()
         self.registry = registry or Registry.load()
         self.store = store or build_store(config)
+        # The key wrapping session keys at rest (docs/security.md "Keys at rest"):
+        # read now, written on the first start once the store is known to need a new one.
+        self.store_key = load_store_key(None if isinstance(self.store, MemoryStore) else config.store.key_path)
         self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
         poa = (self._url(config.http.port),)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
@@ -95,7 +100,9 @@ class CSE:
                                  policy=self.policy,
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
                                                  per_originator=out.max_per_originator))
-        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy)
+        # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
+        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
+                                          blocking_only=frozenset({SESSION_TY}))
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              remove=lambda doc, originator: self.data.remove(doc, originator),
                                              max_subscriptions=out.max_subscriptions)
@@ -105,9 +112,11 @@ class CSE:
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
                        resolve=lambda target, op: self.dispatcher.resolve(target, op),
                        serve=lambda req, target, grant: self.router.handle(req, target, grant),
+                       keyring=self.store_key.keyring(),
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
-                       freshness_s=config.smg.freshness_s, history=config.smg.history)
+                       freshness_s=config.smg.freshness_s, history=config.smg.history,
+                       replay_keep=config.smg.replay_keep)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        **self.smg.hooks()})
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
@@ -132,6 +141,11 @@ class CSE:
     async def start(self, serve_http: bool = True) -> None:
         """Open the store, bootstrap the CSEBase, arm timers, serve HTTP."""
         await self.store.open()
+        try:
+            key_created = await self._session_keys()
+        except BaseException:
+            await self.store.close()
+            raise
         # The loaded tree is long-lived: move it out of the collector's
         # generations so full collections stop re-walking every resource.
         gc.freeze()
@@ -165,6 +179,9 @@ class CSE:
                 raise
         if self.registrar is not None:
             self.registrar.start()
+        if key_created:  # told once the start-up succeeded: a failed start says one thing only
+            log.info("store key file %s created: it unwraps the session keys in the store; keep it, "
+                     "apart from the store's backups", self.store_key.path)
         log.info("CSE %s (%s) ready on %s://%s:%s, store %s, %d resources",
                  self.config.cse.cse_id, self.config.cse.name, self.security.scheme, self.config.http.host,
                  self.http.port if self.http else "-", self.config.store.path,
@@ -183,6 +200,37 @@ class CSE:
         await self.notifier.stop()
         await self.outbound.close()
         await self.store.close()
+
+    async def _session_keys(self) -> bool:
+        """Before anything is served: every stored session key must unwrap
+        with the store key (a missing, replaced or damaged key file is a
+        start-up error, never silent loss of the sessions); then a new key
+        file is written, and keys an earlier version stored in plain are
+        wrapped (and compacted out of the files) (docs/security.md "Keys at rest").
+        Whether a key file was created."""
+        check = await self.smg.check_keys()
+        where = self.store_key.path
+        if check.foreign:
+            held = ", ".join(f"{n} wrapped with store key {kid}" for kid, n in sorted(check.foreign.items()))
+            if not self.store_key.on_disk:
+                raise StoreKeyError(
+                    f"store key file '{where}' is missing, but the store holds session keys ({held}): "
+                    "restore that key file (or set [store] key_file to it); a new key cannot unwrap them")
+            raise StoreKeyError(
+                f"store key file '{where}' holds store key {self.smg.keyring.key_id}, but the store holds "
+                f"session keys {held}: this is not the store's key file")
+        if check.broken:
+            raise StoreKeyError(
+                f"{len(check.broken)} session key(s) in the store do not unwrap with store key file '{where}' "
+                f"(sessions {', '.join(sid[:16] for sid in check.broken[:5])}): the key file or the store "
+                "is damaged")
+        created = self.store_key.save()
+        if check.plain:
+            await self.executor.run(check.upgrade)
+            log.warning("%d session key(s) stored in plain by an earlier version are now wrapped", check.plain)
+            if isinstance(self.store, TinyDBStore):
+                await self.store.compact()  # the plain copies leave the snapshot and the journal
+        return created
 
     async def _expire(self, now: float) -> float | None:
         return await expire_due(self.ctx, self.data, now)

@@ -53,6 +53,15 @@ class HttpConfig:
 class StoreConfig:
     path: str = "var/cse-in.db"
     fsync: bool = False
+    key_file: str | None = None  # None: <path>.key (docs/security.md "Keys at rest")
+    compact_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def key_path(self) -> str | None:
+        """The store key file; None for the memory store, whose key is never written."""
+        if self.path == ":memory:":
+            return None
+        return self.key_file or self.path + ".key"
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class SMGConfig:
     establish_timeout_s: float = 25.0
     freshness_s: float = 300.0
     history: int = 50
+    replay_keep: int = 4096
 
 
 @dataclass(frozen=True)
@@ -111,12 +121,12 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
             "default_et_s": (int, float)},
     "http": {"host": (str,), "port": (int,), "max_body": (int,), "body_timeout_s": (int, float),
              "keepalive_s": (int, float)},
-    "store": {"path": (str,), "fsync": (bool,)},
+    "store": {"path": (str,), "fsync": (bool,), "key_file": (str,), "compact_bytes": (int,)},
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
     "forwarding": {"timeout_s": (int, float)},
     "smg": {"notify_timeout_s": (int, float), "establish_timeout_s": (int, float), "freshness_s": (int, float),
-            "history": (int,)},
+            "history": (int,), "replay_keep": (int,)},
     "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
                  "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,)},
     "log": {"level": (str,)},
@@ -230,8 +240,12 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
                         ("http.body_timeout_s", http.body_timeout_s),
                         ("http.keepalive_s", http.keepalive_s),
                         ("smg.notify_timeout_s", smg.notify_timeout_s),
-                        ("smg.establish_timeout_s", smg.establish_timeout_s)):
+                        ("smg.establish_timeout_s", smg.establish_timeout_s),
+                        ("smg.replay_keep", smg.replay_keep),
+                        ("store.compact_bytes", cse_store.compact_bytes)):
         if not value > 0:
             raise ConfigError(f"'{name}' must be positive, got {value}")
+    if cse_store.key_file is not None and not cse_store.key_file:
+        raise ConfigError("'store.key_file' must name a file")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)

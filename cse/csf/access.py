@@ -16,15 +16,21 @@ Rules, in order:
    itself) may do everything. On the CSEBase, registered originators may
    RETRIEVE and DISCOVER; any AE resource may be DISCOVERed by registered
    originators (so peers can find session-capable AEs, flow 1 step 6).
-5. A request served under an established session may touch everything at
-   or below the granted endpoint AEs, whatever their ACPs say: the target
-   accepted the session (docs/sessions.md "What a session authorizes"). The
-   grant is an explicit argument (:data:`Grant`), given only by the SMG's
-   session gate, so every widening of rights is visible at its call site.
-6. A session and everything below it (docs/sessions.md "Who sees sessions"): besides the owner
-   and the admin, its two endpoint AEs (compared as SP-relative AE-IDs) and
-   the peer SMGs it has a nextHop to. Nobody else sees a session. A
-   neighbour CSE may create a session in an AE's ``sessions`` collection
+5. A request served under an established session may touch the resources
+   at or below the granted endpoint AEs, whatever their ACPs say: the
+   target accepted the session (docs/sessions.md "What a session
+   authorizes"). The grant never covers an UPDATE or DELETE of the AE
+   resource itself, nor an ACP (an ACP is governed by its ``pvs`` alone),
+   nor anything in a ``sessions`` collection (rule 6). The grant is an
+   explicit argument (:data:`Grant`), given only by the SMG's session gate,
+   so every widening of rights is visible at its call site.
+6. A ``sessions`` collection and everything below it (docs/sessions.md
+   "Who sees sessions"), whatever ACPs the AE carries and whatever session
+   grant the request has: the admin and this CSE; the AE the collection
+   belongs to (it owns it); for a session and its children, also its two
+   endpoint AEs (compared as SP-relative AE-IDs) and the peer SMGs it has a
+   nextHop to. Nobody else, not even for a subscription to the collection.
+   A neighbour CSE may create a session in an AE's ``sessions`` collection
    (the session CSF then checks the rest).
 """
 
@@ -38,11 +44,17 @@ from cse.core.errors import OriginatorHasNoPrivilege
 from cse.core.ports import Doc
 from cse.core.schedule import Schedule
 
-__all__ = ["Grant", "Permission", "check", "allowed", "is_privileged", "owns", "session_party", "within"]
+__all__ = ["Grant", "Permission", "check", "allowed", "in_sessions", "is_privileged", "owns", "session_grants",
+           "session_party", "within"]
 
 Grant = frozenset[str] | None
 """A session grant: the ris of the endpoint AEs a session-based request may
 act at or below (None: no session)."""
+
+
+SESSIONS_TY, SESSION_TY, POLICY_TY, NEXT_HOP_TY = 9001, 9002, 9006, 9004
+SMG_TYPES = frozenset(range(SESSIONS_TY, POLICY_TY + 1))
+SUBSCRIPTION_TY = 23
 
 
 class Permission:
@@ -80,20 +92,18 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc, gra
         return False
     if is_privileged(ctx, originator):
         return True
-    if grant is not None and await within(ctx, doc, grant):
-        return True
+    if await in_sessions(ctx, doc):  # rule 6: never a session grant, never an ACP
+        return await _sessions_rule(ctx, originator, perm, doc)
     store = ctx.store
-    if doc["ty"] == 1:  # an ACP: its own pvs governs it
+    if doc["ty"] == 1:  # an ACP: its own pvs governs it, whatever the session
         return _acp_grants(doc.get("pvs"), originator, perm, ctx)
+    if grant is not None and await session_grants(ctx, perm, doc, grant):
+        return True
     effective = doc
     if not ctx.registry.get(doc["ty"]).has_acpi and doc.get("pi"):
         parent = await store.get(doc["pi"])
         if parent is not None:
             effective = parent
-    if SESSION_TY <= doc["ty"] <= POLICY_TY and await session_party(ctx, originator, doc):
-        return True
-    if doc["ty"] == SESSIONS_TY and perm == Permission.CREATE and await _neighbour_cse(ctx, originator):
-        return True  # a peer SMG bringing a session to one of our AEs (docs/sessions.md, flow 1 step 9)
     acpi = effective.get("acpi")
     if acpi:
         for acp_id in acpi:
@@ -102,6 +112,40 @@ async def allowed(ctx: Context, originator: str | None, perm: int, doc: Doc, gra
                 return True
         return False
     return await _default_policy(ctx, originator, perm, effective)
+
+
+async def session_grants(ctx: Context, perm: int, doc: Doc, grant: frozenset[str]) -> bool:
+    """Whether the session ``grant`` covers ``perm`` on ``doc`` (rule 5):
+    data at or below an endpoint AE, but never a change of the AE itself.
+    The caller has already excluded ACPs and ``sessions`` subtrees."""
+    if doc["ty"] == 2 and perm in (Permission.UPDATE, Permission.DELETE):
+        return False
+    return await within(ctx, doc, grant)
+
+
+async def in_sessions(ctx: Context, doc: Doc) -> bool:
+    """Whether ``doc`` is a ``sessions`` collection or below one: an SMG
+    resource, or a subscription whose parent is a ``sessions`` collection
+    (nothing else may be created there)."""
+    if doc["ty"] in SMG_TYPES:
+        return True
+    if doc["ty"] == SUBSCRIPTION_TY and doc.get("pi"):
+        parent = await ctx.store.get(doc["pi"])
+        return parent is not None and parent["ty"] == SESSIONS_TY
+    return False
+
+
+async def _sessions_rule(ctx: Context, originator: str, perm: int, doc: Doc) -> bool:
+    """Rule 6 for ``doc`` in a ``sessions`` subtree (the admin and this CSE
+    were already let through)."""
+    if await owns(ctx, originator, doc):
+        return True  # the AE the collection belongs to (or what it created there)
+    if doc["ty"] == SESSIONS_TY:
+        # a peer SMG bringing a session to one of our AEs (docs/sessions.md, flow 1 step 9)
+        return perm == Permission.CREATE and await _neighbour_cse(ctx, originator)
+    if SESSION_TY <= doc["ty"] <= POLICY_TY:
+        return await session_party(ctx, originator, doc)
+    return False
 
 
 async def within(ctx: Context, doc: Doc, roots: frozenset[str]) -> bool:
@@ -139,9 +183,6 @@ async def _default_policy(ctx: Context, originator: str, perm: int, doc: Doc) ->
     if ty == 2 and perm == Permission.DISCOVER:
         return await _registered(ctx, originator)
     return False
-
-
-SESSIONS_TY, SESSION_TY, POLICY_TY, NEXT_HOP_TY = 9001, 9002, 9006, 9004
 
 
 async def _neighbour_cse(ctx: Context, originator: str) -> bool:

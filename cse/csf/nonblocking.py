@@ -28,7 +28,7 @@ from typing import Any
 from cse.core.context import Context
 from cse.core.errors import BadRequest, TargetNotReachable
 from cse.core.ids import new_ri
-from cse.core.messages import Request, Response, ResponseType
+from cse.core.messages import Operation, Request, Response, ResponseType
 from cse.core.outcome import Notification, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import format_ts, parse_abs_rel
@@ -58,12 +58,16 @@ class NonBlockingCSF:
     """Accepts non-blocking requests and completes them in the background."""
 
     def __init__(self, ctx: Context, execute: Execute, *, policy: OutboundPolicy, request_lifetime_s: float = 3600.0,
-                 max_parallel: int = 64) -> None:
+                 max_parallel: int = 64, blocking_only: frozenset[int] = frozenset()) -> None:
         """``execute`` runs a request as a blocking one (the dispatcher);
-        ``policy`` checks the ``X-M2M-RTU`` targets."""
+        ``policy`` checks the ``X-M2M-RTU`` targets; ``blocking_only`` are
+        the resource types whose creation may not be non-blocking (their
+        answer holds a secret that a ``<request>`` resource would keep in
+        the store: a session's key)."""
         self.ctx = ctx
         self.execute = execute
         self.policy = policy
+        self.blocking_only = blocking_only
         self.lifetime = request_lifetime_s
         self._sem = asyncio.Semaphore(max_parallel)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,6 +86,9 @@ class NonBlockingCSF:
     async def open_request(self, req: Request) -> tuple[Doc, Response]:
         """Store a PENDING ``<request>`` for ``req`` and build the 1001/1002
         answer; the caller completes it later with :meth:`complete`."""
+        if req.ty in self.blocking_only and req.op == Operation.CREATE:
+            raise BadRequest(f"a resource of type {req.ty} is created by a blocking request only (rt 0): "
+                             "its answer carries a key that a <request> resource would keep in the store")
         ctx = self.ctx
         if req.rt == ResponseType.NON_BLOCKING_ASYNCH and req.rtu:
             await self._check_targets(req.rtu)

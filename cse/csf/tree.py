@@ -6,7 +6,9 @@ depth-first, honouring ``lvl`` (depth), ``ofst`` (skip the first n-1 direct
 children with their subtrees), ``lim`` (at most that many results) and the
 matching conditions, and include only resources the originator may see
 (DISCOVER for discovery, RETRIEVE otherwise). INACTIVE AEs (``regs`` 2) and
-their subtrees are skipped in discovery.
+their subtrees are skipped in discovery; a ``sessions`` collection or
+session the originator may not see is skipped with its subtree in every
+walk (docs/sessions.md "Who sees sessions").
 
 Privileges are decided top-down so that each resource costs one check:
 a resource without an ``acpi`` attribute (contentInstance) inherits its
@@ -32,6 +34,10 @@ from .result import address, child_ref, public, wrap
 __all__ = ["walk", "discover", "representation"]
 
 SMG_TYPES = frozenset(range(9001, 9007))
+# docs/sessions.md "Who sees sessions": a sessions collection or session the
+# originator may not see is skipped with its whole subtree, decided once
+# before descending (its children are governed by the same rule).
+_SESSION_ROOTS = frozenset({9001, 9002})
 
 
 class _Granter:
@@ -68,7 +74,10 @@ async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
                fc: FilterCriteria | None, discovery: bool, grant: Grant = None) -> AsyncIterator[tuple[Doc, int]]:
     """Yield ``(doc, depth)`` for matching, visible descendants of ``root``."""
     granter = _Granter(ctx, originator, perm, grant)
-    root_owned = granter.privileged or await access.owns(ctx, originator, root)
+    # A session grant covers the endpoint AE's subtree as ownership does
+    # (access rule 5); what it must not reach is decided per resource below.
+    root_owned = (granter.privileged or await access.owns(ctx, originator, root)
+                  or (grant is not None and await access.within(ctx, root, grant)))
     _, root_owned, root_granted = await granter.decide(root, True, root_owned)
     max_depth = fc.lvl if fc and fc.lvl else None
     lim = fc.lim if fc and fc.lim is not None else ctx.identity.max_result
@@ -84,6 +93,8 @@ async def walk(ctx: Context, root: Doc, originator: str | None, perm: int,
         if discovery and doc["ty"] == 2 and doc.get("regs") == 2:
             continue
         granted, owned, passed = await granter.decide(doc, parent_granted, owned_above)
+        if not granted and doc["ty"] in _SESSION_ROOTS:
+            continue  # nothing below a hidden sessions collection or session is visible either
         if granted and (fc is None or matches(fc, doc)):
             yield doc, depth
             produced += 1

@@ -39,9 +39,10 @@ import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from cse.core.ports import Delete, KvDelete, KvPut, Op, Put
+from cse.store.files import open_private
 
 __all__ = [
     "JournalCorruptError",
@@ -256,7 +257,7 @@ class JournalWriter:
                 f.truncate(truncate_to)
                 f.flush()
                 os.fsync(f.fileno())
-        self._file = open(self.path, "ab")
+        self._file = cast(BinaryIO, open_private(self.path, "ab"))
         self.size = self._file.seek(0, os.SEEK_END)
 
     def append(self, data: bytes) -> int:
@@ -282,7 +283,7 @@ class JournalWriter:
         f.close()
         self._file = None
         os.replace(self.path, self.old_path)
-        self._file = open(self.path, "ab")
+        self._file = cast(BinaryIO, open_private(self.path, "ab"))
         self.size = 0
         fsync_dir(os.path.dirname(self.path))
 

@@ -42,6 +42,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from cse.core.ports import CommitResult, Doc, Op, Put
+from cse.store.files import open_private, private_dirs, tighten
 from cse.store.indexed import IndexedDocs
 from cse.store.journal import (
     JournalCorruptError,
@@ -96,7 +97,7 @@ class SnapshotStorage(Storage):
         self._data = data
         tmp = self._path + ".tmp"
         try:
-            with open(tmp, "w", encoding="ascii") as f:
+            with open_private(tmp, "w", encoding="ascii") as f:
                 f.write("{")
                 for n, (name, table) in enumerate(data.items()):
                     f.write(("," if n else "") + _encode(name) + ":{")
@@ -228,11 +229,13 @@ def _resolve(idx: IndexedDocs, ops: list[Op | Patch]) -> list[Op]:
 
 
 def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int) -> _Loaded:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    private_dirs(os.path.dirname(os.path.abspath(path)))
     try:
         os.remove(path + ".tmp")  # a compaction killed mid-write
     except FileNotFoundError:
         pass
+    for existing in (path, journal_path, journal_path + ".old"):
+        tighten(existing)
     idx = IndexedDocs()
     snap_exists = os.path.exists(path) and os.path.getsize(path) > 0
     snap_seq = load_snapshot(path, idx) if snap_exists else 0
@@ -457,14 +460,29 @@ class TinyDBStore(IndexedStore):
 
     # -------------------------------------------------------------- compaction
 
-    async def _compact(self) -> None:
-        """Rotate the journal, snapshot, drop the old journal (background)."""
+    async def compact(self) -> None:
+        """Compact now, as a journal over ``compact_bytes`` does in the
+        background: a fresh snapshot of the current state replaces the
+        journal records before it, so what was deleted (a terminated
+        session with its wrapped key) is in no store file any more."""
+        if self._state != "open":
+            raise RuntimeError(f"compact on a {self._state} TinyDBStore")
+        await self.flush()  # every commit durable, no compaction running
+        self._compactor = asyncio.get_running_loop().create_task(self._rotate_and_snapshot())
+        await self._compactor
+
+    async def _rotate_and_snapshot(self) -> None:
+        """Rotate the journal, snapshot, drop the old journal."""
         journal = self._journal
         assert journal is not None
+        if not await self._in(self._jexec, journal.has_old):
+            await self._in(self._jexec, journal.rotate)
+        await self._snapshot(reset_journal=False)
+
+    async def _compact(self) -> None:
+        """:meth:`_rotate_and_snapshot` in the background."""
         try:
-            if not await self._in(self._jexec, journal.has_old):
-                await self._in(self._jexec, journal.rotate)
-            await self._snapshot(reset_journal=False)
+            await self._rotate_and_snapshot()
         except asyncio.CancelledError:
             raise
         except Exception:

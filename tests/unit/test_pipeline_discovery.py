@@ -247,8 +247,11 @@ async def test_offset(tree: dict[str, Any]) -> None:
 async def test_level(tree: dict[str, Any]) -> None:
     assert await uril(tree, lvl=1) == [TEMP, HUM, EMPTY]
     assert await uril(tree, lvl=2) == [TEMP, T1, T2, HUM, H1, HSUB, EMPTY]
-    # The CSEBase's own sessions collection (transit sessions, docs/sessions.md) is there from the start.
-    assert await uril(tree, "cse-in", lvl=1) == ["cse-in/sessions", "cse-in/app"]
+    # The CSEBase's own sessions collection (transit sessions) is there from the start, but only the
+    # admin sees it (docs/sessions.md "Who sees sessions").
+    assert await uril(tree, "cse-in", lvl=1) == ["cse-in/app"]
+    r = await disc(tree, "cse-in", ADMIN, lvl=1)
+    assert r.rsc == 2000 and r.pc["m2m:uril"] == ["cse-in/sessions", "cse-in/app"], r.pc
     assert await uril(tree, "cse-in", lvl=2, ty=3) == [TEMP, HUM, EMPTY]
 
 

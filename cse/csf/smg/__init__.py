@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from cse.core.context import Context
 from cse.core.events import Event
 from cse.core.ids import Target
+from cse.core.keyring import Keyring
 from cse.core.messages import Request, Response
 from cse.core.outcome import STORE_AND_FORWARD, Deadline, Outcome
-from cse.core.ports import KvDelete
 
 from ..forwarding import Forwarder
 from ..hooks import TypeHooks
@@ -25,7 +25,8 @@ from ..nonblocking import NonBlockingCSF
 from ..notification import Notifier
 from .events import SessionEvents
 from .gate import Resolve, Serve, SessionGate
-from .history import replay_ns
+from .history import REPLAY_KEEP, forget_ops
+from .keys import KeyCheck, check_stored_keys
 from .model import POLICY_TY, SESSION_TY
 from .policies import PolicyReplicator
 from .queue import StoreAndForward
@@ -38,18 +39,22 @@ class SMG:
     """The SMG of one CSE."""
 
     def __init__(self, ctx: Context, forwarder: Forwarder, notifier: Notifier, nonblocking: NonBlockingCSF, *,
-                 resolve: Resolve, serve: Serve, notify_timeout: float = 10.0, establish_timeout: float = 25.0,
-                 freshness_s: float = 300.0, history: int = 50) -> None:
+                 resolve: Resolve, serve: Serve, keyring: Keyring, notify_timeout: float = 10.0,
+                 establish_timeout: float = 25.0, freshness_s: float = 300.0, history: int = 50,
+                 replay_keep: int = REPLAY_KEEP) -> None:
         """``resolve`` and ``serve`` are the dispatcher's target resolution
-        and the local router, for session-based requests served here."""
+        and the local router, for session-based requests served here;
+        ``keyring`` wraps the session keys this CSE stores
+        (docs/security.md "Keys at rest")."""
         self.ctx = ctx
+        self.keyring = keyring
         self.forwarder = forwarder
         self.events = SessionEvents(ctx, notifier, timeout=notify_timeout)
         self.queue = StoreAndForward(ctx, nonblocking, forwarder.forward, history=history)
         self.gate = SessionGate(ctx, self.events, resolve=resolve, serve=serve, forward=forwarder.forward,
-                                store=self.queue.store, accept=nonblocking.accept,
-                                freshness_s=freshness_s, history=history)
-        self.sessions = SessionManager(ctx, forwarder, self.events, self._forgetting,
+                                store=self.queue.store, accept=nonblocking.accept, keyring=keyring,
+                                freshness_s=freshness_s, history=history, replay_keep=replay_keep)
+        self.sessions = SessionManager(ctx, forwarder, self.events, self._forgetting, keyring=keyring,
                                        establish_timeout=establish_timeout)
         self.policies = PolicyReplicator(ctx, forwarder, timeout=establish_timeout)
 
@@ -61,13 +66,18 @@ class SMG:
                 return Outcome(deadlines=[Deadline(STORE_AND_FORWARD, self.ctx.clock.now())])
         return None
 
+    async def check_keys(self) -> KeyCheck:
+        """The stored session keys checked against this CSE's keyring, with
+        the outcome wrapping those stored in plain (start-up)."""
+        return await check_stored_keys(self.ctx, self.keyring)
+
     async def _forgetting(self, sid: str) -> Outcome:
-        """A session ends here: the outcome dropping its stored requests and
-        remembered answers (its cached keys go at once)."""
+        """A session ends here: the outcome dropping its stored requests,
+        remembered answers and low-water marks (its cached keys go at once;
+        its wrapped key goes with the session document)."""
         self.gate.forget(sid)
         dropped = await self.queue.dropping(sid)
-        items = await self.ctx.store.kv_items(replay_ns(sid))
-        return dropped.adding(ops=[KvDelete(replay_ns(sid), k) for k, _ in items])
+        return dropped.adding(ops=await forget_ops(self.ctx, sid))
 
     def hooks(self) -> dict[int, TypeHooks]:
         """Hooks of the SMG's resource types, by ``ty``."""

@@ -42,10 +42,16 @@ class SessionEvents:
         self.timeout = timeout
 
     async def _subscriptions(self, aei: str) -> list[Doc]:
+        """The AE's subscriptions under its ``sessions``: only those the AE
+        itself (or the admin) made, since an event may carry a session key
+        (docs/sessions.md "Who sees sessions"). Access control already
+        refuses anyone else's; this also ignores any made before it did."""
         sessions = await self.ctx.store.child_by_name(aei, SESSIONS_RN)
         if sessions is None:
             return []
-        return await self.ctx.store.children(sessions["ri"], SUBSCRIPTION_TY)
+        identity = self.ctx.identity
+        return [sub for sub in await self.ctx.store.children(sessions["ri"], SUBSCRIPTION_TY)
+                if sub.get("_own") in (aei, identity.admin, identity.csi)]
 
     def _payload(self, sub: Doc, typ: int, fields: dict[str, Any]) -> dict[str, Any]:
         sevt = {"typ": typ, **fields}

@@ -8,11 +8,15 @@ before normal processing:
 2. the originator must be one of its endpoints (SP-relative AE-IDs) or a
    neighbour SMG, and the target must be on a CSE hosting an endpoint; where
    the target is hosted, it must be at or below an endpoint AE (4103), and a
-   session never deletes an AE or its ``sessions`` collection;
+   session carries data operations only: never into an AE's ``sessions``
+   collection, never a change of the AE resource itself, of an ACP or of
+   any ``acpi`` (4103, docs/sessions.md "What a session authorizes");
 3. with ``sec`` 1 the MAC must verify and ``X-M2M-OT`` be fresh (4103);
    a request ID seen before in this session gets the first answer again,
    without a second execution (durably remembered, which also makes
-   store-and-forward redelivery after a crash exactly-once);
+   store-and-forward redelivery after a crash exactly-once); a request the
+   bounded memory does not hold must be newer than the OTs it has forgotten
+   (the low-water mark of :mod:`.history`), else 4103;
 4. served here (with the session's authority, whatever the ACPs say) when
    the target is local, else sent on now (immediate, the default) or stored
    for the next window (store-and-forward policy for this hop, endpoint and
@@ -24,27 +28,31 @@ before normal processing:
 Freshness: the CSE that receives the request from its AE checks
 ``X-M2M-OT`` against the freshness window; hops after it (which may receive
 a stored request hours later) check that it is not from the future and not
-older than the session, and rely on the request-ID memory for replays.
+older than the session. Replays are stopped at every hop by the request-ID
+memory together with its low-water mark (docs/security.md "Replay protection"), not
+by the memory alone, whose size is bounded.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
 from cse.core.errors import BadRequest, NotFound, OriginatorHasNoPrivilege
 from cse.core.ids import Target
+from cse.core.keyring import Keyring
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.session_crypto import canonical, derive_keys, sp_relative_target, unb64u, verify
-from cse.core.timestamps import parse_ts
+from cse.core.timestamps import format_ts, parse_ts
 
 from ..access import Grant
 from .events import SessionEvents
-from .history import record_ops, remember_ops, replay_ns
+from .history import REPLAY_KEEP, low_water_mark, record_ops, remember_ops, replay_ns
 from .model import NEXT_HOP_TY, POLICIES_RN, POLICY_TY, SESSIONS_TY, State, session_ri, sp_ae_id, split_ae_id
 from .sessions import is_cse_id
 
@@ -54,6 +62,7 @@ log = logging.getLogger("cse.smg")
 
 _OP_BIT = {Operation.CREATE: 1, Operation.RETRIEVE: 2, Operation.UPDATE: 4, Operation.DELETE: 8}
 _CHANGES = (Operation.CREATE, Operation.UPDATE, Operation.DELETE)
+ACP_TY, AE_TY = 1, 2
 
 Resolve = Callable[[Target, Operation], Awaitable[Resolved]]
 Serve = Callable[[Request, Resolved, Grant], Awaitable[Outcome]]
@@ -66,10 +75,13 @@ class SessionGate:
     """Checks, routes and records session-based requests (module docstring)."""
 
     def __init__(self, ctx: Context, events: SessionEvents, *, resolve: Resolve, serve: Serve, forward: Forward,
-                 store: Store, accept: Accept, freshness_s: float = 300.0, history: int = 50) -> None:
+                 store: Store, accept: Accept, keyring: Keyring, freshness_s: float = 300.0, history: int = 50,
+                 replay_keep: int = REPLAY_KEEP) -> None:
         """``resolve`` finds a local target, ``serve`` handles it with a
         session grant, ``forward`` sends a request on, ``store`` keeps one
-        for a store-and-forward window, ``accept`` runs one non-blocking."""
+        for a store-and-forward window, ``accept`` runs one non-blocking;
+        ``keyring`` unwraps the stored session keys; ``replay_keep`` bounds
+        the memory of answers per session."""
         self.ctx = ctx
         self.events = events
         self.resolve = resolve
@@ -79,6 +91,8 @@ class SessionGate:
         self.accept = accept
         self.freshness = freshness_s
         self.history = history
+        self.keyring = keyring
+        self.replay_keep = replay_keep
         self._keys: dict[str, bytes] = {}
 
     # -- entry ----------------------------------------------------------------------
@@ -94,19 +108,22 @@ class SessionGate:
             raise BadRequest("only CREATE, RETRIEVE, UPDATE and DELETE can be session-based")
         me = await self._check_originator(req, session)
         endpoint = self._targeted_endpoint(target, session)
-        if session.get("sec", 1) == 1:
-            self._check_mac(req, session, me)
+        ot = self._check_mac(req, session, me) if session.get("sec", 1) == 1 else None
         cached = await ctx.store.kv_get(replay_ns(sid), req.rqi)
         if cached is not None:
             return Outcome(Response(rsc=cached["rsc"], rqi=req.rqi, pc=cached.get("pc"), location=cached.get("loc"),
                                     rvi=req.rvi))
+        if ot is not None:
+            await self._check_not_forgotten(req, session, endpoint, ot)
+        memo = _Memo(ot, endpoint, self.replay_keep)
         if target.local:
             # The effect, the context entry and the remembered answer are one
             # commit: no crash can keep the effect and lose the memory that
             # stops a second execution of a redelivered request.
             served = await self._serve_local(req, target, session, endpoint)
             assert served.response is not None
-            return served.adding(ops=await self._bookkeeping(session["ri"], req, served.response, ctx.identity.csi))
+            return served.adding(ops=await self._bookkeeping(session["ri"], req, served.response, ctx.identity.csi,
+                                                             memo))
         hop = await self._hop_toward(session, endpoint)
         policy = await self.policy(session, req.op, endpoint)
         if policy is not None and policy.get("spt") == 2:
@@ -119,9 +136,10 @@ class SessionGate:
             resp = await self.accept(req, execute)
         else:
             resp = await self._send_on(req, target)
-            return Outcome(resp, await self._bookkeeping(session["ri"], req, resp, hop))
+            return Outcome(resp, await self._bookkeeping(session["ri"], req, resp, hop, memo))
         # accepted (1001/1002): the answer is remembered now, the exchange recorded when it completes
-        return Outcome(resp, await remember_ops(ctx, sid, req.rqi, resp, session.get("rqn", 0) + 1))
+        return Outcome(resp, await remember_ops(ctx, sid, req.rqi, resp, session.get("rqn", 0) + 1,
+                                                ot=memo.ot, toward=memo.toward, keep=memo.keep))
 
     # -- checks -----------------------------------------------------------------------
     async def _check_originator(self, req: Request, session: Doc) -> str:
@@ -143,7 +161,9 @@ class SessionGate:
             f"target is on {target.csi}, which hosts no endpoint of session {session['sid'][:16]}: "
             "not a valid session target")
 
-    def _check_mac(self, req: Request, session: Doc, me: str) -> None:
+    def _check_mac(self, req: Request, session: Doc, me: str) -> float:
+        """Verify ``X-M2M-SMAC`` and the freshness of ``X-M2M-OT``; return the OT
+        (epoch seconds), which the MAC covers."""
         if not req.smac or not req.ot:
             raise OriginatorHasNoPrivilege("this session requires X-M2M-SMAC and X-M2M-OT (sec 1)")
         try:
@@ -164,6 +184,20 @@ class SessionGate:
                          req.rqi, req.ot, req.body)
         if not verify(k_mac, data, req.smac):
             raise OriginatorHasNoPrivilege("X-M2M-SMAC does not verify: bad MAC for this session and request")
+        return ot
+
+    async def _check_not_forgotten(self, req: Request, session: Doc, endpoint: str, ot: float) -> None:
+        """A request the memory does not hold must be newer than every request
+        toward the same endpoint that the memory has forgotten: else it may be
+        a replay of one of them (docs/security.md "Replay protection"). Checked at every
+        hop, after the memory, so a redelivery it still holds is answered."""
+        mark = await low_water_mark(self.ctx, session["sid"], endpoint)
+        if mark is not None and ot <= mark:
+            raise OriginatorHasNoPrivilege(
+                f"X-M2M-OT {req.ot} is not newer than the requests toward {endpoint} that "
+                f"{self.ctx.identity.csi} no longer remembers in session {session['sid'][:16]} "
+                f"(up to {format_ts(mark)}): a replay, or a request overtaken by more than "
+                f"{self.replay_keep} newer ones")
 
     def _mac_key(self, session: Doc) -> bytes:
         sid = session["sid"]
@@ -171,7 +205,8 @@ class SessionGate:
         if key is None:
             if len(self._keys) > 4096:
                 self._keys.clear()
-            key = self._keys[sid] = derive_keys(unb64u(session["_scr"]["key"]), sid)[0]
+            scr = self.keyring.unwrap(sid, session["_scr"])
+            key = self._keys[sid] = derive_keys(unb64u(scr["key"]), sid)[0]
         return key
 
     def forget(self, sid: str) -> None:
@@ -217,8 +252,9 @@ class SessionGate:
             # Another session's keys and subscriptions live there: a session
             # never reaches into an AE's sessions collection.
             raise OriginatorHasNoPrivilege("an AE's sessions collection is not reachable through a session")
-        if req.op == Operation.DELETE and doc["ty"] == 2:
-            raise OriginatorHasNoPrivilege("a session cannot delete an endpoint AE or its sessions collection")
+        refusal = _beyond_data(req, doc)
+        if refusal is not None:
+            raise OriginatorHasNoPrivilege(f"{refusal}: not permitted through session {session['sid'][:16]}")
         # the session's authority: everything at or below the endpoint AE, whatever its ACPs say
         outcome = await self.serve(req, resolved, frozenset({ae["ri"]}))
         resp = outcome.response
@@ -231,13 +267,48 @@ class SessionGate:
         return outcome
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    async def _bookkeeping(self, ri: str, req: Request, resp: Response, hop: str) -> list[Op]:
+    async def _bookkeeping(self, ri: str, req: Request, resp: Response, hop: str, memo: _Memo) -> list[Op]:
         """The context entry and the remembered answer of an answered request."""
         ops = await record_ops(self.ctx, ri, req, resp, hop, self.history)
         if not ops or not isinstance(ops[0], Put):
             return []
         session = ops[0].doc
-        return [*ops, *await remember_ops(self.ctx, session["sid"], req.rqi, resp, session["rqn"])]
+        return [*ops, *await remember_ops(self.ctx, session["sid"], req.rqi, resp, session["rqn"],
+                                          ot=memo.ot, toward=memo.toward, keep=memo.keep)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    """What the memory of answers keeps of a request besides its answer: its
+    verified OT and the endpoint it targets (the low-water marks), and its bound."""
+
+    ot: float | None
+    toward: str
+    keep: int
+
+
+def _beyond_data(req: Request, doc: Doc) -> str | None:
+    """Why ``req`` on ``doc`` is more than the data operation a session
+    authorises (docs/sessions.md "What a session authorizes"), or None.
+
+    Whoever could change the endpoint AE (its ``poa``), an ACP or an
+    ``acpi`` through a session could take the AE over or keep access after
+    the session ends; those stay with the AE's own, non-session requests.
+    """
+    if doc["ty"] == AE_TY and req.op in (Operation.UPDATE, Operation.DELETE):
+        return "a session never changes or deletes the endpoint AE resource itself"
+    if doc["ty"] == ACP_TY and req.op != Operation.RETRIEVE:
+        return "a session never changes an accessControlPolicy or creates anything under one"
+    if req.op == Operation.CREATE and req.ty == ACP_TY:
+        return "a session never creates an accessControlPolicy"
+    if req.op in (Operation.CREATE, Operation.UPDATE) and _sets_acpi(req.pc):
+        return "a session never sets acpi (accessControlPolicyIDs) of any resource"
+    return None
+
+
+def _sets_acpi(pc: object) -> bool:
+    """Whether the content ``{"m2m:xxx": {...}}`` names ``acpi`` (even as null)."""
+    return isinstance(pc, dict) and any(isinstance(attrs, dict) and "acpi" in attrs for attrs in pc.values())
 
 
 async def _ae_of(ctx: Context, doc: Doc) -> tuple[Doc | None, bool]:

@@ -44,6 +44,7 @@ from cse.core.errors import (
     TargetNotReachable,
 )
 from cse.core.ids import Target
+from cse.core.keyring import Keyring
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome
 from cse.core.ports import Delete, Doc, Op, Put
@@ -93,10 +94,13 @@ class SessionManager:
     """Establishment, transit and termination of sessions at this CSE."""
 
     def __init__(self, ctx: Context, forwarder: Forwarder, events: SessionEvents, forgetting: Forgetting, *,
-                 establish_timeout: float = 25.0) -> None:
+                 keyring: Keyring, establish_timeout: float = 25.0) -> None:
         """``forgetting(sid)`` is the outcome that drops what a terminated
-        session leaves at this CSE (stored requests, remembered answers)."""
+        session leaves at this CSE (stored requests, remembered answers);
+        ``keyring`` wraps session keys before they are stored and unwraps
+        them where they are sent (docs/security.md "Keys at rest")."""
         self.ctx = ctx
+        self.keyring = keyring
         self.forwarder = forwarder
         self.events = events
         self.forgetting = forgetting
@@ -134,7 +138,7 @@ class SessionManager:
         if is_cse_id(req.fr):  # a peer SMG brings the session to its target
             if tep_csi != csi or tep_stem != ae["ri"]:
                 raise BadRequest(f"tep {doc['tep']} is not the AE {ae['ri']} this sessions collection belongs to")
-            doc["_scr"] = doc.pop("scr")
+            doc["_scr"] = self.keyring.wrap(doc["sid"], doc.pop("scr"))
             doc["_own"] = ae["ri"]
         else:
             if req.fr != ae["ri"]:
@@ -145,7 +149,7 @@ class SessionManager:
             if doc["tep"] == doc["iep"] or (tep_csi == csi and tep_stem == ae["ri"]):
                 raise BadRequest("an AE cannot establish a session with itself")
             doc["tep"] = f"{tep_csi}/{tep_stem}"
-            doc["_scr"] = new_credentials()
+            doc["_scr"] = self.keyring.wrap(doc["sid"], new_credentials())
             doc["_own"] = ae["ri"]
         doc.setdefault("sec", 1)
         doc.setdefault("epa", {})
@@ -154,9 +158,13 @@ class SessionManager:
         doc["rqn"] = 0
         return []
 
+    def credentials(self, doc: Doc) -> dict[str, Any]:
+        """The session's ``scr`` in plain, for the peers it is sent to (stored wrapped)."""
+        return self.keyring.unwrap(doc["sid"], doc["_scr"])
+
     def _wire_fields(self, doc: Doc) -> dict[str, Any]:
         """What one SMG sends the next about a session being established."""
-        out = {"sid": doc["sid"], "scr": doc["_scr"], "iep": doc["iep"], "tep": doc["tep"],
+        out = {"sid": doc["sid"], "scr": self.credentials(doc), "iep": doc["iep"], "tep": doc["tep"],
                "sec": doc["sec"], "epa": doc.get("epa", {})}
         if "et" in doc:
             out["et"] = doc["et"]
@@ -172,7 +180,7 @@ class SessionManager:
         if is_cse_id(req.fr):  # target's CSE: ask the AE, within the initiator's deadline
             deadline = self._deadline(req)
             epa_t = await self.events.ask_establishment(tep_stem, {
-                "sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"], "scr": doc["_scr"],
+                "sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"], "scr": self.credentials(doc),
                 "epa": doc.get("epa", {})}, timeout=None if deadline is None else deadline - ctx.clock.now())
             if deadline is not None and ctx.clock.now() >= deadline:
                 raise RequestTimeout("the target AE answered after the initiator's deadline (X-M2M-RET)")
@@ -186,7 +194,7 @@ class SessionManager:
             if "smg" not in (target_ae.get("scp") or ()):
                 raise TargetNotReachable(f"target AE {doc['tep']} does not support sessions (no smg in scp)")
             epa_t = await self.events.ask_establishment(tep_stem, {
-                "sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"], "scr": doc["_scr"],
+                "sid": doc["sid"], "iep": doc["iep"], "tep": doc["tep"], "scr": self.credentials(doc),
                 "epa": doc.get("epa", {})})
         else:  # initiator's CSE, target elsewhere: one hop toward it
             resp = await self._send_on(doc, tep_csi, tep_stem)
@@ -248,7 +256,7 @@ class SessionManager:
         """The create's answer: the session with its credentials (shown once,
         to the initiator or the previous SMG) and its endpoints inline."""
         view = public(doc)
-        view["scr"] = doc["_scr"]
+        view["scr"] = self.credentials(doc)
         view["m2m:sep"] = [public(op.doc) for op in ops if isinstance(op, Put) and op.doc["ty"] == ENDPOINT_TY]
         return view
 
@@ -263,6 +271,9 @@ class SessionManager:
         attrs = (req.pc or {}).get("m2m:sess") if isinstance(req.pc, dict) else None
         if not isinstance(attrs, dict) or not all(k in attrs for k in ("sid", "scr", "iep", "tep")):
             raise BadRequest("a session create from a peer SMG must carry sid, scr, iep and tep")
+        if not isinstance(attrs["sid"], str) or not isinstance(attrs["scr"], dict) \
+                or not isinstance(attrs["scr"].get("key"), str):
+            raise BadRequest("a session create needs sid as a string and scr as {kid, key, alg}")
         sid = attrs["sid"]
         if await ctx.store.get(session_ri(sid)) is not None:
             raise Conflict(f"a session with sid {sid} already passes through {ctx.identity.csi}")
@@ -276,7 +287,7 @@ class SessionManager:
         doc: Doc = {"ty": SESSION_TY, "ri": ri, "rn": ri, "pi": sessions["ri"], "ct": now, "lt": now,
                     "sid": sid, "iep": attrs["iep"], "tep": attrs["tep"], "sec": attrs.get("sec", 1),
                     "epa": attrs.get("epa", {}), "sst": State.ESTABLISHING, "hst": [], "rqn": 0,
-                    "_scr": attrs["scr"], "_srn": f"{sessions['_srn']}/{ri}"}
+                    "_scr": self.keyring.wrap(sid, attrs["scr"]), "_srn": f"{sessions['_srn']}/{ri}"}
         if "et" in attrs:
             doc["et"] = attrs["et"]
         # kept (establishing) while the create travels on, so a second one with the sid is refused
