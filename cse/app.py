@@ -15,6 +15,7 @@ import logging
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
+from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, cse_type_number
 from cse.core.context import Context, CSEIdentity, SystemClock
@@ -35,9 +36,11 @@ from cse.csf.forwarding import Forwarder
 from cse.csf.hooks import TypeHooks
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
+from cse.csf.outbound import OutboundPolicy
 from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
+from cse.csf.send_slots import SendSlots
 from cse.csf.smg import SMG
 from cse.csf.smg.model import SESSION_TY
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
@@ -95,13 +98,20 @@ class CSE:
                 max_result=config.limits.max_result, max_depth=config.limits.max_depth,
                 max_resources_per_originator=config.limits.max_resources_per_originator),
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
-        self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens)
-        self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req))
+        out = config.outbound  # docs/security.md "Outbound requests"
+        self.policy = OutboundPolicy(allow=out.allow, deny=out.deny, resolve=resolve_host, max_targets=out.max_targets)
+        self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens,
+                                     address_allowed=self.policy.allows)
+        self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req),
+                                 policy=self.policy,
+                                 slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
+                                                 per_originator=out.max_per_originator))
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
-        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req),
+        self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
                                           blocking_only=frozenset({SESSION_TY}))
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
-                                             remove=lambda doc, originator: self.data.remove(doc, originator))
+                                             remove=lambda doc, originator: self.data.remove(doc, originator),
+                                             max_subscriptions=out.max_subscriptions)
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cse.csf.outbound import DEFAULT_DENY, parse_networks
 from cse.security.settings import (
     SECURITY_SECTIONS,
     AuthClientConfig,
@@ -22,7 +23,7 @@ from cse.security.settings import (
 )
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "LimitsConfig", "Config", "load_config"]
+           "LimitsConfig", "OutboundConfig", "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -107,6 +108,19 @@ MAX_DEPTH_CEILING = 256
 
 
 @dataclass(frozen=True)
+class OutboundConfig:
+    """Where and how much the CSE sends for AEs (docs/security.md "Outbound requests")."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = DEFAULT_DENY
+    max_targets: int = 16
+    max_subscriptions: int = 100
+    max_in_flight: int = 64
+    max_per_target: int = 4
+    max_per_originator: int = 16
+
+
+@dataclass(frozen=True)
 class Config:
     cse: CSEConfig = field(default_factory=CSEConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -115,6 +129,7 @@ class Config:
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     smg: SMGConfig = field(default_factory=SMGConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
     log_level: str = "info"
     tls: TlsConfig = field(default_factory=TlsConfig)  # docs/security.md
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -135,6 +150,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "limits": {"max_result": (int,), "max_depth": (int,), "max_resources_per_originator": (int,),
                "requests_per_s": (int, float), "request_burst": (int,), "header_timeout_s": (int, float),
                "max_connections": (int,), "max_connections_per_peer": (int,)},
+    "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
+                 "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,)},
     "log": {"level": (str,)},
     **SECURITY_SECTIONS,
 }
@@ -161,6 +178,27 @@ def _check_section(name: str, values: Any) -> dict[str, Any]:
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"'{name}.{key}' must be {want}, got {type(value).__name__}")
     return values
+
+
+def _outbound(values: dict[str, Any]) -> OutboundConfig:
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("allow", "deny"):
+        if key not in values:
+            continue
+        entries = values[key]
+        bad = [e for e in entries if not isinstance(e, str)]
+        if bad:
+            raise ConfigError(f"'outbound.{key}' must be a list of str, got {type(bad[0]).__name__} {bad[0]!r}")
+        try:
+            parse_networks(entries)
+        except ValueError as exc:
+            raise ConfigError(f"'outbound.{key}': {exc}") from None
+        lists[key] = tuple(entries)
+    out = OutboundConfig(**{**values, **lists})
+    for key in ("max_targets", "max_subscriptions", "max_in_flight", "max_per_target", "max_per_originator"):
+        if getattr(out, key) < 1:
+            raise ConfigError(f"'outbound.{key}' must be at least 1, got {getattr(out, key)}")
+    return out
 
 
 def load_config(path: str | None, *, http_port: int | None = None, http_host: str | None = None,
@@ -193,6 +231,7 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     forwarding = ForwardingConfig(**raw.get("forwarding", {}))
     smg = SMGConfig(**raw.get("smg", {}))
     limits = _limits(raw.get("limits", {}))
+    outbound = _outbound(raw.get("outbound", {}))
     if "registrar" in raw:
         missing = [k for k in ("cse_id", "name", "poa") if not raw["registrar"].get(k)]
         if missing:
@@ -233,7 +272,8 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     if cse_store.key_file is not None and not cse_store.key_file:
         raise ConfigError("'store.key_file' must name a file")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
-                  smg=smg, limits=limits, log_level=level.lower(), tls=tls, auth=auth, auth_client=auth_client)
+                  smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
+                  auth_client=auth_client)
 
 
 def _limits(values: dict[str, Any]) -> LimitsConfig:

@@ -3,7 +3,7 @@
 :class:`Receiver` plays an AE's (or any notification target's) HTTP endpoint:
 
 * ``url`` -- ``http://127.0.0.1:<port>/notify`` (port 0 at bind time, so
-  tests never collide);
+  tests never collide; ``host="::1"`` listens on the IPv6 loopback);
 * every request is recorded *on arrival* (before any delay) as a
   :class:`Received` (method, path, query, headers, parsed JSON body) into an
   asyncio queue; ``await receiver.next(timeout)`` returns the next one and
@@ -99,8 +99,9 @@ class Receiver:
 
     def __init__(self, *, rsc: int = 2000, reject_verification: bool = False,
                  delay: float | asyncio.Event | None = None, delay_verification: bool = False,
-                 path: str = "/notify") -> None:
+                 path: str = "/notify", host: str = "127.0.0.1") -> None:
         self.rsc = rsc
+        self.host = host
         self.reject_verification = reject_verification
         self.delay = delay
         self.delay_verification = delay_verification
@@ -126,14 +127,15 @@ class Receiver:
     @property
     def url(self) -> str:
         assert self.port, "receiver not started"
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.path}"
 
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self._stopping = asyncio.Event()

@@ -42,7 +42,11 @@ class Batching:
 class Notification:
     """One notification for the delivery queue named ``key`` (a subscription,
     a ``<request>``): ``payload`` to ``target`` (a URL or an AE-ID).
-    ``on_sent`` runs once the receiver accepted it."""
+    ``on_sent`` runs once the receiver accepted it. ``owner`` is the
+    originator it is sent for (the subscription's creator, the request's
+    originator) and ``sur`` what it is about: a target that has not
+    accepted a verification request for ``owner`` gets one naming them
+    first (docs/security.md "Outbound requests")."""
 
     key: str
     target: str
@@ -50,6 +54,8 @@ class Notification:
     latest: bool = False
     batching: Batching | None = None
     on_sent: OnSent | None = None
+    owner: str | None = None
+    sur: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,11 @@ through the normal pipeline as a blocking request, then records the outcome
 (``rs`` COMPLETED or FAILED, ``ors`` = the response) in the ``<request>``.
 With rt 2 the result is also notified as ``{"m2m:rsp": {...}}`` to every
 ``X-M2M-RTU`` target (or the originator when RTU is absent; nobody when it
-is present but empty). The ``<request>`` expires at ``rset`` if given,
+is present but empty). ``X-M2M-RTU`` has at most ``[outbound]
+max_targets`` entries and every URL in it must pass the outbound policy
+(else 4000, before anything is stored); each target gets a verification
+request before its first result notification (docs/security.md
+"Outbound requests"). The ``<request>`` expires at ``rset`` if given,
 else after ``request_lifetime_s``. At start-up, requests left PENDING by a
 previous run are marked FAILED: the CSE cannot know whether they ran.
 Store-and-forward of session requests reuses it (docs/sessions.md).
@@ -22,12 +26,14 @@ from dataclasses import replace
 from typing import Any
 
 from cse.core.context import Context
-from cse.core.errors import BadRequest
+from cse.core.errors import BadRequest, TargetNotReachable
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response, ResponseType
 from cse.core.outcome import Notification, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import format_ts, parse_abs_rel
+
+from .outbound import OutboundPolicy, is_url
 
 __all__ = ["NonBlockingCSF", "REQUEST_TY", "RequestStatus"]
 
@@ -51,14 +57,16 @@ Execute = Callable[[Request], Awaitable[Response]]
 class NonBlockingCSF:
     """Accepts non-blocking requests and completes them in the background."""
 
-    def __init__(self, ctx: Context, execute: Execute, *, request_lifetime_s: float = 3600.0,
+    def __init__(self, ctx: Context, execute: Execute, *, policy: OutboundPolicy, request_lifetime_s: float = 3600.0,
                  max_parallel: int = 64, blocking_only: frozenset[int] = frozenset()) -> None:
         """``execute`` runs a request as a blocking one (the dispatcher);
-        ``blocking_only`` are the resource types whose creation may not be
-        non-blocking (their answer holds a secret that a ``<request>``
-        resource would keep in the store: a session's key)."""
+        ``policy`` checks the ``X-M2M-RTU`` targets; ``blocking_only`` are
+        the resource types whose creation may not be non-blocking (their
+        answer holds a secret that a ``<request>`` resource would keep in
+        the store: a session's key)."""
         self.ctx = ctx
         self.execute = execute
+        self.policy = policy
         self.blocking_only = blocking_only
         self.lifetime = request_lifetime_s
         self._sem = asyncio.Semaphore(max_parallel)
@@ -82,6 +90,8 @@ class NonBlockingCSF:
             raise BadRequest(f"a resource of type {req.ty} is created by a blocking request only (rt 0): "
                              "its answer carries a key that a <request> resource would keep in the store")
         ctx = self.ctx
+        if req.rt == ResponseType.NON_BLOCKING_ASYNCH and req.rtu:
+            await self._check_targets(req.rtu)
         now = ctx.clock.now()
         now_ts = format_ts(now)
         et = now + self.lifetime
@@ -105,6 +115,18 @@ class NonBlockingCSF:
         await ctx.apply(Outcome(ops=[Put(doc)]))
         rsc = 1002 if req.rt == ResponseType.NON_BLOCKING_ASYNCH else 1001
         return doc, Response(rsc=rsc, rqi=req.rqi, pc={"m2m:uri": ri}, rvi=req.rvi)
+
+    async def _check_targets(self, rtu: tuple[str, ...]) -> None:
+        """4000 for too many targets or a URL the outbound policy refuses. A
+        name that does not resolve now is left to the notification (which
+        fails then, logged)."""
+        self.policy.check_count(rtu, "X-M2M-RTU")
+        for target in self.policy.fan_out(rtu, self.ctx.identity.csi):
+            if is_url(target):
+                try:
+                    await self.policy.check(target)
+                except TargetNotReachable:
+                    pass
 
     @staticmethod
     def _meta(req: Request) -> dict[str, Any]:
@@ -149,9 +171,11 @@ class NonBlockingCSF:
         if req.rt != ResponseType.NON_BLOCKING_ASYNCH:
             return []
         targets = list(req.rtu) if req.rtu is not None else ([req.fr] if req.fr else [])
-        rsp = {"m2m:rsp": {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": self.ctx.identity.csi,
+        csi = self.ctx.identity.csi
+        rsp = {"m2m:rsp": {"rsc": resp.rsc, "rqi": req.rqi, "to": req.to, "fr": csi,
                            "rvi": req.rvi, **({"pc": resp.pc} if resp.pc is not None else {})}}
-        return [Notification(doc["ri"], target, rsp) for target in targets if target]
+        return [Notification(doc["ri"], target, rsp, owner=req.fr, sur=f"{csi}/{doc['ri']}")
+                for target in self.policy.fan_out(targets, csi)]
 
     async def fail_leftovers(self, keep: frozenset[str] = frozenset()) -> int:
         """Mark requests a previous run left PENDING as FAILED; return how many.

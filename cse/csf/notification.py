@@ -1,22 +1,36 @@
-"""Notification delivery, off the request path (TS-0004 7.5.1.2.2, docs/onem2m.md).
+"""Notification delivery, off the request path (TS-0004 7.5.1.2.2, docs/onem2m.md,
+docs/security.md "Outbound requests").
 
-Requests only *enqueue*; a bounded pool of worker coroutines sends (64 by
-default: they cost memory, not threads, so slow receivers cannot starve
-the rest unless there are that many of them at once). Ordering is kept per
-key (a subscription and one of its targets, or a non-blocking request's
-result target): a key is handled by at most one worker at a time, in FIFO
-order, so a slow or dead target delays only its own queue. Each send has a
-timeout; a refused connection is retried a bounded number of times with
-backoff, a timeout is not (a slow peer stays slow), and a target that just
-failed gets no retries for a while, so a dead receiver costs one failure
-per notification, not minutes of worker time. Queues are bounded:
-past the per-key limit the oldest pending notification is dropped (and
-logged). ``ln`` (latest only) and ``bn`` (batches of ``num``, sent at the
-latest after ``dur``) are handled here too.
+Requests only *enqueue*. Ordering is kept per key (a subscription and one
+of its targets, or a non-blocking request's result target): a key is sent
+by at most one task at a time, in FIFO order. How many sends are in
+flight is bounded in all, per target (address and port) and per
+originator (cse/csf/send_slots.py), so a slow or dead target delays its
+own queue and at most a few slots of its originator, never everybody
+else's notifications. Each send has a timeout; a refused connection is
+retried a bounded number of times with backoff, a timeout is not (a slow
+peer stays slow), and a target that just failed gets no retries for a
+while, so a dead receiver costs one failure per notification, not minutes
+of send time. Queues are bounded: past the per-key limit the oldest
+pending notification is dropped (and logged). ``ln`` (latest only) and
+``bn`` (batches of ``num``, sent at the latest after ``dur``) are handled
+here too.
 
-Targets are URLs (used as given) or AE-IDs, resolved to that AE's first
-http(s) ``poa``. Pending notifications live in memory: a crash loses the
-ones not yet sent (subscriptions themselves are durable).
+Nothing goes to a target before two checks (docs/security.md "Outbound
+requests"): its URL passes the outbound policy (cse/csf/outbound.py),
+checked at every send because a name may resolve differently over time;
+and it has answered a verification request
+(``{"m2m:sgn": {"vrq": true, "sur": ..., "cr": ...}}``, TS-0004 7.4.8.2.1)
+with 2000 for the notification's originator -- when it has not yet (a
+``su``, an ``X-M2M-RTU`` target, an AE's ``poa``, or any target after a
+restart), one is sent first, and a target that does not accept it gets
+nothing else. Which targets accepted is remembered in memory
+(:class:`cse.csf.outbound.VerifiedTargets`).
+
+Targets are URLs (used as given, without the ``ct`` hint) or AE-IDs,
+resolved to that AE's first http(s) ``poa``; entities on other CSEs are
+reached through the CSEs. Pending notifications live in memory: a crash
+loses the ones not yet sent (subscriptions themselves are durable).
 """
 
 from __future__ import annotations
@@ -27,17 +41,25 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cse.core.context import Context
-from cse.core.errors import M2MError, RequestTimeout, TargetNotReachable
+from cse.core.errors import (
+    BadRequest,
+    M2MError,
+    RequestTimeout,
+    SubscriptionVerificationInitiationFailed,
+    TargetNotReachable,
+)
 from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Batching, Notification, OnSent
 from cse.core.ports import Doc, Outbound
 from cse.core.tasks import cancel_and_wait
 
-__all__ = ["Notifier"]
+from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
+from .send_slots import SendSlots
+
+__all__ = ["Notifier", "verification_request"]
 
 log = logging.getLogger("cse.notify")
 
@@ -52,23 +74,40 @@ class _Job:
 class _Queue:
     key: str
     target: str
+    owner: str | None = None  # whose notifications these are (verification, per-originator slots)
+    sur: str | None = None    # what they are about (the verification request names it)
     jobs: deque[_Job] = field(default_factory=deque)
     batching: Batching | None = None
     timer: asyncio.TimerHandle | None = None
+
+
+def verification_request(sur: str | None, cr: str | None) -> dict[str, Any]:
+    """``{"m2m:sgn": {"vrq": true, "sur": ..., "cr": ...}}`` (TS-0004 7.4.8.2.1); absent parts left out."""
+    sgn: dict[str, Any] = {"vrq": True}
+    if sur:
+        sgn["sur"] = sur
+    if cr:
+        sgn["cr"] = cr
+    return {"m2m:sgn": sgn}
 
 
 class Notifier:
     """Queues and sends notifications (see module docstring)."""
 
     def __init__(self, ctx: Context, outbound: Outbound, forward: Callable[[Request], Awaitable[Response]], *,
-                 workers: int = 64, timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
+                 policy: OutboundPolicy, slots: SendSlots | None = None, verified: VerifiedTargets | None = None,
+                 timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
                  max_per_key: int = 1000, quarantine: float = 10.0) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
-        target on another CSE."""
+        target on another CSE; ``policy`` says which URLs may be sent to,
+        ``slots`` how many sends may be in flight (in all, per target, per
+        originator), ``verified`` remembers which targets accepted."""
         self.ctx = ctx
         self.outbound = outbound
         self.forward = forward
-        self.n_workers = workers
+        self.policy = policy
+        self.slots = slots or SendSlots()
+        self.verified = verified or VerifiedTargets()
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -76,10 +115,11 @@ class Notifier:
         self.quarantine = quarantine
         self._queues: dict[str, _Queue] = {}
         self._by_key: dict[str, set[str]] = {}
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._scheduled: set[str] = set()
+        self._waiting: list[str] = []  # ready before start()
+        self._running = False
         self._down_until: dict[str, float] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -89,17 +129,20 @@ class Notifier:
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
-        """Start the worker pool."""
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._worker(), name=f"notify-{i}") for i in range(self.n_workers)]
+        """Start sending (what was queued before is sent now)."""
+        self._running = True
+        waiting, self._waiting = self._waiting, []
+        for qkey in waiting:
+            self._spawn(qkey)
 
     async def stop(self) -> None:
-        """Stop the workers; unsent notifications are dropped."""
+        """Stop sending; unsent notifications are dropped."""
+        self._running = False
         for q in self._queues.values():
             if q.timer is not None:
                 q.timer.cancel()
-        await cancel_and_wait(*self._tasks)
-        self._tasks = []
+        await cancel_and_wait(*list(self._tasks))
+        self._tasks = set()
 
     async def drained(self, timeout: float) -> None:
         """Wait until nothing is queued or in flight (tests, shutdown)."""
@@ -108,18 +151,23 @@ class Notifier:
     # -- enqueueing ------------------------------------------------------------
     def deliver(self, n: Notification) -> None:
         """Queue a notification an outcome carries (the executor's hand-off)."""
-        self.enqueue(n.key, n.target, n.payload, latest=n.latest, batching=n.batching, on_sent=n.on_sent)
+        self.enqueue(n.key, n.target, n.payload, latest=n.latest, batching=n.batching, on_sent=n.on_sent,
+                     owner=n.owner, sur=n.sur)
 
     def enqueue(self, key: str, target: str, payload: dict[str, Any], *, latest: bool = False,
-                batching: Batching | None = None, on_sent: OnSent | None = None) -> None:
+                batching: Batching | None = None, on_sent: OnSent | None = None,
+                owner: str | None = None, sur: str | None = None) -> None:
         """Queue ``payload`` for ``target`` in the FIFO named ``key``.
 
-        ``on_sent`` runs after the receiver accepted it (2xxx).
+        ``on_sent`` runs after the receiver accepted it (2xxx). ``owner``
+        (the originator the notification is sent for) and ``sur`` (what it
+        is about) go into the verification request when ``target`` has not
+        accepted one from ``owner`` yet.
         """
         qkey = f"{key}\x00{target}"
         q = self._queues.get(qkey)
         if q is None:
-            q = self._queues[qkey] = _Queue(key, target)
+            q = self._queues[qkey] = _Queue(key, target, owner, sur)
             self._by_key.setdefault(key, set()).add(qkey)
         q.batching = batching
         if latest:
@@ -163,18 +211,26 @@ class Notifier:
             q.timer = None
         if qkey not in self._scheduled:
             self._scheduled.add(qkey)
-            self._ready.put_nowait(qkey)
+            if self._running:
+                self._spawn(qkey)
+            else:
+                self._waiting.append(qkey)
 
-    # -- sending ---------------------------------------------------------------
+    def _spawn(self, qkey: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._send_next(qkey), name="notify")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- where to -----------------------------------------------------------------
     async def resolve(self, target: str) -> str | None:
         """A URL for ``target``: itself, or the AE's first http(s) poa."""
-        if target.startswith(("http://", "https://")):
-            return _strip_ct(target)
+        if is_url(target):
+            return strip_ct(target)
         ae = await self.ctx.store.get(normalize_originator(target, self.ctx.identity.csi) or "")
         if ae is not None and ae["ty"] == 2:
             for poa in ae.get("poa") or ():
-                if poa.startswith(("http://", "https://")):
-                    return _strip_ct(str(poa))
+                if is_url(str(poa)):
+                    return strip_ct(str(poa))
         return None
 
     def is_remote(self, target: str) -> bool:
@@ -182,86 +238,150 @@ class Notifier:
         csi = self.ctx.identity.csi
         return target.startswith("/") and not target.startswith(csi + "/") and target != csi
 
-    async def send_now(self, target: str, payload: dict[str, Any], timeout: float | None = None) -> Response:
-        """Send one notification and return the answer (verification requests).
+    async def destination(self, target: str) -> Destination:
+        """Where a notification for ``target`` goes, if the outbound policy allows it.
 
-        Raises :class:`M2MError` (5103, 4008, ...) when it cannot be delivered.
+        Raises 4000 when the policy refuses the URL, 5103 when there is no
+        URL (an AE without an http(s) ``poa``) or its name does not resolve.
         """
         if self.is_remote(target):
-            req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
-                          pc=payload, ot=self.ctx.now_ts())
+            return Destination(target, target, remote=True)
+        url = await self.resolve(target)
+        if url is None:
+            raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
+        return await self.policy.check(url)
+
+    # -- sending ---------------------------------------------------------------
+    async def verify(self, target: str, *, owner: str | None, sur: str | None, timeout: float | None = None) -> None:
+        """Send ``target`` a verification request for ``owner`` now, and
+        remember it when it answers 2000 (subscription CREATE/UPDATE: the
+        request is sent even when the target accepted before, so that the
+        receiver hears of each new subscription).
+
+        Raises 4000 (policy), 5204 (any answer but 2000) or the error of the
+        send (5103 unreachable, 4008 no answer).
+        """
+        dest = await self.destination(target)
+        await self._verify_at(dest, target, owner or "", verification_request(sur, owner), timeout or self.timeout)
+
+    async def send_now(self, target: str, payload: dict[str, Any], timeout: float | None = None, *,
+                       owner: str | None = None, sur: str | None = None) -> Response:
+        """Send one notification now and return the answer (session
+        establishment questions), verified first like any notification.
+
+        Raises :class:`M2MError` (4000, 5103, 5204, 4008, ...) when it cannot be delivered.
+        """
+        limit = timeout or self.timeout
+        dest = await self.destination(target)
+        await self._ensure_verified(dest, target, owner or "", verification_request(sur, owner), limit)
+        return await self._post(dest, target, payload, limit)
+
+    async def relay(self, req: Request, ae: Doc) -> Response:
+        """Deliver a NOTIFY addressed to our AE ``ae`` to its ``poa``; its
+        answer is the answer (TS-0004 7.4.1.2.4: the Hosting CSE relays).
+
+        The ``poa`` passes the outbound policy and must have accepted a
+        verification request for the AE: a relayed verification request
+        is that request (its 2000 is remembered); anything else is preceded
+        by one when the ``poa`` has not accepted one yet.
+        """
+        for poa in ae.get("poa") or ():
+            if is_url(str(poa)):
+                dest = await self.policy.check(strip_ct(str(poa)))
+                sgn = req.pc.get("m2m:sgn") if isinstance(req.pc, dict) else None
+                sgn = sgn if isinstance(sgn, dict) else {}
+                key = (ae["ri"], dest.url)
+                if sgn.get("vrq") is True:
+                    resp = await self.outbound.send(dest.url, req, timeout=self.timeout, exact=True)
+                    if resp.rsc == 2000:
+                        self.verified.add(key)
+                    return resp
+                await self._ensure_verified(dest, ae["ri"], ae["ri"],
+                                            verification_request(sgn.get("sur"), sgn.get("cr")), self.timeout)
+                return await self.outbound.send(dest.url, req, timeout=self.timeout, exact=True)
+        raise TargetNotReachable(f"AE {ae['ri']} has no http(s) point of access (poa) to notify")
+
+    async def _ensure_verified(self, dest: Destination, target: str, owner: str, vrq: dict[str, Any],
+                               timeout: float) -> None:
+        if (owner, dest.url) not in self.verified:
+            await self._verify_at(dest, target, owner, vrq, timeout)
+
+    async def _verify_at(self, dest: Destination, target: str, owner: str, vrq: dict[str, Any],
+                         timeout: float) -> None:
+        resp = await self._post(dest, target, vrq, timeout)
+        if resp.rsc != 2000:
+            self.verified.forget((owner, dest.url))
+            raise SubscriptionVerificationInitiationFailed(
+                f"notification target '{target[:100]}' answered the verification request with {resp.rsc}")
+        self.verified.add((owner, dest.url))
+
+    async def _post(self, dest: Destination, target: str, payload: dict[str, Any], timeout: float) -> Response:
+        req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
+                      pc=payload, ot=self.ctx.now_ts())
+        if dest.remote:
             resp = await self.forward(req)
             if resp.rsc in (5103, 4008, 4004):
                 dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
                 raise TargetNotReachable(f"notification to {target[:100]} not delivered: {resp.rsc} {dbg}")
             return resp
-        url = await self.resolve(target)
-        if url is None:
-            raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
-        req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
-                      pc=payload, ot=self.ctx.now_ts())
-        return await self.outbound.send(url, req, timeout=timeout or self.timeout, exact=True)
+        return await self.outbound.send(dest.url, req, timeout=timeout, exact=True)
 
-    async def relay(self, req: Request, ae: Doc) -> Response:
-        """Deliver a NOTIFY addressed to our AE ``ae`` to its ``poa``; its
-        answer is the answer (TS-0004 7.4.1.2.4: the Hosting CSE relays)."""
-        for poa in ae.get("poa") or ():
-            if poa.startswith(("http://", "https://")):
-                return await self.outbound.send(_strip_ct(str(poa)), req, timeout=self.timeout, exact=True)
-        raise TargetNotReachable(f"AE {ae['ri']} has no http(s) point of access (poa) to notify")
+    async def _send_next(self, qkey: str) -> None:
+        """Send the next notification (or batch) of one queue."""
+        self._busy += 1
+        try:
+            q = self._queues.get(qkey)
+            if q is None or not q.jobs:
+                return
+            if q.batching is not None:
+                n = min(len(q.jobs), q.batching.num)
+                items = [q.jobs.popleft() for _ in range(n)]
+            else:
+                items = [q.jobs.popleft()]
+            if len(items) == 1:
+                payload = items[0].payload
+            else:
+                payload = {"m2m:agn": {"m2m:sgn": [j.payload["m2m:sgn"] for j in items
+                                                  if "m2m:sgn" in j.payload]}}
+            if await self._deliver(q, payload):
+                for job in items:
+                    if job.on_sent is not None:
+                        await job.on_sent()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification sender error")
+        finally:
+            self._busy -= 1
+            self._scheduled.discard(qkey)
+            q = self._queues.get(qkey)
+            if q is not None:
+                if q.jobs and (q.batching is None or len(q.jobs) >= q.batching.num):
+                    self._mark_ready(qkey)
+                elif q.jobs and q.timer is None and q.batching is not None:
+                    q.timer = asyncio.get_running_loop().call_later(q.batching.dur, self._mark_ready, qkey)
+                elif not q.jobs and q.timer is None:
+                    del self._queues[qkey]
+                    keyset = self._by_key.get(q.key)
+                    if keyset is not None:
+                        keyset.discard(qkey)
+                        if not keyset:
+                            del self._by_key[q.key]
+            if not self._queues and self._busy == 0:
+                self._idle.set()
 
-    async def _worker(self) -> None:
-        while True:
-            qkey = await self._ready.get()
-            self._busy += 1
-            try:
-                q = self._queues.get(qkey)
-                if q is None or not q.jobs:
-                    continue
-                if q.batching is not None:
-                    n = min(len(q.jobs), q.batching.num)
-                    items = [q.jobs.popleft() for _ in range(n)]
-                else:
-                    items = [q.jobs.popleft()]
-                if len(items) == 1:
-                    payload = items[0].payload
-                else:
-                    payload = {"m2m:agn": {"m2m:sgn": [j.payload["m2m:sgn"] for j in items
-                                                      if "m2m:sgn" in j.payload]}}
-                if await self._deliver(q.target, payload):
-                    for job in items:
-                        if job.on_sent is not None:
-                            await job.on_sent()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notification worker error")
-            finally:
-                self._busy -= 1
-                self._scheduled.discard(qkey)
-                q = self._queues.get(qkey)
-                if q is not None:
-                    if q.jobs and (q.batching is None or len(q.jobs) >= q.batching.num):
-                        self._mark_ready(qkey)
-                    elif q.jobs and q.timer is None and q.batching is not None:
-                        q.timer = asyncio.get_running_loop().call_later(q.batching.dur, self._mark_ready, qkey)
-                    elif not q.jobs and q.timer is None:
-                        del self._queues[qkey]
-                        keyset = self._by_key.get(q.key)
-                        if keyset is not None:
-                            keyset.discard(qkey)
-                            if not keyset:
-                                del self._by_key[q.key]
-                if not self._queues and self._busy == 0:
-                    self._idle.set()
-
-    async def _deliver(self, target: str, payload: dict[str, Any]) -> bool:
+    async def _deliver(self, q: _Queue, payload: dict[str, Any]) -> bool:
+        target = q.target
         now = self.ctx.clock.now
         attempts = 1 if self._down_until.get(target, 0.0) > now() else 1 + self.retries
         delay = self.backoff
+        vrq = verification_request(q.sur, q.owner)
         for attempt in range(attempts):
             try:
-                resp = await self.send_now(target, payload)
+                dest = await self.destination(target)
+                async with self.slots.hold(dest.lane, q.owner):
+                    await self._ensure_verified(dest, target, q.owner or "", vrq, self.timeout)
+                    resp = await self._post(dest, target, payload, self.timeout)
                 if resp.rsc < 4000:
                     self.sent += 1
                     self._down_until.pop(target, None)
@@ -269,6 +389,10 @@ class Notifier:
                 log.info("notification to %s answered %d", target[:100], resp.rsc)
                 self.failed += 1
                 return False  # the receiver answered: retrying will not help
+            except (BadRequest, SubscriptionVerificationInitiationFailed) as exc:
+                log.info("notification to %s not sent: %s", target[:100], exc.message)
+                self.failed += 1
+                return False  # refused by the policy or by the target: retrying will not help
             except RequestTimeout as exc:
                 log.info("notification to %s timed out: %s", target[:100], exc.message)
                 break
@@ -281,13 +405,3 @@ class Notifier:
         self.failed += 1
         self._down_until[target] = now() + self.quarantine
         return False
-
-
-
-def _strip_ct(url: str) -> str:
-    """Remove the ``ct=`` serialization hint a ``nu`` URL may carry (docs/onem2m.md "subscription")."""
-    if "ct=" not in url:
-        return url
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "ct"]
-    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -6,14 +6,21 @@ TS-0004 7.4.8 / 7.5.1, docs/onem2m.md "Subscriptions and notifications".
   defaults are ``enc.net`` [1] and ``nct`` 1; ``nct`` must fit every ``net``
   (net 1: 1, 2, 3; net 2/3/4: 1, 3); ``chty`` must name child types the
   parent can have.
-* Verification: every ``nu`` other than the originator gets
+* Targets (docs/security.md "Outbound requests"): ``nu`` has at most
+  ``[outbound] max_targets`` entries (else 4000); every ``nu`` and the
+  ``su`` must pass the outbound policy (else 4000); an originator has at
+  most ``max_subscriptions`` subscriptions (else 4103; not the admin).
+* Verification: every distinct ``nu`` -- the originator's own AE-ID too:
+  its ``poa`` is asked (when it has none, before its first notification)
+  -- and the ``su`` get
   ``{"m2m:sgn": {"vrq": true, "sur": ..., "cr": ...}}`` before the
   subscription exists; anything but a 2000 answer is 5204 and nothing is
-  stored.
+  stored. An UPDATE of ``nu`` verifies the targets it adds.
 * Events (from every commit) become notifications: UPDATE (net 1, filtered
   by ``atr``), DELETE (net 2), child CREATE/DELETE (net 3/4, filtered by
-  ``chty``). ``rep`` follows ``nct``: the whole resource, the modified
-  attributes, or its address. ``exc`` counts down and removes the
+  ``chty``), one per distinct target (at most ``max_targets``).
+  ``rep`` follows ``nct``: the whole resource, the modified attributes, or
+  its address. ``exc`` counts down and removes the
   subscription at 0. A removed subscription sends ``sud`` to ``su``.
 """
 
@@ -24,8 +31,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from cse.core.context import Context
-from cse.core.errors import BadRequest, M2MError, SubscriptionVerificationInitiationFailed
+from cse.core.errors import (
+    BadRequest,
+    M2MError,
+    OriginatorHasNoPrivilege,
+    SubscriptionVerificationInitiationFailed,
+)
 from cse.core.events import Event, EventKind
+from cse.core.ids import normalize_originator
 from cse.core.messages import Request
 from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Put
@@ -43,6 +56,10 @@ SUBSCRIPTION_TY = 23
 SESSIONS_TY = 9001
 _NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
 _DEFAULT_BN_DUR = 60.0
+# A subscription being verified counts towards its originator's cap until
+# its creation is committed; one whose CREATE failed after verification
+# stops counting after this long.
+_PENDING_S = 60.0
 
 
 Remove = Callable[[Doc, str | None], Awaitable[None]]
@@ -51,16 +68,22 @@ Remove = Callable[[Doc, str | None], Awaitable[None]]
 class SubscriptionCSF:
     """Owns subscription behaviour."""
 
-    def __init__(self, ctx: Context, notifier: Notifier, remove: Remove) -> None:
+    def __init__(self, ctx: Context, notifier: Notifier, remove: Remove, *, max_subscriptions: int = 100) -> None:
         """``remove`` deletes a resource outside a request (the data CSF's),
-        for a subscription whose ``exc`` ran out."""
+        for a subscription whose ``exc`` ran out. ``max_subscriptions`` is
+        the most an originator (other than the admin) may have."""
         self.ctx = ctx
         self.notifier = notifier
+        self.policy = notifier.policy
         self.remove = remove
+        self.max_subscriptions = max_subscriptions
+        self._owned: dict[str, int] | None = None  # subscriptions per originator, from commit events
+        self._pending: dict[str, tuple[str, float]] = {}  # ri -> (originator, since): being verified
 
     def hooks(self) -> TypeHooks:
         """The subscription type's hooks."""
-        return TypeHooks(on_create=self._on_create, on_update=self._on_update, verify=self._verify)
+        return TypeHooks(on_create=self._on_create, on_update=self._on_update, verify=self._verify,
+                         verify_update=self._verify_update)
 
     # -- hooks -----------------------------------------------------------------
     async def _on_create(self, ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
@@ -77,6 +100,7 @@ class SubscriptionCSF:
         return []
 
     def _check(self, doc: Doc, parent: Doc) -> None:
+        self.policy.check_count(doc["nu"], "nu")
         nct = doc["nct"]
         for net in doc["enc"]["net"]:
             if nct not in _NCT_FOR_NET[net]:
@@ -103,21 +127,95 @@ class SubscriptionCSF:
         return Batching(bn["num"], dur)
 
     async def _verify(self, ctx: Context, req: Request, doc: Doc) -> None:
-        sur = self.sur(doc)
-        for target in doc["nu"]:
-            if target == req.fr:
-                continue
-            payload: dict[str, Any] = {"m2m:sgn": {"vrq": True, "sur": sur}}
-            if doc.get("cr"):
-                payload["m2m:sgn"]["cr"] = doc["cr"]
+        self._reserve(doc.get("_own") or req.fr or "", doc["ri"], await self._counts())
+        try:
+            targets = self.policy.fan_out(doc["nu"], self.ctx.identity.csi)
+            for su in self.policy.fan_out([doc.get("su") or ""], self.ctx.identity.csi):
+                if su not in targets:
+                    targets.append(su)
+            await self._verify_targets(targets, _owner(doc) or req.fr or "", self.sur(doc), req.fr)
+        except BaseException:
+            self._pending.pop(doc["ri"], None)
+            raise
+
+    async def _verify_update(self, ctx: Context, req: Request, old: Doc, new: Doc) -> None:
+        csi = self.ctx.identity.csi
+        before = set(self.policy.fan_out(old.get("nu") or (), csi))
+        added = [t for t in self.policy.fan_out(new["nu"], csi) if t not in before]
+        if added:
+            await self._verify_targets(added, _owner(new) or req.fr or "", self.sur(new), req.fr)
+
+    async def _verify_targets(self, targets: Sequence[str], owner: str, sur: str, originator: str | None) -> None:
+        """The policy for all of them first (4000 before anything is sent),
+        then one verification request each (5204 unless each answers 2000).
+
+        The originator's own AE-ID without an http(s) ``poa`` is the one
+        target not asked now: there is nothing to ask, and nothing is sent
+        to it either until it has a ``poa`` -- which the notifier then asks
+        before the first notification.
+        """
+        own = normalize_originator(originator, self.ctx.identity.csi)
+        targets = [t for t in targets
+                   if not (t == own and not self.notifier.is_remote(t) and await self.notifier.resolve(t) is None)]
+        for target in targets:
             try:
-                resp = await self.notifier.send_now(target, payload)
+                await self.notifier.destination(target)
+            except BadRequest:
+                raise
             except M2MError as exc:
                 raise SubscriptionVerificationInitiationFailed(
                     f"verification request to '{target[:100]}' failed: {exc.message}") from None
-            if resp.rsc != 2000:
+        for target in targets:
+            try:
+                await self.notifier.verify(target, owner=owner, sur=sur)
+            except (BadRequest, SubscriptionVerificationInitiationFailed):
+                raise
+            except M2MError as exc:
                 raise SubscriptionVerificationInitiationFailed(
-                    f"notification target '{target[:100]}' answered the verification request with {resp.rsc}")
+                    f"verification request to '{target[:100]}' failed: {exc.message}") from None
+
+    # -- subscriptions per originator ------------------------------------------------
+    async def _counts(self) -> dict[str, int]:
+        """Subscriptions per originator: counted once from the store, then
+        kept up to date from commit events."""
+        if self._owned is None:
+            owned: dict[str, int] = {}
+            for doc in await self.ctx.store.lookup("ty", SUBSCRIPTION_TY):
+                who = doc.get("_own") or ""
+                owned[who] = owned.get(who, 0) + 1
+            self._owned = owned
+        return self._owned
+
+    def _reserve(self, owner: str, ri: str, owned: dict[str, int]) -> None:
+        """Count ``ri`` for ``owner`` while it is verified; 4103 past the cap."""
+        if owner == self.ctx.identity.admin:
+            return
+        now = self.ctx.clock.now()
+        self._pending = {k: v for k, v in self._pending.items() if now - v[1] < _PENDING_S}
+        have = owned.get(owner, 0) + sum(1 for who, _ in self._pending.values() if who == owner)
+        if have >= self.max_subscriptions:
+            raise OriginatorHasNoPrivilege(
+                f"originator {owner[:100]} already has {have} subscriptions, the most allowed "
+                "([outbound] max_subscriptions)")
+        self._pending[ri] = (owner, now)
+
+    def _count(self, events: Sequence[Event]) -> None:
+        owned = self._owned
+        for ev in events:
+            if ev.doc.get("ty") != SUBSCRIPTION_TY:
+                continue
+            if ev.kind == EventKind.CREATE_CHILD:
+                self._pending.pop(ev.doc["ri"], None)
+                if owned is not None:
+                    who = ev.doc.get("_own") or ""
+                    owned[who] = owned.get(who, 0) + 1
+            elif ev.kind == EventKind.DELETE and owned is not None:
+                who = ev.doc.get("_own") or ""
+                left = owned.get(who, 0) - 1
+                if left > 0:
+                    owned[who] = left
+                else:
+                    owned.pop(who, None)
 
     # -- events ------------------------------------------------------------------
     def sur(self, sub: Doc) -> str:
@@ -126,6 +224,7 @@ class SubscriptionCSF:
 
     async def on_events(self, events: Sequence[Event]) -> Outcome | None:
         """Turn committed events into notifications (the executor queues them)."""
+        self._count(events)
         sends: list[Notification] = []
         removed_subs: dict[str, list[Doc]] = {}
         deleted = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
@@ -157,7 +256,8 @@ class SubscriptionCSF:
         for subs in removed_subs.values():
             for sub in subs:
                 if sub.get("su"):
-                    sends.append(Notification(sub["ri"], sub["su"], {"m2m:sgn": {"sud": True, "sur": self.sur(sub)}}))
+                    sends.append(Notification(sub["ri"], sub["su"], {"m2m:sgn": {"sud": True, "sur": self.sur(sub)}},
+                                              owner=_owner(sub), sur=self.sur(sub)))
         return Outcome(sends=sends) if sends else None
 
     def _matches(self, sub: Doc, ev: Event) -> bool:
@@ -198,7 +298,9 @@ class SubscriptionCSF:
                     await self._count_down(ri)
             on_sent = count_once
         latest = bool(sub.get("ln"))
-        return [Notification(sub["ri"], target, payload, latest, batching, on_sent) for target in sub["nu"]]
+        owner, sur = _owner(sub), self.sur(sub)
+        return [Notification(sub["ri"], target, payload, latest, batching, on_sent, owner, sur)
+                for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
 
     async def _count_down(self, ri: str) -> None:
         """``exc`` minus one after a delivered notification; at 0 the
@@ -211,6 +313,12 @@ class SubscriptionCSF:
             await self.remove(current, None)
         else:
             await self.ctx.apply(Outcome(ops=[Put({**current, "exc": left})]))
+
+
+def _owner(sub: Doc) -> str | None:
+    """The originator a subscription notifies for: its creator."""
+    owner = sub.get("cr") or sub.get("_own")
+    return str(owner) if owner else None
 
 
 def _defaults(doc: Doc) -> None:

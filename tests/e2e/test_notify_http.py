@@ -70,9 +70,11 @@ async def test_notification_to_ae_poa_over_http(cse_process: Any, http: Http, re
     r = await http.send("POST", f"{cse.url}/cse-in/app/data", fr=aei, ty=23,
                         body={"m2m:sub": {"nu": [aei], "enc": {"net": [1]}, "nct": 2}})
     assert (r.status, r.rsc) == (201, 2001), r.body
+    # nu = the originator: its poa is asked first, like any target (docs/security.md "Outbound requests")
+    assert (await receiver.next()).sgn == {"vrq": True, "sur": f"/id-in/{r.body['m2m:sub']['ri']}", "cr": aei}
     r = await http.send("PUT", f"{cse.url}/cse-in/app/data", fr=aei, body={"m2m:cnt": {"lbl": ["k:v"]}})
     assert (r.status, r.rsc) == (200, 2004), r.body
-    item = await receiver.next()  # nu = originator: no verification request first
+    item = await receiver.next()
     assert item.sgn["nev"]["net"] == 1
     assert item.sgn["nev"]["rep"]["m2m:cnt"]["lbl"] == ["k:v"]
 
@@ -123,6 +125,8 @@ async def test_non_blocking_rt2_over_http(cse_process: Any, http: Http, receiver
                         headers={"X-M2M-RTU": receiver.url})
     assert (r.status, r.rsc) == (202, 1002), r.body
     assert isinstance(r.body["m2m:uri"], str)
+    # the RTU target is asked first (docs/security.md "Outbound requests")
+    assert (await receiver.next()).sgn == {"vrq": True, "sur": f"/id-in/{r.body['m2m:uri']}", "cr": aei}
     item = await receiver.next()
     assert item.header("X-M2M-Origin") == "/id-in"
     rsp = item.body["m2m:rsp"]

@@ -273,7 +273,9 @@ async def test_notify_to_an_ae_needs_the_notify_bit(inproc: InProc) -> None:
                                  pc={"m2m:sgn": {"nev": {"rep": {}, "net": 3}, "sur": "/id-in/x"}})
             _check(cells, f"{name} N AE", resp, allowed[name], N)
         assert not cells, "\n".join(cells)
-        assert len(rcv.received) == 2  # the admin's and Cgranted's, relayed
+        # the admin's and Cgranted's, relayed; the first preceded by a verification request
+        # (docs/security.md "Outbound requests")
+        assert [r.is_verification for r in rcv.received] == [True, False, False]
 
 
 # -- session resources: the admin and the two endpoints only ---------------------------

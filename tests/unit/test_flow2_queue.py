@@ -278,6 +278,7 @@ async def test_rt2_result_goes_to_the_originator_when_delivered(ls: LocalSession
         resp = await queue(ls).store(req, await ls.doc(), REMOTE, policy, Target(False, REMOTE, (), True))
         assert resp.rsc == 1002
         await queue(ls).flush(ls.ip.clock.now())
+        assert (await rtu.next(5)).is_verification  # an RTU target is asked first
         item = await rtu.next(5)
         assert item.body["m2m:rsp"]["rsc"] == 2001 and item.body["m2m:rsp"]["rqi"] == rq, item.body
 

@@ -348,7 +348,7 @@ async def test_the_same_ri_from_different_originators_is_not_a_loop(inproc: InPr
 async def test_notify_to_a_local_ae_from_a_peer_cse_is_relayed_to_its_poa(inproc: InProc) -> None:
     """A peer CSE notifying ``/id-in/<aei>`` reaches the AE's poa (the
     Hosting CSE relays), with the answer of the AE coming back."""
-    aei = await inproc.register("app", poa=["http://ae.example:7000/notify"])
+    aei = await inproc.register("app", poa=["http://127.0.0.1:7000/notify"])
     r = await inproc.call(CREATE, "cse-in", "/id-mn", ty=16,
                           pc={"m2m:csr": {"cb": "/id-mn/cse-mn", "rr": True}})
     assert r.rsc == 2001, r.pc  # the peer is registered here: only then are its originators accepted
@@ -367,5 +367,5 @@ async def test_notify_to_a_local_ae_from_a_peer_cse_is_relayed_to_its_poa(inproc
     assert r.rsc == 2000, r.pc
     assert len(relayed) == 1
     poa, req, exact = relayed[0]
-    assert poa == "http://ae.example:7000/notify"
+    assert poa == "http://127.0.0.1:7000/notify"
     assert req.pc == {"m2m:sgn": {"vrq": True, "sur": "/id-mn/sub1"}}

@@ -197,6 +197,9 @@ async def test_rt2_with_rtu_notifies_result(app: dict[str, Any], receiver: Recei
                       rtu=(receiver.url,))
     assert r.rsc == 1002, r.pc
     ri = r.pc["m2m:uri"]
+    # the target is asked first (docs/security.md "Outbound requests"), for this request
+    vrq = await receiver.next()
+    assert vrq.sgn == {"vrq": True, "sur": f"/id-in/{ri}", "cr": aei}
     item = await receiver.next()
     assert item.method == "POST"
     assert item.header("X-M2M-Origin") == "/id-in"
@@ -218,6 +221,7 @@ async def test_rt2_failure_is_notified(app: dict[str, Any], receiver: Receiver) 
     r = await ip.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data", "bogus": 1}}, rt=2,
                       rtu=(receiver.url,))
     assert r.rsc == 1002
+    assert (await receiver.next()).is_verification
     rsp = (await receiver.next()).body["m2m:rsp"]
     assert rsp["rsc"] == 4000 and rsp["rqi"] == r.rqi
     assert isinstance(rsp["pc"]["m2m:dbg"], str)
@@ -229,6 +233,7 @@ async def test_rt2_several_rtu(app: dict[str, Any], receiver: Receiver) -> None:
         r = await ip.call(DELETE, "cse-in/app", aei, rt=2, rtu=(receiver.url, second.url))
         assert r.rsc == 1002, r.pc
         for rcv in (receiver, second):
+            assert (await rcv.next()).is_verification
             rsp = (await rcv.next()).body["m2m:rsp"]
             assert rsp["rsc"] == 2002 and rsp["rqi"] == r.rqi
 
@@ -237,6 +242,7 @@ async def test_rt2_without_rtu_notifies_originator_poa(inproc: Any, receiver: Re
     aei = await inproc.register("app", poa=[receiver.url])
     r = await inproc.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}}, rt=2)
     assert r.rsc == 1002, r.pc
+    assert (await receiver.next()).sgn == {"vrq": True, "sur": f"/id-in/{r.pc['m2m:uri']}", "cr": aei}
     item = await receiver.next()
     rsp = item.body["m2m:rsp"]
     assert rsp["rsc"] == 2001 and rsp["rqi"] == r.rqi
@@ -287,6 +293,7 @@ async def test_rt2_operation_events_still_notify_subscribers(inproc: Any, receiv
         assert r.rsc == 1002
         ntf = await receiver.next()
         assert ntf.sgn["nev"]["rep"]["m2m:cnt"]["rn"] == "data"
+        assert (await rtu.next()).is_verification
         assert (await rtu.next()).body["m2m:rsp"]["rsc"] == 2001
 
 

@@ -98,25 +98,48 @@ async def test_one_bad_nu_among_good_ones_fails(app: dict[str, Any], receiver: R
     assert await gone(ip, "cse-in/app/data/sub1")
 
 
-async def test_nu_equal_to_originator_skips_verification(inproc: Any, receiver: Receiver) -> None:
+async def test_nu_equal_to_originator_verifies_its_poa(inproc: Any, receiver: Receiver) -> None:
+    """The originator's own AE-ID is a target like any other: its poa is asked
+    first (docs/security.md "Outbound requests"), then gets the event."""
     aei = await inproc.register("app", poa=[receiver.url])
     r = await inproc.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})
     assert r.rsc == 2001
     r = await subscribe(inproc, aei, "cse-in/app/data", rn="sub1", nu=[aei], enc={"net": [3]})
     assert r.rsc == 2001, r.pc
-    # the first thing the AE's poa sees is the event, not a verification request
+    vrq = await receiver.next(timeout=1)
+    assert vrq.sgn == {"vrq": True, "sur": f"/id-in/{r.pc['m2m:sub']['ri']}", "cr": aei}
     r = await inproc.call(CREATE, "cse-in/app/data", aei, ty=4, pc={"m2m:cin": {"rn": "c1", "con": "x"}})
     assert r.rsc == 2001
     first = await receiver.next()
     assert first.sgn["nev"]["net"] == 3, first.body
-    assert "vrq" not in first.sgn
 
 
-async def test_nu_equal_to_originator_without_poa_still_created(app: dict[str, Any]) -> None:
-    """No verification is attempted, so an AE without poa can subscribe itself."""
-    ip, aei = app["ip"], app["aei"]
-    r = await subscribe(ip, aei, "cse-in/app/data", rn="sub1", nu=[aei])
+async def test_nu_equal_to_originator_whose_poa_refuses_is_5204(inproc: Any) -> None:
+    async with Receiver(reject_verification=True) as rcv:
+        aei = await inproc.register("app", poa=[rcv.url])
+        r = await subscribe(inproc, aei, "cse-in/app", rn="sub1", nu=[aei])
+        assert r.rsc == 5204, r.pc
+        assert (await rcv.next(timeout=1)).is_verification
+    assert await gone(inproc, "cse-in/app/sub1")
+
+
+async def test_nu_equal_to_originator_without_poa_is_asked_once_it_has_one(inproc: Any) -> None:
+    """An AE without a poa can subscribe itself (there is nothing to ask
+    yet, and nothing is sent to it); the poa it sets later is asked before
+    its first notification."""
+    aei = await inproc.register("app")
+    r = await inproc.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})
+    assert r.rsc == 2001
+    r = await subscribe(inproc, aei, "cse-in/app/data", rn="sub1", nu=[aei], enc={"net": [3]})
     assert r.rsc == 2001, r.pc
+    sur = f"/id-in/{r.pc['m2m:sub']['ri']}"
+    async with Receiver() as rcv:
+        r = await inproc.call(UPDATE, "cse-in/app", aei, pc={"m2m:ae": {"poa": [rcv.url]}})
+        assert r.rsc == 2004, r.pc
+        r = await inproc.call(CREATE, "cse-in/app/data", aei, ty=4, pc={"m2m:cin": {"con": "x"}})
+        assert r.rsc == 2001
+        assert (await rcv.next()).sgn == {"vrq": True, "sur": sur, "cr": aei}
+        assert (await rcv.next()).sgn["nev"]["rep"]["m2m:cin"]["con"] == "x"
 
 
 async def test_nu_ae_id_resolves_to_poa(inproc: Any, receiver: Receiver) -> None:

@@ -100,18 +100,19 @@ async def test_slow_receiver_does_not_block_others(app: dict[str, Any], receiver
 
 async def test_many_slow_subscriptions_do_not_starve_a_healthy_one(
         app: dict[str, Any], receiver: Receiver) -> None:
-    """Many stuck subscriptions (up to the bounded worker pool's size less a
-    few): a healthy subscription's notification must still go out while
+    """Many stuck subscriptions (more than the sends allowed in flight at
+    once): a healthy subscription's notification must still go out while
     they are stuck (a slow target "delays only its own queue")."""
     ip, aei = app["ip"], app["aei"]
-    n_slow = ip.cse.notifier.n_workers - 4
+    slots = ip.cse.notifier.slots
+    n_slow = slots.total + 4
     async with Receiver() as slow:
         for _ in range(n_slow):  # (chty: not notified of each other's creation)
             await subscribe(ip, aei, "cse-in/app/data", slow, enc={"net": [3], "chty": [4]})
         await subscribe(ip, aei, "cse-in/app/other", receiver)
         slow.gate()
         await add_cin(ip, aei, "to-the-slow-ones")
-        await slow.wait_in_flight(min(n_slow, ip.cse.notifier.n_workers))
+        await slow.wait_in_flight(slots.per_target)
         await add_cin(ip, aei, "healthy", to="cse-in/app/other")
         # well within the notifier's own send timeout, while the slow answers are still held
         got = await receiver.next(timeout=ip.cse.notifier.timeout / 2)

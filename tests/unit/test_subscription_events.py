@@ -386,6 +386,7 @@ async def test_explicit_delete_notifies_su(app: dict[str, Any], receiver: Receiv
     ip, aei = app["ip"], app["aei"]
     async with Receiver() as su:
         sub = await subscribe(ip, aei, "cse-in/app/data", receiver, enc={"net": [3]}, su=su.url)
+        assert (await su.next(timeout=1)).is_verification  # su is asked at creation too
         r = await ip.call(DELETE, f"cse-in/app/data/{sub['rn']}", aei)
         assert r.rsc == 2002, r.pc
         sud = (await su.next()).sgn
@@ -406,6 +407,7 @@ async def test_parent_delete_notifies_su(app: dict[str, Any], receiver: Receiver
     ip, aei = app["ip"], app["aei"]
     async with Receiver() as su:
         sub = await subscribe(ip, aei, "cse-in/app/data", receiver, enc={"net": [3]}, su=su.url)
+        assert (await su.next(timeout=1)).is_verification  # su is asked at creation too
         assert (await ip.call(DELETE, "cse-in/app/data", aei)).rsc == 2002
         sud = (await su.next()).sgn
         assert sud["sud"] is True and sud["sur"] == f"/id-in/{sub['ri']}"
@@ -421,6 +423,7 @@ async def test_expiry_of_subscribed_container(app: dict[str, Any], receiver: Rec
     cnt = r.pc["m2m:cnt"]
     async with Receiver() as su:
         sub = await subscribe(ip, aei, "cse-in/app/tmp", receiver, enc={"net": [2]}, su=su.url)
+        assert (await su.next(timeout=1)).is_verification  # su is asked at creation too
         assert sub["et"] <= et
         clock.advance(30)
         await ip.cse._expire(clock.now())
@@ -443,6 +446,7 @@ async def test_expiry_of_subscription_itself_notifies_su(app: dict[str, Any], re
     async with Receiver() as su:
         sub = await subscribe(ip, aei, "cse-in/app/data", receiver, enc={"net": [3]}, su=su.url,
                               et=format_ts(clock.now() + 10))
+        assert (await su.next(timeout=1)).is_verification  # su is asked at creation too
         clock.advance(11)
         await ip.cse._expire(clock.now())
         assert (await ip.call(RETRIEVE, sub["ri"], ADMIN)).rsc == 4004

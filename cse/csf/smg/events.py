@@ -76,9 +76,10 @@ class SessionEvents:
         problems: list[str] = []
         for sub in subs:
             payload = self._payload(sub, 1, fields)
-            for target in sub.get("nu") or ():
+            for target in self.notifier.policy.fan_out(sub.get("nu") or (), self.ctx.identity.csi):
                 try:
-                    resp = await self.notifier.send_now(target, payload, timeout=limit)
+                    resp = await self.notifier.send_now(target, payload, timeout=limit, owner=_owner(sub),
+                                                        sur=payload["m2m:sgn"]["sur"])
                 except M2MError as exc:
                     problems.append(f"{target[:80]}: {exc.message}")
                     continue
@@ -98,5 +99,13 @@ class SessionEvents:
         out: list[Notification] = []
         for sub in await self._subscriptions(aei):
             payload = self._payload(sub, typ, fields)
-            out.extend(Notification(sub["ri"], target, payload) for target in sub.get("nu") or ())
+            out.extend(Notification(sub["ri"], target, payload, owner=_owner(sub), sur=payload["m2m:sgn"]["sur"])
+                       for target in self.notifier.policy.fan_out(sub.get("nu") or (), self.ctx.identity.csi))
         return out
+
+
+def _owner(sub: Doc) -> str | None:
+    """Whom a subscription notifies for (its creator): a target that has
+    not accepted a verification request for it gets one first."""
+    owner = sub.get("cr") or sub.get("_own")
+    return str(owner) if owner else None
