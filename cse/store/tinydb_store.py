@@ -639,7 +639,6 @@ class TinyDBStore(IndexedStore):
         finally:
             self._reloading = False
         error = self._refusal()
-        error.__cause__ = exc
         for fut in waiters:
             if not fut.done():
                 fut.set_exception(error)
