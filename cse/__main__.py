@@ -1,7 +1,8 @@
 """``python -m cse`` / ``cse``: run one CSE in the foreground (docs/configuration.md "Starting a CSE").
 
 SIGINT/SIGTERM stop it cleanly: in-flight requests finish, the store is
-flushed, exit code 0. A configuration error or a port in use exits non-zero
+flushed, exit code 0. A configuration error, a port in use or a damaged
+store (docs/troubleshooting.md "Store damaged or full") exits non-zero
 with one line naming the cause.
 """
 
@@ -12,10 +13,12 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import replace
 
 from cse.app import CSE
 from cse.config import ConfigError, load_config
 from cse.store.keyfile import StoreKeyError
+from cse.store.tinydb_store import StoreCorruptError
 
 __all__ = ["main"]
 
@@ -26,6 +29,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--http-port", type=int, help="override http.port (0 picks a free port)")
     p.add_argument("--http-host", help="override http.host")
     p.add_argument("--db", help="override store.path (':memory:' keeps nothing)")
+    p.add_argument("--allow-empty-store", action="store_true",
+                   help="start even though the store's snapshot is missing or empty (docs/troubleshooting.md)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     return p.parse_args(argv)
 
@@ -56,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cse: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.allow_empty_store:
+        config = replace(config, store=replace(config.store, allow_empty=True))
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_run(CSE(config)))
-    except (OSError, StoreKeyError) as exc:
+    except (OSError, StoreKeyError, StoreCorruptError) as exc:
         print(f"cse: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -59,7 +59,8 @@ def build_store(config: Config) -> Store:
     """``:memory:`` keeps nothing; any other path is the durable TinyDB store."""
     if config.store.path == ":memory:":
         return MemoryStore()
-    return TinyDBStore(config.store.path, fsync=config.store.fsync, compact_bytes=config.store.compact_bytes)
+    return TinyDBStore(config.store.path, fsync=config.store.fsync, compact_bytes=config.store.compact_bytes,
+                       allow_empty=config.store.allow_empty)
 
 
 def type_hooks() -> dict[int, TypeHooks]:

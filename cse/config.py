@@ -55,6 +55,7 @@ class StoreConfig:
     fsync: bool = False
     key_file: str | None = None  # None: <path>.key (docs/security.md "Keys at rest")
     compact_bytes: int = 64 * 1024 * 1024
+    allow_empty: bool = False  # docs/troubleshooting.md "Store damaged or full"
 
     @property
     def key_path(self) -> str | None:
@@ -141,7 +142,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
             "default_et_s": (int, float)},
     "http": {"host": (str,), "port": (int,), "max_body": (int,), "body_timeout_s": (int, float),
              "keepalive_s": (int, float)},
-    "store": {"path": (str,), "fsync": (bool,), "key_file": (str,), "compact_bytes": (int,)},
+    "store": {"path": (str,), "fsync": (bool,), "key_file": (str,), "compact_bytes": (int,),
+              "allow_empty": (bool,)},
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
     "forwarding": {"timeout_s": (int, float)},

@@ -23,10 +23,16 @@ is safely in place.  Replay reads ``.old`` then the active file; sequence
 numbers (recorded in the snapshot too) make it exact: records the snapshot
 already covers are skipped.
 
-A bad record (partial line, checksum or JSON mismatch) with no valid record
-after it is a torn tail from a crash mid-write: it was never acknowledged, so
-it is dropped and the file truncated.  A bad record *followed by* valid ones
-is real corruption and raises :class:`JournalCorruptError`.
+Only what a crash can tear may be dropped: the *last* record, when it is
+an incomplete final line (no newline, and nothing in it a record cannot
+start with: a prefix of ``<hex> <ASCII JSON>``) or a complete final line
+whose checksum fails.  It was never acknowledged, so it is dropped and the
+file truncated.  Anything else -- a bad record with more bytes after its
+line, zeros or binary junk at the end -- is damage and raises
+:class:`JournalCorruptError` naming the file and the offset; the store
+then refuses to start and ``python -m cse.store.recover`` (docs/
+troubleshooting.md "Store damaged or full") cuts the file back to its last
+good record, keeping a copy.
 
 :class:`JournalWriter` is synchronous and must only be used from the store's
 single journal thread, which serialises appends, rotation and removal.
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,12 +204,18 @@ class JournalScan:
         return self.good_size < self.size
 
 
-def scan_journal(path: str) -> JournalScan:
-    """Read every valid record of ``path`` (missing file: no records)."""
+def scan_journal(path: str, *, lenient: bool = False, limit: int | None = None) -> JournalScan:
+    """Read every valid record of ``path`` (missing file: no records).
+
+    Raises :class:`JournalCorruptError` on damage other than a torn last
+    record (module docstring); with ``lenient`` it stops at the first bad
+    record instead (what the recovery command keeps).  ``limit``: read
+    only that many bytes (what the writer knows to be complete).
+    """
     scan = JournalScan(path)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read() if limit is None else f.read(limit)
     except FileNotFoundError:
         return scan
     scan.size = len(data)
@@ -211,7 +224,12 @@ def scan_journal(path: str) -> JournalScan:
         nl = data.find(b"\n", pos)
         record = _parse(data[pos:nl]) if nl >= 0 else None
         if record is None:
-            _check_nothing_valid_after(path, data, pos, nl)
+            if not lenient and not _torn_tail(data, pos, nl):
+                raise JournalCorruptError(
+                    f"{path}: damaged record at byte {pos} of {end} (not a torn last record); "
+                    "refusing to start. Recover with `python -m cse.store.recover <store path>` "
+                    "(keeps a copy, cuts the journal back to its last good record) or restore a backup"
+                )
             break
         scan.records.append(record)
         pos = nl + 1
@@ -219,16 +237,18 @@ def scan_journal(path: str) -> JournalScan:
     return scan
 
 
-def _check_nothing_valid_after(path: str, data: bytes, pos: int, nl: int) -> None:
-    """Raise if a valid record follows the bad one at ``pos`` (mid-file damage)."""
-    start = nl + 1 if nl >= 0 else len(data)
-    for line in data[start:].split(b"\n")[:-1]:  # the last piece has no newline
-        if _parse(line) is not None:
-            raise JournalCorruptError(
-                f"{path}: corrupt record at byte {pos} is followed by valid "
-                "records; refusing to guess (restore from backup or remove "
-                "the damaged part by hand)"
-            )
+#: What an incomplete last line torn by a crash can hold: a prefix of
+#: ``<8 hex> <ASCII JSON>`` (no control bytes, no zeros).
+_TORN_PREFIX = re.compile(rb"[0-9a-f]{0,8}(?: [\x20-\x7e]*)?\Z")
+
+
+def _torn_tail(data: bytes, pos: int, nl: int) -> bool:
+    """Whether the bad record at ``pos`` is one a crash mid-write leaves:
+    the last line, either without its newline and looking like the start
+    of a record, or complete (newline last byte of the file)."""
+    if nl < 0:
+        return _TORN_PREFIX.match(data, pos) is not None
+    return nl == len(data) - 1
 
 
 def fsync_dir(path: str) -> None:
@@ -248,7 +268,8 @@ class JournalWriter:
         self.old_path = path + ".old"
         self._fsync = fsync
         self._file: BinaryIO | None = None
-        self.size = 0
+        self.size = 0  # bytes of complete, written records
+        self._dirty = False  # a failed write may have left bytes after ``size``
 
     def open(self, truncate_to: int | None = None) -> None:
         """Open for appending, first cutting a torn tail off at ``truncate_to``."""
@@ -257,19 +278,48 @@ class JournalWriter:
                 f.truncate(truncate_to)
                 f.flush()
                 os.fsync(f.fileno())
-        self._file = cast(BinaryIO, open_private(self.path, "ab"))
+        self._file = self._open_append()
         self.size = self._file.seek(0, os.SEEK_END)
 
+    def _open_append(self) -> BinaryIO:
+        # Unbuffered: a failed write must leave no bytes behind in a Python
+        # buffer that a later flush would add to the file.
+        return cast(BinaryIO, open_private(self.path, "ab", buffering=0))
+
     def append(self, data: bytes) -> int:
-        """Write ``data``, push it to the OS (and disk if fsync); new size."""
+        """Write ``data`` and push it to the OS (and disk if fsync); new size.
+
+        On any failure (disk full, I/O error) the file is cut back to its
+        last good length before the error is raised, so no partial line
+        remains and the next append can simply try again."""
         f = self._file
         assert f is not None, "journal not open"
-        f.write(data)
-        f.flush()
-        if self._fsync:
-            os.fsync(f.fileno())
+        if self._dirty:
+            self._cut_back()
+        view = memoryview(data)
+        try:
+            done = 0
+            while done < len(view):
+                done += f.write(view[done:]) or 0
+            if self._fsync:
+                os.fsync(f.fileno())
+        except BaseException:
+            self._dirty = True
+            try:
+                self._cut_back()
+            except OSError:
+                pass  # retried before the next append
+            raise
         self.size += len(data)
         return self.size
+
+    def _cut_back(self) -> None:
+        """Truncate the file to the last good length (frees what a failed
+        write used; shrinking needs no space)."""
+        f = self._file
+        assert f is not None, "journal not open"
+        os.ftruncate(f.fileno(), self.size)
+        self._dirty = False
 
     def has_old(self) -> bool:
         return os.path.exists(self.old_path)
@@ -278,12 +328,13 @@ class JournalWriter:
         """Move the active journal to ``.old`` and start an empty one."""
         f = self._file
         assert f is not None, "journal not open"
-        f.flush()
+        if self._dirty:
+            self._cut_back()
         os.fsync(f.fileno())
         f.close()
         self._file = None
         os.replace(self.path, self.old_path)
-        self._file = cast(BinaryIO, open_private(self.path, "ab"))
+        self._file = self._open_append()
         self.size = 0
         fsync_dir(os.path.dirname(self.path))
 
@@ -299,10 +350,10 @@ class JournalWriter:
         self.drop_old()
         f = self._file
         assert f is not None, "journal not open"
-        f.flush()
         f.truncate(0)
         os.fsync(f.fileno())
         self.size = 0
+        self._dirty = False
 
     def close(self, *, remove: bool = False) -> None:
         """Close; with ``remove`` also delete both journal files."""

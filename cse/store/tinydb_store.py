@@ -20,6 +20,21 @@ query cache on every write (O(N) per commit), and has no indexes.  So:
   compaction (journal > ``compact_bytes``, in the background), on ``close``
   and on an ``open`` that finds a half-finished compaction.
 
+Faults (docs/troubleshooting.md "Store damaged or full"):
+
+* Damage the journal cannot explain as a torn last record, or a missing or
+  empty snapshot in a store that has been used (a journal, or the marker
+  file ``<path>.marker`` written at its first start), stops ``open`` with
+  :class:`StoreCorruptError` naming the file; ``allow_empty`` accepts a
+  missing snapshot explicitly.
+* A failed journal write (disk full, I/O error) leaves no trace: the file
+  is cut back to its last good length, the in-memory state is reloaded
+  from the durable files (undoing every batch not yet written, the failed
+  group and any queued after it) and only then do those commits fail with
+  :class:`StoreWriteError`.  Until a write succeeds again the store is
+  read-only; each later commit retries the journal (without touching
+  memory first) and the first that succeeds makes it writable again.
+
 Creation order survives restarts because ``resources`` is written in
 creation order (TinyDB document ids 1..N) and journal replay re-applies puts
 in their original order; no internal key is added to documents.
@@ -32,6 +47,7 @@ import gc
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,9 +57,10 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
+from cse.core.errors import InternalServerError
 from cse.core.ports import CommitResult, Doc, Op, Put
 from cse.store.files import open_private, private_dirs, tighten
-from cse.store.indexed import IndexedDocs
+from cse.store.indexed import IndexedDocs, check_ops
 from cse.store.journal import (
     JournalCorruptError,
     JournalWriter,
@@ -55,7 +72,7 @@ from cse.store.journal import (
 )
 from cse.store.memory import IndexedStore
 
-__all__ = ["TinyDBStore", "StoreCorruptError", "StoreWriteError", "SNAPSHOT_FORMAT"]
+__all__ = ["TinyDBStore", "StoreCorruptError", "StoreWriteError", "SNAPSHOT_FORMAT", "MARKER_SUFFIX"]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +86,17 @@ class StoreCorruptError(RuntimeError):
     """The snapshot or the journal cannot be loaded safely."""
 
 
-class StoreWriteError(RuntimeError):
-    """A journal write failed; the store refuses further commits."""
+class StoreWriteError(InternalServerError):
+    """A commit was not made durable (and left no trace).
+
+    A oneM2M error so the client gets 5000 with an ``m2m:dbg`` naming the
+    cause ("the store cannot write: [Errno 28] No space left on device")
+    rather than an anonymous internal error (TS-0004 6.6.3.3: no more
+    specific response status code exists for a full store)."""
+
+
+MARKER_SUFFIX = ".marker"
+_BLOCKED_LOG_EVERY_S = 10.0
 
 
 class SnapshotStorage(Storage):
@@ -94,6 +120,22 @@ class SnapshotStorage(Storage):
         return self._data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
+        self.write_tmp(data)
+        self.install()
+
+    def install(self) -> None:
+        """Rename the temp file written by :meth:`write_tmp` over the snapshot."""
+        os.replace(self._path + ".tmp", self._path)
+        fsync_dir(os.path.dirname(self._path))
+
+    def discard(self) -> None:
+        try:
+            os.remove(self._path + ".tmp")
+        except FileNotFoundError:
+            pass
+
+    def write_tmp(self, data: dict[str, dict[str, Any]]) -> None:
+        """Stream ``data`` to ``<path>.tmp`` and fsync it."""
         self._data = data
         tmp = self._path + ".tmp"
         try:
@@ -106,14 +148,12 @@ class SnapshotStorage(Storage):
                 f.write("}")
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self._path)
         except BaseException:
             try:
                 os.remove(tmp)
             except OSError:
                 pass
             raise
-        fsync_dir(os.path.dirname(self._path))
 
 
 def _write_table(write: Callable[[str], Any], table: Mapping[str, Any]) -> None:
@@ -152,9 +192,11 @@ class SnapshotDB(TinyDB):
         return table.raw()
 
 
-def write_snapshot(path: str, docs: list[Doc], kv: dict[str, dict[str, Any]], seq: int) -> None:
+def write_snapshot(path: str, docs: list[Doc], kv: dict[str, dict[str, Any]], seq: int,
+                   *, install: bool = True) -> None:
     """Write the TinyDB snapshot covering journal sequence ``seq`` (thread-safe:
-    only immutable documents and private copies are touched)."""
+    only immutable documents and private copies are touched); without
+    ``install`` only to ``<path>.tmp`` (see :func:`install_snapshot`)."""
     data = {
         "resources": {str(i): doc for i, doc in enumerate(docs, 1)},
         "kv": {
@@ -165,7 +207,32 @@ def write_snapshot(path: str, docs: list[Doc], kv: dict[str, dict[str, Any]], se
         },
         "meta": {"1": {"format": SNAPSHOT_FORMAT, "seq": seq, "count": len(docs)}},
     }
-    SnapshotStorage(path).write(data)
+    storage = SnapshotStorage(path)
+    storage.write_tmp(data)
+    if install:
+        storage.install()
+
+
+def install_snapshot(path: str, keep: bool) -> None:
+    """Put ``<path>.tmp`` in place (``keep``) or throw it away."""
+    storage = SnapshotStorage(path)
+    if keep:
+        storage.install()
+    else:
+        storage.discard()
+
+
+def write_marker(path: str) -> None:
+    """Write ``<path>.marker``: this store has been used, so a missing
+    snapshot from now on is a loss, not a fresh start."""
+    marker = path + MARKER_SUFFIX
+    if os.path.exists(marker):
+        return
+    with open_private(marker, "w", encoding="ascii") as f:
+        f.write("cse store in use; see docs/troubleshooting.md\n")
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(os.path.dirname(marker))
 
 
 def load_snapshot(path: str, idx: IndexedDocs) -> int:
@@ -184,29 +251,39 @@ def load_snapshot(path: str, idx: IndexedDocs) -> int:
 
 
 @dataclass(slots=True)
-class _Loaded:
+class _Replayed:
     idx: IndexedDocs
     seq: int
     snap_seq: int
     snap_exists: bool
+    cur_good_size: int
+    cur_torn: bool
+
+
+@dataclass(slots=True)
+class _Loaded:
+    state: _Replayed
     journal: JournalWriter
     needs_compact: bool
 
 
-def _load(path: str, journal_path: str, fsync: bool, compact_bytes: int) -> _Loaded:
-    """Snapshot + journal replay; runs in the journal thread before the store
-    is visible to anyone, so it may build the indexes without locking.
-
-    The cyclic GC is paused meanwhile (process-wide, for the duration of
-    ``open`` only): loading creates millions of acyclic JSON objects and the
-    collector's repeated passes over them would triple the load time."""
+def _gc_paused(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run ``fn`` with the cyclic GC paused (process-wide, for its duration):
+    loading creates millions of acyclic JSON objects and the collector's
+    repeated passes over them would triple the load time."""
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load_unpaused(path, journal_path, fsync, compact_bytes)
+        return fn(*args)
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _load(path: str, journal_path: str, fsync: bool, compact_bytes: int, allow_empty: bool) -> _Loaded:
+    """Snapshot + journal replay; runs in the journal thread before the store
+    is visible to anyone, so it may build the indexes without locking."""
+    return _gc_paused(_load_unpaused, path, journal_path, fsync, compact_bytes, allow_empty)
 
 
 def _resolve(idx: IndexedDocs, ops: list[Op | Patch]) -> list[Op]:
@@ -228,24 +305,37 @@ def _resolve(idx: IndexedDocs, ops: list[Op | Patch]) -> list[Op]:
     return out
 
 
-def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int) -> _Loaded:
-    private_dirs(os.path.dirname(os.path.abspath(path)))
-    try:
-        os.remove(path + ".tmp")  # a compaction killed mid-write
-    except FileNotFoundError:
-        pass
-    for existing in (path, journal_path, journal_path + ".old"):
-        tighten(existing)
+def _check_not_emptied(path: str, journal_path: str, allow_empty: bool) -> bool:
+    """Whether the snapshot exists; raise if it is missing or empty in a
+    store that has been used, unless ``allow_empty``."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return True
+    used = [p for p in (path + MARKER_SUFFIX, journal_path, journal_path + ".old")
+            if os.path.exists(p) and (p.endswith(MARKER_SUFFIX) or os.path.getsize(p) > 0)]
+    if used:
+        what = "is empty" if os.path.exists(path) else "is missing"
+        if not allow_empty:
+            raise StoreCorruptError(
+                f"snapshot {path} {what} but the store has been used ({', '.join(used)} exist): refusing "
+                "to start without it; restore it from a backup, or set [store] allow_empty = true "
+                "(or --allow-empty-store) to start from the journal alone")
+        log.warning("snapshot %s %s in a used store; starting from the journal alone (allow_empty)", path, what)
+    return False
+
+
+def _replay(path: str, journal_path: str, snap_exists: bool, cur_limit: int | None = None) -> _Replayed:
+    """The durable state: snapshot plus the journal records after it."""
     idx = IndexedDocs()
-    snap_exists = os.path.exists(path) and os.path.getsize(path) > 0
     snap_seq = load_snapshot(path, idx) if snap_exists else 0
-    journal = JournalWriter(journal_path, fsync=fsync)
     try:
-        old, cur = scan_journal(journal.old_path), scan_journal(journal_path)
+        old = scan_journal(journal_path + ".old")
+        cur = scan_journal(journal_path, limit=cur_limit)
     except JournalCorruptError as exc:
         raise StoreCorruptError(str(exc)) from exc
     if old.torn and cur.records:
-        raise StoreCorruptError(f"{old.path}: corrupt record at byte {old.good_size}")
+        raise StoreCorruptError(
+            f"{old.path}: damaged record at byte {old.good_size} is followed by {cur.path}; "
+            "recover with `python -m cse.store.recover <store path>`")
     seq, prev = snap_seq, None
     for scan in (old, cur):
         for rec_seq, ops in scan.records:
@@ -253,6 +343,7 @@ def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int
                 raise StoreCorruptError(
                     f"{scan.path}: journal sequence jumps to {rec_seq} after "
                     f"{prev if prev is not None else snap_seq}; records are missing"
+                    + ("" if snap_exists else f" (snapshot {path} is missing)")
                 )
             prev = rec_seq
             if rec_seq > snap_seq:
@@ -263,22 +354,40 @@ def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int
                 seq = rec_seq
         if scan.torn:
             log.warning(
-                "journal %s: dropped a torn/corrupt last record (%d bytes at offset %d)",
+                "journal %s: dropped a torn last record (%d bytes at offset %d)",
                 scan.path, scan.size - scan.good_size, scan.good_size,
             )
-    journal.open(truncate_to=cur.good_size if cur.torn else None)
-    needs_compact = os.path.exists(journal.old_path) or journal.size > compact_bytes
-    return _Loaded(idx, seq, snap_seq, snap_exists, journal, needs_compact)
+    return _Replayed(idx, seq, snap_seq, snap_exists, cur.good_size, cur.torn)
+
+
+def _load_unpaused(path: str, journal_path: str, fsync: bool, compact_bytes: int, allow_empty: bool) -> _Loaded:
+    private_dirs(os.path.dirname(os.path.abspath(path)))
+    try:
+        os.remove(path + ".tmp")  # a compaction killed mid-write
+    except FileNotFoundError:
+        pass
+    for existing in (path, journal_path, journal_path + ".old", path + MARKER_SUFFIX):
+        tighten(existing)
+    snap_exists = _check_not_emptied(path, journal_path, allow_empty)
+    state = _replay(path, journal_path, snap_exists)
+    journal = JournalWriter(journal_path, fsync=fsync)
+    journal.open(truncate_to=state.cur_good_size if state.cur_torn else None)
+    # No snapshot yet: write one now (with the marker after it), so a
+    # used store always has one and its loss is noticed.
+    needs_compact = not snap_exists or os.path.exists(journal.old_path) or journal.size > compact_bytes
+    return _Loaded(state, journal, needs_compact)
 
 
 class TinyDBStore(IndexedStore):
     """The default durable backend (see module docstring)."""
 
-    def __init__(self, path: str, *, fsync: bool = False, compact_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, path: str, *, fsync: bool = False, compact_bytes: int = 64 * 1024 * 1024,
+                 allow_empty: bool = False) -> None:
         super().__init__()
         self._path = path
         self._fsync = fsync
         self._compact_bytes = compact_bytes
+        self._allow_empty = allow_empty
         self._journal: JournalWriter | None = None
         self._seq = 0  # last commit sequence handed out
         self._snap_seq = 0  # sequence the snapshot on disk covers
@@ -291,7 +400,12 @@ class TinyDBStore(IndexedStore):
         self._jexec: ThreadPoolExecutor | None = None  # journal thread
         self._cexec: ThreadPoolExecutor | None = None  # snapshot thread
         self._state = "new"  # new -> open -> closing -> closed
-        self._failure: BaseException | None = None
+        self._failure: BaseException | None = None  # the last journal write error, until one succeeds
+        self._durable_seq = 0  # last commit sequence known written
+        self._generation = 0  # bumped whenever memory is reloaded from the files
+        self._reloading = False
+        self._probing = False
+        self._blocked_logged = 0.0  # monotonic time of the last "still blocked" log line
 
     @property
     def path(self) -> str:
@@ -314,12 +428,16 @@ class TinyDBStore(IndexedStore):
         self._cexec = ThreadPoolExecutor(1, thread_name_prefix="cse-snapshot")
         try:
             loaded = await self._in(
-                self._jexec, _load, self._path, self.journal_path, self._fsync, self._compact_bytes
+                self._jexec, _load, self._path, self.journal_path, self._fsync, self._compact_bytes,
+                self._allow_empty,
             )
-            self._idx, self._journal = loaded.idx, loaded.journal
-            self._seq, self._snap_seq, self._snap_exists = loaded.seq, loaded.snap_seq, loaded.snap_exists
+            st = loaded.state
+            self._idx, self._journal = st.idx, loaded.journal
+            self._seq, self._snap_seq, self._snap_exists = st.seq, st.snap_seq, st.snap_exists
+            self._durable_seq = st.seq
             if loaded.needs_compact:
                 await self._snapshot(reset_journal=True)
+            await self._in(self._jexec, write_marker, self._path)
         except BaseException:
             self._state = "closed"
             if self._journal is not None:
@@ -399,13 +517,14 @@ class TinyDBStore(IndexedStore):
 
     async def commit(self, ops: Sequence[Op]) -> CommitResult:
         """Apply ``ops`` in memory now; return once their journal record is
-        flushed to the OS (and fsynced if ``fsync=True``)."""
+        flushed to the OS (and fsynced if ``fsync=True``).  If that write
+        fails the batch is undone before :class:`StoreWriteError` is raised."""
         if self._state != "open":
             raise RuntimeError(f"commit on a {self._state} TinyDBStore")
-        if self._failure is not None:
-            raise StoreWriteError("journal write failed earlier") from self._failure
         if not isinstance(ops, (list, tuple)):
             ops = list(ops)  # iterated twice below
+        if self._failure is not None or self._reloading:
+            return await self._retry_commit(ops)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not ops:  # a barrier: resolves after everything queued before it
             result = CommitResult()
@@ -419,11 +538,52 @@ class TinyDBStore(IndexedStore):
         await fut
         return result
 
+    def _refusal(self) -> StoreWriteError:
+        cause = self._failure
+        return StoreWriteError(f"the store cannot write: {cause if cause is not None else 'recovering'}")
+
+    async def _retry_commit(self, ops: Sequence[Op]) -> CommitResult:
+        """A commit while the journal cannot be written: try the journal
+        first and change memory only once the record is written (one such
+        attempt at a time; others are refused at once)."""
+        journal = self._journal
+        assert journal is not None
+        if self._reloading or self._probing or not ops:
+            raise self._refusal()
+        check_ops(ops)
+        line = encode_record(self._seq + 1, ops, self._idx.docs.get)
+        self._probing = True
+        try:
+            size = await self._in(self._jexec, journal.append, line)
+        except Exception as exc:
+            self._failure = exc
+            now = time.monotonic()
+            if now - self._blocked_logged >= _BLOCKED_LOG_EVERY_S:
+                self._blocked_logged = now
+                log.error("store %s is read-only: journal %s still cannot be written (%s); "
+                          "retried on the next write", self._path, journal.path, exc)
+            raise self._refusal() from exc
+        finally:
+            self._probing = False
+        if self._state != "open":
+            raise RuntimeError(f"commit on a {self._state} TinyDBStore")
+        result = self._idx.apply(ops)
+        self._seq += 1
+        self._durable_seq = self._seq
+        self._failure = None
+        log.warning("store %s: journal %s is writable again; accepting writes", self._path, journal.path)
+        self._maybe_compact(size)
+        return result
+
     def _fail_waiters(self, exc: BaseException) -> None:
         waiters, self._waiters, self._lines = self._waiters, [], []
         for fut in waiters:
             if not fut.done():
                 fut.set_exception(exc)
+
+    def _maybe_compact(self, size: int) -> None:
+        if size > self._compact_bytes and (self._compactor is None or self._compactor.done()):
+            self._compactor = asyncio.get_running_loop().create_task(self._compact())
 
     async def _write_loop(self) -> None:
         """The single journal writer: one write per batch of queued commits."""
@@ -437,7 +597,7 @@ class TinyDBStore(IndexedStore):
                 self._wake.clear()
                 continue
             if self._failure is not None:
-                self._fail_waiters(StoreWriteError("journal write failed earlier"))
+                self._fail_waiters(self._refusal())
                 continue
             lines, waiters = self._lines, self._waiters
             self._lines, self._waiters = [], []
@@ -446,17 +606,42 @@ class TinyDBStore(IndexedStore):
                 try:
                     size = await self._in(self._jexec, journal.append, b"".join(lines))
                 except Exception as exc:
-                    log.exception("journal write failed; store is now read-only")
-                    self._failure = exc
-                    for fut in waiters:
-                        if not fut.done():
-                            fut.set_exception(StoreWriteError(f"journal write failed: {exc}"))
+                    await self._undo_unwritten(exc, waiters)
                     continue
+                self._durable_seq += len(lines)
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
-            if size > self._compact_bytes and (self._compactor is None or self._compactor.done()):
-                self._compactor = asyncio.get_running_loop().create_task(self._compact())
+            self._maybe_compact(size)
+
+    async def _undo_unwritten(self, exc: Exception, waiters: list[asyncio.Future[None]]) -> None:
+        """The journal write of a group failed: undo it and every batch
+        queued after it, then fail their commits (module docstring)."""
+        journal = self._journal
+        assert journal is not None
+        self._failure = exc
+        self._reloading = True
+        self._blocked_logged = time.monotonic()
+        waiters = waiters + self._waiters
+        self._lines, self._waiters = [], []
+        undone = self._seq - self._durable_seq
+        log.error("store %s is read-only: journal %s cannot be written (%s); %d unwritten batch(es) undone; "
+                  "the next write retries the journal", self._path, journal.path, exc, undone)
+        try:
+            state = await self._in(self._jexec, _gc_paused, _replay, self._path, self.journal_path,
+                                   self._snap_exists, journal.size)
+            self._idx, self._seq = state.idx, state.seq
+            self._generation += 1
+        except Exception:
+            log.exception("store %s: reloading the durable state failed; no more writes", self._path)
+            self._failure = exc
+            self._probing = True  # refuses every later commit
+        finally:
+            self._reloading = False
+        error = self._refusal()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(error)
 
     # -------------------------------------------------------------- compaction
 
@@ -494,11 +679,27 @@ class TinyDBStore(IndexedStore):
         """Snapshot the current state (copied on the loop, written in the
         snapshot thread), then drop journal records it covers: ``.old``
         always, the active journal too if ``reset_journal`` (only safe while
-        nothing can be appended, i.e. during open)."""
+        nothing can be appended, i.e. during open).
+
+        The copy may include commits not yet written to the journal, so the
+        snapshot is put in place only once they are, and thrown away if
+        they were undone meanwhile (a failed write must leave no trace)."""
         journal = self._journal
         assert journal is not None
-        seq = self._seq
+        seq, generation = self._seq, self._generation
         docs, kv = self._idx.snapshot()
-        await self._in(self._cexec, write_snapshot, self._path, docs, kv, seq)
+        await self._in(self._cexec, lambda: write_snapshot(self._path, docs, kv, seq, install=False))
+        while self._durable_seq < seq and self._generation == generation and self._failure is None:
+            barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(barrier)
+            self._wake.set()
+            try:
+                await barrier
+            except StoreWriteError:
+                break
+        keep = self._durable_seq >= seq and self._generation == generation
+        await self._in(self._cexec, install_snapshot, self._path, keep)
+        if not keep:
+            raise StoreWriteError(f"snapshot {self._path} not written: the commits it held were undone")
         self._snap_seq, self._snap_exists = seq, True
         await self._in(self._jexec, journal.reset if reset_journal else journal.drop_old)

@@ -100,7 +100,8 @@ async def test_abandon_without_close_keeps_committed_batches(tmp_path: Path) -> 
     await populate(crashed)
     before = await state(crashed)
     await crashed.abort()  # what kill -9 leaves behind: no flush, no snapshot
-    assert not os.path.exists(path)  # nothing but the journal holds the data
+    with open(path) as f:  # the snapshot written at the first start covers nothing:
+        assert json.load(f)["meta"]["1"]["seq"] == 0  # only the journal holds the data
     store = await reopen(path)
     assert await state(store) == before
     await store.close()
@@ -124,7 +125,7 @@ def _last_record_len(journal: str) -> int:
 
 @pytest.mark.parametrize(
     "damage",
-    ["half_line", "garbage", "garbage_newline", "bad_checksum", "cut_last_record"],
+    ["half_line", "bad_checksum", "cut_last_record"],
 )
 async def test_torn_last_record_is_dropped(tmp_path: Path, damage: str) -> None:
     path = str(tmp_path / "cse.json")
@@ -144,8 +145,6 @@ async def test_torn_last_record_is_dropped(tmp_path: Path, damage: str) -> None:
         good = size
         tail = {
             "half_line": b'0badc0de {"s":999,"o":[["p",{"ri":"x"',
-            "garbage": b"\x00\x17garbage",
-            "garbage_newline": b"garbage\nmore garbage\n",
             "bad_checksum": b"00000000 " + json.dumps({"s": 99, "o": []}).encode() + b"\n",
         }[damage]
         with open(journal, "ab") as f:
@@ -173,7 +172,7 @@ async def test_corruption_in_the_middle_raises(tmp_path: Path) -> None:
     data = bytearray(Path(store.journal_path).read_bytes())
     data[20] ^= 0x01  # inside the first record's payload
     Path(store.journal_path).write_bytes(bytes(data))
-    with pytest.raises(StoreCorruptError, match="corrupt record"):
+    with pytest.raises(StoreCorruptError, match=r"cse\.json\.journal: damaged record at byte 0 "):
         await reopen(path)
 
 
@@ -375,13 +374,15 @@ async def test_kill_9_keeps_every_acknowledged_commit(tmp_path: Path, compact_by
 TORN_SEED = 20261122
 
 
-@pytest.mark.parametrize("damage", ["cut", "cut_plus_garbage", "flip", "garbage_after"])
+@pytest.mark.parametrize("damage", ["cut", "cut_plus_zeros", "flip", "garbage_after"])
 async def test_torn_last_record_at_random_offsets(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                   damage: str) -> None:
     """What a kill -9 can leave at the end of the journal, at seeded random
     byte offsets of the last record: the store opens, drops exactly that
-    record (or the garbage after it), says so in the log, and keeps every
-    earlier commit (the fixed cases are in test_torn_last_record_is_dropped)."""
+    record, says so in the log, and keeps every earlier commit (the fixed
+    cases are in test_torn_last_record_is_dropped).  What a crash cannot
+    leave -- zeros or binary junk at the end -- refuses the start, naming
+    the file and the offset, and changes nothing."""
     import random
 
     rng = random.Random(f"{TORN_SEED}-{damage}")
@@ -390,7 +391,6 @@ async def test_torn_last_record_at_random_offsets(tmp_path: Path, caplog: pytest
     await populate(store)
     before = await state(store)
     await store.commit([Put(child(base(), "victim", AE, lbl=["x" * 300]))])
-    after = await state(store)
     await store.abort()
     pristine = Path(store.journal_path).read_bytes()
     last_len = _last_record_len(store.journal_path)
@@ -399,21 +399,26 @@ async def test_torn_last_record_at_random_offsets(tmp_path: Path, caplog: pytest
         data = bytearray(pristine)
         if damage == "cut":  # the write stopped somewhere inside the last record
             data = data[: good_without_last + rng.randrange(1, last_len)]
-        elif damage == "cut_plus_garbage":  # ... and the page tail holds junk
-            data = data[: good_without_last + rng.randrange(1, last_len)] + rng.randbytes(rng.randrange(1, 64))
+        elif damage == "cut_plus_zeros":  # ... and zeros follow: not what a crash leaves
+            data = data[: good_without_last + rng.randrange(1, last_len)] + bytes(rng.randrange(1, 64))
         elif damage == "flip":  # one payload bit of the last record is wrong (newline kept;
             # not the checksum digits: 'a' -> 'A' would still parse as the same number)
             pos = good_without_last + 9 + rng.randrange(0, last_len - 10)
             data[pos] ^= 1 << rng.randrange(8)
-        else:  # the last record is whole; junk (no valid record) after it
-            data += rng.randbytes(rng.randrange(1, 200))
+        else:  # the last record is whole; binary junk (no valid record) after it
+            data += rng.randbytes(rng.randrange(1, 200)) + b"\x00"
         Path(store.journal_path).write_bytes(bytes(data))
         caplog.clear()
+        if damage in ("cut_plus_zeros", "garbage_after"):
+            with pytest.raises(StoreCorruptError, match=r"cse\.json\.journal: damaged record at byte \d+"):
+                await reopen(path)
+            assert Path(store.journal_path).read_bytes() == bytes(data), (damage, trial)
+            Path(store.journal_path).write_bytes(pristine)
+            continue
         with caplog.at_level("WARNING", logger="cse.store.tinydb_store"):
             reopened = await reopen(path)
-        expect_kept = damage == "garbage_after"
-        assert await state(reopened) == (after if expect_kept else before), (damage, trial)
-        assert os.path.getsize(store.journal_path) == (len(pristine) if expect_kept else good_without_last)
-        assert any("torn/corrupt last record" in r.getMessage() for r in caplog.records), (damage, trial)
+        assert await state(reopened) == before, (damage, trial)
+        assert os.path.getsize(store.journal_path) == good_without_last
+        assert any("torn last record" in r.getMessage() for r in caplog.records), (damage, trial)
         await reopened.abort()
         Path(store.journal_path).write_bytes(pristine)
