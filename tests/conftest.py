@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
@@ -26,7 +27,7 @@ import aiohttp
 import pytest
 
 from cse.app import CSE
-from cse.config import load_config
+from cse.config import Config, load_config
 from cse.core.messages import Operation, Request, Response
 from cse.store.memory import MemoryStore
 from tests.childenv import checkout_first
@@ -70,15 +71,23 @@ class InProc:
         return str(resp.pc["m2m:ae"]["aei"])
 
 
-@pytest.fixture
-async def inproc() -> AsyncIterator[InProc]:
+@contextlib.asynccontextmanager
+async def started_inproc(config: Config | None = None) -> AsyncIterator[InProc]:
+    """A started in-process CSE on a fake clock (``config``: the defaults,
+    in memory, unless given), stopped on exit."""
     clock = FakeClock()
-    cse = CSE(load_config(None, db=":memory:"), store=MemoryStore(), clock=clock)
+    cse = CSE(config or load_config(None, db=":memory:"), store=MemoryStore(), clock=clock)
     await cse.start(serve_http=False)
     try:
         yield InProc(cse, clock)
     finally:
         await cse.stop()
+
+
+@pytest.fixture
+async def inproc() -> AsyncIterator[InProc]:
+    async with started_inproc() as ip:
+        yield ip
 
 
 @pytest.fixture

@@ -21,11 +21,9 @@ from dataclasses import replace
 
 import pytest
 
-from cse.app import CSE
 from cse.config import load_config
 from cse.core.messages import Operation, Request, Response
-from cse.store.memory import MemoryStore
-from tests.conftest import FakeClock, InProc
+from tests.conftest import InProc, started_inproc
 from tests.notify_receiver import Receiver
 
 CREATE, RETRIEVE, UPDATE, DELETE, NOTIFY = (Operation.CREATE, Operation.RETRIEVE, Operation.UPDATE,
@@ -204,14 +202,9 @@ async def capped() -> AsyncIterator[InProc]:
     """An in-process CSE allowing 3 subscriptions per originator."""
     from cse.config import OutboundConfig  # here: the other tests of this module also run on older code
 
-    clock = FakeClock()
     config = replace(load_config(None, db=":memory:"), outbound=OutboundConfig(max_subscriptions=3))
-    cse = CSE(config, store=MemoryStore(), clock=clock)
-    await cse.start(serve_http=False)
-    try:
-        yield InProc(cse, clock)
-    finally:
-        await cse.stop()
+    async with started_inproc(config) as ip:
+        yield ip
 
 
 async def test_subscriptions_per_originator_even_while_verifying(capped: InProc) -> None:

@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 
-from cse.app import CSE
 from cse.config import ConfigError, load_config
 from cse.core.messages import Operation, Request
 from cse.core.timestamps import format_ts
 from cse.csf.smg.history import MARKS_NS, _evicted, replay_ns
-from cse.store.memory import MemoryStore
-from tests.conftest import FakeClock, InProc
+from tests.conftest import InProc, started_inproc
 from tests.flow2_helpers import LocalSession, local_session, rqi
 from tests.notify_receiver import Receiver
 
@@ -33,14 +31,8 @@ CREATE, RETRIEVE = Operation.CREATE, Operation.RETRIEVE
 async def small() -> AsyncIterator[InProc]:
     """An in-process CSE whose session memory keeps 8 answers."""
     config = load_config(None, db=":memory:")
-    config = replace(config, smg=replace(config.smg, replay_keep=KEEP))
-    clock = FakeClock()
-    cse = CSE(config, store=MemoryStore(), clock=clock)
-    await cse.start(serve_http=False)
-    try:
-        yield InProc(cse, clock)
-    finally:
-        await cse.stop()
+    async with started_inproc(replace(config, smg=replace(config.smg, replay_keep=KEEP))) as ip:
+        yield ip
 
 
 @pytest.fixture
