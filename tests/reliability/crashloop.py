@@ -381,11 +381,11 @@ class CrashLoop:
         await self.verify_session()
 
     async def tree(self, i: int, path: str) -> dict[str, dict[str, Any]]:
-        """Every resource below ``path`` at CSE ``i`` by CSE-relative path (one rcn=4 RETRIEVE)."""
+        """Every resource below ``path`` at CSE ``i`` by CSE-relative path (rcn=4
+        RETRIEVEs, resumed at the Content Offset while the CSE says the
+        result is partial: docs/onem2m.md, ``[limits] max_result``)."""
         p = self.pair
-        r = await p.http.send("GET", f"{p.cse(i).url}/{path}?rcn=4", fr=p.load_aei[i] if "load" in path else
-                              (p.flow.aei1 if i == 0 else p.flow.aei2))
-        assert r.rsc == 2000, (path, r.rsc, r.body)
+        fr = p.load_aei[i] if "load" in path else (p.flow.aei1 if i == 0 else p.flow.aei2)
         out: dict[str, dict[str, Any]] = {}
 
         def walk(base: str, node: dict[str, Any]) -> None:
@@ -395,9 +395,18 @@ class CrashLoop:
                         kp = f"{base}/{kid['rn']}"
                         out[kp] = {**kid, "_kind": key[4:]}
                         walk(kp, kid)
-        (root,) = r.body.values()
-        walk(path, root)
-        return out
+        ofst = 0
+        while True:
+            query = f"?rcn=4&ofst={ofst}" if ofst else "?rcn=4"
+            r = await p.http.send("GET", f"{p.cse(i).url}/{path}{query}", fr=fr)
+            assert r.rsc == 2000, (path, r.rsc, r.body)
+            (root,) = r.body.values()
+            walk(path, root)
+            if r.headers.get("X-M2M-CTS") != "1":
+                return out
+            nxt = int(r.headers["X-M2M-CTO"])
+            assert nxt > ofst, (path, "a partial result must move on", ofst, nxt)
+            ofst = nxt
 
     async def verify_plain(self) -> None:
         """Acknowledged creates exist with their content, acknowledged updates
@@ -461,9 +470,18 @@ class CrashLoop:
         for i in ANY_CSE:
             box = f"{p.cb(i)}/{'AE1' if i == 0 else 'AE2'}/sfbox"
             aei = f.aei1 if i == 0 else f.aei2
-            r = await p.http.send("GET", f"{p.cse(i).url}/{box}?fu=1&ty=4&lim=100000", fr=aei)
-            assert r.rsc == 2000, (r.rsc, r.body)
-            found = len(r.body.get("m2m:uril", []))
+            uris: set[str] = set()
+            ofst = 0
+            while True:  # resumed at the Content Offset while partial ([limits] max_result)
+                more = f"&ofst={ofst}" if ofst else ""
+                r = await p.http.send("GET", f"{p.cse(i).url}/{box}?fu=1&ty=4&lim=100000{more}", fr=aei)
+                assert r.rsc == 2000, (r.rsc, r.body)
+                uris.update(r.body.get("m2m:uril", []))
+                if r.headers.get("X-M2M-CTS") != "1":
+                    break
+                assert int(r.headers["X-M2M-CTO"]) > ofst, (box, "a partial result must move on")
+                ofst = int(r.headers["X-M2M-CTO"])
+            found = len(uris)
             mine = sum(n for m, n in counts.items() if m.startswith(f"m{1 - i}-"))
             if found != mine:
                 rep.problems.append(f"CSE{i + 1} sfbox: discovery finds {found}, the tree {mine}")

@@ -167,6 +167,7 @@ async def test_subtrees_the_originator_cannot_see_are_not_walked(tmp_path: Path)
     try:
         owner = await n.register("app")
         other = await n.register("other")
+        nobody = await n.register("nobody")  # registered (unknown originators are refused first), no rights
         await _fill(n, owner, 2, 50)
         await n.ok(C, "cse-in/app", owner, 2001, ty=1, pc={"m2m:acp": {
             "rn": "open", "pv": {"acr": [{"acor": [other], "acop": 34}]},
@@ -175,7 +176,7 @@ async def test_subtrees_the_originator_cannot_see_are_not_walked(tmp_path: Path)
                    pc={"m2m:cnt": {"rn": "shared", "acpi": ["cse-in/app/open"]}})
         c0 = (await n.ok(R, "cse-in/app/c0", owner, 2000)).pc["m2m:cnt"]["ri"]
         store.asked.clear()
-        for who in (other, "Cnobody"):
+        for who in (other, nobody):
             found = await n.ok(R, "cse-in", who, 2000, query={"fu": ("1",), "ty": ("3", "4")})
             want = ["cse-in/app/c0/shared"] if who == other else []
             assert found.pc["m2m:uril"] == want, who
