@@ -412,6 +412,8 @@ class Notifier:
     async def _send_next(self, qkey: str) -> None:
         """Send the next notification (or batch) of one queue."""
         self._busy += 1
+        items: list[_Job] = []
+        delivered = False
         try:
             q = self._queues.get(qkey)
             if q is None or not q.jobs:
@@ -427,7 +429,8 @@ class Notifier:
                 payload = {"m2m:agn": {"m2m:sgn": [j.payload["m2m:sgn"] for j in items
                                                   if "m2m:sgn" in j.payload]}}
             payload, reported = self._with_loss(qkey, payload)
-            if await self._deliver(q, payload):
+            delivered = await self._deliver(q, payload)
+            if delivered:
                 if reported:
                     left = self._unreported.pop(qkey, 0) - reported  # lost while this one was in flight
                     if left > 0:
@@ -441,6 +444,9 @@ class Notifier:
             raise
         except Exception:
             log.exception("notification sender error")
+            q = self._queues.get(qkey)
+            if q is not None and items and not delivered:  # on_sent's errors are not the receiver's loss
+                self._lose(q, len(items), failed=True, report=any("m2m:sgn" in j.payload for j in items))
         finally:
             self._warn()
             self._busy -= 1

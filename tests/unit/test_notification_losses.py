@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from cse.core.messages import Response
+from cse.core.outcome import Batching
 from cse.csf.notification import Notifier
 from tests.conftest import InProc
 from tests.notify_receiver import Receiver
@@ -122,3 +123,19 @@ async def test_unsent_notifications_at_stop_are_counted_and_logged(
     assert any("2 notification(s) not delivered" in w for w in warnings(caplog))
     assert any(r.getMessage().startswith("notifier stopped: 0 sent, 0 failed, 2 dropped")
                for r in caplog.records if r.name == "cse.notify")
+
+
+async def test_a_batch_carries_the_count_in_its_first_notification(notifier: Notifier, receiver: Receiver) -> None:
+    receiver.gate()
+    bn = Batching(num=2, dur=60.0)
+    notifier.enqueue(SUB, receiver.url, sgn(0), owner="Cae1")
+    await receiver.wait_in_flight(1)
+    for i in range(1, 6):  # the queue keeps 3 (#3-#5): #1 and #2 are dropped
+        notifier.enqueue(SUB, receiver.url, sgn(i), owner="Cae1", batching=bn)
+    receiver.release()
+    first, batch = await receiver.next_notification(), await receiver.next_notification()
+    assert first.sgn.get("dropped") is None
+    members = batch.body["m2m:agn"]["m2m:sgn"]
+    assert [m["nev"]["rep"]["m2m:cin"]["con"] for m in members] == ["3", "4"]
+    assert [m.get("dropped") for m in members] == [2, None]
+    assert notifier.dropped_by_key == {SUB: 2}
