@@ -11,10 +11,20 @@ else's notifications. Each send has a timeout; a refused connection is
 retried a bounded number of times with backoff, a timeout is not (a slow
 peer stays slow), and a target that just failed gets no retries for a
 while, so a dead receiver costs one failure per notification, not minutes
-of send time. Queues are bounded: past the per-key limit the oldest
-pending notification is dropped (and logged). ``ln`` (latest only) and
-``bn`` (batches of ``num``, sent at the latest after ``dur``) are handled
-here too.
+of send time. ``ln`` (latest only) and ``bn`` (batches of ``num``, sent at
+the latest after ``dur``) are handled here too.
+
+Queues are bounded, and no loss is silent (docs/onem2m.md "Subscriptions
+and notifications"): past the per-key limit the oldest pending
+notification is dropped. Every notification that is not delivered (dropped
+from a full queue, failed, discarded with its subscription or unsent at
+stop) is counted in :attr:`Notifier.dropped_by_key` / ``failed_by_key``; a
+WARNING with the counts is logged at most once per ``warn_interval``
+seconds; and the next ``m2m:sgn`` that does reach that target for that
+subscription carries ``"dropped": N``, the number of notifications lost
+since the previous delivered one (docs/onem2m.md "Choices"). An ``ln``
+replacement is what the subscriber asked for: counted in ``coalesced``,
+not reported as a loss.
 
 Nothing goes to a target before two checks (docs/security.md "Outbound
 requests"): its URL passes the outbound policy (cse/csf/outbound.py),
@@ -37,7 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,11 +107,15 @@ class Notifier:
     def __init__(self, ctx: Context, outbound: Outbound, forward: Callable[[Request], Awaitable[Response]], *,
                  policy: OutboundPolicy, slots: SendSlots | None = None, verified: VerifiedTargets | None = None,
                  timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
-                 max_per_key: int = 1000, quarantine: float = 10.0) -> None:
+                 max_per_key: int = 1000, quarantine: float = 10.0, warn_interval: float = 60.0,
+                 max_unreported: int = 10_000) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
-        originator), ``verified`` remembers which targets accepted."""
+        originator), ``verified`` remembers which targets accepted.
+        ``max_per_key`` bounds each queue, ``warn_interval`` how often the
+        loss WARNING may be logged, ``max_unreported`` how many (key, target)
+        pairs remember a loss not yet reported to their target."""
         self.ctx = ctx
         self.outbound = outbound
         self.forward = forward
@@ -113,6 +127,7 @@ class Notifier:
         self.backoff = backoff
         self.max_per_key = max_per_key
         self.quarantine = quarantine
+        self.warn_interval = warn_interval
         self._queues: dict[str, _Queue] = {}
         self._by_key: dict[str, set[str]] = {}
         self._scheduled: set[str] = set()
@@ -120,9 +135,16 @@ class Notifier:
         self._running = False
         self._down_until: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.max_unreported = max_unreported
         self.sent = 0
         self.failed = 0
-        self.dropped = 0
+        self.dropped = 0  # not delivered without being tried: queue full, discarded, unsent at stop
+        self.coalesced = 0  # replaced by a newer one under ``ln`` (latest only), as the subscriber asked
+        self.dropped_by_key: Counter[str] = Counter()  # subscription/request key -> dropped
+        self.failed_by_key: Counter[str] = Counter()   # subscription/request key -> tried and not delivered
+        self._unreported: dict[str, int] = {}  # qkey -> lost since the last delivered m2m:sgn
+        self._unlogged: Counter[str] = Counter()  # target -> losses not in a WARNING yet
+        self._next_warn = float("-inf")
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
@@ -136,13 +158,25 @@ class Notifier:
             self._spawn(qkey)
 
     async def stop(self) -> None:
-        """Stop sending; unsent notifications are dropped."""
+        """Stop sending; unsent notifications are dropped, counted and logged."""
         self._running = False
         for q in self._queues.values():
             if q.timer is not None:
                 q.timer.cancel()
         await cancel_and_wait(*list(self._tasks))
         self._tasks = set()
+        for q in self._queues.values():
+            if q.jobs:
+                self._lose(q, len(q.jobs), report=False)
+                q.jobs.clear()
+        self._warn(force=True)
+        log.info("notifier stopped: %d sent, %d failed, %d dropped, %d coalesced (ln)",
+                 self.sent, self.failed, self.dropped, self.coalesced)
+
+    def stats(self) -> dict[str, Any]:
+        """The counters, for operators: totals and the keys that lost notifications."""
+        return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped, "coalesced": self.coalesced,
+                "droppedByKey": dict(self.dropped_by_key), "failedByKey": dict(self.failed_by_key)}
 
     async def drained(self, timeout: float) -> None:
         """Wait until nothing is queued or in flight (tests, shutdown)."""
@@ -171,12 +205,12 @@ class Notifier:
             self._by_key.setdefault(key, set()).add(qkey)
         q.batching = batching
         if latest:
-            self.dropped += len(q.jobs)
+            self.coalesced += len(q.jobs)
             q.jobs.clear()
         elif len(q.jobs) >= self.max_per_key:
             q.jobs.popleft()
-            self.dropped += 1
-            log.warning("notification queue for %s is full: dropped the oldest", target[:100])
+            self._lose(q, 1)
+            self._warn()
         q.jobs.append(_Job(payload, on_sent))
         self._idle.clear()
         if batching is not None and len(q.jobs) < batching.num:
@@ -189,6 +223,7 @@ class Notifier:
         """Drop everything still pending for ``key`` (a deleted subscription)."""
         n = 0
         for qkey in self._by_key.pop(key, set()):
+            self._unreported.pop(qkey, None)  # nobody left to tell
             q = self._queues.get(qkey)
             if q is None:
                 continue
@@ -200,9 +235,57 @@ class Notifier:
             if qkey not in self._scheduled:
                 del self._queues[qkey]
         self.dropped += n
+        if n:
+            self.dropped_by_key[key] += n
         if not self._queues and self._busy == 0:
             self._idle.set()
         return n
+
+    # -- losses (docs/onem2m.md "Subscriptions and notifications") ---------------------
+    def _lose(self, q: _Queue, n: int, *, failed: bool = False, report: bool = True) -> None:
+        """Count ``n`` notifications of ``q`` that will not be delivered, and
+        remember them for the next ``m2m:sgn`` that reaches its target."""
+        if failed:
+            self.failed_by_key[q.key] += n
+        else:
+            self.dropped += n
+            self.dropped_by_key[q.key] += n
+        self._unlogged[q.target] += n
+        if report:
+            qkey = f"{q.key}\x00{q.target}"
+            self._unreported[qkey] = self._unreported.pop(qkey, 0) + n  # newest last
+            while len(self._unreported) > self.max_unreported:
+                del self._unreported[next(iter(self._unreported))]  # the oldest loss stays only counted
+
+    def _warn(self, *, force: bool = False) -> None:
+        """Log the losses not logged yet, at most once per ``warn_interval``."""
+        if not self._unlogged:
+            return
+        now = self.ctx.clock.now()
+        if not force and now < self._next_warn:
+            return
+        self._next_warn = now + self.warn_interval
+        worst = ", ".join(f"{t[:100]} ({n})" for t, n in self._unlogged.most_common(5))
+        log.warning("%d notification(s) not delivered to %d target(s) (queues full or sends failed; "
+                    "totals: %d dropped, %d failed): %s",
+                    sum(self._unlogged.values()), len(self._unlogged), self.dropped, self.failed, worst)
+        self._unlogged.clear()
+
+    def _with_loss(self, qkey: str, payload: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """``payload`` with ``"dropped": N`` in its (first) ``m2m:sgn`` when
+        notifications to this target were lost since the last delivered one
+        (docs/onem2m.md "Choices"); a copy, since payloads are shared."""
+        n = self._unreported.get(qkey, 0)
+        if not n:
+            return payload, 0
+        sgn = payload.get("m2m:sgn")
+        if isinstance(sgn, dict):
+            return {**payload, "m2m:sgn": {**sgn, "dropped": n}}, n
+        agn = payload.get("m2m:agn")
+        if isinstance(agn, dict) and isinstance(agn.get("m2m:sgn"), list) and agn["m2m:sgn"]:
+            first, *rest = agn["m2m:sgn"]
+            return {**payload, "m2m:agn": {**agn, "m2m:sgn": [{**first, "dropped": n}, *rest]}}, n
+        return payload, 0
 
     def _mark_ready(self, qkey: str) -> None:
         q = self._queues.get(qkey)
@@ -329,6 +412,8 @@ class Notifier:
     async def _send_next(self, qkey: str) -> None:
         """Send the next notification (or batch) of one queue."""
         self._busy += 1
+        items: list[_Job] = []
+        delivered = False
         try:
             q = self._queues.get(qkey)
             if q is None or not q.jobs:
@@ -343,15 +428,27 @@ class Notifier:
             else:
                 payload = {"m2m:agn": {"m2m:sgn": [j.payload["m2m:sgn"] for j in items
                                                   if "m2m:sgn" in j.payload]}}
-            if await self._deliver(q, payload):
+            payload, reported = self._with_loss(qkey, payload)
+            delivered = await self._deliver(q, payload)
+            if delivered:
+                if reported:
+                    left = self._unreported.pop(qkey, 0) - reported  # lost while this one was in flight
+                    if left > 0:
+                        self._unreported[qkey] = left
                 for job in items:
                     if job.on_sent is not None:
                         await job.on_sent()
+            else:
+                self._lose(q, len(items), failed=True, report=any("m2m:sgn" in j.payload for j in items))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("notification sender error")
+            q = self._queues.get(qkey)
+            if q is not None and items and not delivered:  # on_sent's errors are not the receiver's loss
+                self._lose(q, len(items), failed=True, report=any("m2m:sgn" in j.payload for j in items))
         finally:
+            self._warn()
             self._busy -= 1
             self._scheduled.discard(qkey)
             q = self._queues.get(qkey)

@@ -9,7 +9,11 @@ Establishment (typ 1) is a question: it is sent synchronously, and the first
 target that answers decides: 2000 (optionally with ``{"m2m:sep": {"epa":
 {...}}}``) accepts, any 4xxx rejects (4103 to the initiator). No
 subscription, or nobody reachable within the notification timeout, is 5103.
-Update and termination events are queued like any notification.
+Update and termination events are queued like any notification: not
+merged, since each names its own resource and ``rqi``; one that is lost
+(queue full, failed send) is counted, and the next event delivered to that
+target says how many were lost (``"dropped": N``, docs/sessions.md
+"Session event notifications").
 """
 
 from __future__ import annotations
