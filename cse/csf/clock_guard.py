@@ -62,6 +62,7 @@ class ClockGuard:
         self.record_every = record_every
         self._seen: float | None = None  # the newest wall-clock time recorded
         self._written: float | None = None  # monotonic time of the last record write
+        self._recorded: float | None = None  # the value last written
         self._last: tuple[float, float] | None = None  # (wall, monotonic) at the last look
         self._held_since: float | None = None  # monotonic time the consistent stretch began
 
@@ -100,16 +101,18 @@ class ClockGuard:
 
     async def record(self) -> None:
         """Write the newest time seen (not while held: the record is what a
-        jump is measured against)."""
-        if self._held_since is not None or self._seen is None:
+        jump is measured against), and only when it moved: a second stop
+        writes nothing to a closed store."""
+        if self._held_since is not None or self._seen is None or self._seen == self._recorded:
             return
         self._written = self.monotonic()
+        self._recorded = self._seen
         await self.ctx.apply(Outcome(ops=[KvPut(CLOCK_NS, _SEEN, {"t": self._seen})]))
 
     async def _first_look(self, now: float) -> None:
         stored: Any = await self.ctx.store.kv_get(CLOCK_NS, _SEEN)
         seen = float(stored["t"]) if isinstance(stored, dict) and "t" in stored else None
-        self._seen = seen
+        self._seen = self._recorded = seen
         if seen is None:
             return
         if now - seen > self.jump_s:
