@@ -31,6 +31,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--db", help="override store.path (':memory:' keeps nothing)")
     p.add_argument("--allow-empty-store", action="store_true",
                    help="start even though the store's snapshot is missing or empty (docs/troubleshooting.md)")
+    p.add_argument("--accept-clock-jump", action="store_true",
+                   help="let expiry run although the clock jumped ahead of the store's last recorded time "
+                        "(docs/troubleshooting.md \"Clock jumps\")")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     return p.parse_args(argv)
 
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.allow_empty_store:
         config = replace(config, store=replace(config.store, allow_empty=True))
+    if args.accept_clock_jump:
+        config = replace(config, cse=replace(config.cse, accept_clock_jump=True))
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
+from collections.abc import Callable
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
@@ -28,6 +30,7 @@ from cse.core.rate import RequestRate
 from cse.core.registry import Registry
 from cse.csf import originators
 from cse.csf.acp import ACP_HOOKS
+from cse.csf.clock_guard import ClockGuard
 from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
 from cse.csf.cse_base import ensure_cse_base
 from cse.csf.data import DataCSF
@@ -54,6 +57,8 @@ __all__ = ["CSE", "build_store", "type_hooks"]
 
 log = logging.getLogger("cse")
 
+_CLOCK_LOOK_S = 60.0  # the longest time between two looks at the clock by the expiry timer
+
 
 def build_store(config: Config) -> Store:
     """``:memory:`` keeps nothing; any other path is the durable TinyDB store."""
@@ -72,7 +77,9 @@ class CSE:
     """One CSE: its store, pipeline, timers and HTTP server."""
 
     def __init__(self, config: Config, *, store: Store | None = None, clock: Clock | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` is the wall clock and ``monotonic`` the clock durations
+        are measured on (both injected by tests)."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.registry = registry or Registry.load()
@@ -125,6 +132,8 @@ class CSE:
                        replay_keep=config.smg.replay_keep)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        **self.smg.hooks()})
+        self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
+                                      settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
@@ -217,6 +226,7 @@ class CSE:
         await self.sf_timer.stop()
         await self.nonblocking.stop()
         await self.expiry.stop()
+        await self.clock_guard.record()  # the newest time seen, for the next start's check
         await self.notifier.stop()
         await self.outbound.close()
         await self.store.close()
@@ -253,4 +263,10 @@ class CSE:
         return created
 
     async def _expire(self, now: float) -> float | None:
-        return await expire_due(self.ctx, self.data, now)
+        """Expire what is due, unless a clock jump holds expiry; look at
+        the clock again at least every ``_CLOCK_LOOK_S`` (docs/troubleshooting.md "Clock jumps")."""
+        if not await self.clock_guard.check(now):
+            return now + _CLOCK_LOOK_S
+        await self.smg.queue.fail_expired(now)  # a stored request ends recorded, not with its <request>
+        nxt = await expire_due(self.ctx, self.data, now)
+        return min(nxt, now + _CLOCK_LOOK_S) if nxt is not None else now + _CLOCK_LOOK_S

@@ -38,6 +38,10 @@ class CSEConfig:
     type: str = "IN"
     admin: str = "CAdmin"
     default_et_s: float = 10 * 365 * 86400.0
+    # docs/troubleshooting.md "Clock jumps": expiry is held after a wall-clock jump larger than this
+    clock_jump_s: float = 86400.0
+    clock_settle_s: float = 3600.0  # ... until the clock has been consistent this long
+    accept_clock_jump: bool = False  # ... or the operator accepts it (--accept-clock-jump)
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,8 @@ class Config:
 
 _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "cse": {"cse_id": (str,), "name": (str,), "sp_id": (str,), "type": (str,), "admin": (str,),
-            "default_et_s": (int, float)},
+            "default_et_s": (int, float), "clock_jump_s": (int, float), "clock_settle_s": (int, float),
+            "accept_clock_jump": (bool,)},
     "http": {"host": (str,), "port": (int,), "max_body": (int,), "body_timeout_s": (int, float),
              "keepalive_s": (int, float)},
     "store": {"path": (str,), "fsync": (bool,), "key_file": (str,), "compact_bytes": (int,),
@@ -222,6 +227,9 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         raise ConfigError(f"'cse.cse_id' must look like '/id-in', got '{cse.cse_id}'")
     if not cse.name or "/" in cse.name:
         raise ConfigError(f"'cse.name' must be a plain resource name, got '{cse.name}'")
+    for key in ("clock_jump_s", "clock_settle_s"):
+        if getattr(cse, key) <= 0:
+            raise ConfigError(f"'cse.{key}' must be positive, got {getattr(cse, key)}")
     if cse.type not in _CSE_TYPES:
         raise ConfigError(f"'cse.type' must be IN, MN or ASN, got '{cse.type}'")
     if "store" not in raw or "path" not in raw.get("store", {}):

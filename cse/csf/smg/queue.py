@@ -35,6 +35,7 @@ from cse.core.messages import Operation, Request, Response, ResponseType
 from cse.core.outcome import STORE_AND_FORWARD, Deadline, Outcome
 from cse.core.ports import Doc, KvDelete, KvPut, Op, Put
 from cse.core.schedule import Schedule
+from cse.core.timestamps import format_ts
 
 from ..nonblocking import NonBlockingCSF
 from .history import record_ops
@@ -153,6 +154,37 @@ class StoreAndForward:
         self._retry_at.pop(sid, None)
         self._backoff.pop(sid, None)
         return outcome
+
+    async def fail_expired(self, now: float) -> int:
+        """End every stored request whose ``<request>`` is due to expire at
+        ``now`` with a recorded failure (4008) instead of letting it vanish
+        with its ``<request>``; how many (docs/troubleshooting.md "Clock jumps").
+
+        Run before expiry: an accepted request ends only with its delivery or
+        a failure its originator can see, so the ``<request>`` records the
+        failure (and notifies it for rt 2) and is kept for another request
+        lifetime for the originator to read, and the stored copy goes in the
+        same commit.
+        """
+        now_ts = format_ts(now)
+        outcome = Outcome()
+        failed = 0
+        for key, item in await self.ctx.store.kv_items(QUEUE_NS):
+            doc = await self.ctx.store.get(item["request"])
+            if doc is not None and (doc.get("et") is None or doc["et"] > now_ts):
+                continue
+            req = _deserialize(item["req"])
+            done = await self._finishing(key, item, req, Response.error(
+                4008, f"expired before delivery: request {req.rqi} was stored at {format_ts(item['stored'])} "
+                      f"and its <request> expired before a window delivered it"),
+                keep_until=format_ts(now + self.nonblocking.lifetime))
+            outcome = outcome.adding(ops=done.ops, sends=done.sends)
+            failed += 1
+            log.warning("session %s: stored request %s expired before delivery: recorded as failed (4008)",
+                        item["sid"][:8], req.rqi)
+        if failed:
+            await self.ctx.apply(outcome)
+        return failed
 
     async def flush(self, now: float) -> float | None:
         """Forward what may go now, up to ``window`` at once; return when to
@@ -283,8 +315,15 @@ class StoreAndForward:
         await self.ctx.apply(await self._finishing(key, item, req, resp, record))
 
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
-                         record: tuple[str, str] | None = None) -> Outcome:
+                         record: tuple[str, str] | None = None, keep_until: str | None = None) -> Outcome:
+        """``keep_until``: the ``<request>``'s new ``et``, for a failure
+        recorded as it expires (:meth:`fail_expired`)."""
         doc = await self.ctx.store.get(item["request"])
+        if doc is None:
+            log.warning("stored request %s: its <request> %s is gone; the outcome %d is not recorded there",
+                        req.rqi, item["request"], resp.rsc)
+        elif keep_until is not None:
+            doc = {**doc, "et": keep_until}
         ops: list[Op] = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
         if record is not None:
             ops.extend(await record_ops(self.ctx, record[0], req, resp, record[1], self.history))
