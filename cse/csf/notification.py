@@ -170,8 +170,9 @@ class Notifier:
                 self._lose(q, len(q.jobs), report=False)
                 q.jobs.clear()
         self._warn(force=True)
-        log.info("notifier stopped: %d sent, %d failed, %d dropped, %d coalesced (ln)",
-                 self.sent, self.failed, self.dropped, self.coalesced)
+        if self.sent or self.failed or self.dropped or self.coalesced:  # a start that failed says one line only
+            log.info("notifier stopped: %d sent, %d failed, %d dropped, %d coalesced (ln)",
+                     self.sent, self.failed, self.dropped, self.coalesced)
 
     def stats(self) -> dict[str, Any]:
         """The counters, for operators: totals and the keys that lost notifications."""
