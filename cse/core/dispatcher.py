@@ -123,8 +123,11 @@ class Dispatcher:
         return await self._applied(await self.local(req, resolved))
 
     async def _applied(self, outcome: Outcome) -> Response:
-        """Apply ``outcome`` (commit, emit, send, arm), then answer."""
-        await self.execute(outcome)
+        """Apply ``outcome`` (commit, emit, send, arm), then answer. A read
+        changes nothing: its outcome skips the executor (applying it would
+        do nothing either)."""
+        if outcome.ops or outcome.events or outcome.sends or outcome.deadlines or outcome.removal is not None:
+            await self.execute(outcome)
         assert outcome.response is not None, "a request's outcome always carries its response"
         return outcome.response
 
