@@ -27,7 +27,7 @@ from cse.core.ids import Target
 from cse.core.messages import Operation, Request
 from cse.store.tinydb_store import TinyDBStore
 from tests.conftest import ADMIN, FakeClock
-from tests.flow2_helpers import FAILED, PENDING, LocalSession, local_session, rqi, window_sch
+from tests.flow2_helpers import FAILED, PENDING, LocalSession, rqi, window_sch
 from tests.notify_receiver import Receiver
 
 CREATE, RETRIEVE = Operation.CREATE, Operation.RETRIEVE
@@ -210,16 +210,6 @@ def test_deadline_timer_slice_must_be_positive() -> None:
     with pytest.raises(ValueError):
         DeadlineTimer("t", job, lambda: 0.0, slice_s=0)
 
-
-@pytest.fixture
-async def rcv2() -> AsyncIterator[Receiver]:
-    async with Receiver() as r:
-        yield r
-
-
-@pytest.fixture
-async def ls(inproc: Any, rcv2: Receiver) -> LocalSession:
-    return await local_session(inproc, rcv2)
 
 
 async def test_stored_request_expiring_is_recorded_failed_not_lost(ls: LocalSession) -> None:

@@ -5,7 +5,6 @@ the other AE's container are served here). FakeClock drives freshness."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,16 +18,6 @@ from tests.notify_receiver import Receiver
 CREATE, RETRIEVE, UPDATE, DELETE = Operation.CREATE, Operation.RETRIEVE, Operation.UPDATE, Operation.DELETE
 UPD = {"m2m:cnt": {"lbl": ["changed"]}}
 
-
-@pytest.fixture
-async def rcv2() -> AsyncIterator[Receiver]:
-    async with Receiver() as r:
-        yield r
-
-
-@pytest.fixture
-async def ls(inproc: Any, rcv2: Receiver) -> LocalSession:
-    return await local_session(inproc, rcv2)
 
 
 def cnt_to(ls: LocalSession) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,16 +23,6 @@ CREATE, RETRIEVE, UPDATE, DELETE = Operation.CREATE, Operation.RETRIEVE, Operati
 REMOTE = "/id-cse2"
 TO = f"{REMOTE}/cse2/AE9/container1"
 
-
-@pytest.fixture
-async def rcv2() -> AsyncIterator[Receiver]:
-    async with Receiver() as r:
-        yield r
-
-
-@pytest.fixture
-async def ls(inproc: Any, rcv2: Receiver) -> LocalSession:
-    return await local_session(inproc, rcv2)
 
 
 class FakeForward:
