@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
@@ -22,6 +22,7 @@ from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, cse_type_number
 from cse.core.context import Context, CSEIdentity, SystemClock
 from cse.core.dispatcher import Dispatcher
+from cse.core.events import Event
 from cse.core.executor import Executor
 from cse.core.messages import Request, Response
 from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
@@ -94,7 +95,8 @@ class CSE:
         self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now)
         self.executor = Executor(
             self.store,
-            listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events)),
+            listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
+                       self._registrar_events),
             deliver=lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer})
         reg = config.registrar
@@ -148,6 +150,12 @@ class CSE:
         self.rate = RequestRate(lim.requests_per_s, lim.request_burst, self.clock, csi=config.cse.cse_id,
                                 exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
+
+    async def _registrar_events(self, events: Sequence[Event]) -> None:
+        """Remote CSEs that come and go here change the descendants (dcse) we
+        announce to our registrar (:meth:`RegistrarLink.on_events`)."""
+        if self.registrar is not None:
+            await self.registrar.on_events(events)
 
     def _url(self, port: int) -> str:
         host = self.config.http.host

@@ -24,17 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from cse.core.context import Context
 from cse.core.errors import (
     BadRequest,
     M2MError,
+    NotImplementedOp,
     OperationNotAllowed,
     OriginatorHasAlreadyRegistered,
     OriginatorHasNoPrivilege,
     TargetNotReachable,
 )
+from cse.core.events import Event
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome
@@ -43,12 +46,28 @@ from cse.core.tasks import cancel_and_wait
 
 from .access import is_privileged
 from .hooks import TypeHooks
+from .smg.model import SMG_TYPES
 
-__all__ = ["REMOTE_CSE_HOOKS", "RegistrarLink", "csr_name"]
+__all__ = ["REMOTE_CSE_HOOKS", "RegistrarLink", "csr_name", "session_capable"]
 
 log = logging.getLogger("cse.remote")
 
 REMOTE_CSE_TY = 16
+MAX_DESCENDANTS = 1000  # bounds the dcse we send (docs/onem2m.md "Registration of CSEs")
+
+
+SMG = "smg"
+
+
+def session_capable(cb: dict[str, Any]) -> bool:
+    """Whether a CSE whose CSEBase is ``cb`` holds sessions: ``smg`` in its
+    ``scp``, or its ``srt`` listing every session resource type (a CSE that
+    shows the types but not the extension attribute).  A standard CSEBase
+    has neither, and then we never send it ``scp``."""
+    if SMG in (cb.get("scp") or ()):
+        return True
+    srt = cb.get("srt")
+    return isinstance(srt, list) and SMG_TYPES <= set(srt)
 
 
 def csr_name(csi: str) -> str:
@@ -76,8 +95,24 @@ async def _identify(ctx: Context, req: Request, attrs: dict[str, Any]) -> tuple[
 
 async def _on_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -> list[Op]:
     doc["csi"] = req.fr
+    _check_spi(ctx, doc)
     await _check_dcse(ctx, doc)
     return []
+
+
+def _check_spi(ctx: Context, doc: Doc) -> None:
+    """A release 5 registree may name its service provider (``spi``). Ours is
+    stored as given; another provider's CSE registering here would be an
+    inter-provider (Mcc') registration, which this CSE does not implement:
+    5001 rather than a registration whose routing we could not honour
+    (docs/releases.md "Release 5")."""
+    spi = doc.get("spi")
+    own = ctx.identity.sp_id
+    if spi is None or own is None or spi == "//" + own.lstrip("/"):
+        return
+    raise NotImplementedOp(
+        f"remoteCSE {doc.get('csi')} belongs to service provider {spi[:80]}, not this CSE's "
+        f"//{own.lstrip('/')}: registration across service providers (Mcc') is not implemented")
 
 
 def _only_that_cse(ctx: Context, originator: str | None, doc: Doc, what: str) -> None:
@@ -148,6 +183,7 @@ class RegistrarLink:
         self.max_backoff = max_backoff
         self.registered = asyncio.Event()
         self.attempts = 0
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -162,16 +198,33 @@ class RegistrarLink:
         if self.deregister_on_shutdown and self.registered.is_set():
             await self.deregister()
 
+    async def on_events(self, events: Sequence[Event]) -> None:
+        """Executor listener: a remoteCSE registered, changed or went away
+        here, so the descendants we announce to the registrar may have
+        changed -- wake the loop now instead of at the next check."""
+        if any(e.doc.get("ty") == REMOTE_CSE_TY and e.doc.get("csi") != self.csi for e in events):
+            self._wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
     async def _run(self) -> None:
         backoff = 0.5
         while True:
+            self._wake.clear()  # before reading the store: a change from now on wakes the next pause
             try:
-                if not self.registered.is_set() or not await self._still_registered():
+                held = await self._held() if self.registered.is_set() else None
+                if held is None:
                     self.registered.clear()
                     await self.register_once()
                     log.info("registered with %s at %s", self.csi, self.poa)
+                else:
+                    await self._sync_descendants(held)
                 backoff = 0.5
-                await asyncio.sleep(self.check_interval)
+                await self._pause(self.check_interval)
             except asyncio.CancelledError:
                 raise
             except M2MError as exc:
@@ -184,6 +237,33 @@ class RegistrarLink:
                 log.exception("registration with %s failed; retrying in %.1f s", self.csi, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
+
+    async def descendants(self) -> list[str]:
+        """The CSE-IDs reachable through this CSE from its registrar (TS-0001
+        9.6.4 descendantCSEs): every CSE registered here and, in turn, each
+        one's own descendants -- not the registrar, whose remoteCSE is here too."""
+        found: set[str] = set()
+        for doc in await self.ctx.store.children(self.ctx.identity.cb_ri, REMOTE_CSE_TY):
+            csi = doc.get("csi")
+            if not csi or csi == self.csi:
+                continue
+            found.add(csi)
+            found.update(doc.get("dcse") or ())
+        found.discard(self.ctx.identity.csi)
+        found.discard(self.csi)
+        return sorted(found)[:MAX_DESCENDANTS]
+
+    async def _sync_descendants(self, held: dict[str, Any]) -> None:
+        """UPDATE our remoteCSE at the registrar when its ``dcse`` is not ours."""
+        wanted = await self.descendants()
+        if sorted(held.get("dcse") or ()) == wanted:
+            return
+        ident = self.ctx.identity
+        resp = await self._send(self._request(
+            Operation.UPDATE, f"{self.csi}/{self.name}/{csr_name(ident.csi)}", {"m2m:csr": {"dcse": wanted}}))
+        if resp.rsc != 2004:
+            raise _failed(f"registrar {self.csi} refused our descendant CSEs {wanted}", resp)
+        log.info("descendant CSEs announced to %s: %s", self.csi, wanted)
 
     # -- the procedure -------------------------------------------------------------
     def _request(self, op: Operation, to: str, pc: Any = None, ty: int | None = None) -> Request:
@@ -199,40 +279,55 @@ class RegistrarLink:
         return cb
 
     async def register_once(self) -> None:
-        """One full registration; raises M2MError when it cannot complete."""
+        """One full registration; raises M2MError when it cannot complete.
+
+        The CREATE (or, when already registered, the UPDATE) carries only the
+        attributes TS-0001 9.6.4 gives a ``<remoteCSE>``: a conformant
+        registrar refuses anything else (4000). ``scp`` is this CSE's own
+        extension, so it goes to the registrar only in a second UPDATE and only
+        when the registrar's CSEBase shows it holds sessions itself
+        (:func:`session_capable`), i.e. it is a CSE that knows the attribute.
+        """
         self.attempts += 1
         ident = self.ctx.identity
         cb = await self._own_cb()
-        mine: dict[str, Any] = {"poa": list(ident.poa), "srv": cb.get("srv", ["3"])}
-        if "scp" in cb:
-            mine["scp"] = cb["scp"]
+        below = await self.descendants()
+        mine: dict[str, Any] = {"poa": list(ident.poa), "srv": cb.get("srv", ["3"]), "dcse": below}
         create = {"m2m:csr": {"rn": csr_name(ident.csi), "cb": f"{ident.csi}/{ident.cb_name}",
                               "csi": ident.csi, "cst": ident.cse_type, "rr": True, **mine}}
+        if not below:
+            del create["m2m:csr"]["dcse"]
         base = f"{self.csi}/{self.name}"
+        ours = f"{base}/{csr_name(ident.csi)}"
         resp = await self._send(self._request(Operation.CREATE, base, create, ty=REMOTE_CSE_TY))
         if resp.rsc in (4105, 4117):  # known there already: refresh what may have changed
-            resp = await self._send(self._request(
-                Operation.UPDATE, f"{base}/{csr_name(ident.csi)}", {"m2m:csr": mine}))
+            resp = await self._send(self._request(Operation.UPDATE, ours, {"m2m:csr": mine}))
         if resp.rsc not in (2001, 2004):
             raise _failed(f"registrar {self.csi} refused the registration", resp)
+        held = (resp.pc or {}).get("m2m:csr") if isinstance(resp.pc, dict) else None
         resp = await self._send(self._request(Operation.RETRIEVE, base))
         if resp.rsc != 2000 or not isinstance(resp.pc, dict) or "m2m:cb" not in resp.pc:
             raise _failed(f"cannot retrieve the CSEBase of registrar {self.csi}", resp)
         peer = resp.pc["m2m:cb"]
         if peer.get("csi") != self.csi:
             raise BadRequest(f"the CSE at {self.poa} is {peer.get('csi')}, not the configured {self.csi}")
+        if session_capable(peer) and "scp" in cb and (held or {}).get("scp") != cb["scp"]:
+            resp = await self._send(self._request(Operation.UPDATE, ours, {"m2m:csr": {"scp": cb["scp"]}}))
+            if resp.rsc != 2004:
+                raise _failed(f"registrar {self.csi} refused our session capability (scp)", resp)
         await self._store_registrar(peer)
         self.registered.set()
 
     async def _store_registrar(self, peer: dict[str, Any]) -> None:
-        """Create or refresh the local remoteCSE that represents the registrar."""
+        """Create or refresh the local remoteCSE that represents the registrar;
+        its ``scp`` says whether the registrar holds sessions (:func:`session_capable`)."""
         attrs: dict[str, Any] = {"poa": peer.get("poa") or [self.poa], "srv": peer.get("srv", ["3"])}
-        if "scp" in peer:
-            attrs["scp"] = peer["scp"]
+        if session_capable(peer):
+            attrs["scp"] = list(peer.get("scp") or [SMG])
         existing = await self.ctx.store.get(csr_name(self.csi))
         if existing is not None:
             updated = {**existing, **attrs}
-            if "scp" not in peer:
+            if "scp" not in attrs:
                 updated.pop("scp", None)
             if updated != existing:
                 updated["lt"] = self.ctx.now_ts()
@@ -250,17 +345,20 @@ class RegistrarLink:
         if resp.rsc != 2001:
             raise _failed("cannot create the local remoteCSE for the registrar", resp)
 
-    async def _still_registered(self) -> bool:
-        """Is our remoteCSE still at the registrar? (False: register again.)"""
+    async def _held(self) -> dict[str, Any] | None:
+        """Our remoteCSE as the registrar holds it; None when it lost it or
+        holds an old ``poa`` (then register again)."""
         ident = self.ctx.identity
         resp = await self._send(self._request(
             Operation.RETRIEVE, f"{self.csi}/{self.name}/{csr_name(ident.csi)}"))
         if resp.rsc == 2000:
-            poa = ((resp.pc or {}).get("m2m:csr") or {}).get("poa")
-            return poa == list(ident.poa)
+            held = (resp.pc or {}).get("m2m:csr") if isinstance(resp.pc, dict) else None
+            if isinstance(held, dict) and held.get("poa") == list(ident.poa):
+                return held
+            return None
         if resp.rsc in (4004, 4103):  # gone, or no longer a registered originator there
             log.warning("registrar %s no longer knows this CSE: registering again", self.csi)
-            return False
+            return None
         raise _failed(f"registration check with {self.csi} failed", resp)
 
     async def deregister(self) -> None:
