@@ -26,13 +26,17 @@ __all__ = ["AttributePolicy", "ResourceType", "Registry"]
 
 @dataclass(frozen=True, slots=True)
 class AttributePolicy:
-    """How one attribute may appear in requests: M, O or NP at create/update."""
+    """How one attribute may appear in requests: M, O or NP at create/update.
+    ``unsupported`` names the behaviour the attribute asks for when this CSE
+    accepts it only with an inert value (absent, null, empty, false): any
+    other value is 5001 (docs/releases.md "Refused behaviour")."""
 
     sn: str
     ln: str
     create: str
     update: str
     schema: Mapping[str, Any]
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ _WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "expires": lambda d: bool(d.get("expires", True)),
     "stateTag": lambda d: bool(d.get("stateTag")),
     "creator": lambda d: bool(d.get("creator")),
+    "announceable": lambda d: bool(d.get("announceable")),
 }
 
 
@@ -110,9 +115,9 @@ class Registry:
             attrs: dict[str, AttributePolicy] = {}
             for sn, a in universal.items():
                 if _WHEN[a["when"]](d):
-                    attrs[sn] = AttributePolicy(sn, a["ln"], a["c"], a["u"], a["schema"])
+                    attrs[sn] = AttributePolicy(sn, a["ln"], a["c"], a["u"], a["schema"], a.get("unsupported"))
             for sn, a in d.get("attributes", {}).items():
-                attrs[sn] = AttributePolicy(sn, a["ln"], a["c"], a["u"], a["schema"])
+                attrs[sn] = AttributePolicy(sn, a["ln"], a["c"], a["u"], a["schema"], a.get("unsupported"))
             try:
                 parents = frozenset(name_to_ty[p] for p in d.get("parents", []))
             except KeyError as exc:

@@ -3,7 +3,8 @@
 Order matters for the messages users see: the root key first, then unknown
 attributes, then not-permitted ones, then missing mandatory ones, then the
 JSON Schema of each present attribute. Every failure is a 4000 whose dbg
-names the attribute.
+names the attribute -- except a value asking for behaviour this CSE does not
+implement (an attribute declared ``unsupported``), which is 5001.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-from .errors import BadRequest
+from .errors import BadRequest, NotImplementedOp
 from .registry import ResourceType
 
 __all__ = ["extract_attributes", "validate_create", "validate_update"]
 
 _MAX_MSG = 200
+_INERT: tuple[Any, ...] = (None, [], {}, "", False)  # what an attribute of unsupported behaviour may hold
 
 
 def extract_attributes(rtype: ResourceType, pc: Any) -> dict[str, Any]:
@@ -63,6 +65,10 @@ def _check(rtype: ResourceType, attrs: dict[str, Any], op: str) -> None:
             raise BadRequest(f"unknown attribute '{_clip(sn)}' for {rtype.name} ({rtype.root})")
         if (p.create if op == "create" else p.update) == "NP":
             raise BadRequest(f"attribute '{sn}' ({p.ln}) is not permitted at {op}")
+        if p.unsupported is not None and attrs[sn] not in _INERT:
+            raise NotImplementedOp(
+                f"attribute '{sn}' ({p.ln}): {p.unsupported} is not implemented by this CSE; "
+                "omit it or send it empty (docs/releases.md)")
 
 
 def _schema(rtype: ResourceType, validator: Any, attrs: dict[str, Any]) -> None:

@@ -11,11 +11,15 @@ CSE, not itself, not a CSE registered here, not our registrar, not another
 remote CSE's descendant (docs/security.md "Originators and remote CSEs").
 
 Registree side (:class:`RegistrarLink`): with ``[registrar]`` configured,
-the CSE creates its ``<remoteCSE>`` at the registrar (or updates it when it
-exists: a restart, maybe on a new port), retrieves the registrar's CSEBase,
-and creates or refreshes the local ``<remoteCSE>`` for the registrar, so
-both sides hold the peer's ``poa``, ``srv`` and ``scp`` (capability
-exchange). It retries with backoff while the registrar is down, checks the
+the CSE creates its ``<remoteCSE>`` at the registrar with standard
+attributes only (or updates it when it exists: a restart, maybe on a new
+port), retrieves the registrar's CSEBase, and creates or refreshes the
+local ``<remoteCSE>`` for the registrar, so both sides hold the peer's
+``poa`` and ``srv``; ``scp`` is exchanged only with a registrar whose
+CSEBase shows sessions (docs/releases.md "Inter-CSE registration with any
+release"). It keeps ``dcse`` at the registrar equal to the CSEs registered
+here and their descendants (TS-0001 9.6.4), woken by any remoteCSE change
+here. It retries with backoff while the registrar is down, checks the
 registration periodically and registers again when the registrar lost it,
 and deregisters on shutdown when configured.
 """
