@@ -209,3 +209,24 @@ async def test_spi_of_another_service_provider_is_5001(with_sp: InProc) -> None:
     assert other.rsc == 5001, other.pc
     assert "//other.example" in str(other.pc.get("m2m:dbg")) and "Mcc'" in str(other.pc.get("m2m:dbg"))
     assert await with_sp.cse.store.get("id-mn6") is None
+
+
+async def test_a_refused_dcse_does_not_undo_the_registration(inproc: InProc) -> None:
+    """The registrar may refuse a descendant it already routes elsewhere (4103): the
+    registration itself stands, and the CREATE never carried dcse."""
+    r = await inproc.call(CREATE, CB, "/id-mn3", ty=16, pc={"m2m:csr": {
+        "cb": "/id-mn3/cse3", "csi": "/id-mn3", "rr": True, "poa": ["http://127.0.0.1:9"]}})
+    assert r.rsc == 2001, r.pc
+    up = Registrar(dict(STANDARD_CB))
+
+    async def no_dcse(poa: str, req: Request, **kw: Any) -> Response:
+        if req.op == UPDATE and "dcse" in ((req.pc or {}).get("m2m:csr") or {}):
+            up.seen.append(req)
+            return Response(rsc=4103, rqi=req.rqi, pc={"m2m:dbg": "already a descendant of /id-other"})
+        return await Registrar.send(up, poa, req, **kw)
+    up.send = no_dcse  # type: ignore[method-assign]
+    lk = link(inproc, up)
+    await lk.register_once()
+    assert lk.registered.is_set()
+    assert "dcse" not in next(r for r in up.seen if r.op == CREATE).pc["m2m:csr"]
+    assert [r.pc["m2m:csr"] for r in up.seen if r.op == UPDATE] == [{"dcse": ["/id-mn3"]}]
