@@ -308,7 +308,7 @@ async def test_utf8_size_counts_against_mbs(app: dict[str, Any]) -> None:
     assert await instance_names(ip, "c") == ["e"]
 
 
-@pytest.mark.parametrize("cnf", ["text/plain:0", "application/json", "application/json:1",
+@pytest.mark.parametrize("cnf", ["text/plain:0", "application/json:1",
                                  "text/plain:2:1", "application/vnd.onem2m-res+json:0"])
 async def test_cnf_valid(app: dict[str, Any], cnf: str) -> None:
     ip, aei = app["ip"], app["aei"]
@@ -318,7 +318,9 @@ async def test_cnf_valid(app: dict[str, Any], cnf: str) -> None:
 
 
 @pytest.mark.parametrize("cnf", ["text", "text/plain:3", "text /plain", "", "/plain", "text/",
-                                 "text/plain:0:x", 5, ["text/plain"]])
+                                 "text/plain:0:x", 5, ["text/plain"],
+                                 # TS-0004 m2m:contentInfo is "type/subtype:encoding": both parts
+                                 "text/plain", "application/json", "text/plain:"])
 async def test_cnf_invalid(app: dict[str, Any], cnf: Any) -> None:
     ip, aei = app["ip"], app["aei"]
     await mk_cnt(ip, aei, "c")
