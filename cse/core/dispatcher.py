@@ -121,6 +121,8 @@ class Dispatcher:
         if self.check_originator is not None:  # before anything serves, remembers or forwards it
             await self.check_originator(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
+        if oet is not None and target.local:
+            self._holdable(oet, req.oet or "")  # refused now, not after a non-blocking request was accepted
         if req.sid is not None and self.session_gate is not None:
             return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
         if req.rt in (1, 2) and req.op != Operation.NOTIFY:
@@ -166,24 +168,29 @@ class Dispatcher:
                 raise RequestTimeout(f"{name} {value} has already passed")
         ret, rst, oet = at.get("X-M2M-RET (rqet)"), at.get("X-M2M-RST (rset)"), at.get("X-M2M-OET (oet)")
         if ret is not None and rst is not None and rst < ret:
-            raise BadRequest(f"X-M2M-RST (rset) {req.rset} is earlier than X-M2M-RET (rqet) {req.rqet}: "
+            raise BadRequest(f"X-M2M-RST (rset) {_clip(req.rset or '', 40)} is earlier than "
+                             f"X-M2M-RET (rqet) {_clip(req.rqet or '', 40)}: "
                              "the result would expire before the request does (TS-0001 8.1.2)")
         for name, limit in (("X-M2M-RET (rqet)", ret), ("X-M2M-RST (rset)", rst)):
             if oet is not None and limit is not None and oet > limit:
-                raise BadRequest(f"X-M2M-OET (oet) {req.oet} is later than {name}: the operation "
+                raise BadRequest(f"X-M2M-OET (oet) {_clip(req.oet or '', 40)} is later than {name}: the operation "
                                  "could not be executed before it expires (TS-0001 8.1.2)")
         return oet if oet is not None and oet > now else None
 
+    def _holdable(self, oet: float, raw: str) -> None:
+        """5207 unless this CSE may hold an operation until ``oet`` (module docstring)."""
+        ahead = oet - self.ctx.clock.now()
+        if ahead > 0 and (self.wait_until is None or ahead > self.max_oet_delay_s):
+            raise NotAcceptable(
+                f"X-M2M-OET (oet) {_clip(raw, 40)} is {ahead:.1f} s ahead: this CSE holds an operation "
+                f"at most {self.max_oet_delay_s:g} s (limits.max_oet_delay_s)")
+
     async def _until(self, oet: float, raw: str) -> None:
         """Hold a local operation until its OET (module docstring)."""
-        ahead = oet - self.ctx.clock.now()
-        if ahead <= 0:
-            return
-        if self.wait_until is None or ahead > self.max_oet_delay_s:
-            raise NotAcceptable(
-                f"X-M2M-OET (oet) {raw[:40]} is {ahead:.1f} s ahead: this CSE holds an operation "
-                f"at most {self.max_oet_delay_s:g} s (limits.max_oet_delay_s)")
-        await self.wait_until(oet)
+        self._holdable(oet, raw)
+        if oet > self.ctx.clock.now():
+            assert self.wait_until is not None  # _holdable refuses otherwise
+            await self.wait_until(oet)
 
     async def resolve(self, target: Target, op: Operation) -> Resolved:
         """Find the local resource ``target`` names (4004 when none)."""

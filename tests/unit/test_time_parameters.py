@@ -9,6 +9,7 @@ OET is seen to run at the OET without the test sleeping.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -118,3 +119,20 @@ async def test_oet_of_a_request_for_another_cse_is_not_waited_for(timed: Timed) 
     r = await timed.ip.call(RETRIEVE, "/id-far/cse-far", timed.aei, oet="5000")
     assert r.rsc == 4004, r.pc
     assert timed.waits == []
+
+
+async def test_non_blocking_request_is_held_in_the_background(timed: Timed) -> None:
+    """rt=1: accepted at once (1001), executed at the OET; an OET beyond the
+    limit is refused before anything is accepted or stored."""
+    ip, now = timed.ip, timed.ip.clock.now()
+    r = await mk(timed, "far", oet="60000", rt=1)
+    assert r.rsc == 5207, r.pc
+    assert "max_oet_delay_s" in dbg(r)
+    r = await ip.call(RETRIEVE, "cse-in", ADMIN, query={"fu": ("1",), "ty": ("17",)})
+    assert r.pc["m2m:uril"] == []  # no <request> was stored for it
+    r = await mk(timed, "later", oet="3000", rt=1)
+    assert r.rsc == 1001, r.pc
+    await asyncio.wait_for(ip.cse.nonblocking.stop(), 5)  # the background request has run
+    assert timed.waits == [now + 3]
+    r = await ip.call(RETRIEVE, "cse-in/app/later", ADMIN)
+    assert r.rsc == 2000 and parse_ts(r.pc["m2m:cnt"]["ct"]) == now + 3
