@@ -10,10 +10,11 @@ and the benchmarks start.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
@@ -78,11 +79,14 @@ class CSE:
     """One CSE: its store, pipeline, timers and HTTP server."""
 
     def __init__(self, config: Config, *, store: Store | None = None, clock: Clock | None = None,
-                 registry: Registry | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 registry: Registry | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 wait_until: Callable[[float], Awaitable[None]] | None = None) -> None:
         """``clock`` is the wall clock and ``monotonic`` the clock durations
-        are measured on (both injected by tests)."""
+        are measured on; ``wait_until(t)`` returns once ``clock`` reads ``t``
+        (holding a request until its X-M2M-OET). All injected by tests."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
+        self.wait_until = wait_until or self._sleep_until
         self.registry = registry or Registry.load()
         self.store = store or build_store(config)
         # The key wrapping session keys at rest (docs/security.md "Keys at rest"):
@@ -139,7 +143,8 @@ class CSE:
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
-                                     check_originator=lambda req: originators.check(self.ctx, req))
+                                     check_originator=lambda req: originators.check(self.ctx, req),
+                                     wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s)
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
@@ -156,6 +161,11 @@ class CSE:
         announce to our registrar (:meth:`RegistrarLink.on_events`)."""
         if self.registrar is not None:
             await self.registrar.on_events(events)
+
+    async def _sleep_until(self, t: float) -> None:
+        """Return once the wall clock reads ``t``: holds a request until its
+        X-M2M-OET (the dispatcher bounds how far ahead, limits.max_oet_delay_s)."""
+        await asyncio.sleep(max(0.0, t - self.clock.now()))
 
     def _url(self, port: int) -> str:
         host = self.config.http.host

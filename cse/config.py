@@ -105,6 +105,7 @@ class LimitsConfig:
     header_timeout_s: float = 10.0
     max_connections: int = 512
     max_connections_per_peer: int = 128
+    max_oet_delay_s: float = 30.0
 
 
 # The deepest tree the CSE accepts at all: a result nests two JSON levels per
@@ -156,7 +157,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
             "history": (int,), "replay_keep": (int,)},
     "limits": {"max_result": (int,), "max_depth": (int,), "max_resources_per_originator": (int,),
                "requests_per_s": (int, float), "request_burst": (int,), "header_timeout_s": (int, float),
-               "max_connections": (int,), "max_connections_per_peer": (int,)},
+               "max_connections": (int,), "max_connections_per_peer": (int,),
+               "max_oet_delay_s": (int, float)},
     "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
                  "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,)},
     "log": {"level": (str,)},
@@ -294,7 +296,7 @@ def _limits(values: dict[str, Any]) -> LimitsConfig:
     for name in ("max_result", "max_connections", "max_connections_per_peer"):
         if getattr(limits, name) < 1:
             raise ConfigError(f"'limits.{name}' must be at least 1, got {getattr(limits, name)}")
-    for name in ("max_resources_per_originator", "requests_per_s", "request_burst"):
+    for name in ("max_resources_per_originator", "requests_per_s", "request_burst", "max_oet_delay_s"):
         if getattr(limits, name) < 0:
             raise ConfigError(f"'limits.{name}' must be 0 (unlimited) or more, got {getattr(limits, name)}")
     if not limits.header_timeout_s > 0:

@@ -270,7 +270,7 @@ class Demo:
         match = [u for u in found if u.rstrip("/").endswith(f"/{self.rn2}") or u.endswith(str(self.ae2.originator))]
         check(bool(match), f"AE2 ('{self.rn2}') not in the discovery result {found}")
         self.story.say(F1, "step 6", f"AE1 -> CSE1: RETRIEVE /~{CSI2}/{CB2}?fu=1&ty=2&scp=smg, forwarded to "
-                       f"CSE2: {len(found)} session-capable AE(s), AE2 among them: {match[0]} (its path at CSE2)")
+                       f"CSE2: {len(found)} session-capable AE(s), AE2 among them: {match[0]} (SP-relative)")
 
     async def f1_establish(self) -> None:
         epa = {"role": "collector"}

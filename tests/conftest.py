@@ -49,6 +49,11 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.t += seconds
 
+    async def wait_until(self, t: float) -> None:
+        """A CSE's ``wait_until`` on this clock: the time comes at once (an
+        operation held until its X-M2M-OET costs a test nothing)."""
+        self.t = max(self.t, t)
+
 
 @dataclass
 class InProc:
@@ -76,7 +81,8 @@ async def started_inproc(config: Config | None = None) -> AsyncIterator[InProc]:
     """A started in-process CSE on a fake clock (``config``: the defaults,
     in memory, unless given), stopped on exit."""
     clock = FakeClock()
-    cse = CSE(config or load_config(None, db=":memory:"), store=MemoryStore(), clock=clock)
+    cse = CSE(config or load_config(None, db=":memory:"), store=MemoryStore(), clock=clock,
+              wait_until=clock.wait_until)
     await cse.start(serve_http=False)
     try:
         yield InProc(cse, clock)

@@ -1,7 +1,7 @@
 """The request pipeline's entry: one Request in, one Response out.
 
 Order (docs/architecture.md "One request, end to end"): request-level checks
-(originator present, expiration, originator known here: ``check_originator``,
+(originator present, the time parameters and their order, originator known here: ``check_originator``,
 docs/security.md "Originators and remote CSEs") -> target classification (local or another CSE,
 ``cse.core.ids``) -> resolution of the local target, virtual ``la``/``ol``
 included -> the operation's CSF. Every :class:`M2MError` raised anywhere below
@@ -12,6 +12,15 @@ The local handler and the session gate answer with an
 :class:`~cse.core.outcome.Outcome`; the dispatcher hands it to the executor
 (``execute``) and answers with its response once it is applied, so every
 request's effect is one commit.
+
+Time parameters (TS-0001 8.1.2; docs/onem2m.md "Time parameters"): a
+request whose Request Expiration (RET) or Result Expiration (RST) has passed
+is 4008; RST before RET, or an Operation Execution Time (OET) after RET or
+RST, is 4000 (the operation could never run, or its result never be given,
+in time). A local operation with a future OET waits for it (``wait_until``,
+injected: time is a parameter) at most ``max_oet_delay_s`` ahead; further
+is 5207, this CSE's code for a configured capacity (docs/security.md
+"Limits"). A request for another CSE keeps its OET: the hosting CSE waits.
 
 The dispatcher knows no aiohttp and no store backend; it is built by the
 composition root with the CSFs it routes to.
@@ -28,6 +37,7 @@ from .errors import (
     BadRequest,
     M2MError,
     NonBlockingSynchNotSupported,
+    NotAcceptable,
     NotFound,
     OperationNotAllowed,
     RequestTimeout,
@@ -65,6 +75,7 @@ Forward = Callable[[Request, Target], Awaitable[Response]]
 Gate = Callable[[Request, Target], Awaitable[Outcome]]
 Accept = Callable[[Request], Awaitable[Response]]
 Execute = Callable[[Outcome], Awaitable[CommitResult]]
+WaitUntil = Callable[[float], Awaitable[None]]
 
 
 class Dispatcher:
@@ -72,8 +83,13 @@ class Dispatcher:
 
     def __init__(self, ctx: Context, local: Local, execute: Execute, *, forward: Forward | None = None,
                  nonblocking: Accept | None = None, session_gate: Gate | None = None,
-                 check_originator: Check | None = None) -> None:
+                 check_originator: Check | None = None, wait_until: WaitUntil | None = None,
+                 max_oet_delay_s: float = 0.0) -> None:
+        """``wait_until(t)`` returns once the clock reads ``t`` (epoch
+        seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207."""
         self.ctx = ctx
+        self.wait_until = wait_until
+        self.max_oet_delay_s = max_oet_delay_s
         self.check_originator = check_originator  # raises unless the originator is known here
         self.local = local
         self.execute = execute
@@ -101,10 +117,12 @@ class Dispatcher:
         fr = normalize_originator(req.fr, ident.csi)
         if fr != req.fr:
             req = replace(req, fr=fr)
-        self._check_expiration(req)
+        oet = self._check_times(req)
         if self.check_originator is not None:  # before anything serves, remembers or forwards it
             await self.check_originator(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
+        if oet is not None and target.local:
+            self._holdable(oet, req.oet or "")  # refused now, not after a non-blocking request was accepted
         if req.sid is not None and self.session_gate is not None:
             return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
         if req.rt in (1, 2) and req.op != Operation.NOTIFY:
@@ -119,6 +137,8 @@ class Dispatcher:
             if self.forward is None:
                 raise NotFound(f"CSE '{target.csi}' is not known to this CSE")
             return await self.forward(req, target)
+        if oet is not None:
+            await self._until(oet, req.oet or "")
         resolved = await self.resolve(target, req.op)
         return await self._applied(await self.local(req, resolved))
 
@@ -131,17 +151,46 @@ class Dispatcher:
         assert outcome.response is not None, "a request's outcome always carries its response"
         return outcome.response
 
-    def _check_expiration(self, req: Request) -> None:
+    def _check_times(self, req: Request) -> float | None:
+        """Check RET, RST and OET and their order (module docstring); return
+        the OET still ahead, if any."""
         now = self.ctx.clock.now()
-        for name, value in (("X-M2M-RET (rqet)", req.rqet), ("X-M2M-RST (rset)", req.rset)):
+        at: dict[str, float] = {}
+        for name, value in (("X-M2M-RET (rqet)", req.rqet), ("X-M2M-RST (rset)", req.rset),
+                            ("X-M2M-OET (oet)", req.oet)):
             if value is None:
                 continue
             try:
-                deadline = parse_abs_rel(value, now)
+                at[name] = parse_abs_rel(value, now)
             except ValueError as exc:
                 raise BadRequest(f"{name}: {exc}") from None
-            if deadline <= now:
+            if name != "X-M2M-OET (oet)" and at[name] <= now:
                 raise RequestTimeout(f"{name} {value} has already passed")
+        ret, rst, oet = at.get("X-M2M-RET (rqet)"), at.get("X-M2M-RST (rset)"), at.get("X-M2M-OET (oet)")
+        if ret is not None and rst is not None and rst < ret:
+            raise BadRequest(f"X-M2M-RST (rset) {_clip(req.rset or '', 40)} is earlier than "
+                             f"X-M2M-RET (rqet) {_clip(req.rqet or '', 40)}: "
+                             "the result would expire before the request does (TS-0001 8.1.2)")
+        for name, limit in (("X-M2M-RET (rqet)", ret), ("X-M2M-RST (rset)", rst)):
+            if oet is not None and limit is not None and oet > limit:
+                raise BadRequest(f"X-M2M-OET (oet) {_clip(req.oet or '', 40)} is later than {name}: the operation "
+                                 "could not be executed before it expires (TS-0001 8.1.2)")
+        return oet if oet is not None and oet > now else None
+
+    def _holdable(self, oet: float, raw: str) -> None:
+        """5207 unless this CSE may hold an operation until ``oet`` (module docstring)."""
+        ahead = oet - self.ctx.clock.now()
+        if ahead > 0 and (self.wait_until is None or ahead > self.max_oet_delay_s):
+            raise NotAcceptable(
+                f"X-M2M-OET (oet) {_clip(raw, 40)} is {ahead:.1f} s ahead: this CSE holds an operation "
+                f"at most {self.max_oet_delay_s:g} s (limits.max_oet_delay_s)")
+
+    async def _until(self, oet: float, raw: str) -> None:
+        """Hold a local operation until its OET (module docstring)."""
+        self._holdable(oet, raw)
+        if oet > self.ctx.clock.now():
+            assert self.wait_until is not None  # _holdable refuses otherwise
+            await self.wait_until(oet)
 
     async def resolve(self, target: Target, op: Operation) -> Resolved:
         """Find the local resource ``target`` names (4004 when none)."""

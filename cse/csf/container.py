@@ -7,7 +7,10 @@ notifications) while ``cni`` > ``mni`` or ``cbs`` > ``mbs``; the container's
 instance's ``et`` at ``ct + mia``, so the expiry scheduler removes old
 instances without any scan. Deleting an instance (explicitly, through
 ``la``/``ol``, or at expiry) updates the parent's ``cni``/``cbs``. Lowering
-``mni``/``mbs`` by UPDATE evicts at once.
+``mni``/``mbs`` by UPDATE evicts at once. Switching ``disr`` from true to
+false (or removing it) deletes every instance (TS-0001 9.6.6
+disableRetrieval; TS-0004 7.4.6.2.3): what was stored while retrieval was
+disabled never becomes readable.
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ async def _container_create(ctx: Context, req: Request, parent: Doc, doc: Doc) -
 
 
 async def _container_update(ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
+    if "disr" in changed and old.get("disr") is True and not new.get("disr"):
+        # disableRetrieval TRUE -> FALSE: all child instances go (module docstring), without
+        # notifications, as eviction; bounded by what the container holds.
+        new["cni"] = 0
+        new["cbs"] = 0
+        return [Delete(c["ri"]) for c in await ctx.store.children(old["ri"], INSTANCE_TY)]
     if "mni" in changed or "mbs" in changed:
         ops, _ = await _evict(ctx, new)
         return ops

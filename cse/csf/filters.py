@@ -362,6 +362,10 @@ def _tokens(key: str, raw: Sequence[str] | str) -> list[str]:
     return out
 
 
+#: The most segments an ``arp`` path may have: the deepest tree a CSE holds by default.
+ARP_MAX_SEGMENTS = 64
+
+
 def _single(key: str, raw: Sequence[str] | str) -> str:
     """The one value of a scalar key; lists and repeats are errors, not 'take the first'."""
     tokens = _tokens(key, raw)
@@ -465,7 +469,11 @@ def _parse_filter_key(key: str, raw: Sequence[str] | str) -> Any:
     if key == "cty":
         return tuple(dict.fromkeys(_parse_cty(raw)))
     if key == "arp":
-        return _single("arp", raw)
+        path = _single("arp", raw)
+        if path.count("/") >= ARP_MAX_SEGMENTS:
+            # each segment is one store lookup per match (docs/security.md "Limits")
+            raise BadRequest(f"applyRelativePath (arp) has more than {ARP_MAX_SEGMENTS} segments")
+        return path
     token = _single(key, raw)
     if key in ("cra", "crb", "ms", "us", "exa", "exb"):
         return _parse_ts(key, token)

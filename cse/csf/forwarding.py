@@ -6,7 +6,10 @@ our registrar -- unless the request came from the registrar itself, which
 would bounce it back (then 4004). A CSE-relative originator (an AE of ours,
 ``Cae1``) becomes SP-relative (``/id-cse1/Cae1``) on the way out; the
 request ID, body bytes and parameters stay as they were, and the next hop's
-answer comes back unchanged. A refused connection is 5103, no answer within
+answer comes back unchanged -- except that CSE-relative references in a
+RETRIEVE's discovery or child-reference result (``m2m:uril``, ``m2m:rrl``)
+become SP-relative for the target CSE, so the originator here can use them
+(``cse.csf.result.refs_sp_relative``). A refused connection is 5103, no answer within
 the forwarding timeout is 4008 -- never a hang.
 
 Loops: while a request is being forwarded, its (originator, request ID) is
@@ -25,6 +28,8 @@ from cse.core.errors import BadRequest, NotFound, TargetNotReachable
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Doc, Outbound
+
+from .result import refs_sp_relative
 
 __all__ = ["Forwarder", "REMOTE_CSE_TY"]
 
@@ -82,7 +87,10 @@ class Forwarder:
             last: TargetNotReachable | None = None
             for poa in poas:
                 try:
-                    return await self.outbound.send(poa, out, timeout=timeout or self.timeout, peer=hop.get("csi"))
+                    resp = await self.outbound.send(poa, out, timeout=timeout or self.timeout, peer=hop.get("csi"))
+                    if req.op == Operation.RETRIEVE and resp.ok:
+                        resp = replace(resp, pc=refs_sp_relative(resp.pc, target.csi))
+                    return resp
                 except TargetNotReachable as exc:
                     last = exc
             assert last is not None

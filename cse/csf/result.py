@@ -3,7 +3,8 @@
 Internal keys (``_srn``, ``_own``, ...) never leave; a resource is the single
 member ``m2m:<sn>``; child references are ``{"nm","typ","val"}`` with ``val``
 the structured address (``drt`` 1) or the ri (``drt`` 2), CSE-relative
-(TS-0004 8.4; docs/onem2m.md "Result content").
+(TS-0004 8.4; docs/onem2m.md "Result content"). An answer that crosses CSEs
+carries its references SP-relative instead (:func:`refs_sp_relative`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cse.core.errors import BadRequest
+from cse.core.ids import sp_relative
 from cse.core.messages import Operation
 from cse.core.ports import Doc
 from cse.core.registry import Registry
@@ -25,6 +27,8 @@ __all__ = [
     "RCN_DEFAULT",
     "check_rcn",
     "partial",
+    "refs_sp_relative",
+    "originator_is_local",
 ]
 
 # rcn values each operation accepts, and the default (docs/onem2m.md "Result content").
@@ -84,3 +88,37 @@ def partial(doc: Doc, names: Iterable[str]) -> dict[str, Any]:
     """Only the attributes named in ``atrl`` (4000 for names the resource lacks
     entirely in its type is the caller's job; absent values are omitted)."""
     return {n: doc[n] for n in names if n in doc and n[0] != "_"}
+
+
+def originator_is_local(originator: str | None, csi: str) -> bool:
+    """Whether ``originator`` is served by the CSE ``csi`` itself: one of its
+    AEs (a stem), its admin, or the CSE. Anything SP-relative or absolute
+    naming another CSE is not."""
+    if not originator or not originator.startswith("/"):
+        return True
+    return originator == csi or originator.startswith(csi + "/")
+
+
+def refs_sp_relative(pc: Any, csi: str) -> Any:
+    """``pc`` with the CSE-relative references of a discovery or child-reference
+    result (``m2m:uril`` entries, ``m2m:rrl`` ``val``s) made SP-relative
+    (``/id-in/cse-in/ae``, ``/id-in/cnt123``) for the CSE ``csi`` that hosts
+    them. A CSE-relative ID means nothing at another CSE: the hosting CSE's
+    form is only for an originator of its own (TS-0004 7.3.2.8,
+    docs/onem2m.md "Forwarding"). Entries already SP-relative or absolute
+    stay; anything else in ``pc`` is returned as it is."""
+    if not isinstance(pc, dict):
+        return pc
+
+    def fix(ref: Any) -> Any:
+        return sp_relative(csi, ref) if isinstance(ref, str) and ref and not ref.startswith("/") else ref
+
+    out = pc
+    uril = pc.get("m2m:uril")
+    if isinstance(uril, list):
+        out = {**out, "m2m:uril": [fix(u) for u in uril]}
+    rrl = pc.get("m2m:rrl")
+    if isinstance(rrl, dict) and isinstance(rrl.get("rrf"), list):
+        rrf = [{**r, "val": fix(r["val"])} if isinstance(r, dict) and "val" in r else r for r in rrl["rrf"]]
+        out = {**out, "m2m:rrl": {**rrl, "rrf": rrf}}
+    return out

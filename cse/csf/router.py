@@ -2,12 +2,15 @@
 
 Parses the filter criteria once (they are not permitted on CREATE and
 NOTIFY), sends ``fu=1`` RETRIEVEs to discovery, checks ``disr`` for direct
-access to instances, and leaves everything else to :class:`DataCSF`.
+access to instances, and leaves everything else to :class:`DataCSF`. A
+RETRIEVE from another CSE's originator gets its references SP-relative
+(``result.refs_sp_relative``): CSE-relative ones are for local originators.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from cse.core.context import Context
 from cse.core.dispatcher import Resolved
@@ -20,7 +23,7 @@ from . import access
 from .access import Grant, Permission
 from .data import DataCSF
 from .filters import parse_filter_criteria
-from .result import check_rcn
+from .result import check_rcn, originator_is_local, refs_sp_relative
 from .tree import discover
 
 __all__ = ["LocalRouter"]
@@ -55,9 +58,14 @@ class LocalRouter:
             if fc is not None and fc.fu == 1:
                 rcn = check_rcn(op, req.rcn, discovery=True)
                 found = await discover(self.ctx, req, doc, fc, rcn, grant)
-                return Outcome(Response(rsc=2000, rqi=req.rqi, pc=found.pc, rvi=req.rvi, cnst=found.cnst,
-                                        cnot=found.cnot))
-            return Outcome(await self.data.retrieve(req, doc, fc, grant))
+                resp = Response(rsc=2000, rqi=req.rqi, pc=found.pc, rvi=req.rvi, cnst=found.cnst,
+                                cnot=found.cnot)
+            else:
+                resp = await self.data.retrieve(req, doc, fc, grant)
+            csi = self.ctx.identity.csi
+            if resp.ok and not originator_is_local(req.fr, csi):
+                resp = replace(resp, pc=refs_sp_relative(resp.pc, csi))
+            return Outcome(resp)
         if op == Operation.CREATE:
             return await self.data.create(req, doc, grant)
         if op == Operation.UPDATE:

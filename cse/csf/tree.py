@@ -206,10 +206,29 @@ async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rc
     w = Walk(ctx, root, req.fr, Permission.DISCOVER, fc, True, grant)
     found = [doc async for doc, _ in w]
     if fc.arp:
-        found = [d for d in [await _apply_relative(ctx, d, fc.arp) for d in found] if d is not None]
+        found = await _at_relative_path(ctx, req.fr, Permission.DISCOVER, found, fc.arp, grant)
     if rcn == 6:
         return w.content({"m2m:rrl": {"rrf": [child_ref(d, req.drt) for d in found]}})
     return w.content({"m2m:uril": [address(d, req.drt) for d in found]})
+
+
+async def _at_relative_path(ctx: Context, originator: str | None, perm: int, found: list[Doc], path: str,
+                            grant: Grant) -> list[Doc]:
+    """applyRelativePath (``arp``, TS-0004 7.3.3.17.17 filterCriteria): applied
+    after matching, each match is replaced by the resource at ``<match>/<path>``;
+    a match with nothing there drops out, and so does a resource the originator
+    holds no ``perm`` on itself (the path may lead into a subtree the match's
+    privileges do not cover). Each resource is returned once."""
+    out: list[Doc] = []
+    seen: set[str] = set()
+    for doc in found:
+        target = await _apply_relative(ctx, doc, path)
+        if target is None or target["ri"] in seen:
+            continue
+        if await access.allowed(ctx, originator, perm, target, grant):
+            seen.add(target["ri"])
+            out.append(target)
+    return out
 
 
 async def _apply_relative(ctx: Context, doc: Doc, path: str) -> Doc | None:
@@ -219,6 +238,10 @@ async def _apply_relative(ctx: Context, doc: Doc, path: str) -> Doc | None:
             return None
         if seg in ("la", "ol") and cur["ty"] == 3:
             cur = await ctx.store.edge_child(cur["ri"], 4, newest=(seg == "la"))
+        elif seg == "..":
+            cur = await ctx.store.get(cur["pi"]) if cur.get("pi") else None
+        elif seg in ("", "."):
+            continue
         else:
             cur = await ctx.store.child_by_name(cur["ri"], seg)
     return cur
@@ -241,6 +264,8 @@ async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
         return w.content({reg.get(doc["ty"]).root: attrs})
     w = Walk(ctx, doc, req.fr, Permission.RETRIEVE, fc, False, grant)
     found = [k async for k, _ in w]
+    if fc is not None and fc.arp:
+        found = await _at_relative_path(ctx, req.fr, Permission.RETRIEVE, found, fc.arp, grant)
     if rcn == 6:
         return w.content({"m2m:rrl": {"rrf": [child_ref(k, req.drt) for k in found]}})
     nested = _nest(ctx, doc, found)
@@ -254,13 +279,13 @@ async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
 def _nest(ctx: Context, root: Doc, found: list[Doc]) -> dict[str, Any]:
     """Group found descendants under their parents as ``m2m:<sn>`` arrays.
 
-    A found resource whose parent was filtered out hangs under the root.
+    A found resource whose parent was filtered out hangs under the root
+    (so does one ``arp`` led outside the root's subtree).
     """
     reg = ctx.registry
-    views: dict[str, dict[str, Any]] = {root["ri"]: {}}
+    top: dict[str, Any] = {}
+    views: dict[str, dict[str, Any]] = {d["ri"]: public(d) for d in found}
     for d in found:
-        views[d["ri"]] = public(d)
-    for d in found:
-        parent_view = views.get(d["pi"], views[root["ri"]])
+        parent_view = views.get(d["pi"], top) if d["pi"] != d["ri"] else top
         parent_view.setdefault(reg.get(d["ty"]).root, []).append(views[d["ri"]])
-    return views[root["ri"]]
+    return top

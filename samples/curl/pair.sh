@@ -45,12 +45,12 @@ check 'j["m2m:cb"]["csi"] == "/id-cse2"' "this is not CSE2's CSEBase"
 
 echo "# AE1 discovers AE2 on CSE2 by its label, through CSE1 (forwarded discovery)"
 m2m 2000 "${H[@]}" -H "X-M2M-Origin: $AE1" "$CSE1/~/id-cse2/cse2?fu=1&ty=2&lbl=pair:$RUN"
-check "j['m2m:uril'] == ['cse2/AE2-$RUN']" "AE2 was not discovered"
+check "j['m2m:uril'] == ['/id-cse2/cse2/AE2-$RUN']" "AE2 was not discovered (SP-relative: it is on CSE2)"
 json 'j["m2m:uril"]'
 
 echo "# AE1 discovers AE2's kitchen containers and reads the latest instance, through CSE1"
 m2m 2000 "${H[@]}" -H "X-M2M-Origin: $AE1" "$CSE1/~/id-cse2/cse2/AE2-$RUN?fu=1&ty=3&lbl=room:kitchen"
-check "j['m2m:uril'] == ['cse2/AE2-$RUN/data']" "the container was not discovered"
+check "j['m2m:uril'] == ['/id-cse2/cse2/AE2-$RUN/data']" "the container was not discovered"
 m2m 2000 "${H[@]}" -H "X-M2M-Origin: $AE1" "$CSE1/~/id-cse2/cse2/AE2-$RUN/data/la"
 check 'j["m2m:cin"]["con"] == "21.5"' "not the instance AE2 created"
 

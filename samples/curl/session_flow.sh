@@ -48,7 +48,7 @@ m2m 2001 -X POST "${H[@]}" -H "X-M2M-Origin: $AE2" -H 'Content-Type: application
 
 echo "# AE1 discovers session-capable AEs on CSE2, through CSE1"
 m2m 2000 "${H[@]}" -H "X-M2M-Origin: $AE1" "$CSE1/~/id-cse2/cse2?fu=1&ty=2&scp=smg"
-json "'cse2/AE2-$RUN' if 'cse2/AE2-$RUN' in j['m2m:uril'] else sys.exit('AE2 not discovered: %s' % j)"
+json "'/id-cse2/cse2/AE2-$RUN' if '/id-cse2/cse2/AE2-$RUN' in j['m2m:uril'] else sys.exit('AE2 not discovered: %s' % j)"
 
 echo "# AE1 establishes a session with AE2 (the listener accepts it)"
 m2m 2001 -X POST "${H[@]}" -H "X-M2M-Origin: $AE1" -H 'Content-Type: application/json;ty=9002' \

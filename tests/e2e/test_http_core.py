@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cse.core.timestamps import parse_ts
 from tests.conftest import ADMIN, CSEProcess, Http, HttpReply, write_config
 
 TS = re.compile(r"^\d{8}T\d{6},\d{6}$")
@@ -393,6 +394,19 @@ async def test_latest_oldest_and_not_allowed_operations(cse_process: Any, http: 
 
 
 # -- discovery ------------------------------------------------------------------------
+
+async def test_operation_execution_time_holds_the_operation(cse_process: Any, http: Http) -> None:
+    """X-M2M-OET (TS-0001 8.1.2): the CREATE runs when the OET comes, not on
+    arrival; the CSE's own ct values show it."""
+    cse = await cse_process()
+    aei = await register(http, cse.url, "timer")
+    before = await create(http, f"{cse.url}/cse-in/timer", aei, 3, "m2m:cnt", {"rn": "now"})
+    r = await http.send("POST", f"{cse.url}/cse-in/timer", fr=aei, ty=3, body={"m2m:cnt": {"rn": "later"}},
+                        headers={"X-M2M-OET": "1200"})
+    assert (r.status, r.rsc) == (201, 2001), r.body
+    held = parse_ts(r.body["m2m:cnt"]["ct"]) - parse_ts(before["ct"])
+    assert 1.2 <= held < 10, held
+
 
 async def test_discovery_filters(cse_process: Any, http: Http) -> None:
     cse = await cse_process()

@@ -74,7 +74,8 @@ async def test_chain_through_the_in_cse(cse_process: Callable[..., Any], http: H
     assert latest.rsc == 2000 and latest.body["m2m:cin"]["con"] == "via the IN"
 
     found = await http.send("GET", f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2&scp=smg", fr=aei1)
-    assert found.rsc == 2000 and found.body["m2m:uril"] == ["cse2/ae2"], found.body
+    # SP-relative: a CSE-relative ID of CSE2 is useless at CSE1 (TS-0004 7.3.2.8)
+    assert found.rsc == 2000 and found.body["m2m:uril"] == ["/id-cse2/cse2/ae2"], found.body
 
     # a notification from CSE2 to the AE of CSE1 goes CSE2 -> IN -> CSE1 -> AE
     sub = await http.send("POST", far, fr=aei1, ty=23, body={"m2m:sub": {

@@ -55,7 +55,7 @@ async def test_registrar_down_at_start_then_up(cse_process: Callable[..., Any], 
     assert at1["poa"] == [cse2.url]
     assert await until(lambda: _forwarded_ok(http, f"{cse1.url}/~/id-cse2/cse2"), "CSE1 -> CSE2")
     found = await http.send("GET", f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2", fr=ADMIN)
-    assert found.rsc == 2000 and found.body["m2m:uril"] == ["cse2/ae2"], found.body
+    assert found.rsc == 2000 and found.body["m2m:uril"] == ["/id-cse2/cse2/ae2"], found.body
 
 
 # -- 7. peer restarts ------------------------------------------------------------------------
@@ -74,7 +74,7 @@ async def test_registree_restart_on_the_same_port(cse_process: Callable[..., Any
     assert first.rsc == 2000, first.body
     # the AE registered before the restart is still there, reachable through CSE1
     found = await http.send("GET", f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2", fr=ADMIN)
-    assert found.rsc == 2000 and found.body["m2m:uril"] == ["cse2/ae2"], found.body
+    assert found.rsc == 2000 and found.body["m2m:uril"] == ["/id-cse2/cse2/ae2"], found.body
     csrs = await http.send("GET", f"{cse1.url}/cse1?fu=1&ty=16", fr=ADMIN)
     assert csrs.body["m2m:uril"] == ["cse1/id-cse2"]
 

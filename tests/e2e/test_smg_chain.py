@@ -53,7 +53,8 @@ async def test_chain_establish_replicate_and_terminate_through_the_in(
         aei2 = await smg_ae(http, cse2, "cse2", "ae2", rcv2)
         rej = await smg_ae(http, cse2, "cse2", "rej", no)
         found = await get(http, f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2&scp=smg", fr=aei1)
-        assert found.rsc == 2000 and sorted(found.body["m2m:uril"]) == ["cse2/ae2", "cse2/rej"], found.body
+        assert found.rsc == 2000, found.body
+        assert sorted(found.body["m2m:uril"]) == ["/id-cse2/cse2/ae2", "/id-cse2/cse2/rej"], found.body
         iep, tep = f"/id-cse1/{aei1}", f"/id-cse2/{aei2}"
 
         # failures first: nothing may stay at the IN (nor elsewhere)

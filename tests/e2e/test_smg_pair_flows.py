@@ -86,7 +86,7 @@ async def test_flow1_establishment_and_policies_then_flow3_by_ae1(
 
         # -- step 6: forwarded discovery of session-capable AEs ------------------------------
         found = await get(http, f"{cse1.url}/~/id-cse2/cse2?fu=1&ty=2&scp=smg", fr=aei1)
-        assert found.rsc == 2000 and found.body["m2m:uril"] == ["cse2/ae2"], found.body
+        assert found.rsc == 2000 and found.body["m2m:uril"] == ["/id-cse2/cse2/ae2"], found.body
 
         # -- steps 7-17: establishment -----------------------------------------------------
         tep = f"/id-cse2/{aei2}"

@@ -47,7 +47,9 @@ class Loop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.cse = CSE(load_config(None, db=":memory:"), store=MemoryStore(), clock=FakeClock())
+        clock = FakeClock()
+        self.cse = CSE(load_config(None, db=":memory:"), store=MemoryStore(), clock=clock,
+                       wait_until=clock.wait_until)
         self.run(self.cse.start(serve_http=False))
 
     def run(self, coro: Any) -> Any:

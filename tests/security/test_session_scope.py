@@ -145,7 +145,7 @@ async def test_a_session_walk_does_not_show_the_peers_sessions(cse_process: Any,
                 assert sid not in json.dumps(r.body), (query, r.body)
         # the session's data is in the walk
         r = await f.send("GET", f.cse1, AE2_TO, f.aei1, query="fu=1")
-        assert r.body["m2m:uril"] == [f"{CB2}/AE2/container1"], r.body
+        assert r.body["m2m:uril"] == [f"{CSI2}/{CB2}/AE2/container1"], r.body  # SP-relative: it is CSE2's
         r = await f.send("GET", f.cse1, AE2_TO, f.aei1, query="rcn=4")
         assert [c["rn"] for c in r.body["m2m:ae"]["m2m:cnt"]] == ["container1"], r.body
         # AE2's session-based walk of its own AE still sees what AE2 owns

@@ -369,3 +369,50 @@ async def test_notify_to_a_local_ae_from_a_peer_cse_is_relayed_to_its_poa(inproc
     poa, req, exact = relayed[0]
     assert poa == "http://127.0.0.1:7000/notify"
     assert req.pc == {"m2m:sgn": {"vrq": True, "sur": "/id-mn/sub1"}}
+
+
+async def test_forwarded_discovery_answer_comes_back_sp_relative(inproc: InProc) -> None:
+    """A CSE-relative ID of the far CSE means nothing here: the references of a
+    relayed discovery (``m2m:uril``) or child-reference (``m2m:rrl``) answer
+    come back SP-relative for the CSE that hosts them (TS-0004 7.3.2.8); those
+    already SP-relative or absolute, and other content, stay as they were."""
+    await register_cse(inproc)
+    aei = await inproc.register("app")
+    fake(inproc, answer(2000, {"m2m:uril": ["cse-mn/ae/data", "cnt123", "/id-x/cse-x/a", "//sp/id-y/b"]}))
+    r = await inproc.call(RETRIEVE, "/id-mn/cse-mn", aei, query={"fu": ("1",)})
+    assert r.rsc == 2000, r.pc
+    assert r.pc == {"m2m:uril": ["/id-mn/cse-mn/ae/data", "/id-mn/cnt123", "/id-x/cse-x/a", "//sp/id-y/b"]}
+    fake(inproc, answer(2000, {"m2m:rrl": {"rrf": [{"nm": "data", "typ": 3, "val": "cse-mn/ae/data"}]}}))
+    r = await inproc.call(RETRIEVE, "/id-mn/cse-mn/ae", aei, rcn=6)
+    assert r.pc == {"m2m:rrl": {"rrf": [{"nm": "data", "typ": 3, "val": "/id-mn/cse-mn/ae/data"}]}}
+    fake(inproc, answer(2000, {"m2m:cnt": {"rn": "data", "pi": "ae1"}}))
+    r = await inproc.call(RETRIEVE, "/id-mn/cse-mn/ae/data", aei)
+    assert r.pc == {"m2m:cnt": {"rn": "data", "pi": "ae1"}}
+
+
+async def test_discovery_by_another_cses_originator_is_sp_relative(inproc: InProc) -> None:
+    """As hosting CSE: an originator of another CSE gets SP-relative
+    references; a local one keeps the CSE-relative form."""
+    await register_cse(inproc)
+    aei = await inproc.register("app")
+    r = await inproc.call(CREATE, f"{CB}/app", aei, ty=1, pc={"m2m:acp": {
+        "rn": "open", "pv": {"acr": [{"acor": ["all"], "acop": 63}]}, "pvs": {"acr": [{"acor": [aei], "acop": 63}]}}})
+    assert r.rsc == 2001, r.pc
+    acp = r.pc["m2m:acp"]["ri"]
+    r = await inproc.call(CREATE, f"{CB}/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data", "lbl": ["x"], "acpi": [acp]}})
+    assert r.rsc == 2001, r.pc
+    ri = r.pc["m2m:cnt"]["ri"]
+    q = {"fu": ("1",), "lbl": ("x",)}
+    r = await inproc.call(RETRIEVE, CB, ADMIN, query=q)
+    assert r.pc == {"m2m:uril": [f"{CB}/app/data"]}
+    for fr in ("/id-mn", f"/id-mn/{ADMIN}"):
+        r = await inproc.call(RETRIEVE, CB, fr, query=q)
+        assert r.rsc == 2000, (fr, r.pc)
+        assert r.pc == {"m2m:uril": [f"/id-in/{CB}/app/data"]}, fr
+    r = await inproc.call(RETRIEVE, CB, "/id-mn", query=q, drt=2)
+    assert r.pc == {"m2m:uril": [f"/id-in/{ri}"]}
+    r = await inproc.call(CREATE, f"{CB}/app/data", aei, ty=4, pc={"m2m:cin": {"rn": "i", "con": "1"}})
+    assert r.rsc == 2001, r.pc
+    r = await inproc.call(RETRIEVE, f"{CB}/app/data", "/id-mn", rcn=6)
+    assert r.rsc == 2000, r.pc
+    assert [x["val"] for x in r.pc["m2m:rrl"]["rrf"]] == [f"/id-in/{CB}/app/data/i"]

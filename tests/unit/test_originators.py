@@ -48,7 +48,8 @@ async def test_an_unregistered_cse_s_originator_cannot_discover_on_a_fresh_cse(i
     assert not await access.allowed(inproc.cse.ctx, "/id-zz/Cfoo", access.Permission.DISCOVER, ae)
     await register_cse(inproc, "/id-zz", "cse-zz")
     r = await inproc.call(RETRIEVE, CB, "/id-zz/Cfoo", query={"fu": ("1",), "ty": ("2",)})
-    assert r.rsc == 2000 and r.pc["m2m:uril"] == [f"{CB}/target"], r.pc
+    # SP-relative: the originator is another CSE's (docs/onem2m.md "Forwarding")
+    assert r.rsc == 2000 and r.pc["m2m:uril"] == [f"/id-in/{CB}/target"], r.pc
 
 
 async def test_only_an_ae_resource_makes_an_ae_id_registered(inproc: InProc) -> None:

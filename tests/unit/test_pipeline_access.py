@@ -272,6 +272,21 @@ async def test_acp_creator_without_self_privilege(two: dict[str, Any]) -> None:
     assert r.rsc == 4103
 
 
+async def test_pv_without_rules_is_an_empty_set(two: dict[str, Any]) -> None:
+    """TS-0004 m2m:setOfAcrs holds 0..n rules: ``pv: {}`` is valid and grants
+    nothing, as ``{"acr": []}`` does."""
+    ip, a1, a2 = two["ip"], two["a1"], two["a2"]
+    r = await ip.call(CREATE, "cse-in/app1", a1, ty=1, pc={"m2m:acp": {
+        "rn": "acp", "pv": {}, "pvs": {"acr": [{"acor": [a1], "acop": 63}]}}})
+    assert r.rsc == 2001, r.pc
+    acp_ri = r.pc["m2m:acp"]["ri"]
+    r = await ip.call(UPDATE, "cse-in/app1/cnt", a1, pc={"m2m:cnt": {"acpi": [acp_ri]}})
+    assert r.rsc == 2004, r.pc
+    assert (await ip.call(RETRIEVE, "cse-in/app1/cnt", a2)).rsc == 4103
+    r = await ip.call(UPDATE, "cse-in/app1/acp", a1, pc={"m2m:acp": {"pv": {}}})
+    assert r.rsc == 2004, r.pc
+
+
 @pytest.mark.parametrize("pvs", [{"acr": []}, {}, None, {"acr": None}, [], "x"])
 async def test_pvs_without_rule_rejected_on_create(two: dict[str, Any], pvs: Any) -> None:
     ip, a1 = two["ip"], two["a1"]

@@ -253,11 +253,41 @@ async def test_disr_blocks_instance_access(app: dict[str, Any]) -> None:
     # the container itself stays retrievable
     s = await cnt_state(ip, "c")
     assert s["disr"] is True and s["cni"] == 1
-    # switching disr off opens the instances again
+    # switching disr off opens the container again, for new instances only
     r = await ip.call(UPDATE, "cse-in/app/c", aei, pc={"m2m:cnt": {"disr": False}})
     assert r.rsc == 2004
+    assert (await ip.call(RETRIEVE, "cse-in/app/c/la", aei)).rsc == 4004
+    await add_ok(ip, aei, "c", "open", "j")
     r = await ip.call(RETRIEVE, "cse-in/app/c/la", aei)
-    assert r.rsc == 2000 and r.pc["m2m:cin"]["con"] == "secret"
+    assert r.rsc == 2000 and r.pc["m2m:cin"]["con"] == "open"
+
+
+@pytest.mark.parametrize("off", [False, None])
+async def test_disr_true_to_false_deletes_every_instance(app: dict[str, Any], off: Any) -> None:
+    """TS-0001 9.6.6 disableRetrieval: when it changes from TRUE to FALSE, all
+    child contentInstances are deleted (``null`` removes it: FALSE as well)."""
+    ip, aei = app["ip"], app["aei"]
+    await mk_cnt(ip, aei, "c", disr=True)
+    ris = [(await add_ok(ip, aei, "c", "x" * n, f"i{n}"))["ri"] for n in (1, 2, 3)]
+    assert (await cnt_state(ip, "c"))["cni"] == 3
+    r = await ip.call(UPDATE, "cse-in/app/c", aei, pc={"m2m:cnt": {"disr": off}})
+    assert r.rsc == 2004, r.pc
+    s = await cnt_state(ip, "c")
+    assert (s["cni"], s["cbs"]) == (0, 0)
+    assert s.get("disr") in (False, None)
+    for ri in ris:
+        assert (await ip.call(RETRIEVE, ri, ADMIN)).rsc == 4004
+    assert await instance_names(ip, "c") == []
+
+
+async def test_disr_false_to_false_or_true_keeps_instances(app: dict[str, Any]) -> None:
+    ip, aei = app["ip"], app["aei"]
+    await mk_cnt(ip, aei, "c", disr=False)
+    await add_ok(ip, aei, "c", "a", "i")
+    for value in (False, True):
+        r = await ip.call(UPDATE, "cse-in/app/c", aei, pc={"m2m:cnt": {"disr": value}})
+        assert r.rsc == 2004, r.pc
+        assert (await cnt_state(ip, "c"))["cni"] == 1
 
 
 @pytest.mark.parametrize("con", [{"a": 1, "b": [1, 2]}, [1, "two", None], 12345, True, 1.5,
@@ -308,7 +338,7 @@ async def test_utf8_size_counts_against_mbs(app: dict[str, Any]) -> None:
     assert await instance_names(ip, "c") == ["e"]
 
 
-@pytest.mark.parametrize("cnf", ["text/plain:0", "application/json", "application/json:1",
+@pytest.mark.parametrize("cnf", ["text/plain:0", "application/json:1",
                                  "text/plain:2:1", "application/vnd.onem2m-res+json:0"])
 async def test_cnf_valid(app: dict[str, Any], cnf: str) -> None:
     ip, aei = app["ip"], app["aei"]
@@ -318,7 +348,9 @@ async def test_cnf_valid(app: dict[str, Any], cnf: str) -> None:
 
 
 @pytest.mark.parametrize("cnf", ["text", "text/plain:3", "text /plain", "", "/plain", "text/",
-                                 "text/plain:0:x", 5, ["text/plain"]])
+                                 "text/plain:0:x", 5, ["text/plain"],
+                                 # TS-0004 m2m:contentInfo is "type/subtype:encoding": both parts
+                                 "text/plain", "application/json", "text/plain:"])
 async def test_cnf_invalid(app: dict[str, Any], cnf: Any) -> None:
     ip, aei = app["ip"], app["aei"]
     await mk_cnt(ip, aei, "c")

@@ -391,3 +391,58 @@ async def test_arp_latest(tree: dict[str, Any]) -> None:
     assert await uril(tree, ty=3, arp="nothing") == []
     r = await disc(tree, ty=3, arp="la", drt=2)
     assert r.pc["m2m:uril"] == [tree["docs"][T2]["ri"], tree["docs"][H1]["ri"]]
+
+
+async def filtered(tree: dict[str, Any], to: str = "cse-in/app", fr: str | None = None, *,
+                   rcn: int, **query: Any) -> Any:
+    """A RETRIEVE with filter criteria and fu=2 (conditional retrieval)."""
+    q = {k: tuple(v) if isinstance(v, (list, tuple)) else (str(v),) for k, v in query.items()}
+    r = await tree["ip"].call(RETRIEVE, to, fr or tree["aei"], query=q, rcn=rcn)
+    assert r.rsc == 2000, r.pc
+    return r.pc
+
+
+async def test_arp_on_retrieve_returns_the_resources_at_the_path(tree: dict[str, Any]) -> None:
+    """TS-0004 filter criteria applyRelativePath: applied after matching, the
+    result is the resources at <match>/<arp>, for rcn 8 as for discovery;
+    a match without a resource there drops out."""
+    pc = await filtered(tree, rcn=8, ty=3, lbl="room:kitchen", arp="la")
+    body = pc["m2m:ae"]
+    assert list(body) == ["m2m:cin"], body  # the instance, not the container
+    assert [c["rn"] for c in body["m2m:cin"]] == ["t2"]
+    assert body["m2m:cin"][0]["con"] == "21.5"
+    pc = await filtered(tree, rcn=8, ty=3, arp="ol")
+    assert [c["rn"] for c in pc["m2m:ae"]["m2m:cin"]] == ["t1", "h1"]
+    pc = await filtered(tree, rcn=8, ty=3, arp="nothing")
+    assert pc["m2m:ae"] == {}
+    pc = await filtered(tree, rcn=4, ty=3, lbl="room:bath", arp="hsub")
+    assert pc["m2m:ae"]["rn"] == "app" and [c["rn"] for c in pc["m2m:ae"]["m2m:cnt"]] == ["hsub"]
+    pc = await filtered(tree, rcn=6, ty=3, lbl="room:kitchen", arp="la")
+    assert [x["val"] for x in pc["m2m:rrl"]["rrf"]] == [T2]
+
+
+async def test_arp_result_needs_its_own_privilege(tree: dict[str, Any]) -> None:
+    """The resource at the relative path is returned only when the originator
+    may see it itself: a path into another AE's subtree reveals nothing."""
+    ip, aei = tree["ip"], tree["aei"]
+    other = await ip.register("other")
+    r = await ip.call(CREATE, "cse-in/other", other, ty=3, pc={"m2m:cnt": {"rn": "priv"}})
+    assert r.rsc == 2001, r.pc
+    r = await ip.call(CREATE, "cse-in/other/priv", other, ty=4, pc={"m2m:cin": {"rn": "s", "con": "secret"}})
+    assert r.rsc == 2001, r.pc
+    # app may discover the AE "other" (any registered originator may), but not what is below it
+    assert await uril(tree, "cse-in", ty=2, arp="priv/la") == []
+    r = await ip.call(RETRIEVE, "cse-in", aei, query={"ty": ("2",), "arp": ("priv/la",)}, rcn=8)
+    assert "secret" not in str(r.pc)
+    r = await disc(tree, "cse-in", ADMIN, ty=2, arp="priv/la")
+    assert r.pc["m2m:uril"] == ["cse-in/other/priv/s"]
+
+
+async def test_arp_parent_segments_and_bound(tree: dict[str, Any]) -> None:
+    """``..`` steps up (TS-0004's own example is ``../tempContainer/la``); an
+    arp longer than the CSE's depth bound is 4000, not a lookup per segment."""
+    assert await uril(tree, ty=3, lbl="room:kitchen", arp="../hum") == [HUM]
+    assert await uril(tree, ty=3, arp="../hum/la") == [H1]  # two matches, one resource
+    r = await disc(tree, ty=3, arp="/".join(["x"] * 65))
+    assert r.rsc == 4000, r.pc
+    assert "arp" in dbg(r)

@@ -168,6 +168,20 @@ async def test_wrong_attribute_types(inproc: Any, attr: str, value: Any) -> None
     assert attr in dbg(r)
 
 
+@pytest.mark.parametrize("csz", [["text/plain"], ["application/json", "bogus"], ["json"],
+                                 ["application/vnd.onem2m-res+json"], "application/json"])
+async def test_csz_outside_the_serializations(inproc: Any, csz: Any) -> None:
+    """TS-0004 m2m:serializations: a list of application/xml, application/json
+    or application/cbor, nothing else (on CREATE and on UPDATE)."""
+    r = await register(inproc, "C", rn="sz", csz=csz)
+    assert r.rsc == 4000, (csz, r.pc)
+    assert "csz" in dbg(r)
+    aei = await inproc.register("ok", csz=["application/json", "application/cbor", "application/xml"])
+    r = await inproc.call(UPDATE, "cse-in/ok", aei, pc={"m2m:ae": {"csz": csz}})
+    assert r.rsc == 4000, (csz, r.pc)
+    assert "csz" in dbg(r)
+
+
 @pytest.mark.parametrize("attr,value", [("aei", "Cforged"), ("ri", "Cforged"), ("ct", "20270101T000000"),
                                         ("pi", "id-in"), ("cr", None), ("ty", 2)])
 async def test_np_or_foreign_attributes(inproc: Any, attr: str, value: Any) -> None:
