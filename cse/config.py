@@ -123,6 +123,8 @@ class OutboundConfig:
     max_in_flight: int = 64
     max_per_target: int = 4
     max_per_originator: int = 16
+    max_pending_per_target: int = 10_000   # queued (outbox) notifications for one target
+    max_pending: int = 100_000             # queued (outbox) notifications in all
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
                "requests_per_s": (int, float), "request_burst": (int,), "header_timeout_s": (int, float),
                "max_connections": (int,), "max_connections_per_peer": (int,)},
     "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
-                 "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,)},
+                 "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,),
+                 "max_pending_per_target": (int,), "max_pending": (int,)},
     "log": {"level": (str,)},
     **SECURITY_SECTIONS,
 }
@@ -202,7 +205,8 @@ def _outbound(values: dict[str, Any]) -> OutboundConfig:
             raise ConfigError(f"'outbound.{key}': {exc}") from None
         lists[key] = tuple(entries)
     out = OutboundConfig(**{**values, **lists})
-    for key in ("max_targets", "max_subscriptions", "max_in_flight", "max_per_target", "max_per_originator"):
+    for key in ("max_targets", "max_subscriptions", "max_in_flight", "max_per_target", "max_per_originator",
+                "max_pending_per_target", "max_pending"):
         if getattr(out, key) < 1:
             raise ConfigError(f"'outbound.{key}' must be at least 1, got {getattr(out, key)}")
     return out
