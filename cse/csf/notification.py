@@ -134,7 +134,8 @@ class Notifier:
                  timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
                  max_per_key: int = 1000, quarantine: float = 10.0, warn_interval: float = 60.0,
                  max_unreported: int = 10_000, max_per_target: int = 10_000, max_total: int = 100_000,
-                 outbox: Outbox | None = None, count_down: CountDown | None = None) -> None:
+                 outbox: Outbox | None = None, count_down: CountDown | None = None,
+                 settle_after: float = 0.05) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
@@ -145,7 +146,10 @@ class Notifier:
         ``max_per_target`` and ``max_total`` bound what is queued for one
         target and in all. ``outbox`` reads back and settles outbox entries
         (none: notifications are not stored); ``count_down`` gives the
-        outcome of a delivered notification's ``exc``."""
+        outcome of a delivered notification's ``exc``; settled entries are
+        deleted ``settle_after`` seconds after the first of a batch (one
+        commit for all settled meanwhile: a crash in between sends them
+        again, as at-least-once allows)."""
         self.ctx = ctx
         self.outbound = outbound
         self.forward = forward
@@ -189,6 +193,7 @@ class Notifier:
         self._counting: set[str] = set()  # events whose countdown is being committed
         self._settled: list[str] = []  # outbox entries to delete
         self._settling: asyncio.Task[None] | None = None
+        self.settle_after = settle_after
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -221,8 +226,9 @@ class Notifier:
         self._oldest_by_target.clear()
         self._exc_open.clear()
         if self._settling is not None:
-            await asyncio.shield(self._settling)
-        await self._settle()  # what is settled leaves the outbox before the store closes
+            self._settling.cancel()  # (only its wait: a commit in progress finishes)
+            await asyncio.gather(self._settling, return_exceptions=True)
+        await self._settle(wait=False)  # what is settled leaves the outbox before the store closes
         self._warn(force=True)
         if self.sent or self.failed or self.dropped or self.coalesced or kept:  # a failed start says one line only
             log.info("notifier stopped: %d sent, %d failed, %d dropped, %d coalesced (ln), "
@@ -380,11 +386,12 @@ class Notifier:
         if not self._queues and self._busy == 0 and not self._settled and self._settling is None:
             self._idle.set()
 
-    async def _settle(self) -> None:
+    async def _settle(self, wait: bool = True) -> None:
         """Delete the settled entries, as many per commit as have gathered
-        while the previous commit was written (one commit per batch, not per
-        notification)."""
+        meanwhile (one commit per batch, not per notification)."""
         try:
+            if wait and self.settle_after > 0:
+                await asyncio.sleep(self.settle_after)  # let a batch gather
             while self._settled and self.outbox is not None:
                 batch, self._settled = self._settled, []
                 try:
@@ -420,10 +427,9 @@ class Notifier:
             siblings = self._exc_open.pop(note.event, {})
             assert self.outbox is not None
             ops = list(self.outbox.done([note.entry]))
-            for other in siblings.values():
+            for other in siblings.values():  # in memory they no longer count: the event left _exc_open
                 if other is not job and other.note is not None:
-                    other.note = replace(other.note, exc=None)
-                    ops.append(self.outbox.rewrite(other.note))
+                    ops.append(self.outbox.rewrite(replace(other.note, exc=None)))
             await self.ctx.apply(outcome.adding(ops=ops))
         finally:
             self._counting.discard(note.event)

@@ -6,6 +6,7 @@ timers, so each step's order and input is visible.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -198,3 +199,29 @@ async def test_an_outcome_is_one_commit() -> None:
     await ex.run(Outcome(ops=[Put(doc("a")), Put(doc("b", "a"))]).adding(ops=[Put(doc("c", "a"))]))
     await ex.run(Outcome())  # nothing to commit: no commit
     assert commits == [3]
+
+
+async def test_what_a_removal_took_beyond_what_was_read_is_still_heard_and_notified() -> None:
+    store = MemoryStore()
+    hold = asyncio.Event()
+    heard: list[str] = []
+
+    async def listener(events: Sequence[Event]) -> Outcome | None:
+        heard.extend(ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE)
+        if not hold.is_set():
+            await hold.wait()  # a listener that suspends: another change gets in before the commit
+        return Outcome(sends=[Notification(ev.doc["ri"], "http://127.0.0.1:1/n", {})
+                              for ev in events if ev.kind == EventKind.DELETE])
+
+    delivered: list[Notification] = []
+    ex = Executor(store, listeners=[listener], deliver=delivered.append, outbox=Outbox(store))
+    parent, child = doc("p"), doc("c", "p")
+    await store.commit([Put(parent), Put(child)])
+    removing = asyncio.ensure_future(ex.run(Outcome(ops=[Delete("c")]).with_removal(Removal(child, parent, None))))
+    await asyncio.sleep(0)  # into the listener's wait (a turn of the loop, not a wait for time)
+    await store.commit([Put(doc("late", "c"))])
+    hold.set()
+    await removing
+    assert heard == ["c", "late"]
+    assert sorted(n.key for n in delivered) == ["c", "late"]
+    assert len(await store.kv_items(OUTBOX_NS)) == 2

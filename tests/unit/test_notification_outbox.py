@@ -208,3 +208,23 @@ async def test_past_the_total_bound_the_oldest_of_all_goes(store: MemoryStore) -
             assert await store.kv_items(OUTBOX_NS) == []
         finally:
             await ip.cse.stop()
+
+
+async def test_deleting_a_subscription_deletes_its_pending_entries_in_the_same_commit(
+        store: MemoryStore, receiver: Receiver) -> None:
+    ip = await start(store)
+    try:
+        aei, sub = await subscribe(ip, [receiver.url])
+        receiver.gate()
+        for i in range(3):
+            await create(ip, aei, f"c{i}")
+        await receiver.wait_in_flight(1)  # c0 on its way, c1 and c2 queued
+        r = await ip.call(Operation.DELETE, f"{CB}/app/data/sub", aei)
+        assert r.rsc == 2002, r.pc
+        assert await entries(store) == ["c0"]  # the queued ones went with the subscription's commit
+        receiver.release()
+        await ip.cse.notifier.drained(5.0)
+        assert await entries(store) == []
+        assert ip.cse.notifier.dropped_by_key == {sub: 2}
+    finally:
+        await ip.cse.stop()
