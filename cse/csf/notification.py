@@ -189,7 +189,7 @@ class Notifier:
         self._seq = itertools.count(1)
         self._oldest: OrderedDict[int, str] = OrderedDict()  # queued job seq -> qkey, oldest first
         self._oldest_by_target: dict[str, OrderedDict[int, str]] = {}
-        self._exc_open: dict[str, dict[str, _Job]] = {}  # event -> entry -> job whose exc may still count
+        self._exc_open: dict[str, dict[int, _Job]] = {}  # event -> job seq -> job whose exc may still count
         self._counting: set[str] = set()  # events whose countdown is being committed
         self._settled: list[str] = []  # outbox entries to delete
         self._settling: asyncio.Task[None] | None = None
@@ -286,8 +286,8 @@ class Notifier:
         q.jobs.append(job)
         self._oldest[job.seq] = qkey
         self._oldest_by_target.setdefault(target, OrderedDict())[job.seq] = qkey
-        if note is not None and note.exc is not None and note.event is not None and note.entry is not None:
-            self._exc_open.setdefault(note.event, {})[note.entry] = job
+        if note is not None and note.exc is not None and note.event is not None:
+            self._exc_open.setdefault(note.event, {})[job.seq] = job
         self._bound(target)
         self._idle.clear()
         if batching is not None and len(q.jobs) < batching.num:
@@ -368,14 +368,16 @@ class Notifier:
     def _settle_later(self, job: _Job, *, later: bool = True) -> str | None:
         """Delete ``job``'s outbox entry with the next batch (``later``); the entry."""
         note = job.note
-        if note is None or note.entry is None:
+        if note is None:
             return None
         if note.event is not None:
             open_ = self._exc_open.get(note.event)
             if open_ is not None:
-                open_.pop(note.entry, None)
+                open_.pop(job.seq, None)
                 if not open_:
                     del self._exc_open[note.event]
+        if note.entry is None:
+            return None
         if later:
             self._settled.append(note.entry)
             if self._settling is None and self._running:
@@ -411,29 +413,26 @@ class Notifier:
         deletion of its entry and its siblings' entries without ``exc``.
         Whether its entry was settled here."""
         note = job.note
-        if note is None or note.exc is None or self.count_down is None:
+        if note is None or note.exc is None or note.event is None or self.count_down is None:
             return False
-        if note.event is None or note.entry is None:  # not in the outbox: count in memory only
-            outcome = await self.count_down(note.exc)
-            if outcome is not None:
-                await self.ctx.apply(outcome)
-            return False
-        if note.event in self._counting or note.entry not in self._exc_open.get(note.event, {}):
+        if note.event in self._counting or job.seq not in self._exc_open.get(note.event, {}):
             return False  # another target's delivery counts (or counted) this event
         self._counting.add(note.event)
         try:
             outcome = await self.count_down(note.exc) or Outcome()
             # read after the await: siblings settled meanwhile are gone (never written back)
             siblings = self._exc_open.pop(note.event, {})
-            assert self.outbox is not None
-            ops = list(self.outbox.done([note.entry]))
-            for other in siblings.values():  # in memory they no longer count: the event left _exc_open
-                if other is not job and other.note is not None:
-                    ops.append(self.outbox.rewrite(replace(other.note, exc=None)))
+            ops: list[Op] = []
+            if self.outbox is not None:
+                if note.entry is not None:
+                    ops.extend(self.outbox.done([note.entry]))
+                for other in siblings.values():  # in memory they no longer count: the event left _exc_open
+                    if other is not job and other.note is not None and other.note.entry is not None:
+                        ops.append(self.outbox.rewrite(replace(other.note, exc=None)))
             await self.ctx.apply(outcome.adding(ops=ops))
         finally:
             self._counting.discard(note.event)
-        return True
+        return note.entry is not None
 
     # -- losses (docs/onem2m.md "Subscriptions and notifications") ---------------------
     def _lose(self, q: _Queue, n: int, *, failed: bool = False, report: bool = True) -> None:
