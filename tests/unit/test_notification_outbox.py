@@ -228,3 +228,34 @@ async def test_deleting_a_subscription_deletes_its_pending_entries_in_the_same_c
         assert ip.cse.notifier.dropped_by_key == {sub: 2}
     finally:
         await ip.cse.stop()
+
+
+async def test_a_batch_and_latest_only_keep_their_meaning_across_a_restart(store: MemoryStore) -> None:
+    async with Receiver() as batched, Receiver() as latest:
+        ip = await start(store)
+        aei, _ = await subscribe(ip, [batched.url], bn={"num": 3, "dur": "PT1H"},
+                                 enc={"net": [3], "chty": [4]})  # instances only (not the next subscription)
+        r = await ip.call(Operation.CREATE, f"{CB}/app/data", aei, ty=23,
+                          pc={"m2m:sub": {"rn": "ln", "nu": [latest.url], "enc": {"net": [3]}, "ln": True}})
+        assert r.rsc == 2001, r.pc
+        latest.gate()
+        for i in range(2):  # the batch of 3 waits for a third; ln: the latest on its way
+            await create(ip, aei, f"c{i}")
+        await latest.wait_in_flight(1)
+        await ip.cse.stop()
+        latest.release()
+        assert not [x for x in batched.received if not x.is_verification]
+        before = len(latest.received)
+
+        again = await start(store)
+        try:
+            await create(again, aei, "c2")  # the batch fills up: c0 c1 from before the restart, c2
+            item = await batched.next_notification()
+            assert [m["nev"]["rep"]["m2m:cin"]["con"] for m in item.body["m2m:agn"]["m2m:sgn"]] == ["c0", "c1", "c2"]
+            await again.cse.notifier.drained(5.0)
+            after = [con(x) for x in latest.received[before:] if not x.is_verification]
+            # the unanswered c1 again unless c2 replaced it first; the latest last
+            assert after in (["c2"], ["c1", "c2"]), after
+            assert await store.kv_items(OUTBOX_NS) == []
+        finally:
+            await again.cse.stop()
