@@ -26,6 +26,7 @@ from cse.core.dispatcher import Dispatcher
 from cse.core.events import Event
 from cse.core.executor import Executor
 from cse.core.messages import Request, Response
+from cse.core.outbox import Outbox
 from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
 from cse.core.ports import Clock, Store
 from cse.core.rate import RequestRate
@@ -95,6 +96,7 @@ class CSE:
         self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
         poa = (self._url(config.http.port),)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
+        self.outbox = Outbox(self.store)  # pending notifications (docs/architecture.md "The outbox")
         self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now)
         self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now)
         self.executor = Executor(
@@ -102,7 +104,7 @@ class CSE:
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
                        self._registrar_events),
             deliver=lambda notification: self.notifier.deliver(notification),
-            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer})
+            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer}, outbox=self.outbox)
         reg = config.registrar
         self.ctx = Context(
             identity=CSEIdentity(
@@ -119,12 +121,14 @@ class CSE:
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req),
                                  policy=self.policy,
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
-                                                 per_originator=out.max_per_originator))
+                                                 per_originator=out.max_per_originator),
+                                 max_per_target=out.max_pending_per_target, max_total=out.max_pending,
+                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri))
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
                                           blocking_only=frozenset({SESSION_TY}))
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
-                                             remove=lambda doc, originator: self.data.remove(doc, originator),
+                                             removal=lambda doc, originator: self.data.removal(doc, originator),
                                              max_subscriptions=out.max_subscriptions)
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
@@ -186,6 +190,7 @@ class CSE:
             log.warning("%s", warning)
         await self.store.open()
         try:
+            pending = await self.notifier.load()  # before anything is committed: entries named after these
             key_created = await self._session_keys()
         except BaseException:
             await self.store.close()
@@ -197,6 +202,8 @@ class CSE:
         failed = await self.nonblocking.fail_leftovers(keep=await self.smg.queue.request_ris())
         if failed:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
+        if pending:
+            log.info("%d notification(s) left pending by the previous run queued again from the outbox", pending)
         self.notifier.start()
         self.expiry.start(first=self.clock.now())
         stored = await self.smg.queue.load()

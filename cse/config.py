@@ -124,6 +124,8 @@ class OutboundConfig:
     max_in_flight: int = 64
     max_per_target: int = 4
     max_per_originator: int = 16
+    max_pending_per_target: int = 10_000   # queued (outbox) notifications for one target
+    max_pending: int = 100_000             # queued (outbox) notifications in all
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
                "max_connections": (int,), "max_connections_per_peer": (int,),
                "max_oet_delay_s": (int, float)},
     "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
-                 "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,)},
+                 "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,),
+                 "max_pending_per_target": (int,), "max_pending": (int,)},
     "log": {"level": (str,)},
     **SECURITY_SECTIONS,
 }
@@ -204,7 +207,8 @@ def _outbound(values: dict[str, Any]) -> OutboundConfig:
             raise ConfigError(f"'outbound.{key}': {exc}") from None
         lists[key] = tuple(entries)
     out = OutboundConfig(**{**values, **lists})
-    for key in ("max_targets", "max_subscriptions", "max_in_flight", "max_per_target", "max_per_originator"):
+    for key in ("max_targets", "max_subscriptions", "max_in_flight", "max_per_target", "max_per_originator",
+                "max_pending_per_target", "max_pending"):
         if getattr(out, key) < 1:
             raise ConfigError(f"'outbound.{key}' must be at least 1, got {getattr(out, key)}")
     return out

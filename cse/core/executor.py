@@ -1,22 +1,36 @@
-"""The one executor: commits an outcome, emits its events, hands out its
-sends, arms timers from its deadlines.
+"""The one executor: emits an outcome's events, commits it with its
+notifications, hands those out, arms timers from its deadlines.
 
 Every change to the store goes through :meth:`Executor.run`, whatever CSF
 decided it, so the order that correctness depends on holds everywhere:
 
-1. the outcome's operations are committed atomically (one store commit:
-   one transaction for a backend that has them) and are durable;
-2. its events (plus DELETE/DELETE_CHILD for whatever a removal took away)
-   go to the listeners, in registration order; a listener answers with an
-   outcome of its own (notifications, deadlines), run the same way;
-3. its notifications go to the delivery queue;
+1. its events (plus DELETE/DELETE_CHILD for whatever a removal takes
+   away, read from the store just before the commit) go to the listeners,
+   in registration order; a listener answers with an outcome of its own
+   (notifications, outbox deletions, deadlines) that joins this one;
+2. the outcome's operations and an outbox entry for every notification
+   (its own and its listeners', cse/core/outbox.py) are committed
+   atomically (one store commit: one transaction for a backend that has
+   them) and are durable: a change is never acknowledged without its
+   notifications (docs/architecture.md "The outbox");
+3. its notifications go to the delivery queue, which deletes their
+   entries once they are settled;
 4. timers are armed: every stored document with an ``et`` brings the expiry
    timer forward when it is sooner (TS-0001 9.6.1.3: a resource is deleted
    at its expirationTime), and every explicit :class:`Deadline` pokes the
    timer it names.
 
+Listeners therefore see the store as it is *before* the change (the events
+carry the changed documents); they must not change anything themselves,
+only answer. Nothing is sent before the commit is durable (TS-0001
+10.2.10: notifications follow the change they report). Staging and the
+listeners do not suspend with the in-memory indexed stores, so the subtree
+read and the commit see the same tree; should a backend suspend and a
+commit remove more than was read, the listeners hear of the rest after the
+commit and its notifications get a commit of their own.
+
 Nothing here reads the clock or knows a CSF; the composition root passes
-the store, the listeners, the delivery queue and the timers in.
+the store, the listeners, the delivery queue, the outbox and the timers in.
 """
 
 from __future__ import annotations
@@ -24,8 +38,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from .events import Event, EventKind
+from .outbox import Outbox
 from .outcome import EXPIRY, Notification, Outcome
-from .ports import CommitResult, Put, Store, Timer
+from .ports import CommitResult, Doc, Put, Store, Timer
 from .timestamps import format_ts, parse_ts
 
 __all__ = ["Executor", "Listener", "Deliver"]
@@ -40,37 +55,68 @@ class Executor:
     """Applies outcomes (module docstring)."""
 
     def __init__(self, store: Store, *, listeners: Sequence[Listener] = (), deliver: Deliver | None = None,
-                 timers: Mapping[str, Timer] | None = None) -> None:
+                 timers: Mapping[str, Timer] | None = None, outbox: Outbox | None = None) -> None:
+        """Without an ``outbox`` notifications are handed out unstored (tests
+        of other steps)."""
         self._store = store
         self._listeners = tuple(listeners)
         self._deliver = deliver
         self._timers = dict(timers or {})
+        self._outbox = outbox
         self._expiry = self._timers.get(EXPIRY)
         self._armed: tuple[float | None, str] = (None, "")
 
     async def run(self, outcome: Outcome) -> CommitResult:
-        """Commit, emit, send, arm (module docstring); the commit's result."""
-        result = await self._store.commit(outcome.ops) if outcome.ops else _NOTHING
+        """Emit, commit, send, arm (module docstring); the commit's result."""
         events = list(outcome.events)
         removal = outcome.removal
-        if removal is not None:
-            events.extend(Event(EventKind.DELETE, d, originator=removal.originator) for d in result.removed)
+        read: set[str] | None = None
+        if removal is not None and self._listeners:
+            removed = await self._subtree(removal.doc["ri"])
+            read = {d["ri"] for d in removed}
+            events.extend(Event(EventKind.DELETE, d, originator=removal.originator) for d in removed)
             if removal.parent is not None:
                 events.append(Event(EventKind.DELETE_CHILD, removal.doc, removal.parent,
                                     originator=removal.originator))
-        follow: list[Outcome] = []
         if events:
-            for listener in self._listeners:
-                more = await listener(events)
-                if more is not None:
-                    follow.append(more)
-        if outcome.sends and self._deliver is not None:
-            for notification in outcome.sends:
+            outcome = await self._heard(outcome, events)
+        sends: Sequence[Notification] = outcome.sends
+        ops = outcome.ops
+        if sends and self._outbox is not None:
+            sends, staged = self._outbox.stage(sends)
+            ops = (*ops, *staged)
+        result = await self._store.commit(ops) if ops else _NOTHING
+        if sends and self._deliver is not None:
+            for notification in sends:
                 self._deliver(notification)
         self._arm(outcome)
-        for more in follow:
-            await self.run(more)
+        if read is not None and removal is not None:
+            late = [d for d in result.removed if d["ri"] not in read]
+            if late:  # removed by the commit but not there when read (module docstring)
+                after = await self._heard(Outcome(), [Event(EventKind.DELETE, d, originator=removal.originator)
+                                                     for d in late])
+                await self.run(Outcome(ops=after.ops, sends=after.sends, deadlines=after.deadlines))
         return result
+
+    async def _heard(self, outcome: Outcome, events: Sequence[Event]) -> Outcome:
+        """``outcome`` with what the listeners answer to ``events``."""
+        for listener in self._listeners:
+            more = await listener(events)
+            if more is not None:
+                outcome = outcome.adding(ops=more.ops, sends=more.sends, deadlines=more.deadlines)
+        return outcome
+
+    async def _subtree(self, ri: str) -> list[Doc]:
+        """The document ``ri`` and its descendants, as a Delete of it removes them."""
+        top = await self._store.get(ri)
+        if top is None:
+            return []
+        out = [top]
+        i = 0
+        while i < len(out):
+            out.extend(await self._store.children(out[i]["ri"]))
+            i += 1
+        return out
 
     def _arm(self, outcome: Outcome) -> None:
         expiry = self._expiry

@@ -42,11 +42,17 @@ class Batching:
 class Notification:
     """One notification for the delivery queue named ``key`` (a subscription,
     a ``<request>``): ``payload`` to ``target`` (a URL or an AE-ID).
-    ``on_sent`` runs once the receiver accepted it. ``owner`` is the
-    originator it is sent for (the subscription's creator, the request's
-    originator) and ``sur`` what it is about: a target that has not
-    accepted a verification request for ``owner`` gets one naming them
-    first (docs/security.md "Outbound requests")."""
+    ``on_sent`` runs once the receiver accepted it, in this process only
+    (it is code: an outbox entry cannot hold it, cse/core/outbox.py).
+    ``owner`` is the originator it is sent for (the subscription's
+    creator, the request's originator) and ``sur`` what it is about: a
+    target that has not accepted a verification request for ``owner``
+    gets one naming them first (docs/security.md "Outbound requests").
+    ``exc`` names the subscription whose expirationCounter counts down on
+    the first accepted delivery among the notifications sharing ``event``
+    (one event, several targets); both are data, so they survive a
+    restart. ``entry`` is the outbox entry holding it once staged
+    (docs/architecture.md "The outbox")."""
 
     key: str
     target: str
@@ -56,6 +62,9 @@ class Notification:
     on_sent: OnSent | None = None
     owner: str | None = None
     sur: str | None = None
+    exc: str | None = None
+    event: str | None = None
+    entry: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

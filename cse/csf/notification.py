@@ -39,17 +39,35 @@ nothing else. Which targets accepted is remembered in memory
 
 Targets are URLs (used as given, without the ``ct`` hint) or AE-IDs,
 resolved to that AE's first http(s) ``poa``; entities on other CSEs are
-reached through the CSEs. Pending notifications live in memory: a crash
-loses the ones not yet sent (subscriptions themselves are durable).
+reached through the CSEs.
+
+Pending notifications are durable (docs/architecture.md "The outbox"): each
+arrives with the outbox entry the executor committed with its change, and
+the entry is deleted (batched, through the executor) once the notification
+is settled -- delivered, failed, dropped, replaced under ``ln`` or
+discarded with its subscription. A stop or a crash leaves the rest in the
+outbox; :meth:`Notifier.load` queues them again at start-up, oldest first,
+so they are delivered at least once (one in flight at a crash is sent
+again). The ``exc`` countdown is committed with the deletion of the entry
+that counted, and the event's other entries lose their ``exc`` in the same
+commit, so an event counts once across restarts too.
+
+Besides the per-key limit, the queues are bounded per target
+(``max_per_target``, over all subscriptions) and in all (``max_total``):
+past either the oldest queued notification of that target (or of all) is
+dropped and counted like any loss. A dead target does not fill the outbox:
+each of its notifications is tried (once while the target is quarantined),
+counted as failed and its entry deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cse.core.context import Context
@@ -62,14 +80,15 @@ from cse.core.errors import (
 )
 from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Operation, Request, Response
-from cse.core.outcome import Batching, Notification, OnSent
-from cse.core.ports import Doc, Outbound
+from cse.core.outbox import Outbox
+from cse.core.outcome import Batching, Notification, OnSent, Outcome
+from cse.core.ports import Doc, Op, Outbound
 from cse.core.tasks import cancel_and_wait
 
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
 from .send_slots import SendSlots
 
-__all__ = ["Notifier", "verification_request"]
+__all__ = ["Notifier", "CountDown", "verification_request"]
 
 log = logging.getLogger("cse.notify")
 
@@ -78,6 +97,8 @@ log = logging.getLogger("cse.notify")
 class _Job:
     payload: dict[str, Any]
     on_sent: OnSent | None = None
+    note: Notification | None = None  # as staged in the outbox (entry, exc, event)
+    seq: int = 0                      # queueing order (the per-target and total bounds drop the oldest)
 
 
 @dataclass
@@ -89,6 +110,10 @@ class _Queue:
     jobs: deque[_Job] = field(default_factory=deque)
     batching: Batching | None = None
     timer: asyncio.TimerHandle | None = None
+
+
+CountDown = Callable[[str], Awaitable[Outcome | None]]
+"""The outcome counting a subscription's ``exc`` down by one (None: nothing to count)."""
 
 
 def verification_request(sur: str | None, cr: str | None) -> dict[str, Any]:
@@ -108,14 +133,23 @@ class Notifier:
                  policy: OutboundPolicy, slots: SendSlots | None = None, verified: VerifiedTargets | None = None,
                  timeout: float = 5.0, retries: int = 2, backoff: float = 0.5,
                  max_per_key: int = 1000, quarantine: float = 10.0, warn_interval: float = 60.0,
-                 max_unreported: int = 10_000) -> None:
+                 max_unreported: int = 10_000, max_per_target: int = 10_000, max_total: int = 100_000,
+                 outbox: Outbox | None = None, count_down: CountDown | None = None,
+                 settle_after: float = 0.05) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
         originator), ``verified`` remembers which targets accepted.
         ``max_per_key`` bounds each queue, ``warn_interval`` how often the
         loss WARNING may be logged, ``max_unreported`` how many (key, target)
-        pairs remember a loss not yet reported to their target."""
+        pairs remember a loss not yet reported to their target.
+        ``max_per_target`` and ``max_total`` bound what is queued for one
+        target and in all. ``outbox`` reads back and settles outbox entries
+        (none: notifications are not stored); ``count_down`` gives the
+        outcome of a delivered notification's ``exc``; settled entries are
+        deleted ``settle_after`` seconds after the first of a batch (one
+        commit for all settled meanwhile: a crash in between sends them
+        again, as at-least-once allows)."""
         self.ctx = ctx
         self.outbound = outbound
         self.forward = forward
@@ -148,6 +182,18 @@ class Notifier:
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
+        self.max_per_target = max_per_target
+        self.max_total = max_total
+        self.outbox = outbox
+        self.count_down = count_down
+        self._seq = itertools.count(1)
+        self._oldest: OrderedDict[int, str] = OrderedDict()  # queued job seq -> qkey, oldest first
+        self._oldest_by_target: dict[str, OrderedDict[int, str]] = {}
+        self._exc_open: dict[str, dict[int, _Job]] = {}  # event -> job seq -> job whose exc may still count
+        self._counting: set[str] = set()  # events whose countdown is being committed
+        self._settled: list[str] = []  # outbox entries to delete
+        self._settling: asyncio.Task[None] | None = None
+        self.settle_after = settle_after
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -156,6 +202,8 @@ class Notifier:
         waiting, self._waiting = self._waiting, []
         for qkey in waiting:
             self._spawn(qkey)
+        if self._settled and self._settling is None:
+            self._settling = asyncio.get_running_loop().create_task(self._settle(), name="notify-settle")
 
     async def stop(self) -> None:
         """Stop sending; unsent notifications are dropped, counted and logged."""
@@ -165,14 +213,27 @@ class Notifier:
                 q.timer.cancel()
         await cancel_and_wait(*list(self._tasks))
         self._tasks = set()
+        kept = 0
         for q in self._queues.values():
-            if q.jobs:
-                self._lose(q, len(q.jobs), report=False)
-                q.jobs.clear()
+            stored = sum(1 for j in q.jobs if j.note is not None and j.note.entry is not None)
+            kept += stored
+            if len(q.jobs) > stored:  # not in the outbox: lost with this process
+                self._lose(q, len(q.jobs) - stored, report=False)
+            q.jobs.clear()
+        self._queues.clear()
+        self._by_key.clear()
+        self._oldest.clear()
+        self._oldest_by_target.clear()
+        self._exc_open.clear()
+        if self._settling is not None:
+            self._settling.cancel()  # (only its wait: a commit in progress finishes)
+            await asyncio.gather(self._settling, return_exceptions=True)
+        await self._settle(wait=False)  # what is settled leaves the outbox before the store closes
         self._warn(force=True)
-        if self.sent or self.failed or self.dropped or self.coalesced:  # a start that failed says one line only
-            log.info("notifier stopped: %d sent, %d failed, %d dropped, %d coalesced (ln)",
-                     self.sent, self.failed, self.dropped, self.coalesced)
+        if self.sent or self.failed or self.dropped or self.coalesced or kept:  # a failed start says one line only
+            log.info("notifier stopped: %d sent, %d failed, %d dropped, %d coalesced (ln), "
+                     "%d kept in the outbox for the next start",
+                     self.sent, self.failed, self.dropped, self.coalesced, kept)
 
     def stats(self) -> dict[str, Any]:
         """The counters, for operators: totals and the keys that lost notifications."""
@@ -187,11 +248,21 @@ class Notifier:
     def deliver(self, n: Notification) -> None:
         """Queue a notification an outcome carries (the executor's hand-off)."""
         self.enqueue(n.key, n.target, n.payload, latest=n.latest, batching=n.batching, on_sent=n.on_sent,
-                     owner=n.owner, sur=n.sur)
+                     owner=n.owner, sur=n.sur, note=n)
+
+    async def load(self) -> int:
+        """Queue every outbox entry a previous run left, oldest first (at
+        start-up, before anything is committed); how many."""
+        if self.outbox is None:
+            return 0
+        pending = await self.outbox.open()
+        for n in pending:
+            self.deliver(n)
+        return len(pending)
 
     def enqueue(self, key: str, target: str, payload: dict[str, Any], *, latest: bool = False,
                 batching: Batching | None = None, on_sent: OnSent | None = None,
-                owner: str | None = None, sur: str | None = None) -> None:
+                owner: str | None = None, sur: str | None = None, note: Notification | None = None) -> None:
         """Queue ``payload`` for ``target`` in the FIFO named ``key``.
 
         ``on_sent`` runs after the receiver accepted it (2xxx). ``owner``
@@ -207,12 +278,17 @@ class Notifier:
         q.batching = batching
         if latest:
             self.coalesced += len(q.jobs)
+            self._forget(q, q.jobs)
             q.jobs.clear()
         elif len(q.jobs) >= self.max_per_key:
-            q.jobs.popleft()
-            self._lose(q, 1)
-            self._warn()
-        q.jobs.append(_Job(payload, on_sent))
+            self._drop_head(q)
+        job = _Job(payload, on_sent, note, next(self._seq))
+        q.jobs.append(job)
+        self._oldest[job.seq] = qkey
+        self._oldest_by_target.setdefault(target, OrderedDict())[job.seq] = qkey
+        if note is not None and note.exc is not None and note.event is not None:
+            self._exc_open.setdefault(note.event, {})[job.seq] = job
+        self._bound(target)
         self._idle.clear()
         if batching is not None and len(q.jobs) < batching.num:
             if q.timer is None:
@@ -221,14 +297,26 @@ class Notifier:
         self._mark_ready(qkey)
 
     def discard(self, key: str) -> int:
-        """Drop everything still pending for ``key`` (a deleted subscription)."""
+        """Drop everything still pending for ``key`` (a deleted subscription);
+        their outbox entries are deleted with the next batch. How many."""
+        return self._discard(key, later=True)[0]
+
+    def discarding(self, key: str) -> list[Op]:
+        """:meth:`discard`, the deletion of the outbox entries left to the
+        caller: the ops, for the commit deleting the subscription."""
+        entries = self._discard(key, later=False)[1]
+        return self.outbox.done(entries) if self.outbox is not None and entries else []
+
+    def _discard(self, key: str, *, later: bool) -> tuple[int, list[str]]:
         n = 0
+        entries: list[str] = []
         for qkey in self._by_key.pop(key, set()):
             self._unreported.pop(qkey, None)  # nobody left to tell
             q = self._queues.get(qkey)
             if q is None:
                 continue
             n += len(q.jobs)
+            entries.extend(self._forget(q, q.jobs, later=later))
             q.jobs.clear()
             if q.timer is not None:
                 q.timer.cancel()
@@ -238,9 +326,113 @@ class Notifier:
         self.dropped += n
         if n:
             self.dropped_by_key[key] += n
-        if not self._queues and self._busy == 0:
+        self._maybe_idle()
+        return n, entries
+
+    # -- bounds and the outbox (module docstring) ---------------------------------------
+    def _bound(self, target: str) -> None:
+        """Drop the oldest queued notification of ``target`` past
+        ``max_per_target``, the oldest of all past ``max_total``."""
+        mine = self._oldest_by_target.get(target)
+        while mine and len(mine) > self.max_per_target:
+            self._drop_head(self._queues[next(iter(mine.values()))])
+        while len(self._oldest) > self.max_total:
+            self._drop_head(self._queues[next(iter(self._oldest.values()))])
+
+    def _drop_head(self, q: _Queue) -> None:
+        """Drop the oldest queued notification of ``q``, counted and reported."""
+        self._forget(q, [q.jobs.popleft()])
+        self._lose(q, 1)
+        self._warn()
+
+    def _unqueue(self, job: _Job, target: str) -> None:
+        """``job`` left its queue (sent now, or settled)."""
+        self._oldest.pop(job.seq, None)
+        mine = self._oldest_by_target.get(target)
+        if mine is not None:
+            mine.pop(job.seq, None)
+            if not mine:
+                del self._oldest_by_target[target]
+
+    def _forget(self, q: _Queue, jobs: Iterable[_Job], *, later: bool = True) -> list[str]:
+        """``jobs`` of ``q`` will not be sent: out of the bounds' books; their
+        outbox entries, deleted with the next batch (``later``) or by the caller."""
+        entries = []
+        for job in jobs:
+            self._unqueue(job, q.target)
+            entry = self._settle_later(job, later=later)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _settle_later(self, job: _Job, *, later: bool = True) -> str | None:
+        """Delete ``job``'s outbox entry with the next batch (``later``); the entry."""
+        note = job.note
+        if note is None:
+            return None
+        if note.event is not None:
+            open_ = self._exc_open.get(note.event)
+            if open_ is not None:
+                open_.pop(job.seq, None)
+                if not open_:
+                    del self._exc_open[note.event]
+        if note.entry is None:
+            return None
+        if later:
+            self._settled.append(note.entry)
+            if self._settling is None and self._running:
+                self._settling = asyncio.get_running_loop().create_task(self._settle(), name="notify-settle")
+        return note.entry
+
+    def _maybe_idle(self) -> None:
+        if not self._queues and self._busy == 0 and not self._settled and self._settling is None:
             self._idle.set()
-        return n
+
+    async def _settle(self, wait: bool = True) -> None:
+        """Delete the settled entries, as many per commit as have gathered
+        meanwhile (one commit per batch, not per notification)."""
+        try:
+            if wait and self.settle_after > 0:
+                await asyncio.sleep(self.settle_after)  # let a batch gather
+            while self._settled and self.outbox is not None:
+                batch, self._settled = self._settled, []
+                try:
+                    await self.ctx.apply(Outcome(ops=self.outbox.done(batch)))
+                except Exception:  # the store cannot write: the entries go with a later batch
+                    log.exception("%d settled outbox entries not deleted yet", len(batch))
+                    self._settled[:0] = batch
+                    return
+            self._settled.clear()
+        finally:
+            self._settling = None
+            self._maybe_idle()
+
+    async def _counted(self, job: _Job) -> bool:
+        """Count down the ``exc`` of a delivered ``job`` when it is the first
+        of its event to be accepted: one commit with the countdown, the
+        deletion of its entry and its siblings' entries without ``exc``.
+        Whether its entry was settled here."""
+        note = job.note
+        if note is None or note.exc is None or note.event is None or self.count_down is None:
+            return False
+        if note.event in self._counting or job.seq not in self._exc_open.get(note.event, {}):
+            return False  # another target's delivery counts (or counted) this event
+        self._counting.add(note.event)
+        try:
+            outcome = await self.count_down(note.exc) or Outcome()
+            # read after the await: siblings settled meanwhile are gone (never written back)
+            siblings = self._exc_open.pop(note.event, {})
+            ops: list[Op] = []
+            if self.outbox is not None:
+                if note.entry is not None:
+                    ops.extend(self.outbox.done([note.entry]))
+                for other in siblings.values():  # in memory they no longer count: the event left _exc_open
+                    if other is not job and other.note is not None and other.note.entry is not None:
+                        ops.append(self.outbox.rewrite(replace(other.note, exc=None)))
+            await self.ctx.apply(outcome.adding(ops=ops))
+        finally:
+            self._counting.discard(note.event)
+        return note.entry is not None
 
     # -- losses (docs/onem2m.md "Subscriptions and notifications") ---------------------
     def _lose(self, q: _Queue, n: int, *, failed: bool = False, report: bool = True) -> None:
@@ -424,6 +616,8 @@ class Notifier:
                 items = [q.jobs.popleft() for _ in range(n)]
             else:
                 items = [q.jobs.popleft()]
+            for job in items:
+                self._unqueue(job, q.target)
             if len(items) == 1:
                 payload = items[0].payload
             else:
@@ -437,10 +631,14 @@ class Notifier:
                     if left > 0:
                         self._unreported[qkey] = left
                 for job in items:
+                    if not await self._counted(job):
+                        self._settle_later(job)
                     if job.on_sent is not None:
                         await job.on_sent()
             else:
                 self._lose(q, len(items), failed=True, report=any("m2m:sgn" in j.payload for j in items))
+                for job in items:
+                    self._settle_later(job)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -448,6 +646,8 @@ class Notifier:
             q = self._queues.get(qkey)
             if q is not None and items and not delivered:  # on_sent's errors are not the receiver's loss
                 self._lose(q, len(items), failed=True, report=any("m2m:sgn" in j.payload for j in items))
+                for job in items:
+                    self._settle_later(job)
         finally:
             self._warn()
             self._busy -= 1
@@ -465,8 +665,7 @@ class Notifier:
                         keyset.discard(qkey)
                         if not keyset:
                             del self._by_key[q.key]
-            if not self._queues and self._busy == 0:
-                self._idle.set()
+            self._maybe_idle()
 
     async def _deliver(self, q: _Queue, payload: dict[str, Any]) -> bool:
         target = q.target

@@ -38,9 +38,9 @@ from cse.core.errors import (
     SubscriptionVerificationInitiationFailed,
 )
 from cse.core.events import Event, EventKind
-from cse.core.ids import normalize_originator
+from cse.core.ids import new_ri, normalize_originator
 from cse.core.messages import Request
-from cse.core.outcome import Batching, Notification, OnSent, Outcome
+from cse.core.outcome import Batching, Notification, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import parse_duration
 
@@ -62,20 +62,21 @@ _DEFAULT_BN_DUR = 60.0
 _PENDING_S = 60.0
 
 
-Remove = Callable[[Doc, str | None], Awaitable[None]]
+Removal = Callable[[Doc, str | None], Awaitable[tuple[Outcome, str | None]]]
 
 
 class SubscriptionCSF:
     """Owns subscription behaviour."""
 
-    def __init__(self, ctx: Context, notifier: Notifier, remove: Remove, *, max_subscriptions: int = 100) -> None:
-        """``remove`` deletes a resource outside a request (the data CSF's),
-        for a subscription whose ``exc`` ran out. ``max_subscriptions`` is
-        the most an originator (other than the admin) may have."""
+    def __init__(self, ctx: Context, notifier: Notifier, removal: Removal, *, max_subscriptions: int = 100) -> None:
+        """``removal`` gives the outcome deleting a resource outside a
+        request (the data CSF's), for a subscription whose ``exc`` ran out.
+        ``max_subscriptions`` is the most an originator (other than the
+        admin) may have."""
         self.ctx = ctx
         self.notifier = notifier
         self.policy = notifier.policy
-        self.remove = remove
+        self.removal = removal
         self.max_subscriptions = max_subscriptions
         self._owned: dict[str, int] | None = None  # subscriptions per originator, from commit events
         self._pending: dict[str, tuple[str, float]] = {}  # ri -> (originator, since): being verified
@@ -226,6 +227,7 @@ class SubscriptionCSF:
         """Turn committed events into notifications (the executor queues them)."""
         self._count(events)
         sends: list[Notification] = []
+        ops: list[Op] = []
         removed_subs: dict[str, list[Doc]] = {}
         deleted = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
         for ev in events:
@@ -235,8 +237,8 @@ class SubscriptionCSF:
                     # The subscription itself went (DELETE, exc, expiry): its
                     # pending notifications go with it (7.3). When the
                     # subscribed resource went, earlier events still go out,
-                    # followed by net 2.
-                    self.notifier.discard(ev.doc["ri"])
+                    # followed by net 2. Their outbox entries go in the same commit.
+                    ops.extend(self.notifier.discarding(ev.doc["ri"]))
         for ev in events:
             if ev.kind in (EventKind.CREATE_CHILD, EventKind.DELETE_CHILD):
                 subject = ev.parent
@@ -258,7 +260,7 @@ class SubscriptionCSF:
                 if sub.get("su"):
                     sends.append(Notification(sub["ri"], sub["su"], {"m2m:sgn": {"sud": True, "sur": self.sur(sub)}},
                                               owner=_owner(sub), sur=self.sur(sub)))
-        return Outcome(sends=sends) if sends else None
+        return Outcome(ops=ops, sends=sends) if sends or ops else None
 
     def _matches(self, sub: Doc, ev: Event) -> bool:
         enc = sub.get("enc") or {}
@@ -286,33 +288,25 @@ class SubscriptionCSF:
             sgn["cr"] = sub["cr"]
         payload = {"m2m:sgn": sgn}
         batching = self._batching(sub)
-        on_sent: OnSent | None = None
-        if alive and sub.get("exc") is not None:
-            counted = False
-            ri = sub["ri"]
-
-            async def count_once() -> None:  # once per event, on the first accepted delivery
-                nonlocal counted
-                if not counted:
-                    counted = True
-                    await self._count_down(ri)
-            on_sent = count_once
+        # exc counts once per event, on the first accepted delivery to any
+        # target; the notifier does it (durably, cse/core/outbox.py) with count_down
+        exc = sub["ri"] if alive and sub.get("exc") is not None else None
+        event = new_ri("ev", 12) if exc is not None else None
         latest = bool(sub.get("ln"))
         owner, sur = _owner(sub), self.sur(sub)
-        return [Notification(sub["ri"], target, payload, latest, batching, on_sent, owner, sur)
+        return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event)
                 for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
 
-    async def _count_down(self, ri: str) -> None:
-        """``exc`` minus one after a delivered notification; at 0 the
-        subscription is removed (with its deletion notification)."""
+    async def count_down(self, ri: str) -> Outcome | None:
+        """The outcome of ``exc`` minus one after a delivered notification; at
+        0 the subscription is removed (with its deletion notification)."""
         current = await self.ctx.store.get(ri)
         if current is None or current.get("exc") is None:
-            return
+            return None
         left = current["exc"] - 1
         if left <= 0:
-            await self.remove(current, None)
-        else:
-            await self.ctx.apply(Outcome(ops=[Put({**current, "exc": left})]))
+            return (await self.removal(current, None))[0]
+        return Outcome(ops=[Put({**current, "exc": left})])
 
 
 def _owner(sub: Doc) -> str | None:

@@ -19,6 +19,12 @@ What runs (see :func:`run_crash_loop`):
   happen throughout the run) and answered 1001;
 * an immediate session worker: session-based UPDATEs of AE2's
   ``container1`` from AE1, through both CSEs;
+* notify workers, one per CSE: contentInstances (``con`` a marker) in the
+  ``nbox`` container of the CSE's ``notif`` AE, which has a subscription
+  notifying a slow receiver (so notifications are pending at the kills);
+  every notification of an acknowledged create must reach it, at least
+  once (docs/architecture.md "The outbox"; duplicates are counted, not
+  failures);
 * the killer: after a seeded random delay, SIGKILLs CSE1 or CSE2 (seeded
   choice), sometimes right after firing a burst of concurrent requests at
   it, restarts it on the same port and store, waits for READY.
@@ -36,11 +42,14 @@ import asyncio
 import itertools
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.conftest import HttpReply
+from tests.e2e.test_intercse_helpers import register_ae
 from tests.flow2_helpers import COMPLETED, PENDING, rqi
+from tests.notify_receiver import Receiver
 from tests.waiting import until
 
 from .pair import Pair, call, routes_up
@@ -97,12 +106,22 @@ class SfReq:
 
 
 @dataclass
+class NotifyReq:
+    """One CREATE under a subscription: its notification carries ``marker``."""
+
+    marker: str
+    cse: int
+    acked: bool
+
+
+@dataclass
 class Ledger:
     """Every request of the run and what its answer promises."""
 
     resources: list[Res] = field(default_factory=list)
     sf: list[SfReq] = field(default_factory=list)
     session_updates: list[tuple[str, bool]] = field(default_factory=list)  # (lbl value, acknowledged)
+    notify: list[NotifyReq] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     acked: int = 0
     unknown: int = 0
@@ -125,6 +144,10 @@ class CrashLoopReport:
     sf_delivered: int = 0
     lost: int = 0
     duplicates: int = 0
+    notify_acked: int = 0      # acknowledged creates under a subscription
+    notify_delivered: int = 0  # ... whose notification reached the receiver
+    notify_lost: int = 0       # ... whose notification never came
+    notify_duplicates: int = 0  # extra copies (at least once: what was in flight at a kill)
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -132,7 +155,9 @@ class CrashLoopReport:
         return (f"CRASH LOOP seed={self.seed} kills={self.kills} restarts={self.restarts} "
                 f"torn_tails_dropped={self.torn_tails} acked_ops_verified={self.acked_verified} "
                 f"unacked_ops={self.unknown} sf_acked={self.sf_acked} sf_delivered={self.sf_delivered} "
-                f"lost={self.lost} duplicates={self.duplicates} problems={len(self.problems)} "
+                f"lost={self.lost} duplicates={self.duplicates} notifications_acked={self.notify_acked} "
+                f"notifications_delivered={self.notify_delivered} notifications_lost={self.notify_lost} "
+                f"notification_duplicates={self.notify_duplicates} problems={len(self.problems)} "
                 f"time={self.seconds:.1f}s")
 
 
@@ -151,6 +176,8 @@ class CrashLoop:
         self.stopping = False
         self._names = itertools.count()
         self._bursts: list[asyncio.Task[None]] = []
+        self.notified = Receiver(delay=0.02)  # slow enough for notifications to be pending at a kill
+        self.notif_aei: list[str] = []
 
     # -- requests (each records its outcome) ------------------------------------------
     async def create_cnt(self, i: int, w: str) -> Res | None:
@@ -247,6 +274,21 @@ class CrashLoop:
         else:
             self.ledger.anomaly(f"session update {v}", r)
 
+    async def notify_create(self, i: int) -> None:
+        """A contentInstance under CSE ``i``'s subscribed ``nbox``: one notification."""
+        p = self.pair
+        marker = f"n{i}-{next(self._names)}"
+        r = await call(lambda: p.http.send("POST", f"{p.cse(i).url}/{p.cb(i)}/notif/nbox", fr=self.notif_aei[i],
+                                           ty=4, body={"m2m:cin": {"con": marker}}))
+        if r is not None and r.rsc == 2001:
+            self.ledger.notify.append(NotifyReq(marker, i, True))
+            self.ledger.acked += 1
+        elif r is None:
+            self.ledger.notify.append(NotifyReq(marker, i, False))
+            self.ledger.unknown += 1
+        else:
+            self.ledger.anomaly(f"create under a subscription {marker}", r)
+
     @staticmethod
     def _down_answer(r: HttpReply) -> bool:
         """An answer saying the *other* CSE could not be reached (it is being
@@ -290,6 +332,12 @@ class CrashLoop:
             await self.sf_create(ingress)
             await asyncio.sleep(self.cfg.pace * 2)
 
+    async def notify_worker(self, i: int) -> None:
+        while not self.stopping:
+            await self.up[i].wait()
+            await self.notify_create(i)
+            await asyncio.sleep(self.cfg.pace * 2)
+
     async def session_worker(self) -> None:
         k = 0
         while not self.stopping:
@@ -308,7 +356,9 @@ class CrashLoop:
         cnts = [r for r in self.ledger.resources if r.cse == i and r.kind == "cnt" and r.usable
                 and r.path.rsplit("/", 1)[1].startswith(name)]
         for n in range(self.cfg.burst_size):
-            if n % 3 == 0:
+            if n % 4 == 3:
+                tasks.append(self.notify_create(i))
+            elif n % 3 == 0:
                 tasks.append(self.sf_create(i))
             elif cnts and n % 3 == 1:
                 tasks.append(self.create_cin(i, name, rng.choice(cnts)))
@@ -343,22 +393,24 @@ class CrashLoop:
     async def run(self) -> CrashLoopReport:
         t0 = time.monotonic()
         p = self.pair
-        await self.setup()
-        workers = [asyncio.create_task(self.plain_worker(i, w))
-                   for i in ANY_CSE for w in range(self.cfg.plain_workers)]
-        workers += [asyncio.create_task(self.sf_worker(i)) for i in ANY_CSE]
-        workers.append(asyncio.create_task(self.session_worker()))
-        try:
-            await self.killer()
-        finally:
-            self.stopping = True
-            for ev in self.up:
-                ev.set()
-            await asyncio.gather(*workers, *self._bursts, return_exceptions=True)
-        for cse in (p.cse1, p.cse2):
-            self.report.torn_tails += sum("dropped a torn/corrupt last record" in line for line in cse.lines)
-        await routes_up(p)
-        await self.verify()
+        async with self.notified:
+            await self.setup()
+            workers = [asyncio.create_task(self.plain_worker(i, w))
+                       for i in ANY_CSE for w in range(self.cfg.plain_workers)]
+            workers += [asyncio.create_task(self.sf_worker(i)) for i in ANY_CSE]
+            workers += [asyncio.create_task(self.notify_worker(i)) for i in ANY_CSE]
+            workers.append(asyncio.create_task(self.session_worker()))
+            try:
+                await self.killer()
+            finally:
+                self.stopping = True
+                for ev in self.up:
+                    ev.set()
+                await asyncio.gather(*workers, *self._bursts, return_exceptions=True)
+            for cse in (p.cse1, p.cse2):
+                self.report.torn_tails += sum("dropped a torn/corrupt last record" in line for line in cse.lines)
+            await routes_up(p)
+            await self.verify()
         self.report.seconds = time.monotonic() - t0
         return self.report
 
@@ -370,6 +422,15 @@ class CrashLoop:
                                   body={"m2m:cnt": {"rn": "sfbox"}})
             assert r.rsc == 2001, (r.rsc, r.body)
         await f.policy(SF_POLICY_SCH, hop=None, ops=1)
+        for i in ANY_CSE:  # the subscribed container of each CSE's notify worker
+            aei = await register_ae(p.http, p.cse(i), p.cb(i), "notif")
+            self.notif_aei.append(aei)
+            r = await p.http.send("POST", f"{p.cse(i).url}/{p.cb(i)}/notif", fr=aei, ty=3,
+                                  body={"m2m:cnt": {"rn": "nbox"}})
+            assert r.rsc == 2001, (r.rsc, r.body)
+            r = await p.http.send("POST", f"{p.cse(i).url}/{p.cb(i)}/notif/nbox", fr=aei, ty=23,
+                                  body={"m2m:sub": {"rn": "watch", "nu": [self.notified.url], "enc": {"net": [3]}}})
+            assert r.rsc == 2001, (r.rsc, r.body)
 
     # -- verification -----------------------------------------------------------------------------
     async def verify(self) -> None:
@@ -379,6 +440,43 @@ class CrashLoop:
         await self.verify_plain()
         await self.verify_sf()
         await self.verify_session()
+        await self.verify_notify()
+
+    def _markers(self) -> Counter[str]:
+        """How often each marker arrived in a notification."""
+        got: Counter[str] = Counter()
+        for item in self.notified.received:
+            sgn = item.sgn or {}
+            cin = ((sgn.get("nev") or {}).get("rep") or {}).get("m2m:cin")
+            if isinstance(cin, dict) and isinstance(cin.get("con"), str):
+                got[cin["con"]] += 1
+        return got
+
+    async def verify_notify(self) -> None:
+        """Every acknowledged create under a subscription was notified (at
+        least once); nothing was notified that was never created."""
+        rep = self.report
+        acked = [n.marker for n in self.ledger.notify if n.acked]
+        rep.notify_acked = len(acked)
+
+        async def all_in() -> bool:
+            got = self._markers()
+            return all(m in got for m in acked)
+        try:  # the notifiers work through what the kills left in their outboxes
+            await until(all_in, "every acknowledged create's notification", 60)
+        except AssertionError:
+            pass  # counted below, one problem per lost notification
+        got = self._markers()
+        for marker in acked:
+            if got[marker]:
+                rep.notify_delivered += 1
+            else:
+                rep.notify_lost += 1
+                rep.problems.append(f"notification of acknowledged create {marker} never came")
+        rep.notify_duplicates = sum(n - 1 for n in got.values() if n > 1)
+        strangers = set(got) - {n.marker for n in self.ledger.notify}
+        if strangers:
+            rep.problems.append(f"notified but never created: {sorted(strangers)[:5]}")
 
     async def tree(self, i: int, path: str) -> dict[str, dict[str, Any]]:
         """Every resource below ``path`` at CSE ``i`` by CSE-relative path (rcn=4

@@ -1,7 +1,8 @@
 """Durability under crash: a pair under concurrent load, CSEs
 killed with SIGKILL at random moments and restarted on the same port and
 store; every acknowledged operation must be there afterwards, every
-1001-accepted store-and-forward request delivered exactly once, the
+1001-accepted store-and-forward request delivered exactly once, every
+notification of an acknowledged create delivered (at least once), the
 session alive, every restart clean (see :mod:`tests.reliability.crashloop`).
 
 CI: 20 kills in about a minute. ``--long``: 100 kills, more load. The seed
@@ -34,6 +35,7 @@ async def test_crash_loop_keeps_acknowledged_work(cse_process: Any, http: Any, l
     assert report.kills == cfg.kills and report.restarts == cfg.kills
     assert report.problems == [], "\n".join(report.problems[:40])
     assert report.lost == 0 and report.duplicates == 0
+    assert report.notify_lost == 0 and report.notify_delivered == report.notify_acked > 0
     # the run proved something: acknowledged work of every kind was checked
     assert report.sf_delivered == report.sf_acked > 0
     assert report.acked_verified > report.sf_acked

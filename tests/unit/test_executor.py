@@ -1,4 +1,4 @@
-"""The executor: commit, then events, then sends, then timers -- for any outcome.
+"""The executor: events, then one commit with the outbox, then sends, then timers -- for any outcome.
 
 Pure unit tests against the in-memory store with recording listeners and
 timers, so each step's order and input is visible.
@@ -6,12 +6,16 @@ timers, so each step's order and input is visible.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+
+import pytest
 
 from cse.core.events import Event, EventKind
 from cse.core.executor import Executor
-from cse.core.outcome import EXPIRY, STORE_AND_FORWARD, Deadline, Notification, Outcome, Removal
-from cse.core.ports import Delete, Put
+from cse.core.outbox import OUTBOX_NS, Outbox
+from cse.core.outcome import EXPIRY, STORE_AND_FORWARD, Batching, Deadline, Notification, Outcome, Removal
+from cse.core.ports import Delete, KvPut, Put
 from cse.core.timestamps import format_ts, parse_ts
 from cse.store.memory import MemoryStore
 
@@ -42,22 +46,97 @@ def doc(ri: str, pi: str = "", et: float | None = None) -> dict[str, object]:
     return d
 
 
-async def test_listeners_see_the_change_committed_and_their_sends_follow() -> None:
-    store = MemoryStore()
+async def test_listeners_hear_before_the_commit_and_their_sends_are_in_it() -> None:
+    commits: list[list[object]] = []
+    delivered: list[tuple[Notification, int]] = []
+
+    class RecordingStore(MemoryStore):
+        async def commit(self, ops):  # type: ignore[no-untyped-def]
+            commits.append(list(ops))
+            return await super().commit(ops)
+
+    store = RecordingStore()
     seen: list[tuple[int, bool]] = []
-    delivered: list[Notification] = []
 
     async def listener(events: Sequence[Event]) -> Outcome | None:
-        # the change is already in the store when a listener hears of it
+        # the store is as before the change: the event carries the changed document
         for ev in events:
             seen.append((ev.kind, await store.get(ev.doc["ri"]) is not None))
         return Outcome(sends=[Notification("sub", "http://127.0.0.1:1/n", {"m2m:sgn": {}})])
 
-    ex = Executor(store, listeners=[listener], deliver=delivered.append)
+    def deliver(n: Notification) -> None:  # handed out only once its entry is committed
+        delivered.append((n, len(commits)))
+
+    ex = Executor(store, listeners=[listener], deliver=deliver, outbox=Outbox(store))
     a = doc("a")
     await ex.run(Outcome(ops=[Put(a)], events=[Event(EventKind.CREATE_CHILD, a, None)]))
-    assert seen == [(EventKind.CREATE_CHILD, True)]
-    assert [n.key for n in delivered] == ["sub"]
+    assert seen == [(EventKind.CREATE_CHILD, False)]
+    [(n, commits_before)] = delivered
+    assert n.key == "sub" and commits_before == 1
+    assert n.entry is not None and await store.kv_get(OUTBOX_NS, n.entry) is not None
+    # one commit: the change and the notification's outbox entry together
+    [ops] = commits
+    assert ops[0] == Put(a) and isinstance(ops[1], KvPut) and ops[1].ns == OUTBOX_NS and ops[1].key == n.entry
+
+
+async def test_a_failed_commit_hands_out_nothing_and_leaves_no_entry() -> None:
+    class FullStore(MemoryStore):
+        async def commit(self, ops):  # type: ignore[no-untyped-def]
+            raise OSError("disk full")
+
+    store = FullStore()
+    delivered: list[Notification] = []
+
+    async def listener(events: Sequence[Event]) -> Outcome | None:
+        return Outcome(sends=[Notification("sub", "http://127.0.0.1:1/n", {"m2m:sgn": {}})])
+
+    ex = Executor(store, listeners=[listener], deliver=delivered.append, outbox=Outbox(store))
+    a = doc("a")
+    with pytest.raises(OSError):
+        await ex.run(Outcome(ops=[Put(a)], events=[Event(EventKind.CREATE_CHILD, a, None)]))
+    assert delivered == [] and await store.kv_items(OUTBOX_NS) == []
+
+
+async def test_outbox_entries_are_named_in_commit_order_and_read_back_in_it() -> None:
+    store = MemoryStore()
+    delivered: list[Notification] = []
+    ex = Executor(store, deliver=delivered.append, outbox=Outbox(store))
+    for i in range(12):  # past 9 and 10: names sort as numbers
+        await ex.run(Outcome(sends=[Notification(f"s{i % 2}", "http://127.0.0.1:1/n", {"i": i}, exc=f"s{i % 2}",
+                                                 event=f"e{i}", batching=Batching(3, 1.5), latest=i == 11)]))
+    again = await Outbox(store).open()
+    assert again == delivered  # every field survives, in the same order
+    assert [n.payload["i"] for n in again] == list(range(12))
+    # a restarted outbox names new entries after the old ones
+    later = Outbox(store)
+    await later.open()
+    [n], _ = later.stage([Notification("s", "t", {})])
+    assert n.entry is not None and n.entry > max(str(m.entry) for m in again)
+
+
+async def test_a_subtree_removal_is_read_before_the_commit_and_its_sends_committed_with_it() -> None:
+    commits: list[list[object]] = []
+
+    class RecordingStore(MemoryStore):
+        async def commit(self, ops):  # type: ignore[no-untyped-def]
+            commits.append(list(ops))
+            return await super().commit(ops)
+
+    store = RecordingStore()
+
+    async def listener(events: Sequence[Event]) -> Outcome | None:
+        return Outcome(sends=[Notification(ev.doc["ri"], "http://127.0.0.1:1/n", {"net": ev.kind})
+                              for ev in events if ev.kind == EventKind.DELETE])
+
+    delivered: list[Notification] = []
+    ex = Executor(store, listeners=[listener], deliver=delivered.append, outbox=Outbox(store))
+    parent, child, grandchild = doc("p"), doc("c", "p"), doc("g", "c")
+    await ex.run(Outcome(ops=[Put(parent), Put(child), Put(grandchild)]))
+    commits.clear()
+    await ex.run(Outcome(ops=[Delete("c")]).with_removal(Removal(child, parent, None)))
+    assert sorted(n.key for n in delivered) == ["c", "g"]
+    [ops] = commits
+    assert ops[0] == Delete("c") and sum(isinstance(op, KvPut) for op in ops) == 2
 
 
 async def test_a_removal_reports_every_removed_document_and_the_child_deletion() -> None:
@@ -120,3 +199,29 @@ async def test_an_outcome_is_one_commit() -> None:
     await ex.run(Outcome(ops=[Put(doc("a")), Put(doc("b", "a"))]).adding(ops=[Put(doc("c", "a"))]))
     await ex.run(Outcome())  # nothing to commit: no commit
     assert commits == [3]
+
+
+async def test_what_a_removal_took_beyond_what_was_read_is_still_heard_and_notified() -> None:
+    store = MemoryStore()
+    hold = asyncio.Event()
+    heard: list[str] = []
+
+    async def listener(events: Sequence[Event]) -> Outcome | None:
+        heard.extend(ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE)
+        if not hold.is_set():
+            await hold.wait()  # a listener that suspends: another change gets in before the commit
+        return Outcome(sends=[Notification(ev.doc["ri"], "http://127.0.0.1:1/n", {})
+                              for ev in events if ev.kind == EventKind.DELETE])
+
+    delivered: list[Notification] = []
+    ex = Executor(store, listeners=[listener], deliver=delivered.append, outbox=Outbox(store))
+    parent, child = doc("p"), doc("c", "p")
+    await store.commit([Put(parent), Put(child)])
+    removing = asyncio.ensure_future(ex.run(Outcome(ops=[Delete("c")]).with_removal(Removal(child, parent, None))))
+    await asyncio.sleep(0)  # into the listener's wait (a turn of the loop, not a wait for time)
+    await store.commit([Put(doc("late", "c"))])
+    hold.set()
+    await removing
+    assert heard == ["c", "late"]
+    assert sorted(n.key for n in delivered) == ["c", "late"]
+    assert len(await store.kv_items(OUTBOX_NS)) == 2
