@@ -9,9 +9,10 @@ one place.  Nothing here is O(number of documents) per operation:
 * ``docs``: ri -> document, insertion ordered, so its order *is* creation
   order (a replace keeps the slot; the durable backend snapshots in this
   order, which is how creation order survives restarts).
-* path (``_srn``) -> ri and (pi, rn) -> ri.
-* per-parent children, all types and per type, as insertion-ordered dicts
-  ri -> document: oldest is ``next(iter(d))``, newest ``next(reversed(d))``.
+* path (``_srn``) -> ri and pi -> {rn -> ri}.
+* per-parent children, all types and per type, as insertion-ordered sets
+  (dicts ri -> None): oldest is ``next(iter(d))``, newest
+  ``next(reversed(d))``.
 * ``aei`` / ``csi`` / ``_own`` -> ordered set of ri (``_own``: what each
   originator owns, counted for its quota).
 * expiry: ri -> et plus a heap of (et, ri) with lazy invalidation; stale
@@ -19,6 +20,16 @@ one place.  Nothing here is O(number of documents) per operation:
   from the ri -> et map once stale entries outnumber live ones (amortised
   O(1)).
 * KV namespaces: ns -> insertion-ordered dict.
+
+Only ``docs`` refers to documents; every other index holds ri strings.
+That is for Python's cyclic garbage collector: a dict whose keys and values
+are all strings (or None) is never tracked, so however many resources are
+resident, a full collection walks ``docs`` and ``_heap`` at most, and not
+even those once the application has frozen them (``gc.freeze`` in
+``cse.app``; both objects live as long as this table, the heap being
+rebuilt in place).  Per-parent dicts of documents would be tracked
+and walked entry by entry in every full collection: a pause of tens of
+milliseconds at 100k resources, every few seconds under load.
 
 Resolved ambiguities (see also the store contract in ``cse.core.ports``):
 
@@ -100,9 +111,9 @@ class IndexedDocs:
         self.docs: dict[str, Doc] = {}
         self.kv: dict[str, dict[str, Any]] = {}
         self._by_path: dict[str, str] = {}
-        self._by_name: dict[tuple[str, str], str] = {}
-        self._kids: dict[str, dict[str, Doc]] = {}
-        self._kids_ty: dict[tuple[str, int], dict[str, Doc]] = {}
+        self._by_name: dict[str, dict[str, str]] = {}
+        self._kids: dict[str, dict[str, None]] = {}
+        self._kids_ty: dict[tuple[str, int], dict[str, None]] = {}
         self._attr: dict[str, dict[str, dict[str, None]]] = {a: {} for a in INDEXED_ATTRS}
         self._et: dict[str, str] = {}
         self._heap: list[tuple[str, str]] = []
@@ -163,16 +174,19 @@ class IndexedDocs:
         ri = doc["ri"]
         pi = doc["pi"]
         self._by_path[doc["_srn"]] = ri
-        self._by_name[(pi, doc["rn"])] = ri
+        names = self._by_name.get(pi)
+        if names is None:
+            names = self._by_name[pi] = {}
+        names[doc["rn"]] = ri
         kids = self._kids.get(pi)
         if kids is None:
             kids = self._kids[pi] = {}
-        kids[ri] = doc
+        kids[ri] = None
         key = (pi, doc["ty"])
         kids = self._kids_ty.get(key)
         if kids is None:
             kids = self._kids_ty[key] = {}
-        kids[ri] = doc
+        kids[ri] = None
         for attr, index in self._attr.items():
             value = doc.get(attr)
             if type(value) is str:
@@ -186,17 +200,15 @@ class IndexedDocs:
         ri = doc["ri"]
         pi = doc["pi"]
         self.docs[ri] = doc
-        self._kids[pi][ri] = doc
-        self._kids_ty[(pi, doc["ty"])][ri] = doc
         srn = doc["_srn"]
         if old["_srn"] != srn and self._by_path.get(old["_srn"]) == ri:
             del self._by_path[old["_srn"]]
         self._by_path[srn] = ri
-        name = (pi, doc["rn"])
-        old_name = (pi, old["rn"])
-        if old_name != name and self._by_name.get(old_name) == ri:
-            del self._by_name[old_name]
-        self._by_name[name] = ri
+        names = self._by_name[pi]
+        rn, old_rn = doc["rn"], old["rn"]
+        if old_rn != rn and names.get(old_rn) == ri:
+            del names[old_rn]
+        names[rn] = ri
         for attr, index in self._attr.items():
             before, after = old.get(attr), doc.get(attr)
             if before == after:
@@ -233,9 +245,11 @@ class IndexedDocs:
         pi = doc["pi"]
         if self._by_path.get(doc["_srn"]) == ri:
             del self._by_path[doc["_srn"]]
-        name = (pi, doc["rn"])
-        if self._by_name.get(name) == ri:
-            del self._by_name[name]
+        names = self._by_name.get(pi)
+        if names is not None and names.get(doc["rn"]) == ri:
+            del names[doc["rn"]]
+            if not names:
+                del self._by_name[pi]
         kids = self._kids.get(pi)
         if kids is not None:
             kids.pop(ri, None)
@@ -274,9 +288,10 @@ class IndexedDocs:
         heap = self._heap
         heapq.heappush(heap, (et, ri))
         if len(heap) > 2 * len(self._et) + 1024:
-            # Mostly stale entries: rebuild from the live map (amortised O(1)).
-            self._heap = [(e, r) for r, e in self._et.items()]
-            heapq.heapify(self._heap)
+            # Mostly stale entries: rebuild from the live map (amortised O(1)),
+            # in place, so a heap the collector no longer walks stays so.
+            heap[:] = [(e, r) for r, e in self._et.items()]
+            heapq.heapify(heap)
 
     # ------------------------------------------------------------------- reads
 
@@ -288,22 +303,25 @@ class IndexedDocs:
         return None if ri is None else self.docs.get(ri)
 
     def child_by_name(self, pi: str, rn: str) -> Doc | None:
-        ri = self._by_name.get((pi, rn))
+        names = self._by_name.get(pi)
+        ri = None if names is None else names.get(rn)
         return None if ri is None else self.docs.get(ri)
 
-    def _kids_of(self, pi: str, ty: int | None) -> dict[str, Doc] | None:
+    def _kids_of(self, pi: str, ty: int | None) -> dict[str, None] | None:
         return self._kids.get(pi) if ty is None else self._kids_ty.get((pi, ty))
 
     def children(self, pi: str, ty: int | None = None) -> list[Doc]:
         kids = self._kids_of(pi, ty)
-        return list(kids.values()) if kids else []
+        if not kids:
+            return []
+        docs = self.docs
+        return [docs[ri] for ri in kids]
 
     def edge_child(self, pi: str, ty: int, newest: bool) -> Doc | None:
         kids = self._kids_ty.get((pi, ty))
         if not kids:
             return None
-        values = kids.values()
-        return next(reversed(values)) if newest else next(iter(values))
+        return self.docs[next(reversed(kids)) if newest else next(iter(kids))]
 
     def count_children(self, pi: str, ty: int | None = None) -> int:
         kids = self._kids_of(pi, ty)
