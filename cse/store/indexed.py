@@ -16,18 +16,18 @@ one place.  Nothing here is O(number of documents) per operation:
 * ``aei`` / ``csi`` / ``_own`` -> ordered set of ri (``_own``: what each
   originator owns, counted for its quota).
 * expiry: ri -> et plus a heap of (et, ri) with lazy invalidation; stale
-  heap entries are dropped when they reach the top, and the heap is rebuilt
-  from the ri -> et map once stale entries outnumber live ones (amortised
-  O(1)).
+  heap entries are dropped when they reach the top, and once they outnumber
+  live ones they are purged a few per write (``_purge_step``; O(log n) per
+  operation, no pass over the whole heap).
 * KV namespaces: ns -> insertion-ordered dict.
 
 Only ``docs`` refers to documents; every other index holds ri strings.
 That is for Python's cyclic garbage collector: a dict whose keys and values
 are all strings (or None) is never tracked, so however many resources are
-resident, a full collection walks ``docs`` and ``_heap`` at most, and not
-even those once the application has frozen them (``gc.freeze`` in
-``cse.app``; both objects live as long as this table, the heap being
-rebuilt in place).  Per-parent dicts of documents would be tracked
+resident, a full collection walks ``docs`` and the two expiry heaps at
+most, and not even those once the application has frozen them
+(``gc.freeze`` in ``cse.app``; the three objects live as long as this
+table).  Per-parent dicts of documents would be tracked
 and walked entry by entry in every full collection: a pause of tens of
 milliseconds at 100k resources, every few seconds under load.
 
@@ -57,6 +57,7 @@ __all__ = ["INDEXED_ATTRS", "IndexedDocs", "check_ops"]
 INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi", "_own")
 
 _STR_KEYS = ("pi", "rn", "_srn")
+_DRAIN_STEP = 8  # heap entries moved per write while stale ones are purged (_purge_step)
 
 
 def _check_doc(doc: Any) -> None:
@@ -105,6 +106,7 @@ class IndexedDocs:
         "_attr",
         "_et",
         "_heap",
+        "_drain",
     )
 
     def __init__(self) -> None:
@@ -117,6 +119,7 @@ class IndexedDocs:
         self._attr: dict[str, dict[str, dict[str, None]]] = {a: {} for a in INDEXED_ATTRS}
         self._et: dict[str, str] = {}
         self._heap: list[tuple[str, str]] = []
+        self._drain: list[tuple[str, str]] = []  # a heap being moved into ``_heap`` (stale entries dropped)
 
     # ------------------------------------------------------------------ writes
 
@@ -265,7 +268,8 @@ class IndexedDocs:
             value = doc.get(attr)
             if type(value) is str:
                 self._drop_member(index, value, ri)
-        self._et.pop(ri, None)
+        if self._et.pop(ri, None) is not None:
+            self._purge_step()
 
     def _delete(self, ri: str, removed: list[Doc]) -> None:
         """Remove ``ri`` and its subtree, walking the children index."""
@@ -285,13 +289,28 @@ class IndexedDocs:
 
     def _set_et(self, ri: str, et: str) -> None:
         self._et[ri] = et
-        heap = self._heap
-        heapq.heappush(heap, (et, ri))
-        if len(heap) > 2 * len(self._et) + 1024:
-            # Mostly stale entries: rebuild from the live map (amortised O(1)),
-            # in place, so a heap the collector no longer walks stays so.
-            heap[:] = [(e, r) for r, e in self._et.items()]
-            heapq.heapify(heap)
+        heapq.heappush(self._heap, (et, ri))
+        self._purge_step()
+
+    def _purge_step(self) -> None:
+        """Drop stale heap entries a few at a time (amortised O(log n) per
+        operation, never one O(n) pass: at 100k resources a rebuild held
+        the loop for tens of milliseconds, once per ~100k evictions).
+
+        Once stale entries outnumber live ones, the two lists swap roles:
+        ``_heap`` starts empty and each later operation moves the next
+        ``_DRAIN_STEP`` entries of ``_drain`` (in heap order) into it,
+        dropping the stale ones; reads consult both heaps meanwhile.  Both
+        lists live as long as this table (frozen with it, module docstring)."""
+        drain = self._drain
+        if drain:
+            heap, live = self._heap, self._et
+            for _ in range(min(_DRAIN_STEP, len(drain))):
+                entry = heapq.heappop(drain)
+                if live.get(entry[1]) == entry[0]:
+                    heapq.heappush(heap, entry)
+        elif len(self._heap) > 2 * len(self._et) + 1024:
+            self._heap, self._drain = drain, self._heap
 
     # ------------------------------------------------------------------- reads
 
@@ -341,35 +360,40 @@ class IndexedDocs:
             return len(members) if members else 0
         return sum(1 for d in self.docs.values() if d.get(attr) == value)
 
+    def _top(self) -> list[tuple[str, str]] | None:
+        """The heap (``_heap`` or ``_drain``) whose first entry is the
+        earliest live one, stale first entries dropped; None if both are empty."""
+        live = self._et
+        best: list[tuple[str, str]] | None = None
+        for heap in (self._heap, self._drain):
+            while heap and live.get(heap[0][1]) != heap[0][0]:
+                heapq.heappop(heap)
+            if heap and (best is None or heap[0] < best[0]):
+                best = heap
+        return best
+
     def expired(self, now: str, limit: int = 1000) -> list[str]:
         """Up to ``limit`` ri with et <= now, oldest et first (read-only)."""
-        heap, live = self._heap, self._et
         found: list[str] = []
         keep: list[tuple[str, str]] = []
         seen: set[str] = set()
-        while heap and len(found) < limit:
-            entry = heap[0]
-            if entry[0] > now:
+        while len(found) < limit:
+            heap = self._top()
+            if heap is None or heap[0][0] > now:
                 break
-            heapq.heappop(heap)
-            ri = entry[1]
-            if live.get(ri) != entry[0] or ri in seen:
-                continue  # stale or duplicate entry: drop it for good
-            seen.add(ri)
-            found.append(ri)
+            entry = heapq.heappop(heap)
+            if entry[1] in seen:
+                continue  # duplicate entry: drop it for good
+            seen.add(entry[1])
+            found.append(entry[1])
             keep.append(entry)
         for entry in keep:
-            heapq.heappush(heap, entry)
+            heapq.heappush(self._heap, entry)
         return found
 
     def next_expiry(self) -> str | None:
-        heap, live = self._heap, self._et
-        while heap:
-            et, ri = heap[0]
-            if live.get(ri) == et:
-                return et
-            heapq.heappop(heap)
-        return None
+        heap = self._top()
+        return None if heap is None else heap[0][0]
 
     def kv_get(self, ns: str, key: str) -> Any | None:
         space = self.kv.get(ns)

@@ -6,8 +6,11 @@ same at 1k and at 100k resources."""
 from __future__ import annotations
 
 import gc
+import heapq
 from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from cse.core.ports import Delete, Put
 from cse.store.indexed import IndexedDocs
@@ -62,3 +65,29 @@ def test_a_grown_table_adds_nothing_for_a_full_collection_to_walk() -> None:
         assert idx.child_by_name("cnt", "cin4") is None
     finally:
         gc.unfreeze()
+
+
+def test_evicting_the_oldest_instance_never_rebuilds_the_expiry_heap_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mni`` eviction (one create, one delete of the oldest) leaves stale
+    expiry entries; they are purged a few per write, never in one pass over
+    the heap, and what is due stays exact meanwhile."""
+    idx = IndexedDocs()
+    idx.apply([Put(_root()), Put({"ri": "cnt", "ty": 3, "rn": "cnt", "pi": "cb", "_srn": "cse-in/cnt"})])
+    live = 2_000
+    for i in range(live):
+        idx.apply([Put(_cin(i, et=f"20{i % 7}"))])
+    passes: list[int] = []
+    monkeypatch.setattr(heapq, "heapify", lambda heap: passes.append(len(heap)))
+    sizes: list[int] = []
+    for i in range(live, live + 4 * live):
+        idx.apply([Put(_cin(i, et=f"20{i % 7}")), Delete(f"cin{i - live}")])
+        sizes.append(len(idx._heap) + len(idx._drain))
+        if i % 997 == 0:
+            due = sorted((et, ri) for ri, et in idx._et.items() if et <= "203")
+            assert idx.expired("203", limit=10**6) == [ri for _, ri in due]
+            assert idx.next_expiry() == min(idx._et.values())
+    assert passes == [], "no pass over the whole heap"
+    assert max(sizes) <= 3 * live + 1024 + 2 * live // 8 + 16, "stale entries stay bounded"
+    assert max(sizes) > 2 * live + 1024, "stale entries did accumulate (the case under test)"
+    assert idx.count_children("cnt", 4) == live
