@@ -195,10 +195,13 @@ class CSE:
         except BaseException:
             await self.store.close()
             raise
+        await ensure_cse_base(self.ctx)
         # The loaded tree is long-lived: move it out of the collector's
         # generations so full collections stop re-walking every resource.
+        # After the CSEBase is stored: an empty table is not tracked by the
+        # collector, so freezing it then would leave it to be walked by every
+        # full collection as the store grows (cse.store.indexed docstring).
         gc.freeze()
-        await ensure_cse_base(self.ctx)
         failed = await self.nonblocking.fail_leftovers(keep=await self.smg.queue.request_ris())
         if failed:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)

@@ -9,16 +9,27 @@ one place.  Nothing here is O(number of documents) per operation:
 * ``docs``: ri -> document, insertion ordered, so its order *is* creation
   order (a replace keeps the slot; the durable backend snapshots in this
   order, which is how creation order survives restarts).
-* path (``_srn``) -> ri and (pi, rn) -> ri.
-* per-parent children, all types and per type, as insertion-ordered dicts
-  ri -> document: oldest is ``next(iter(d))``, newest ``next(reversed(d))``.
+* path (``_srn``) -> ri and pi -> {rn -> ri}.
+* per-parent children, all types and per type, as insertion-ordered sets
+  (dicts ri -> None): oldest is ``next(iter(d))``, newest
+  ``next(reversed(d))``.
 * ``aei`` / ``csi`` / ``_own`` -> ordered set of ri (``_own``: what each
   originator owns, counted for its quota).
 * expiry: ri -> et plus a heap of (et, ri) with lazy invalidation; stale
-  heap entries are dropped when they reach the top, and the heap is rebuilt
-  from the ri -> et map once stale entries outnumber live ones (amortised
-  O(1)).
+  heap entries are dropped when they reach the top, and once they outnumber
+  live ones they are purged a few per write (``_purge_step``; O(log n) per
+  operation, no pass over the whole heap).
 * KV namespaces: ns -> insertion-ordered dict.
+
+Only ``docs`` refers to documents; every other index holds ri strings.
+That is for Python's cyclic garbage collector: a dict whose keys and values
+are all strings (or None) is never tracked, so however many resources are
+resident, a full collection walks ``docs`` and the two expiry heaps at
+most, and not even those once the application has frozen them
+(``gc.freeze`` in ``cse.app``; the three objects live as long as this
+table).  Per-parent dicts of documents would be tracked
+and walked entry by entry in every full collection: a pause of tens of
+milliseconds at 100k resources, every few seconds under load.
 
 Resolved ambiguities (see also the store contract in ``cse.core.ports``):
 
@@ -46,6 +57,7 @@ __all__ = ["INDEXED_ATTRS", "IndexedDocs", "check_ops"]
 INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi", "_own")
 
 _STR_KEYS = ("pi", "rn", "_srn")
+_DRAIN_STEP = 8  # heap entries moved per write while stale ones are purged (_purge_step)
 
 
 def _check_doc(doc: Any) -> None:
@@ -94,18 +106,20 @@ class IndexedDocs:
         "_attr",
         "_et",
         "_heap",
+        "_drain",
     )
 
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
         self.kv: dict[str, dict[str, Any]] = {}
         self._by_path: dict[str, str] = {}
-        self._by_name: dict[tuple[str, str], str] = {}
-        self._kids: dict[str, dict[str, Doc]] = {}
-        self._kids_ty: dict[tuple[str, int], dict[str, Doc]] = {}
+        self._by_name: dict[str, dict[str, str]] = {}
+        self._kids: dict[str, dict[str, None]] = {}
+        self._kids_ty: dict[tuple[str, int], dict[str, None]] = {}
         self._attr: dict[str, dict[str, dict[str, None]]] = {a: {} for a in INDEXED_ATTRS}
         self._et: dict[str, str] = {}
         self._heap: list[tuple[str, str]] = []
+        self._drain: list[tuple[str, str]] = []  # a heap being moved into ``_heap`` (stale entries dropped)
 
     # ------------------------------------------------------------------ writes
 
@@ -163,16 +177,19 @@ class IndexedDocs:
         ri = doc["ri"]
         pi = doc["pi"]
         self._by_path[doc["_srn"]] = ri
-        self._by_name[(pi, doc["rn"])] = ri
+        names = self._by_name.get(pi)
+        if names is None:
+            names = self._by_name[pi] = {}
+        names[doc["rn"]] = ri
         kids = self._kids.get(pi)
         if kids is None:
             kids = self._kids[pi] = {}
-        kids[ri] = doc
+        kids[ri] = None
         key = (pi, doc["ty"])
         kids = self._kids_ty.get(key)
         if kids is None:
             kids = self._kids_ty[key] = {}
-        kids[ri] = doc
+        kids[ri] = None
         for attr, index in self._attr.items():
             value = doc.get(attr)
             if type(value) is str:
@@ -186,17 +203,15 @@ class IndexedDocs:
         ri = doc["ri"]
         pi = doc["pi"]
         self.docs[ri] = doc
-        self._kids[pi][ri] = doc
-        self._kids_ty[(pi, doc["ty"])][ri] = doc
         srn = doc["_srn"]
         if old["_srn"] != srn and self._by_path.get(old["_srn"]) == ri:
             del self._by_path[old["_srn"]]
         self._by_path[srn] = ri
-        name = (pi, doc["rn"])
-        old_name = (pi, old["rn"])
-        if old_name != name and self._by_name.get(old_name) == ri:
-            del self._by_name[old_name]
-        self._by_name[name] = ri
+        names = self._by_name[pi]
+        rn, old_rn = doc["rn"], old["rn"]
+        if old_rn != rn and names.get(old_rn) == ri:
+            del names[old_rn]
+        names[rn] = ri
         for attr, index in self._attr.items():
             before, after = old.get(attr), doc.get(attr)
             if before == after:
@@ -233,9 +248,11 @@ class IndexedDocs:
         pi = doc["pi"]
         if self._by_path.get(doc["_srn"]) == ri:
             del self._by_path[doc["_srn"]]
-        name = (pi, doc["rn"])
-        if self._by_name.get(name) == ri:
-            del self._by_name[name]
+        names = self._by_name.get(pi)
+        if names is not None and names.get(doc["rn"]) == ri:
+            del names[doc["rn"]]
+            if not names:
+                del self._by_name[pi]
         kids = self._kids.get(pi)
         if kids is not None:
             kids.pop(ri, None)
@@ -251,7 +268,8 @@ class IndexedDocs:
             value = doc.get(attr)
             if type(value) is str:
                 self._drop_member(index, value, ri)
-        self._et.pop(ri, None)
+        if self._et.pop(ri, None) is not None:
+            self._purge_step()
 
     def _delete(self, ri: str, removed: list[Doc]) -> None:
         """Remove ``ri`` and its subtree, walking the children index."""
@@ -271,12 +289,28 @@ class IndexedDocs:
 
     def _set_et(self, ri: str, et: str) -> None:
         self._et[ri] = et
-        heap = self._heap
-        heapq.heappush(heap, (et, ri))
-        if len(heap) > 2 * len(self._et) + 1024:
-            # Mostly stale entries: rebuild from the live map (amortised O(1)).
-            self._heap = [(e, r) for r, e in self._et.items()]
-            heapq.heapify(self._heap)
+        heapq.heappush(self._heap, (et, ri))
+        self._purge_step()
+
+    def _purge_step(self) -> None:
+        """Drop stale heap entries a few at a time (amortised O(log n) per
+        operation, never one O(n) pass: at 100k resources a rebuild held
+        the loop for tens of milliseconds, once per ~100k evictions).
+
+        Once stale entries outnumber live ones, the two lists swap roles:
+        ``_heap`` starts empty and each later operation moves the next
+        ``_DRAIN_STEP`` entries of ``_drain`` (in heap order) into it,
+        dropping the stale ones; reads consult both heaps meanwhile.  Both
+        lists live as long as this table (frozen with it, module docstring)."""
+        drain = self._drain
+        if drain:
+            heap, live = self._heap, self._et
+            for _ in range(min(_DRAIN_STEP, len(drain))):
+                entry = heapq.heappop(drain)
+                if live.get(entry[1]) == entry[0]:
+                    heapq.heappush(heap, entry)
+        elif len(self._heap) > 2 * len(self._et) + 1024:
+            self._heap, self._drain = drain, self._heap
 
     # ------------------------------------------------------------------- reads
 
@@ -288,22 +322,25 @@ class IndexedDocs:
         return None if ri is None else self.docs.get(ri)
 
     def child_by_name(self, pi: str, rn: str) -> Doc | None:
-        ri = self._by_name.get((pi, rn))
+        names = self._by_name.get(pi)
+        ri = None if names is None else names.get(rn)
         return None if ri is None else self.docs.get(ri)
 
-    def _kids_of(self, pi: str, ty: int | None) -> dict[str, Doc] | None:
+    def _kids_of(self, pi: str, ty: int | None) -> dict[str, None] | None:
         return self._kids.get(pi) if ty is None else self._kids_ty.get((pi, ty))
 
     def children(self, pi: str, ty: int | None = None) -> list[Doc]:
         kids = self._kids_of(pi, ty)
-        return list(kids.values()) if kids else []
+        if not kids:
+            return []
+        docs = self.docs
+        return [docs[ri] for ri in kids]
 
     def edge_child(self, pi: str, ty: int, newest: bool) -> Doc | None:
         kids = self._kids_ty.get((pi, ty))
         if not kids:
             return None
-        values = kids.values()
-        return next(reversed(values)) if newest else next(iter(values))
+        return self.docs[next(reversed(kids)) if newest else next(iter(kids))]
 
     def count_children(self, pi: str, ty: int | None = None) -> int:
         kids = self._kids_of(pi, ty)
@@ -323,35 +360,40 @@ class IndexedDocs:
             return len(members) if members else 0
         return sum(1 for d in self.docs.values() if d.get(attr) == value)
 
+    def _top(self) -> list[tuple[str, str]] | None:
+        """The heap (``_heap`` or ``_drain``) whose first entry is the
+        earliest live one, stale first entries dropped; None if both are empty."""
+        live = self._et
+        best: list[tuple[str, str]] | None = None
+        for heap in (self._heap, self._drain):
+            while heap and live.get(heap[0][1]) != heap[0][0]:
+                heapq.heappop(heap)
+            if heap and (best is None or heap[0] < best[0]):
+                best = heap
+        return best
+
     def expired(self, now: str, limit: int = 1000) -> list[str]:
         """Up to ``limit`` ri with et <= now, oldest et first (read-only)."""
-        heap, live = self._heap, self._et
         found: list[str] = []
         keep: list[tuple[str, str]] = []
         seen: set[str] = set()
-        while heap and len(found) < limit:
-            entry = heap[0]
-            if entry[0] > now:
+        while len(found) < limit:
+            heap = self._top()
+            if heap is None or heap[0][0] > now:
                 break
-            heapq.heappop(heap)
-            ri = entry[1]
-            if live.get(ri) != entry[0] or ri in seen:
-                continue  # stale or duplicate entry: drop it for good
-            seen.add(ri)
-            found.append(ri)
+            entry = heapq.heappop(heap)
+            if entry[1] in seen:
+                continue  # duplicate entry: drop it for good
+            seen.add(entry[1])
+            found.append(entry[1])
             keep.append(entry)
         for entry in keep:
-            heapq.heappush(heap, entry)
+            heapq.heappush(self._heap, entry)
         return found
 
     def next_expiry(self) -> str | None:
-        heap, live = self._heap, self._et
-        while heap:
-            et, ri = heap[0]
-            if live.get(ri) == et:
-                return et
-            heapq.heappop(heap)
-        return None
+        heap = self._top()
+        return None if heap is None else heap[0][0]
 
     def kv_get(self, ns: str, key: str) -> Any | None:
         space = self.kv.get(ns)

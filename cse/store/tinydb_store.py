@@ -13,12 +13,13 @@ query cache on every write (O(N) per commit), and has no indexes.  So:
   ever happens on the event loop.
 * The file at ``path`` is a real TinyDB JSON database (tables ``resources``,
   one TinyDB document per resource in creation order; ``kv``; ``meta`` with
-  the journal sequence the snapshot covers).  It is read through a TinyDB
-  :class:`Storage` that hands the parsed dict back by reference and a
-  :class:`Table` subclass with raw access, and written atomically
-  (temp file, fsync, rename) by the same Storage.  It is rewritten only on
+  the journal sequence the snapshot covers; :mod:`cse.store.snapshot`),
+  written atomically (temp file, fsync, rename).  It is rewritten only on
   compaction (journal > ``compact_bytes``, in the background), on ``close``
-  and on an ``open`` that finds a half-finished compaction.
+  and on an ``open`` that finds a half-finished compaction.  A snapshot is
+  encoded on the loop a few hundred documents at a time, with requests
+  served in between, and written in a thread: it never stalls the loop for
+  longer than one such piece.
 
 Faults (docs/troubleshooting.md "Store damaged or full"):
 
@@ -44,18 +45,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from tinydb import TinyDB
-from tinydb.storages import Storage
-from tinydb.table import Table
 
 from cse.core.errors import InternalServerError
 from cse.core.ports import CommitResult, Doc, Op, Put
@@ -71,19 +67,13 @@ from cse.store.journal import (
     scan_journal,
 )
 from cse.store.memory import IndexedStore
+from cse.store.snapshot import SNAPSHOT_FORMAT, SnapshotFile, StoreCorruptError, load_snapshot, snapshot_pieces
 
 __all__ = ["TinyDBStore", "StoreCorruptError", "StoreWriteError", "SNAPSHOT_FORMAT", "MARKER_SUFFIX"]
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 1
 _T = TypeVar("_T")
-_encode = json.JSONEncoder(separators=(",", ":")).encode
-_CHUNK = 2048  # documents per write() while streaming a snapshot
-
-
-class StoreCorruptError(RuntimeError):
-    """The snapshot or the journal cannot be loaded safely."""
 
 
 class StoreWriteError(InternalServerError):
@@ -99,129 +89,6 @@ MARKER_SUFFIX = ".marker"
 _BLOCKED_LOG_EVERY_S = 10.0
 
 
-class SnapshotStorage(Storage):
-    """TinyDB storage for the snapshot file.
-
-    ``read`` parses the file once and hands the dict back *by reference*
-    (TinyDB's JSONStorage would re-read it for every access); ``write``
-    streams the database to a temp file, fsyncs and renames it over the
-    snapshot atomically.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self._path = path
-        self._data: dict[str, dict[str, Any]] | None = None
-
-    def read(self) -> dict[str, dict[str, Any]] | None:
-        if self._data is None and os.path.exists(self._path) and os.path.getsize(self._path):
-            with open(self._path, "rb") as f:
-                self._data = json.load(f)
-        return self._data
-
-    def write(self, data: dict[str, dict[str, Any]]) -> None:
-        self.write_tmp(data)
-        self.install()
-
-    def install(self) -> None:
-        """Rename the temp file written by :meth:`write_tmp` over the snapshot."""
-        os.replace(self._path + ".tmp", self._path)
-        fsync_dir(os.path.dirname(self._path))
-
-    def discard(self) -> None:
-        try:
-            os.remove(self._path + ".tmp")
-        except FileNotFoundError:
-            pass
-
-    def write_tmp(self, data: dict[str, dict[str, Any]]) -> None:
-        """Stream ``data`` to ``<path>.tmp`` and fsync it."""
-        self._data = data
-        tmp = self._path + ".tmp"
-        try:
-            with open_private(tmp, "w", encoding="ascii") as f:
-                f.write("{")
-                for n, (name, table) in enumerate(data.items()):
-                    f.write(("," if n else "") + _encode(name) + ":{")
-                    _write_table(f.write, table)
-                    f.write("}")
-                f.write("}")
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-            raise
-
-
-def _write_table(write: Callable[[str], Any], table: Mapping[str, Any]) -> None:
-    """Stream ``"id":doc`` pairs in chunks (bounded memory, C encoder per doc)."""
-    buf: list[str] = []
-    first = True
-    for doc_id, doc in table.items():
-        buf.append(_encode(doc_id) + ":" + _encode(doc))
-        if len(buf) >= _CHUNK:
-            write(("" if first else ",") + ",".join(buf))
-            first, buf = False, []
-    if buf:
-        write(("" if first else ",") + ",".join(buf))
-
-
-class RawTable(Table):
-    """TinyDB table with by-reference bulk access to its raw ``{id: doc}`` dict,
-    skipping TinyDB's per-access document wrapping and id conversion."""
-
-    def raw(self) -> dict[str, Doc]:
-        return self._read_table()  # type: ignore[return-value]
-
-
-class SnapshotDB(TinyDB):
-    """TinyDB over :class:`SnapshotStorage` whose tables are :class:`RawTable`."""
-
-    table_class = RawTable
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, storage=SnapshotStorage)
-
-    def raw(self, name: str) -> dict[str, Doc]:
-        """Table ``name`` as its raw ``{doc_id: doc}`` dict, by reference."""
-        table = self.table(name)
-        assert isinstance(table, RawTable)
-        return table.raw()
-
-
-def write_snapshot(path: str, docs: list[Doc], kv: dict[str, dict[str, Any]], seq: int,
-                   *, install: bool = True) -> None:
-    """Write the TinyDB snapshot covering journal sequence ``seq`` (thread-safe:
-    only immutable documents and private copies are touched); without
-    ``install`` only to ``<path>.tmp`` (see :func:`install_snapshot`)."""
-    data = {
-        "resources": {str(i): doc for i, doc in enumerate(docs, 1)},
-        "kv": {
-            str(i): {"ns": ns, "key": key, "value": value}
-            for i, (ns, key, value) in enumerate(
-                ((ns, k, v) for ns, space in kv.items() for k, v in space.items()), 1
-            )
-        },
-        "meta": {"1": {"format": SNAPSHOT_FORMAT, "seq": seq, "count": len(docs)}},
-    }
-    storage = SnapshotStorage(path)
-    storage.write_tmp(data)
-    if install:
-        storage.install()
-
-
-def install_snapshot(path: str, keep: bool) -> None:
-    """Put ``<path>.tmp`` in place (``keep``) or throw it away."""
-    storage = SnapshotStorage(path)
-    if keep:
-        storage.install()
-    else:
-        storage.discard()
-
-
 def write_marker(path: str) -> None:
     """Write ``<path>.marker``: this store has been used, so a missing
     snapshot from now on is a loss, not a fresh start."""
@@ -233,21 +100,6 @@ def write_marker(path: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     fsync_dir(os.path.dirname(marker))
-
-
-def load_snapshot(path: str, idx: IndexedDocs) -> int:
-    """Load the snapshot into ``idx``; return the journal sequence it covers."""
-    db = SnapshotDB(path)
-    try:
-        meta: Doc = next(iter(db.raw("meta").values()), {})
-        if meta.get("format", SNAPSHOT_FORMAT) != SNAPSHOT_FORMAT:
-            raise StoreCorruptError(f"snapshot {path}: unknown format {meta.get('format')!r}")
-        idx.load(db.raw("resources").values())
-        for item in db.raw("kv").values():
-            idx.kv_set(item["ns"], item["key"], item["value"])
-        return int(meta.get("seq", 0))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise StoreCorruptError(f"snapshot {path} cannot be loaded: {exc!r}") from exc
 
 
 @dataclass(slots=True)
@@ -676,19 +528,35 @@ class TinyDBStore(IndexedStore):
             log.exception("journal compaction failed")
 
     async def _snapshot(self, *, reset_journal: bool) -> None:
-        """Snapshot the current state (copied on the loop, written in the
-        snapshot thread), then drop journal records it covers: ``.old``
-        always, the active journal too if ``reset_journal`` (only safe while
-        nothing can be appended, i.e. during open).
+        """Snapshot the current state, then drop journal records it covers:
+        ``.old`` always, the active journal too if ``reset_journal`` (only
+        safe while nothing can be appended, i.e. during open).
 
-        The copy may include commits not yet written to the journal, so the
-        snapshot is put in place only once they are, and thrown away if
-        they were undone meanwhile (a failed write must leave no trace)."""
+        The state is copied on the loop (a list of references, no document
+        is copied), encoded on the loop ``CHUNK`` documents at a time with
+        requests served between two pieces, and written in the snapshot
+        thread (:mod:`cse.store.snapshot`).  The copy may include commits
+        not yet written to the journal, so the snapshot is put in place only
+        once they are, and thrown away if they were undone meanwhile (a
+        failed write must leave no trace)."""
         journal = self._journal
         assert journal is not None
         seq, generation = self._seq, self._generation
         docs, kv = self._idx.snapshot()
-        await self._in(self._cexec, lambda: write_snapshot(self._path, docs, kv, seq, install=False))
+        out = SnapshotFile(self._path)
+        cexec = self._cexec
+        assert cexec is not None
+        try:
+            await self._in(cexec, out.open)
+            for piece in snapshot_pieces(docs, kv, seq):
+                await self._in(cexec, out.write, piece)
+            await self._in(cexec, out.finish)
+        except BaseException:
+            try:  # after any write still running there; not awaited (this may be a cancellation)
+                cexec.submit(out.discard)
+            except RuntimeError:
+                pass  # threads already stopped: the next open removes the temp file
+            raise
         while self._durable_seq < seq and self._generation == generation and self._failure is None:
             barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(barrier)
@@ -698,7 +566,7 @@ class TinyDBStore(IndexedStore):
             except StoreWriteError:
                 break
         keep = self._durable_seq >= seq and self._generation == generation
-        await self._in(self._cexec, install_snapshot, self._path, keep)
+        await self._in(cexec, out.install if keep else out.discard)
         if not keep:
             raise StoreWriteError(f"snapshot {self._path} not written: the commits it held were undone")
         self._snap_seq, self._snap_exists = seq, True
