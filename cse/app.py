@@ -90,8 +90,9 @@ class CSE:
         self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
         poa = (self._url(config.http.port),)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
-        self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now)
-        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now)
+        self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now, monotonic=monotonic)
+        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now,
+                                      monotonic=monotonic)
         self.executor = Executor(
             self.store,
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events)),
