@@ -130,7 +130,7 @@ class CSE:
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history,
-                       replay_keep=config.smg.replay_keep)
+                       replay_keep=config.smg.replay_keep, monotonic=monotonic)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        **self.smg.hooks()})
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
@@ -180,9 +180,10 @@ class CSE:
         failed = await self.nonblocking.fail_leftovers(keep=await self.smg.queue.request_ris())
         if failed:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
+        trusted = await self.clock_guard.startup(self.clock.now())  # before any duration is measured
         self.notifier.start()
         self.expiry.start(first=self.clock.now())
-        stored = await self.smg.queue.load()
+        stored = await self.smg.queue.load(trusted)
         if stored:
             log.info("%d stored session request(s) waiting for their window", stored)
         self.sf_timer.start(first=self.clock.now())

@@ -38,15 +38,25 @@ _rqi = itertools.count(1)
 
 
 class FakeClock:
-    """A clock tests move by hand."""
+    """A clock tests move by hand: :meth:`advance` is time passing (the wall
+    clock and :meth:`monotonic` move together), :meth:`step` is the wall
+    clock being set (only it moves)."""
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
         self.t = start
+        self.mono = 1000.0
 
     def now(self) -> float:
         return self.t
 
+    def monotonic(self) -> float:
+        return self.mono
+
     def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.mono += seconds
+
+    def step(self, seconds: float) -> None:
         self.t += seconds
 
 
@@ -76,7 +86,7 @@ async def started_inproc(config: Config | None = None) -> AsyncIterator[InProc]:
     """A started in-process CSE on a fake clock (``config``: the defaults,
     in memory, unless given), stopped on exit."""
     clock = FakeClock()
-    cse = CSE(config or load_config(None, db=":memory:"), store=MemoryStore(), clock=clock)
+    cse = CSE(config or load_config(None, db=":memory:"), store=MemoryStore(), clock=clock, monotonic=clock.monotonic)
     await cse.start(serve_http=False)
     try:
         yield InProc(cse, clock)
