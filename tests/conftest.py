@@ -120,6 +120,7 @@ class CSEProcess:
     config_path: Path
     db_path: Path
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to subprocess_env() (e.g. libfaketime's)
     proc: asyncio.subprocess.Process | None = None
     port: int = 0
     lines: list[str] = field(default_factory=list)
@@ -135,7 +136,7 @@ class CSEProcess:
             sys.executable, "-m", "cse", "--config", str(self.config_path), *port_args,
             "--log-level", "warning", *self.extra_args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            cwd=str(self.config_path.parent), env=subprocess_env())
+            cwd=str(self.config_path.parent), env={**subprocess_env(), **self.env})
         assert self.proc.stdout is not None
 
         async def ready() -> None:
@@ -198,9 +199,9 @@ async def cse_process(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[CSEProcess] = []
 
     async def factory(*, cse_id: str = "/id-in", name: str = "cse-in", extra: str = "",
-                      subdir: str = "cse", start: bool = True) -> CSEProcess:
+                      subdir: str = "cse", start: bool = True, env: dict[str, str] | None = None) -> CSEProcess:
         cfg = write_config(tmp_path / subdir, cse_id=cse_id, name=name, extra=extra)
-        p = CSEProcess(cfg, tmp_path / subdir / f"{name}.db")
+        p = CSEProcess(cfg, tmp_path / subdir / f"{name}.db", env=dict(env or {}))
         started.append(p)
         if start:
             await p.start()
