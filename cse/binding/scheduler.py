@@ -19,7 +19,9 @@ an hour away, and sleeping toward tomorrow's would miss it. So each slice
 also compares how far the wall clock moved with how far the monotonic clock
 moved; when they differ by more than ``step_s`` the wall clock was stepped
 and the job runs at once, re-evaluating its deadlines (schedule windows,
-expiry) on the new wall-clock time.
+expiry) on the new wall-clock time. A timer with no deadline looks too (a
+step back can bring a window that had passed for good into the future
+again), so each timer wakes once a slice.
 """
 
 from __future__ import annotations
@@ -85,11 +87,10 @@ class DeadlineTimer:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            if self._deadline is None:
-                await self._wake.wait()
-                continue
             wall0, mono0 = self.clock(), self.monotonic()
-            delay = self._deadline - wall0
+            # idle (no deadline) it still looks every slice: a step back can
+            # bring a window that had passed for good into the future again
+            delay = self.slice_s if self._deadline is None else self._deadline - wall0
             if delay > 0:
                 # A timer that sets the wake event, not asyncio.wait_for: on
                 # Python 3.11 wait_for can swallow a cancel (gh-86296), which
@@ -103,7 +104,7 @@ class DeadlineTimer:
                 moved = (wall - wall0) - (mono - mono0)
                 if abs(moved) > self.step_s:  # stepped: the job re-evaluates its deadlines now
                     log.info("%s: wall clock stepped %+.0f s; re-evaluating deadlines", self.name, moved)
-                elif self._deadline is not None and self._deadline > wall:
+                elif self._deadline is None or self._deadline > wall:
                     continue  # a slice ended, or poked: re-evaluate on the wall clock
             self._deadline = None
             try:

@@ -135,3 +135,26 @@ async def test_restart_after_a_jump_counts_buffered_time_up_to_the_trusted_time(
     await q.flush(ls.ip.clock.now())
     doc = await request_doc(ls, ri)
     assert doc["rs"] == FAILED and doc["ors"]["rsc"] == 4008, doc
+
+
+async def test_idle_deadline_timer_reruns_its_job_after_a_step() -> None:
+    """A job with nothing to wait for (every window passed for good) is
+    asked again after a step back: the window may be ahead again."""
+    clock = FakeClock()
+    runs: list[float] = []
+    first, again = asyncio.Event(), asyncio.Event()
+
+    async def job(now: float) -> float | None:
+        runs.append(now)
+        (again if first.is_set() else first).set()
+        return None
+
+    timer = DeadlineTimer("t", job, clock.now, slice_s=0.02, monotonic=clock.monotonic)
+    timer.start(first=clock.now())
+    try:
+        await asyncio.wait_for(first.wait(), 1.0)
+        clock.step(-HOUR)
+        await asyncio.wait_for(again.wait(), 1.0)
+        assert runs == [runs[0], runs[0] - HOUR]
+    finally:
+        await timer.stop()
