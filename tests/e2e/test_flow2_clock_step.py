@@ -6,6 +6,9 @@ docs/sessions.md "Store-and-forward").
 * A +2 h step while CSE1 runs: the window it steps into opens within a
   timer slice and the stored requests are delivered; their ``mbd`` (1 h) is
   measured on the monotonic clock, so the step does not fail them.
+* A step back of 1 h: CSE1's clock was an hour ahead when the requests were
+  stored, past their window for good; set back, the window is open again and
+  the idle forwarding timer notices the step and delivers them.
 * A restart at +2 h: the requests' ``<request>`` resources (1 h lifetime) are
   due on the wall clock, but their ``mbd`` has not elapsed: nothing is
   deleted or failed, and they are delivered in the window.
@@ -35,12 +38,14 @@ YEAR = 365 * 86400.0
 N = 5
 
 
-async def stored(f: Flow2, n: int = N) -> list[tuple[str, str]]:
-    """``n`` session requests stored at CSE1, each answered 1001; (rqi, <request> ri)."""
+async def stored(f: Flow2, n: int = N, offset: float = 0.0) -> list[tuple[str, str]]:
+    """``n`` session requests stored at CSE1, each answered 1001; (rqi, <request> ri).
+    ``offset``: CSE1's clock ahead of real time (the originator's OT follows it)."""
     out = []
     for i in range(n):
         rq = rqi(f"step{i}")
-        r = await f.send("POST", f.cse1, CNT_TO, f.aei1, ty=4, body={"m2m:cin": {"con": f.enc(f"#{i}")}}, rq=rq)
+        r = await f.send("POST", f.cse1, CNT_TO, f.aei1, ty=4, body={"m2m:cin": {"con": f.enc(f"#{i}")}}, rq=rq,
+                         ot=format_ts(time.time() + offset))
         assert r.rsc == 1001, (i, r.rsc, r.body)
         out.append((rq, str(r.body["m2m:uri"])))
     for _, ri in out:
@@ -77,6 +82,20 @@ async def test_wall_step_while_running_opens_the_window_and_keeps_mbd(cse_proces
         await f.policy(window_sch(now + HOUR, now + 3 * HOUR), mbd=3600)
         sent = await stored(f)
         ft.set(2 * HOUR)  # an operator or NTP steps CSE1's wall clock into the window
+        await delivered(f, sent)
+
+
+async def test_wall_step_back_reopens_a_passed_window(cse_process: Any, http: Any, tmp_path: Path) -> None:
+    ft = FakeTime(tmp_path)
+    ft.set(HOUR)
+    # CSE2 takes the OTs of CSE1's clock, an hour ahead of its own
+    cse1, cse2 = await start_pair(cse_process, http, cse1_env=ft.env(), cse2_extra="\n[smg]\nfreshness_s = 7200\n")
+    async with Receiver() as rcv1, Receiver() as rcv2:
+        f = await Flow2(http, cse1, cse2, rcv1, rcv2).setup()
+        now = time.time()
+        await f.policy(window_sch(now, now + 600))  # over for good on CSE1's clock
+        sent = await stored(f, offset=HOUR)
+        ft.set(0)  # CSE1's clock is put right: the window is open
         await delivered(f, sent)
 
 
