@@ -20,7 +20,7 @@ from cse.binding.http_server import HttpServer
 from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, cse_type_number
-from cse.core.context import Context, CSEIdentity, SystemClock
+from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
 from cse.core.dispatcher import Dispatcher
 from cse.core.executor import Executor
 from cse.core.messages import Request, Response
@@ -146,7 +146,9 @@ class CSE:
                 registrar_poa=reg.poa, deregister_on_shutdown=reg.deregister_on_shutdown,
                 timeout=reg.timeout_s, check_interval=reg.check_interval_s)
         lim = config.limits
-        self.rate = RequestRate(lim.requests_per_s, lim.request_burst, self.clock, csi=config.cse.cse_id,
+        # a bucket refills over a duration: monotonic time, not a wall clock that may be stepped
+        self.rate = RequestRate(lim.requests_per_s, lim.request_burst, MonotonicClock(monotonic),
+                                csi=config.cse.cse_id,
                                 exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
 
