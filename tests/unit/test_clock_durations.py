@@ -158,3 +158,19 @@ async def test_idle_deadline_timer_reruns_its_job_after_a_step() -> None:
         assert runs == [runs[0], runs[0] - HOUR]
     finally:
         await timer.stop()
+
+
+async def test_an_outcome_recorded_late_is_not_expired_with_its_request(ls: LocalSession) -> None:
+    """A restart long after the store (here 2 h, request lifetime 1 h, mbd
+    1 h): the forwarding timer may find the request over its mbd before the
+    expiry timer runs; the failure it records must not go with the
+    <request>'s old et at the next expiry run."""
+    policy = await add_policy(ls, "sf", spt=2, sch=NEVER, mbd=3600)
+    rq, ri = await store(ls, policy, "late")
+    ls.ip.clock.advance(2 * HOUR)
+    await queue(ls).flush(ls.ip.clock.now())
+    await ls.ip.cse._expire(ls.ip.clock.now())
+    doc = await ls.ip.cse.store.get(ri)
+    assert doc is not None, "the recorded failure was deleted with its <request>"
+    assert doc["rs"] == FAILED and doc["ors"]["rsc"] == 4008, doc
+    assert doc["et"] >= format_ts(ls.ip.clock.now() + 3600), doc["et"]

@@ -366,7 +366,11 @@ class StoreAndForward:
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
                          record: tuple[str, str] | None = None, keep_until: str | None = None) -> Outcome:
         """``keep_until``: the ``<request>``'s new ``et``, for a failure
-        recorded as it expires (:meth:`fail_expired`)."""
+        recorded as it expires (:meth:`fail_expired`). Otherwise the outcome
+        stays readable for at least a request lifetime: a ``<request>`` whose
+        ``et`` is sooner (say, past after a restart long after it was stored)
+        has it moved on, unless the originator chose it (``X-M2M-RST``), so
+        the next expiry run cannot delete the outcome as it is recorded."""
         self._age.pop(key, None)
         doc = await self.ctx.store.get(item["request"])
         if doc is None:
@@ -374,6 +378,10 @@ class StoreAndForward:
                         req.rqi, item["request"], resp.rsc)
         elif keep_until is not None:
             doc = {**doc, "et": keep_until}
+        elif not item.get("rset"):
+            least = format_ts(self.ctx.clock.now() + self.nonblocking.lifetime)
+            if doc.get("et") is not None and doc["et"] < least:
+                doc = {**doc, "et": least}
         ops: list[Op] = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
         if record is not None:
             ops.extend(await record_ops(self.ctx, record[0], req, resp, record[1], self.history))
