@@ -21,7 +21,7 @@ from cse.binding.http_server import HttpServer
 from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, cse_type_number
-from cse.core.context import Context, CSEIdentity, SystemClock
+from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
 from cse.core.dispatcher import Dispatcher
 from cse.core.events import Event
 from cse.core.executor import Executor
@@ -97,8 +97,9 @@ class CSE:
         poa = (self._url(config.http.port),)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
         self.outbox = Outbox(self.store)  # pending notifications (docs/architecture.md "The outbox")
-        self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now)
-        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now)
+        self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now, monotonic=monotonic)
+        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now,
+                                      monotonic=monotonic)
         self.executor = Executor(
             self.store,
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
@@ -139,7 +140,7 @@ class CSE:
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history,
-                       replay_keep=config.smg.replay_keep)
+                       replay_keep=config.smg.replay_keep, monotonic=monotonic)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        **self.smg.hooks()})
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
@@ -156,7 +157,9 @@ class CSE:
                 registrar_poa=reg.poa, deregister_on_shutdown=reg.deregister_on_shutdown,
                 timeout=reg.timeout_s, check_interval=reg.check_interval_s)
         lim = config.limits
-        self.rate = RequestRate(lim.requests_per_s, lim.request_burst, self.clock, csi=config.cse.cse_id,
+        # a bucket refills over a duration: monotonic time, not a wall clock that may be stepped
+        self.rate = RequestRate(lim.requests_per_s, lim.request_burst, MonotonicClock(monotonic),
+                                csi=config.cse.cse_id,
                                 exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
 
@@ -207,9 +210,10 @@ class CSE:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
         if pending:
             log.info("%d notification(s) left pending by the previous run queued again from the outbox", pending)
+        trusted = await self.clock_guard.startup(self.clock.now())  # before any duration is measured
         self.notifier.start()
         self.expiry.start(first=self.clock.now())
-        stored = await self.smg.queue.load()
+        stored = await self.smg.queue.load(trusted)
         if stored:
             log.info("%d stored session request(s) waiting for their window", stored)
         self.sf_timer.start(first=self.clock.now())

@@ -38,21 +38,31 @@ _rqi = itertools.count(1)
 
 
 class FakeClock:
-    """A clock tests move by hand."""
+    """A clock tests move by hand: :meth:`advance` is time passing (the wall
+    clock and :meth:`monotonic` move together), :meth:`step` is the wall
+    clock being set (only it moves)."""
 
     def __init__(self, start: float = 1_800_000_000.0) -> None:
         self.t = start
+        self.mono = 1000.0
 
     def now(self) -> float:
         return self.t
 
+    def monotonic(self) -> float:
+        return self.mono
+
     def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.mono += seconds
+
+    def step(self, seconds: float) -> None:
         self.t += seconds
 
     async def wait_until(self, t: float) -> None:
         """A CSE's ``wait_until`` on this clock: the time comes at once (an
         operation held until its X-M2M-OET costs a test nothing)."""
-        self.t = max(self.t, t)
+        self.advance(max(0.0, t - self.t))
 
 
 @dataclass
@@ -82,7 +92,7 @@ async def started_inproc(config: Config | None = None) -> AsyncIterator[InProc]:
     in memory, unless given), stopped on exit."""
     clock = FakeClock()
     cse = CSE(config or load_config(None, db=":memory:"), store=MemoryStore(), clock=clock,
-              wait_until=clock.wait_until)
+              monotonic=clock.monotonic, wait_until=clock.wait_until)
     await cse.start(serve_http=False)
     try:
         yield InProc(cse, clock)
@@ -116,6 +126,7 @@ class CSEProcess:
     config_path: Path
     db_path: Path
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to subprocess_env() (e.g. libfaketime's)
     proc: asyncio.subprocess.Process | None = None
     port: int = 0
     lines: list[str] = field(default_factory=list)
@@ -131,7 +142,7 @@ class CSEProcess:
             sys.executable, "-m", "cse", "--config", str(self.config_path), *port_args,
             "--log-level", "warning", *self.extra_args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            cwd=str(self.config_path.parent), env=subprocess_env())
+            cwd=str(self.config_path.parent), env={**subprocess_env(), **self.env})
         assert self.proc.stdout is not None
 
         async def ready() -> None:
@@ -194,9 +205,9 @@ async def cse_process(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[CSEProcess] = []
 
     async def factory(*, cse_id: str = "/id-in", name: str = "cse-in", extra: str = "",
-                      subdir: str = "cse", start: bool = True) -> CSEProcess:
+                      subdir: str = "cse", start: bool = True, env: dict[str, str] | None = None) -> CSEProcess:
         cfg = write_config(tmp_path / subdir, cse_id=cse_id, name=name, extra=extra)
-        p = CSEProcess(cfg, tmp_path / subdir / f"{name}.db")
+        p = CSEProcess(cfg, tmp_path / subdir / f"{name}.db", env=dict(env or {}))
         started.append(p)
         if start:
             await p.start()

@@ -57,9 +57,10 @@ def smg_toml(*, freshness_s: float | None = None, forwarding_timeout_s: float | 
 
 
 async def start_pair(cse_process: Callable[..., Any], http: Http, *, cse1_extra: str = "",
-                     cse2_extra: str = "") -> tuple[CSEProcess, CSEProcess]:
-    """CSE1 and CSE2 (registered with CSE1), each knowing the other."""
-    cse1 = await cse_process(cse_id=CSI1, name=CB1, subdir="cse1", extra=smg_toml() + cse1_extra)
+                     cse2_extra: str = "", cse1_env: dict[str, str] | None = None) -> tuple[CSEProcess, CSEProcess]:
+    """CSE1 and CSE2 (registered with CSE1), each knowing the other; ``cse1_env``:
+    more environment for CSE1's process (e.g. libfaketime's)."""
+    cse1 = await cse_process(cse_id=CSI1, name=CB1, subdir="cse1", extra=smg_toml() + cse1_extra, env=cse1_env)
     cse2 = await cse_process(cse_id=CSI2, name=CB2, subdir="cse2",
                              extra=registrar_toml(CSI1, CB1, cse1.url) + smg_toml() + cse2_extra)
     await wait_registered(http, cse2, CSI1, CB1)

@@ -12,12 +12,23 @@ sleeps in slices of at most ``slice_s`` and compares the wall clock with
 the deadline after each one: a step is noticed within one slice
 (docs/troubleshooting.md "Clock jumps"), at the cost of one cheap wake-up
 per slice while a deadline is armed.
+
+A step also moves deadlines *nearer*: a window that opens daily at 02:00,
+looked up at 03:00, is tomorrow's; after a step back to 01:00 it is today's,
+an hour away, and sleeping toward tomorrow's would miss it. So each slice
+also compares how far the wall clock moved with how far the monotonic clock
+moved; when they differ by more than ``step_s`` the wall clock was stepped
+and the job runs at once, re-evaluating its deadlines (schedule windows,
+expiry) on the new wall-clock time. A timer with no deadline looks too (a
+step back can bring a window that had passed for good into the future
+again), so each timer wakes once a slice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from cse.core.tasks import cancel_and_wait
@@ -32,11 +43,18 @@ Job = Callable[[float], Awaitable[float | None]]
 class DeadlineTimer:
     """Runs ``job`` at the deadlines it reports."""
 
-    def __init__(self, name: str, job: Job, clock: Callable[[], float], *, slice_s: float = 5.0) -> None:
+    def __init__(self, name: str, job: Job, clock: Callable[[], float], *, slice_s: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic, step_s: float = 2.0) -> None:
         """``clock`` gives the wall-clock time the deadlines are in; ``slice_s``
-        is the longest sleep between two looks at it (module docstring)."""
+        is the longest sleep between two looks at it; a wall-clock move that
+        differs from the ``monotonic`` clock's by more than ``step_s`` over one
+        slice is a step that re-runs the job (module docstring)."""
         if slice_s <= 0:
             raise ValueError(f"slice_s must be positive, got {slice_s}")
+        if step_s <= 0:
+            raise ValueError(f"step_s must be positive, got {step_s}")
+        self.monotonic = monotonic
+        self.step_s = step_s
         self.name = name
         self.job = job
         self.clock = clock
@@ -69,10 +87,10 @@ class DeadlineTimer:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            if self._deadline is None:
-                await self._wake.wait()
-                continue
-            delay = self._deadline - self.clock()
+            wall0, mono0 = self.clock(), self.monotonic()
+            # idle (no deadline) it still looks every slice: a step back can
+            # bring a window that had passed for good into the future again
+            delay = self.slice_s if self._deadline is None else self._deadline - wall0
             if delay > 0:
                 # A timer that sets the wake event, not asyncio.wait_for: on
                 # Python 3.11 wait_for can swallow a cancel (gh-86296), which
@@ -82,7 +100,11 @@ class DeadlineTimer:
                     await self._wake.wait()
                 finally:
                     handle.cancel()
-                if self._deadline is not None and self._deadline > self.clock():
+                wall, mono = self.clock(), self.monotonic()
+                moved = (wall - wall0) - (mono - mono0)
+                if abs(moved) > self.step_s:  # stepped: the job re-evaluates its deadlines now
+                    log.info("%s: wall clock stepped %+.0f s; re-evaluating deadlines", self.name, moved)
+                elif self._deadline is None or self._deadline > wall:
                     continue  # a slice ended, or poked: re-evaluate on the wall clock
             self._deadline = None
             try:

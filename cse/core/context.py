@@ -17,7 +17,7 @@ from .ports import Clock, CommitResult, Store
 from .registry import Registry
 from .timestamps import format_ts
 
-__all__ = ["Apply", "CSEIdentity", "Context", "SystemClock"]
+__all__ = ["Apply", "CSEIdentity", "Context", "MonotonicClock", "SystemClock"]
 
 Apply = Callable[[Outcome], Awaitable[CommitResult]]
 
@@ -27,6 +27,18 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class MonotonicClock:
+    """A :class:`~cse.core.ports.Clock` on a monotonic source, for what
+    measures durations (a token bucket's refill) that a wall-clock step must
+    not move (docs/troubleshooting.md "Clock jumps")."""
+
+    source: Callable[[], float]
+
+    def now(self) -> float:
+        return self.source()
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,19 @@ class ClockGuard:
         """Whether expiry is held for a clock jump."""
         return self._held_since is not None
 
+    async def startup(self, now: float) -> float | None:
+        """The start-up look, before anything is measured against the clock:
+        the newest time the previous run recorded when the clock is more than
+        ``jump_s`` from it either way and the jump is not accepted (durations
+        that ran across the restart are counted up to it: docs/sessions.md
+        "Store-and-forward"), else None."""
+        await self._first_look(now)
+        self._last = (now, self.monotonic())
+        seen = self._seen
+        if seen is None or self.accept or abs(now - seen) <= self.jump_s:
+            return None
+        return seen
+
     async def check(self, now: float) -> bool:
         """Look at the clock at wall time ``now``; whether expiry may run."""
         mono = self.monotonic()

@@ -250,3 +250,19 @@ async def test_stored_request_expiring_is_recorded_failed_not_lost(ls: LocalSess
             if not item.is_verification:
                 seen.append(item.body["m2m:rsp"]["rsc"])
         assert seen == [4008] * 5
+
+
+async def test_startup_names_the_trusted_time_only_for_an_unaccepted_jump(node: Node) -> None:
+    """What the store-and-forward queue counts buffered time up to after a
+    restart (docs/sessions.md "Store-and-forward")."""
+    from cse.csf.clock_guard import ClockGuard
+    async with node.running() as app:
+        await node.populate(app)
+    seen = node.clock.now()
+    node.clock.advance(11 * YEAR)
+    async with node.running() as app:
+        def guard(accept: bool) -> ClockGuard:
+            return ClockGuard(app.ctx, node.mono, jump_s=86400, settle_s=3600, accept=accept)
+        assert await guard(False).startup(node.clock.now()) == seen
+        assert await guard(True).startup(node.clock.now()) is None
+        assert await guard(False).startup(seen + 10) is None  # within clock_jump_s: no jump

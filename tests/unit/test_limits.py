@@ -40,7 +40,8 @@ class Node:
         cfg = tmp / "limits.toml"
         cfg.write_text(f"[limits]\n{limits}\n")
         self.clock = clock or FakeClock()
-        self.cse = CSE(load_config(str(cfg), db=":memory:"), store=store or MemoryStore(), clock=self.clock)
+        self.cse = CSE(load_config(str(cfg), db=":memory:"), store=store or MemoryStore(), clock=self.clock,
+                       monotonic=self.clock.monotonic)
 
     async def call(self, op: Operation, to: str, fr: str | None = ADMIN, *, ty: int | None = None,
                    pc: Any = None, query: dict[str, tuple[str, ...]] | None = None, **kw: Any) -> Response:
@@ -289,4 +290,6 @@ async def test_request_rate_is_a_token_bucket_per_originator(node: Node) -> None
     node.clock.advance(10)  # refills to the burst, not beyond
     for _ in range(3):
         await node.ok(R, "cse-in/app", aei, 2000)
+    await node.ok(R, "cse-in/app", aei, 5207)
+    node.clock.step(86400)  # the wall clock is set a day ahead: no time passed, nothing refilled
     await node.ok(R, "cse-in/app", aei, 5207)

@@ -10,7 +10,8 @@ calls for the session types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from cse.core.context import Context
 from cse.core.events import Event
@@ -41,7 +42,7 @@ class SMG:
     def __init__(self, ctx: Context, forwarder: Forwarder, notifier: Notifier, nonblocking: NonBlockingCSF, *,
                  resolve: Resolve, serve: Serve, keyring: Keyring, notify_timeout: float = 10.0,
                  establish_timeout: float = 25.0, freshness_s: float = 300.0, history: int = 50,
-                 replay_keep: int = REPLAY_KEEP) -> None:
+                 replay_keep: int = REPLAY_KEEP, monotonic: Callable[[], float] = time.monotonic) -> None:
         """``resolve`` and ``serve`` are the dispatcher's target resolution
         and the local router, for session-based requests served here;
         ``keyring`` wraps the session keys this CSE stores
@@ -50,7 +51,7 @@ class SMG:
         self.keyring = keyring
         self.forwarder = forwarder
         self.events = SessionEvents(ctx, notifier, timeout=notify_timeout)
-        self.queue = StoreAndForward(ctx, nonblocking, forwarder.forward, history=history)
+        self.queue = StoreAndForward(ctx, nonblocking, forwarder.forward, monotonic=monotonic, history=history)
         self.gate = SessionGate(ctx, self.events, resolve=resolve, serve=serve, forward=forwarder.forward,
                                 store=self.queue.store, accept=nonblocking.accept, keyring=keyring,
                                 freshness_s=freshness_s, history=history, replay_keep=replay_keep)

@@ -13,6 +13,18 @@ nextHop shows ``nst`` 2 meanwhile); a request stored longer than ``mbd``
 fails (4008 in its ``<request>``); more than ``mbr`` stored requests for a
 session at this CSE refuses new ones with 5207.
 
+Durations are measured on the monotonic clock (docs/troubleshooting.md
+"Clock jumps"): how long a request has been buffered (against ``mbd``) and
+the retry back-off, so a wall-clock step neither fails a request early nor
+holds it back; only the windows (``sch``) are wall-clock times. Across a
+restart only the stored wall time is left: the buffered time is the wall
+clock's ``now - stored``, except after a start-up that found the clock
+jumped (and not accepted), where it is counted up to the newest time the
+previous run recorded (the downtime is unknown and is not counted). While
+``mbd`` has not elapsed, a ``<request>`` due to expire is kept (its ``et``
+moved on) rather than failed: ``mbd`` decides, not a wall-clock ``et`` that
+a step brought forward.
+
 Exactly once: a stored request is removed in the same commit that records
 its answer; if the CSE dies after sending it but before that commit, the
 redelivery carries the same request ID and the next hop answers it from its
@@ -95,25 +107,45 @@ def may_overlap(earlier: Request, later: Request) -> bool:
 class StoreAndForward:
     """The durable queue of one CSE's stored session requests."""
 
-    def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *, history: int = 50,
-                 window: int = 32) -> None:
-        """``forward`` sends a stored request on; ``history`` is how many
-        exchanges a session's context keeps."""
+    def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *,
+                 monotonic: Callable[[], float], history: int = 50, window: int = 32) -> None:
+        """``forward`` sends a stored request on; ``monotonic`` is the clock
+        durations are measured on; ``history`` is how many exchanges a
+        session's context keeps."""
         self.ctx = ctx
+        self.monotonic = monotonic
+        # key -> (monotonic time, seconds buffered at that time) (module docstring)
+        self._age: dict[str, tuple[float, float]] = {}
         self.window = window
         self.nonblocking = nonblocking
         self.forward = forward
         self.history = history
         self._seq = 0
-        self._retry_at: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}  # sid -> monotonic time of the next try
         self._backoff: dict[str, float] = {}
 
-    async def load(self) -> int:
-        """Continue the key sequence after a restart; how many are stored."""
+    async def load(self, trusted: float | None = None) -> int:
+        """Continue the key sequence after a restart; how many are stored.
+
+        ``trusted``: the newest wall time the previous run recorded, when this
+        start found the clock jumped: each request's buffered time counts up
+        to it instead of up to the jumped clock (module docstring)."""
         items = await self.ctx.store.kv_items(QUEUE_NS)
         if items:
             self._seq = int(items[-1][0]) + 1
+        end = self.ctx.clock.now() if trusted is None else trusted
+        mono = self.monotonic()
+        for key, item in items:
+            self._age[key] = (mono, max(0.0, end - float(item["stored"])))
         return len(items)
+
+    def buffered(self, key: str, item: dict[str, Any]) -> float:
+        """How long the stored request ``key`` has been buffered, in seconds
+        of monotonic time (module docstring)."""
+        ref = self._age.get(key)
+        if ref is None:  # not seen by load or store (another instance wrote it): the wall clock
+            ref = self._age[key] = (self.monotonic(), max(0.0, self.ctx.clock.now() - float(item["stored"])))
+        return ref[1] + self.monotonic() - ref[0]
 
     async def request_ris(self) -> frozenset[str]:
         """The ``<request>`` resources of everything stored (still PENDING)."""
@@ -133,8 +165,10 @@ class StoreAndForward:
         doc, resp = await self.nonblocking.open_request(req)
         key = f"{self._seq:016d}"
         self._seq += 1
+        self._age[key] = (self.monotonic(), 0.0)
         item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
-                "req": _serialize(req), "request": doc["ri"], "csi": target.csi}
+                "req": _serialize(req), "request": doc["ri"], "csi": target.csi,
+                "rset": req.rset is not None}  # the originator chose the <request>'s et: never moved
         # the flush timer looks again now: the window may be open already
         await self.ctx.apply(Outcome(ops=[KvPut(QUEUE_NS, key, item)],
                                      deadlines=[Deadline(STORE_AND_FORWARD, self.ctx.clock.now())]))
@@ -169,11 +203,24 @@ class StoreAndForward:
         now_ts = format_ts(now)
         outcome = Outcome()
         failed = 0
+        mbds: dict[str, Any] = {}
         for key, item in await self.ctx.store.kv_items(QUEUE_NS):
             doc = await self.ctx.store.get(item["request"])
             if doc is not None and (doc.get("et") is None or doc["et"] > now_ts):
                 continue
             req = _deserialize(item["req"])
+            if item["policy"] not in mbds:
+                policy = await self.ctx.store.get(item["policy"])
+                mbds[item["policy"]] = policy.get("mbd") if policy else None
+            mbd = mbds[item["policy"]]
+            left = None if mbd is None or item.get("rset") else mbd - self.buffered(key, item)
+            if doc is not None and left is not None and left > 0:
+                # mbd (monotonic) has not elapsed: the wall-clock et was brought
+                # forward by a step; the request keeps waiting, its et moved on
+                outcome = outcome.adding(ops=[Put({**doc, "et": format_ts(now + left + self.nonblocking.lifetime)})])
+                log.warning("session %s: stored request %s: its <request> was due to expire but %.0f s of its "
+                            "mbd are left (the wall clock moved): kept", item["sid"][:8], req.rqi, left)
+                continue
             done = await self._finishing(key, item, req, Response.error(
                 4008, f"expired before delivery: request {req.rqi} was stored at {format_ts(item['stored'])} "
                       f"and its <request> expired before a window delivered it"),
@@ -182,7 +229,7 @@ class StoreAndForward:
             failed += 1
             log.warning("session %s: stored request %s expired before delivery: recorded as failed (4008)",
                         item["sid"][:8], req.rqi)
-        if failed:
+        if outcome.ops:
             await self.ctx.apply(outcome)
         return failed
 
@@ -235,19 +282,21 @@ class StoreAndForward:
                     policies[item["policy"]] = (doc, Schedule(doc["sch"]) if doc and doc.get("sch") else None)
                 policy, sched = policies[item["policy"]]
                 mbd = policy.get("mbd") if policy else None
-                if mbd is not None and now - item["stored"] > mbd:
-                    await self._finish(key, item, req, Response.error(
-                        4008, f"stored longer than the policy's maximum buffer duration (mbd {mbd} s)"))
-                    continue
                 if mbd is not None:
-                    later(item["stored"] + mbd)
+                    left = mbd - self.buffered(key, item)
+                    if left < 0:
+                        await self._finish(key, item, req, Response.error(
+                            4008, f"stored longer than the policy's maximum buffer duration (mbd {mbd} s)"))
+                        continue
+                    later(now + left)
                 if sched is not None and not sched.is_open(now):
                     blocked.add(sid)
                     later(sched.next_open(now))
                     continue
-                if self._retry_at.get(sid, 0.0) > now:
+                wait = self._retry_at.get(sid, float("-inf")) - self.monotonic()
+                if wait > 0:
                     blocked.add(sid)
-                    later(self._retry_at[sid])
+                    later(now + wait)
                     continue
                 before = flying.setdefault(sid, [])
                 waits = [t for r, t in before if not t.done() and not may_overlap(r, req)]
@@ -288,12 +337,12 @@ class StoreAndForward:
             if sid not in blocked:
                 delay = min(self._backoff.get(sid, 0.5) * 2, _MAX_BACKOFF)
                 self._backoff[sid] = delay
-                self._retry_at[sid] = now + delay
+                self._retry_at[sid] = self.monotonic() + delay
                 blocked.add(sid)
                 await self._hop_state(session, item["hop"], 2)
                 log.info("stored request %s: next hop %s unreachable (%s); retry in %.1f s",
                          req.rqi, item["hop"], exc.message, delay)
-            later(self._retry_at.get(sid, now))
+            later(now + max(0.0, self._retry_at.get(sid, 0.0) - self.monotonic()))
             return
         except M2MError as exc:
             resp = Response.error(int(exc.rsc), exc.message)
@@ -317,13 +366,22 @@ class StoreAndForward:
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
                          record: tuple[str, str] | None = None, keep_until: str | None = None) -> Outcome:
         """``keep_until``: the ``<request>``'s new ``et``, for a failure
-        recorded as it expires (:meth:`fail_expired`)."""
+        recorded as it expires (:meth:`fail_expired`). Otherwise the outcome
+        stays readable for at least a request lifetime: a ``<request>`` whose
+        ``et`` is sooner (say, past after a restart long after it was stored)
+        has it moved on, unless the originator chose it (``X-M2M-RST``), so
+        the next expiry run cannot delete the outcome as it is recorded."""
+        self._age.pop(key, None)
         doc = await self.ctx.store.get(item["request"])
         if doc is None:
             log.warning("stored request %s: its <request> %s is gone; the outcome %d is not recorded there",
                         req.rqi, item["request"], resp.rsc)
         elif keep_until is not None:
             doc = {**doc, "et": keep_until}
+        elif not item.get("rset"):
+            least = format_ts(self.ctx.clock.now() + self.nonblocking.lifetime)
+            if doc.get("et") is not None and doc["et"] < least:
+                doc = {**doc, "et": least}
         ops: list[Op] = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
         if record is not None:
             ops.extend(await record_ops(self.ctx, record[0], req, resp, record[1], self.history))
