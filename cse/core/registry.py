@@ -190,9 +190,9 @@ class Registry:
             declared = {**(base.get("attributes", {}) if base is not None else {}), **d.get("attributes", {})}
             for sn, a in declared.items():
                 attrs[sn] = AttributePolicy(sn, a["ln"], a["c"], a["u"], a["schema"], a.get("unsupported"))
-            key_attr = flags.get("specializedBy")
+            key_attr: str | None = flags.get("specializedBy")
             keys: tuple[Any, ...] = ()
-            if base is not None:
+            if base is not None and key_attr is not None:
                 keys = tuple(d["key"]) if isinstance(d["key"], list) else (d["key"],)
                 p = attrs[key_attr]  # only this specialization's values are valid
                 attrs[key_attr] = AttributePolicy(p.sn, p.ln, p.create, p.update, {**p.schema, "enum": list(keys)})

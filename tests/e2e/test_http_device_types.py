@@ -22,7 +22,8 @@ async def test_node_mgmt_obj_and_flex_container_over_http(cse_process: Any, http
     r = await http.send("POST", base, fr=ADMIN, ty=14, body={"m2m:nod": {"rn": "gw", "ni": "urn:dev:gw", "lbl": ["t"]}})
     assert (r.status, r.rsc) == (201, 2001), r.body
     assert r.body["m2m:nod"]["ni"] == "urn:dev:gw"
-    r = await http.send("POST", f"{base}/gw", fr=ADMIN, ty=13, body={"m2m:dvi": {"rn": "info", "man": "ACME", "mod": "x"}})
+    r = await http.send("POST", f"{base}/gw", fr=ADMIN, ty=13,
+                        body={"m2m:dvi": {"rn": "info", "man": "ACME", "mod": "x"}})
     assert (r.status, r.rsc) == (201, 2001), r.body
     assert r.body["m2m:dvi"]["mgd"] == 1007
     assert_error(await http.send("POST", f"{base}/gw", fr=ADMIN, ty=13, body={"m2m:mgo": {}}), 4000, 400)

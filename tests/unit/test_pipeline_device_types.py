@@ -179,7 +179,8 @@ async def test_flex_container_of_unknown_cnd_takes_custom_attributes(app: dict[s
     for name in ("_own", "a-b", "x" * 40):  # not short names: an internal key, a dash, too long
         r = await ip.call(UPDATE, "cse-in/app/f", aei, pc={"m2m:fcnt": {name: 1}})
         assert r.rsc == 4000 and "unknown attribute" in dbg(r), (name, r.pc)
-    r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"cnd": "c", **{f"a{i}": i for i in range(65)}}})
+    many = {f"a{i}": i for i in range(65)}
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"cnd": "c", **many}})
     assert r.rsc == 4000 and "custom attributes" in dbg(r), r.pc
     # instance history is not implemented: 5001 naming it
     r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"cnd": "c", "mni": 5}})
@@ -242,3 +243,22 @@ async def test_mgmt_obj_expires_with_its_node(inproc: Any) -> None:
     inproc.clock.advance(11)
     await inproc.cse._expire(inproc.clock.now())
     assert (await inproc.call(RETRIEVE, "cse-in/gw1/b", ADMIN)).rsc == 4004
+
+
+async def test_cse_base_node_link_follows_the_node_hosting_it(inproc: Any) -> None:
+    async def cb_nl() -> Any:
+        return (await inproc.call(RETRIEVE, "cse-in", ADMIN)).pc["m2m:cb"].get("nl")
+
+    other = await mk_node(inproc, "dev", hcl="/id-mn")
+    assert await cb_nl() is None
+    nod = await mk_node(inproc, "self", hcl="/id-in")
+    assert await cb_nl() == nod["ri"]
+    r = await inproc.call(UPDATE, "cse-in/self", ADMIN, pc={"m2m:nod": {"hcl": "/id-other"}})
+    assert r.rsc == 2004, r.pc
+    assert await cb_nl() is None
+    assert (await inproc.call(UPDATE, "cse-in/dev", ADMIN, pc={"m2m:nod": {"hcl": "id-in"}})).rsc == 2004
+    assert await cb_nl() == other["ri"]
+    assert (await inproc.call(DELETE, "cse-in/dev", ADMIN)).rsc == 2002
+    assert await cb_nl() is None
+    r = await inproc.call(UPDATE, "cse-in", ADMIN, pc={"m2m:cb": {"nl": "x"}})
+    assert r.rsc in (4000, 4005), r.pc  # read-only through the API
