@@ -158,6 +158,8 @@ async def test_flex_container_specialization_validated(app: dict[str, Any]) -> N
     r = await ip.call(UPDATE, "cse-in/app/sw", aei, pc={"cod:binSh": {"cnd": TEMPE}})
     assert r.rsc == 4000 and "cnd" in dbg(r), r.pc
     assert sorted(await discover(ip, aei, ty="28")) == ["cse-in/app/sw", "cse-in/app/t"]
+    assert await discover(ip, aei, ty="28", powSe="true") == ["cse-in/app/sw"]  # a data point as filter
+    assert await discover(ip, aei, cnd=TEMPE) == ["cse-in/app/t"]
     # a known cnd under the generic root is refused, naming the root to use
     r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"cnd": BINSH, "powSe": True}})
     assert r.rsc == 4000 and "cod:binSh" in dbg(r), r.pc
