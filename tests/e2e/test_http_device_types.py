@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_http_core import assert_error, register
+from tests.e2e.test_http_durability import restart
 
 BINSH = "org.onem2m.common.moduleclass.binarySwitch"
 
@@ -19,7 +20,8 @@ BINSH = "org.onem2m.common.moduleclass.binarySwitch"
 async def test_node_mgmt_obj_and_flex_container_over_http(cse_process: Any, http: Http) -> None:
     cse = await cse_process()
     base = f"{cse.url}/cse-in"
-    r = await http.send("POST", base, fr=ADMIN, ty=14, body={"m2m:nod": {"rn": "gw", "ni": "urn:dev:gw", "lbl": ["t"]}})
+    r = await http.send("POST", base, fr=ADMIN, ty=14,
+                        body={"m2m:nod": {"rn": "gw", "ni": "urn:dev:gw", "lbl": ["t"], "hcl": "/id-in"}})
     assert (r.status, r.rsc) == (201, 2001), r.body
     assert r.body["m2m:nod"]["ni"] == "urn:dev:gw"
     r = await http.send("POST", f"{base}/gw", fr=ADMIN, ty=13,
@@ -46,3 +48,13 @@ async def test_node_mgmt_obj_and_flex_container_over_http(cse_process: Any, http
     assert r.body["m2m:uril"] == ["cse-in/lamp/sw"], r.body
     r = await http.send("GET", f"{base}/gw?rcn=4", fr=ADMIN)
     assert r.body["m2m:nod"]["m2m:dvi"][0]["man"] == "ACME", r.body
+
+    # the store keeps them as acknowledged, specialization and CSEBase nl included
+    before = {p: (await http.send("GET", f"{base}/{p}", fr=ADMIN)).body for p in ("gw", "gw/info", "lamp/sw")}
+    assert (await http.send("GET", base, fr=ADMIN)).body["m2m:cb"]["nl"] == before["gw"]["m2m:nod"]["ri"]
+    await cse.stop()
+    cse = await restart(cse_process, cse)
+    base = f"{cse.url}/cse-in"
+    after = {p: (await http.send("GET", f"{base}/{p}", fr=ADMIN)).body for p in before}
+    assert after == before
+    assert (await http.send("GET", base, fr=ADMIN)).body["m2m:cb"]["nl"] == before["gw"]["m2m:nod"]["ri"]
