@@ -9,8 +9,9 @@ Nothing here is global: ``Registry.load()`` is called by the composition root.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -22,6 +23,10 @@ from .errors import BadRequest
 from .fast_schema import Check, Unsupported, compile_check
 
 __all__ = ["AttributePolicy", "ResourceType", "Registry"]
+
+# A specialization root of another namespace than m2m (``mio:occSr``), TS-0004 8.2.4.
+_FOREIGN_ROOT = re.compile(r"^(?!m2m:)[a-z][A-Za-z0-9]{0,15}:[A-Za-z][A-Za-z0-9]{0,31}$")
+_MAX_FOREIGN = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ class Registry:
         for t in every:
             names.update(t.attributes)
         self.attribute_names: frozenset[str] = frozenset(names)
+        self._foreign: dict[tuple[int, str], ResourceType] = {}
 
     def of(self, doc: Mapping[str, Any]) -> ResourceType:
         """The type of a stored resource: its specialization where its type
@@ -123,6 +129,8 @@ class Registry:
         rtype = self.get(doc["ty"])
         if rtype.key_attr is None:
             return rtype
+        if "_root" in doc and rtype.custom_attributes:
+            return self.generic_as(rtype, doc["_root"])
         key = doc.get(rtype.key_attr)
         if isinstance(key, (str, int)):
             return rtype.variants.get(key, rtype)
@@ -147,10 +155,27 @@ class Registry:
                              f"content root '{str(root)[:100]}' is none of them")
         key = attrs.get(rtype.key_attr) if isinstance(attrs, dict) else None
         known = rtype.variants.get(key) if isinstance(key, (str, int)) else None
-        if root == rtype.root and known is not None:
+        if known is not None and (root == rtype.root or root not in self.by_root):
             raise BadRequest(f"{rtype.key_attr} '{key}' is the {known.name} specialization: "
                              f"send the content as {{\"{known.root}\": {{...}}}}")
+        if rtype.custom_attributes and isinstance(root, str) and _FOREIGN_ROOT.match(root) \
+                and root not in self.by_root:
+            return self.generic_as(rtype, root)
         return rtype
+
+    def generic_as(self, rtype: ResourceType, root: str) -> ResourceType:
+        """The generic ``rtype`` under a specialization root this CSE does not
+        declare (``mio:occSr``): TS-0001 9.6.35 lets a flexContainer of any
+        ``cnd`` carry custom attributes; it keeps the root it was created
+        with (stored as ``_root``). Memoized (a copy costs ~20 µs), at most
+        ``_MAX_FOREIGN`` roots, so what clients send cannot grow it unbounded;
+        the memo changes no answer."""
+        made = self._foreign.get((rtype.ty, root))
+        if made is None:
+            made = replace(rtype, json_root=root)
+            if len(self._foreign) < _MAX_FOREIGN:
+                self._foreign[(rtype.ty, root)] = made
+        return made
 
     def get(self, ty: int) -> ResourceType:
         """The type ``ty``; unknown types are the client's error (4000)."""

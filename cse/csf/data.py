@@ -103,6 +103,8 @@ class DataCSF:
             doc["cr"] = req.fr
         if rtype.keys and rtype.key_attr not in doc:  # mgd: the CSE sets it (TS-0004 7.4.15)
             doc[str(rtype.key_attr)] = rtype.keys[0]
+        if rtype.custom_attributes and rtype.json_root:  # a generic flexContainer under its own root
+            doc["_root"] = rtype.json_root
         if rtype.state_tag:
             doc["st"] = 0
         doc["_srn"] = f"{parent['_srn']}/{rn}"

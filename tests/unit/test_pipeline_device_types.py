@@ -264,3 +264,24 @@ async def test_cse_base_node_link_follows_the_node_hosting_it(inproc: Any) -> No
     assert await cb_nl() is None
     r = await inproc.call(UPDATE, "cse-in", ADMIN, pc={"m2m:cb": {"nl": "x"}})
     assert r.rsc in (4000, 4005), r.pc  # read-only through the API
+
+
+async def test_flex_container_under_a_root_of_its_own_namespace(app: dict[str, Any]) -> None:
+    """An application's own specialization (``mio:occSr``) that this CSE does
+    not declare: generic, custom attributes, and its root kept in every answer."""
+    ip, aei = app["ip"], app["aei"]
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"mio:occSr": {"rn": "occ", "cnd": "com.mio.occ",
+                                                                        "occ": False}})
+    assert r.rsc == 2001 and r.pc["mio:occSr"]["occ"] is False, r.pc
+    assert "_root" not in r.pc["mio:occSr"]
+    r = await ip.call(UPDATE, "cse-in/app/occ", aei, pc={"mio:occSr": {"occ": True}})
+    assert r.rsc == 2004 and r.pc["mio:occSr"]["occ"] is True, r.pc
+    r = await ip.call(UPDATE, "cse-in/app/occ", aei, pc={"m2m:fcnt": {"occ": True}})
+    assert r.rsc == 4000 and "mio:occSr" in dbg(r), r.pc
+    got = (await ip.call(RETRIEVE, "cse-in/app", aei, rcn=4)).pc["m2m:ae"]
+    assert got["mio:occSr"][0]["occ"] is True, got
+    for root, attrs in (("mio:binSh", {"cnd": BINSH, "powSe": True}),   # a declared cnd: its own root
+                        ("m2m:xyz", {"cnd": "a.b"}),                     # m2m: is not a namespace of ours
+                        ("Bad:x", {"cnd": "a.b"})):
+        r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={root: attrs})
+        assert r.rsc == 4000, (root, r.pc)
