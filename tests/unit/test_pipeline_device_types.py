@@ -178,6 +178,8 @@ async def test_flex_container_of_unknown_cnd_takes_custom_attributes(app: dict[s
     assert got["kWh"] == 13 and "tags" not in got and got["new1"] == "x"
     r = await ip.call(RETRIEVE, "cse-in/app/f", aei, atrl=("kWh",))
     assert r.rsc == 2000 and r.pc == {"m2m:fcnt": {"kWh": 13}}, r.pc
+    r = await ip.call(RETRIEVE, "cse-in", aei, query={"fu": ("1",), "kWh": ("13",)})
+    assert r.rsc == 4000, r.pc  # a custom attribute is no filter (docs/onem2m.md "flexContainer")
     for name in ("_own", "a-b", "x" * 40):  # not short names: an internal key, a dash, too long
         r = await ip.call(UPDATE, "cse-in/app/f", aei, pc={"m2m:fcnt": {name: 1}})
         assert r.rsc == 4000 and "unknown attribute" in dbg(r), (name, r.pc)
