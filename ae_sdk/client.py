@@ -53,7 +53,7 @@ from typing import Any, Literal, Self, overload
 from cse.core.messages import Operation, Request, Response
 
 from .client_notify import Notifications
-from .content import unwrap, wrap
+from .content import is_root, unwrap, wrap
 from .errors import M2MResponseError, SDKError
 from .nonblocking import reference_of, wait_request
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
@@ -345,14 +345,14 @@ class AEClient:
         the update. The content needs the resource's JSON root: give ``ty``,
         or wrapped ``attrs``, or the SDK asks the CSE first (a partial RETRIEVE
         of ``ty``)."""
-        if len(attrs) == 1 and next(iter(attrs)).startswith("m2m:"):
+        if len(attrs) == 1 and is_root(next(iter(attrs))):
             content = dict(attrs)
         elif ty is not None:
             content = wrap(ty, attrs)
         else:
             probe = await self.request(Operation.RETRIEVE, path, atrl=("ty",))
             root = next(iter(probe.pc)) if isinstance(probe.pc, dict) and len(probe.pc) == 1 else None
-            if root is None or not root.startswith("m2m:"):
+            if root is None or not is_root(root):
                 raise SDKError(f"cannot tell the resource type of {path}: pass ty=")
             content = {root: dict(attrs)}
         resp = await self._call(Operation.UPDATE, path, rt, rtu, on_result, pc=content, rcn=rcn)

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ROOTS", "notified_resource", "root_for", "unwrap", "wrap"]
+__all__ = ["ROOTS", "is_root", "notified_resource", "root_for", "unwrap", "wrap"]
 
 ROOTS: dict[int, str] = {
     1: "m2m:acp", 2: "m2m:ae", 3: "m2m:cnt", 4: "m2m:cin", 5: "m2m:cb", 6: "m2m:dlv",
-    9: "m2m:grp", 13: "m2m:mgo", 14: "m2m:nod", 15: "m2m:pch", 16: "m2m:csr", 17: "m2m:req",
+    9: "m2m:grp", 14: "m2m:nod", 15: "m2m:pch", 16: "m2m:csr", 17: "m2m:req",
     18: "m2m:sch", 23: "m2m:sub", 24: "m2m:smd", 28: "m2m:fcnt", 29: "m2m:ts", 30: "m2m:tsi",
     48: "m2m:crs",
     # Session Management (docs/sessions.md "Resource types")
@@ -41,8 +41,16 @@ def root_for(ty: int) -> str:
             'e.g. {"m2m:xyz": {...}}') from None
 
 
+def is_root(key: str) -> bool:
+    """Whether ``key`` is a resource's JSON root: ``m2m:<sn>``, or a
+    specialization's own namespace (``cod:binSh``, ``hd:tempe``) -- one ``:``
+    between short names."""
+    ns, sep, name = key.partition(":")
+    return bool(sep) and ns.isalnum() and name.isalnum()
+
+
 def _is_wrapped(attrs: Mapping[str, Any]) -> bool:
-    return len(attrs) == 1 and next(iter(attrs)).startswith("m2m:")
+    return len(attrs) == 1 and is_root(next(iter(attrs)))
 
 
 def wrap(ty: int | None, attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +72,7 @@ def unwrap(pc: Any) -> dict[str, Any]:
         return {}
     if isinstance(pc, dict) and len(pc) == 1:
         key, value = next(iter(pc.items()))
-        if key.startswith("m2m:") and isinstance(value, dict):
+        if is_root(key) and isinstance(value, dict):
             return value
     return pc if isinstance(pc, dict) else {"value": pc}
 

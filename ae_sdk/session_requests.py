@@ -48,7 +48,7 @@ from typing import Any
 from cse.core.messages import Operation, Request, Response
 from cse.core.timestamps import format_ts
 
-from .content import unwrap, wrap
+from .content import is_root, unwrap, wrap
 from .errors import SDKError
 from .nonblocking import ACCEPTED_RSCS, PendingResult, reference_of
 from .requester import Requester
@@ -207,7 +207,7 @@ class SessionRequests(ABC):
         """``attrs`` with the values of ``names`` encrypted (strings as their
         UTF-8, list items one by one, other values as their JSON text; values
         already encrypted are kept). Wrapped content stays wrapped."""
-        if len(attrs) == 1 and next(iter(attrs)).startswith("m2m:"):
+        if len(attrs) == 1 and is_root(next(iter(attrs))):
             root, inner = next(iter(attrs.items()))
             return {root: self.encrypt_attrs(inner, names)}
         return {k: (self._encrypt_value(v) if k in names else v) for k, v in attrs.items()}
@@ -216,7 +216,7 @@ class SessionRequests(ABC):
         """``attrs`` with the ``sess1.`` values of ``names`` decrypted (to text,
         or bytes when not UTF-8); :class:`SessionCryptoError` if one was
         altered or belongs to another session. Wrapped content stays wrapped."""
-        if len(attrs) == 1 and next(iter(attrs)).startswith("m2m:"):
+        if len(attrs) == 1 and is_root(next(iter(attrs))):
             root, inner = next(iter(attrs.items()))
             if isinstance(inner, Mapping):
                 return {root: self.decrypt_attrs(inner, names)}
@@ -273,7 +273,7 @@ class SessionRequests(ABC):
         (``None`` deletes one), those in ``encrypt`` encrypted. The content
         needs the resource's JSON root: give ``ty`` or wrapped ``attrs``, or
         the SDK first asks (a session-based RETRIEVE of ``ty``)."""
-        if len(attrs) == 1 and next(iter(attrs)).startswith("m2m:"):
+        if len(attrs) == 1 and is_root(next(iter(attrs))):
             content = dict(attrs)
         elif ty is not None:
             content = wrap(ty, attrs)

@@ -40,6 +40,7 @@ from cse.csf.data import DataCSF
 from cse.csf.expiry import expire_due
 from cse.csf.forwarding import Forwarder
 from cse.csf.hooks import TypeHooks
+from cse.csf.node import NODE_HOOKS
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
 from cse.csf.outbound import OutboundPolicy
@@ -73,7 +74,8 @@ def build_store(config: Config) -> Store:
 
 def type_hooks() -> dict[int, TypeHooks]:
     """The per-type hooks, by ``ty``."""
-    return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS, 16: REMOTE_CSE_HOOKS}
+    return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS, 14: NODE_HOOKS,
+            16: REMOTE_CSE_HOOKS}
 
 
 class CSE:

@@ -19,13 +19,14 @@ _HERE = Path(__file__).resolve().parent
 
 
 def load_type_declarations() -> list[dict[str, Any]]:
-    """Every ``types/*.json`` except ``_universal.json``, sorted by file name."""
+    """Every ``types/**/*.json`` except ``_universal.json``, sorted by path
+    (specializations live in a folder named after their base type)."""
     out = []
-    for path in sorted((_HERE / "types").glob("*.json")):
+    for path in sorted((_HERE / "types").rglob("*.json")):
         if path.name.startswith("_"):
             continue
         decl = json.loads(path.read_text(encoding="utf-8"))
-        decl["_file"] = path.name
+        decl["_file"] = str(path.relative_to(_HERE / "types"))
         out.append(decl)
     return out
 

@@ -9,6 +9,7 @@ implement (an attribute declared ``unsupported``), which is 5001.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -20,6 +21,10 @@ __all__ = ["extract_attributes", "validate_create", "validate_update"]
 
 _MAX_MSG = 200
 _INERT: tuple[Any, ...] = (None, [], {}, "", False)  # what an attribute of unsupported behaviour may hold
+# A custom attribute name (a flexContainer of unknown cnd, TS-0001 9.6.35): a
+# short name as TS-0004 6.2 forms them, not an internal key (docs/onem2m.md "flexContainer").
+_CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
+_MAX_CUSTOM = 64
 
 
 def extract_attributes(rtype: ResourceType, pc: Any) -> dict[str, Any]:
@@ -59,9 +64,16 @@ def validate_update(rtype: ResourceType, attrs: dict[str, Any]) -> None:
 
 def _check(rtype: ResourceType, attrs: dict[str, Any], op: str) -> None:
     policies = rtype.attributes
+    custom = 0
     for sn in attrs:
         p = policies.get(sn)
         if p is None:
+            if rtype.custom_attributes and _CUSTOM_NAME.match(sn):
+                custom += 1
+                if custom > _MAX_CUSTOM:
+                    raise BadRequest(f"more than {_MAX_CUSTOM} custom attributes in one request "
+                                     f"(docs/onem2m.md \"flexContainer\")")
+                continue
             raise BadRequest(f"unknown attribute '{_clip(sn)}' for {rtype.name} ({rtype.root})")
         if (p.create if op == "create" else p.update) == "NP":
             raise BadRequest(f"attribute '{sn}' ({p.ln}) is not permitted at {op}")

@@ -63,7 +63,7 @@ class DataCSF:
         ctx = self.ctx
         if req.ty is None:
             raise BadRequest("CREATE needs the resource type: Content-Type: application/json;ty=<n>")
-        rtype = ctx.registry.get(req.ty)
+        rtype = ctx.registry.for_create(req.ty, req.pc)
         rcn = check_rcn(Operation.CREATE, req.rcn)
         if not rtype.can_create:
             raise OperationNotAllowed(f"{rtype.name} resources cannot be created through the API")
@@ -101,6 +101,10 @@ class DataCSF:
             doc["et"] = self._expiration(attrs.get("et"), parent, now, now_s)
         if rtype.creator and "cr" in attrs:
             doc["cr"] = req.fr
+        if rtype.keys and rtype.key_attr not in doc:  # mgd: the CSE sets it (TS-0004 7.4.15)
+            doc[str(rtype.key_attr)] = rtype.keys[0]
+        if rtype.custom_attributes and rtype.json_root:  # a generic flexContainer under its own root
+            doc["_root"] = rtype.json_root
         if rtype.state_tag:
             doc["st"] = 0
         doc["_srn"] = f"{parent['_srn']}/{rn}"
@@ -157,7 +161,7 @@ class DataCSF:
         changed = {k: v for k, v in doc.items()
                    if k[0] != "_" and (k not in attrs or attrs[k] != v)
                    and (old is None or old.get(k) != v)}
-        return {self.ctx.registry.get(doc["ty"]).root: changed} if changed else None
+        return {self.ctx.registry.of(doc).root: changed} if changed else None
 
     def _expiration(self, requested: str | None, parent: Doc, now: str, now_s: float | None = None) -> str:
         """``et`` normalised; past -> 4000; default/capped by the parent's.
@@ -183,8 +187,8 @@ class DataCSF:
         if req.atrl:
             if rcn != 1:
                 raise BadRequest("a partial RETRIEVE (atrl) needs rcn=1")
-            rtype = ctx.registry.get(doc["ty"])
-            unknown = [a for a in req.atrl if a not in rtype.attributes]
+            rtype = ctx.registry.of(doc)
+            unknown = [a for a in req.atrl if a not in rtype.attributes and not (rtype.custom_attributes and a in doc)]
             if unknown:
                 raise BadRequest(f"attribute '{unknown[0]}' is not an attribute of {rtype.name}")
             picked = {a: doc[a] for a in req.atrl if a in doc}
@@ -195,7 +199,7 @@ class DataCSF:
     # -- UPDATE ---------------------------------------------------------------
     async def update(self, req: Request, old: Doc, grant: Grant = None) -> Outcome:
         ctx = self.ctx
-        rtype = ctx.registry.get(old["ty"])
+        rtype = ctx.registry.of(old)
         rcn = check_rcn(Operation.UPDATE, req.rcn)
         if not rtype.can_update:
             raise OperationNotAllowed(f"{rtype.name} resources cannot be updated")

@@ -70,7 +70,7 @@ def public(doc: Doc) -> dict[str, Any]:
 
 def wrap(registry: Registry, doc: Doc, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
     """``{"m2m:<sn>": attrs}`` for ``doc`` (attrs default to its public view)."""
-    return {registry.get(doc["ty"]).root: public(doc) if attrs is None else attrs}
+    return {registry.of(doc).root: public(doc) if attrs is None else attrs}
 
 
 def address(doc: Doc, drt: int) -> str:

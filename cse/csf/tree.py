@@ -261,7 +261,7 @@ async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
         kids = [k async for k, _ in w]
         attrs = public(doc)
         attrs["ch"] = [child_ref(k, req.drt) for k in kids]
-        return w.content({reg.get(doc["ty"]).root: attrs})
+        return w.content({reg.of(doc).root: attrs})
     w = Walk(ctx, doc, req.fr, Permission.RETRIEVE, fc, False, grant)
     found = [k async for k, _ in w]
     if fc is not None and fc.arp:
@@ -270,10 +270,10 @@ async def representation(ctx: Context, req: Request, doc: Doc, rcn: int,
         return w.content({"m2m:rrl": {"rrf": [child_ref(k, req.drt) for k in found]}})
     nested = _nest(ctx, doc, found)
     if rcn == 8:
-        return w.content({reg.get(doc["ty"]).root: nested})
+        return w.content({reg.of(doc).root: nested})
     attrs = public(doc)
     attrs.update(nested)
-    return w.content({reg.get(doc["ty"]).root: attrs})
+    return w.content({reg.of(doc).root: attrs})
 
 
 def _nest(ctx: Context, root: Doc, found: list[Doc]) -> dict[str, Any]:
@@ -287,5 +287,5 @@ def _nest(ctx: Context, root: Doc, found: list[Doc]) -> dict[str, Any]:
     views: dict[str, dict[str, Any]] = {d["ri"]: public(d) for d in found}
     for d in found:
         parent_view = views.get(d["pi"], top) if d["pi"] != d["ri"] else top
-        parent_view.setdefault(reg.get(d["ty"]).root, []).append(views[d["ri"]])
+        parent_view.setdefault(reg.of(d).root, []).append(views[d["ri"]])
     return top

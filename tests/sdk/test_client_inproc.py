@@ -317,3 +317,18 @@ async def test_rejected_rt2_request_forgets_its_result_callback(client: AEClient
     with pytest.raises(M2MResponseError):
         await client.retrieve("app/missing", rt=2, on_result=lambda rsp: None)
     assert not server._results  # no callback left behind
+
+
+async def test_specialization_roots_are_content_roots(client: AEClient) -> None:
+    """A flexContainer specialization has its own namespace root (``cod:binSh``):
+    the SDK sends it as given, unwraps the answer and finds it for an UPDATE
+    without ``ty`` (docs/sdk.md)."""
+    await client.register("app", api="Ntest")
+    cnd = "org.onem2m.common.moduleclass.binarySwitch"
+    sw = await client.create("app", 28, {"cod:binSh": {"cnd": cnd, "powSe": False}}, rn="sw")
+    assert sw["cnd"] == cnd and sw["powSe"] is False
+    assert (await client.update("app/sw", {"powSe": True}))["powSe"] is True
+    assert (await client.retrieve("app/sw"))["powSe"] is True
+    fc = await client.create("app", 28, {"cnd": "com.example.meter", "kWh": 1.5}, rn="m")
+    assert fc["kWh"] == 1.5
+    assert sorted(await client.discover("app", ty=28)) == ["cse-in/app/m", "cse-in/app/sw"]

@@ -29,7 +29,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "releases.md"
 ENGAGED: dict[str, Any] = {
     "at": ["/id-other"], "aa": ["lbl"], "ast": 1, "daci": ["acp1"], "cstn": "Ccustodian",
     "gpi": "grp1", "nfu": "http://127.0.0.1:9/fwd", "rl": {"maxN": 1}, "psn": 1, "pn": 1, "nsp": 1,
-    "acrs": ["crs1"], "nse": True,
+    "acrs": ["crs1"], "nse": True, "mni": 5, "mbs": 5, "mia": 5,
 }
 INERT: dict[str, Any] = {"at": [], "aa": [], "daci": [], "acrs": [], "nse": False}
 
@@ -41,7 +41,7 @@ async def parents(ip: InProc) -> dict[str, tuple[str, str]]:
     assert r.rsc == 2001, r.pc
     return {"AE": ("cse-in", "C"), "container": ("cse-in/app", aei), "contentInstance": ("cse-in/app/data", aei),
             "accessControlPolicy": ("cse-in/app", aei), "subscription": ("cse-in/app/data", aei),
-            "remoteCSE": ("cse-in", "/id-mn")}
+            "remoteCSE": ("cse-in", "/id-mn"), "node": ("cse-in", ADMIN), "flexContainer": ("cse-in/app", aei)}
 
 
 def body(name: str, aei: str) -> dict[str, Any]:
@@ -50,7 +50,9 @@ def body(name: str, aei: str) -> dict[str, Any]:
             "contentInstance": {"con": "x"},
             "accessControlPolicy": {"pv": {"acr": []}, "pvs": {"acr": [{"acor": [aei], "acop": 63}]}},
             "subscription": {"nu": [aei]},
-            "remoteCSE": {"cb": "/id-mn/mn", "rr": True, "poa": ["http://127.0.0.1:9"]}}[name]
+            "remoteCSE": {"cb": "/id-mn/mn", "rr": True, "poa": ["http://127.0.0.1:9"]},
+            "node": {"ni": "urn:dev:1"},
+            "flexContainer": {"cnd": "com.example.x"}}[name]
 
 
 REFUSED = sorted((t.name, t.ty, sn) for t in Registry.load().by_ty.values() if t.can_create
