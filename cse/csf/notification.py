@@ -110,6 +110,9 @@ class _Queue:
     jobs: deque[_Job] = field(default_factory=deque)
     batching: Batching | None = None
     timer: asyncio.TimerHandle | None = None
+    latest: bool = False      # ``ln``: only the newest job is kept
+    events: int = 0           # under ``ln`` and ``bn``: events of the batch being gathered
+    sealed: int = 0           # under ``ln`` and ``bn``: head jobs that each close a batch (never replaced)
 
 
 CountDown = Callable[[str], Awaitable[Outcome | None]]
@@ -276,22 +279,29 @@ class Notifier:
             q = self._queues[qkey] = _Queue(key, target, owner, sur)
             self._by_key.setdefault(key, set()).add(qkey)
         q.batching = batching
+        q.latest = latest
         if latest:
-            self.coalesced += len(q.jobs)
-            self._forget(q, q.jobs)
-            q.jobs.clear()
+            replaced = list(q.jobs)[q.sealed:]  # a closed batch keeps its latest
+            self.coalesced += len(replaced)
+            self._forget(q, replaced)
+            for _ in replaced:
+                q.jobs.pop()
         elif len(q.jobs) >= self.max_per_key:
             self._drop_head(q)
         job = _Job(payload, on_sent, note, next(self._seq))
         q.jobs.append(job)
+        if latest and batching is not None:
+            q.events += 1
+            if q.events >= batching.num:  # this batch is complete: its latest goes out as it is
+                q.sealed, q.events = len(q.jobs), 0
         self._oldest[job.seq] = qkey
         self._oldest_by_target.setdefault(target, OrderedDict())[job.seq] = qkey
         if note is not None and note.exc is not None and note.event is not None:
             self._exc_open.setdefault(note.event, {})[job.seq] = job
         self._bound(target)
         self._idle.clear()
-        if batching is not None and len(q.jobs) < batching.num:
-            if q.timer is None:
+        if not self._batch_full(q):
+            if q.timer is None and batching is not None:
                 q.timer = asyncio.get_running_loop().call_later(batching.dur, self._mark_ready, qkey)
             return
         self._mark_ready(qkey)
@@ -318,6 +328,7 @@ class Notifier:
             n += len(q.jobs)
             entries.extend(self._forget(q, q.jobs, later=later))
             q.jobs.clear()
+            q.events = q.sealed = 0
             if q.timer is not None:
                 q.timer.cancel()
                 q.timer = None
@@ -341,6 +352,7 @@ class Notifier:
 
     def _drop_head(self, q: _Queue) -> None:
         """Drop the oldest queued notification of ``q``, counted and reported."""
+        q.sealed = max(0, q.sealed - 1)
         self._forget(q, [q.jobs.popleft()])
         self._lose(q, 1)
         self._warn()
@@ -480,6 +492,17 @@ class Notifier:
             return {**payload, "m2m:agn": {**agn, "m2m:sgn": [{**first, "dropped": n}, *rest]}}, n
         return payload, 0
 
+    @staticmethod
+    def _batch_full(q: _Queue) -> bool:
+        """Whether ``q`` may send now: no ``bn``, or ``num`` notifications
+        are waiting -- under ``ln``, a batch of ``num`` events has closed:
+        only the newest of each batch is kept, yet every event counts
+        (TS-0001 9.6.8: with both, each batch of ``num`` events sends only
+        its latest). The ``dur`` timer sends a batch that did not fill."""
+        if q.batching is None:
+            return True
+        return q.sealed > 0 if q.latest else len(q.jobs) >= q.batching.num
+
     def _mark_ready(self, qkey: str) -> None:
         q = self._queues.get(qkey)
         if q is not None and q.timer is not None:
@@ -611,11 +634,15 @@ class Notifier:
             q = self._queues.get(qkey)
             if q is None or not q.jobs:
                 return
-            if q.batching is not None:
+            if q.batching is not None and not q.latest:
                 n = min(len(q.jobs), q.batching.num)
                 items = [q.jobs.popleft() for _ in range(n)]
             else:
                 items = [q.jobs.popleft()]
+                if q.sealed:
+                    q.sealed -= 1
+                else:  # the open batch, sent by its timer
+                    q.events = 0
             for job in items:
                 self._unqueue(job, q.target)
             if len(items) == 1:
@@ -654,7 +681,7 @@ class Notifier:
             self._scheduled.discard(qkey)
             q = self._queues.get(qkey)
             if q is not None:
-                if q.jobs and (q.batching is None or len(q.jobs) >= q.batching.num):
+                if q.jobs and self._batch_full(q):
                     self._mark_ready(qkey)
                 elif q.jobs and q.timer is None and q.batching is not None:
                     q.timer = asyncio.get_running_loop().call_later(q.batching.dur, self._mark_ready, qkey)

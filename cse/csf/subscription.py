@@ -55,7 +55,11 @@ log = logging.getLogger("cse.subscription")
 SUBSCRIPTION_TY = 23
 SESSIONS_TY = 9001
 _NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
-_DEFAULT_BN_DUR = 60.0
+# batchNotify (TS-0001 9.6.8, TS-0004 6.3.5 m2m:batchNotify): both parts are
+# optional; the Hosting CSE stores its defaults in the resource, so that a
+# RETRIEVE shows how the subscription actually behaves (docs/onem2m.md "Choices").
+_DEFAULT_BN_DUR = "PT60S"
+_DEFAULT_BN_NUM = 100  # with only ``dur`` given: ``dur`` decides, this bounds one batch
 # A subscription being verified counts towards its originator's cap until
 # its creation is committed; one whose CREATE failed after verification
 # stops counting after this long.
@@ -119,13 +123,11 @@ class SubscriptionCSF:
         bn = doc.get("bn")
         if not bn:
             return None
-        dur = _DEFAULT_BN_DUR
-        if bn.get("dur"):
-            try:
-                dur = parse_duration(bn["dur"])
-            except ValueError as exc:
-                raise BadRequest(f"batchNotify dur: {exc}") from None
-        return Batching(bn["num"], dur)
+        try:
+            dur = parse_duration(bn.get("dur") or _DEFAULT_BN_DUR)
+        except ValueError as exc:
+            raise BadRequest(f"batchNotify dur: {exc}") from None
+        return Batching(int(bn.get("num") or _DEFAULT_BN_NUM), dur)
 
     async def _verify(self, ctx: Context, req: Request, doc: Doc) -> None:
         self._reserve(doc.get("_own") or req.fr or "", doc["ri"], await self._counts())
@@ -316,8 +318,13 @@ def _owner(sub: Doc) -> str | None:
 
 
 def _defaults(doc: Doc) -> None:
-    """``enc.net`` [1] and ``nct`` 1 unless given (TS-0004 7.4.8.2.1); ``enc``
-    is replaced by a new dict, never changed where it may be shared."""
+    """``enc.net`` [1] and ``nct`` 1 unless given (TS-0004 7.4.8.2.1); a
+    ``bn`` gets the CSE's ``dur`` and ``num`` where it has none (TS-0001
+    9.6.8: either part may be given alone). ``enc`` and ``bn`` are replaced
+    by new dicts, never changed where they may be shared."""
     enc = doc.get("enc", {"net": [1]})
     doc["enc"] = {**enc, "net": enc.get("net", [1])}
     doc.setdefault("nct", 1)
+    bn = doc.get("bn")
+    if isinstance(bn, dict):
+        doc["bn"] = {"num": bn.get("num", _DEFAULT_BN_NUM), "dur": bn.get("dur", _DEFAULT_BN_DUR), **bn}
