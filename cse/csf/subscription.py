@@ -64,6 +64,7 @@ _DEFAULT_BN_NUM = 100  # with only ``dur`` given: ``dur`` decides, this bounds o
 # its creation is committed; one whose CREATE failed after verification
 # stops counting after this long.
 _PENDING_S = 60.0
+_EC_LATEST = 4  # TS-0004 m2m:stdEventCats "latest"
 
 
 Removal = Callable[[Doc, str | None], Awaitable[tuple[Outcome, str | None]]]
@@ -155,11 +156,13 @@ class SubscriptionCSF:
         The originator's own AE-ID without an http(s) ``poa`` is the one
         target not asked now: there is nothing to ask, and nothing is sent
         to it either until it has a ``poa`` -- which the notifier then asks
-        before the first notification.
+        before the first notification. An AE with ``rr`` false (by AE-ID
+        or resource ID, the originator's own too) is 5204: it cannot be
+        notified at all (no pollingChannel; docs/onem2m.md "Subscriptions
+        and notifications").
         """
         own = normalize_originator(originator, self.ctx.identity.csi)
-        targets = [t for t in targets
-                   if not (t == own and not self.notifier.is_remote(t) and await self.notifier.resolve(t) is None)]
+        targets = [t for t in targets if not (t == own and await self._later(t))]
         for target in targets:
             try:
                 await self.notifier.destination(target)
@@ -176,6 +179,17 @@ class SubscriptionCSF:
             except M2MError as exc:
                 raise SubscriptionVerificationInitiationFailed(
                     f"verification request to '{target[:100]}' failed: {exc.message}") from None
+
+    async def _later(self, target: str) -> bool:
+        """Whether the originator's own AE-ID ``target`` is asked only once it
+        has a ``poa``: a local entity that is not an AE (the admin) or an
+        AE without one, unless its ``rr`` is false."""
+        if self.notifier.is_remote(target):
+            return False
+        ae = await self.notifier.target_ae(target)
+        if ae is None:
+            return True
+        return ae.get("rr") is not False and self.notifier.poa_url(ae) is None
 
     # -- subscriptions per originator ------------------------------------------------
     async def _counts(self) -> dict[str, int]:
@@ -296,7 +310,8 @@ class SubscriptionCSF:
         event = new_ri("ev", 12) if exc is not None else None
         latest = bool(sub.get("ln"))
         owner, sur = _owner(sub), self.sur(sub)
-        return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event)
+        ec = _event_category(sub)
+        return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event, ec=ec)
                 for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
 
     async def count_down(self, ri: str) -> Outcome | None:
@@ -309,6 +324,17 @@ class SubscriptionCSF:
         if left <= 0:
             return (await self.removal(current, None))[0]
         return Outcome(ops=[Put({**current, "exc": left})])
+
+
+def _event_category(sub: Doc) -> int | None:
+    """The event category a subscription's notifications carry (TS-0004
+    ``ec``, ``X-M2M-EC``): ``latest`` (4) under ``ln`` -- TS-0001 9.6.8:
+    the notification sent under latestNotify has the Event Category
+    'latest' -- else its ``nec`` (notificationEventCat), else none."""
+    if sub.get("ln"):
+        return _EC_LATEST
+    nec = sub.get("nec")
+    return int(nec) if isinstance(nec, int) else None
 
 
 def _owner(sub: Doc) -> str | None:
