@@ -299,6 +299,8 @@ class Notifier:
         q.batching = batching
         q.latest = latest
         q.ec = ec
+        if not latest or batching is None:  # (ln or bn changed by an UPDATE) nothing is sealed
+            q.sealed = q.events = 0
         if latest:
             replaced = list(q.jobs)[q.sealed:]  # a closed batch keeps its latest
             self.coalesced += len(replaced)
