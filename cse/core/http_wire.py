@@ -62,7 +62,9 @@ def _query(req: Request) -> str:
 
 def encode_request(req: Request) -> tuple[str, str, dict[str, str], bytes]:
     """(method, path?query, headers, body) for ``req``."""
-    headers: dict[str, str] = {"X-M2M-RI": req.rqi, "X-M2M-RVI": req.rvi}
+    headers: dict[str, str] = {"X-M2M-RI": req.rqi}
+    if req.rvi:  # none for a release 1/2 peer (cse.core.messages.rvi_for)
+        headers["X-M2M-RVI"] = req.rvi
     if req.fr:
         headers["X-M2M-Origin"] = req.fr
     optional = (("X-M2M-OT", req.ot), ("X-M2M-RET", req.rqet), ("X-M2M-RST", req.rset),

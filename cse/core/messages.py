@@ -7,16 +7,33 @@ returns a :class:`Response`, which the binding writes back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from .errors import RSC
 
-__all__ = ["Operation", "ResponseType", "ResultContent", "Request", "Response", "SUPPORTED_RVI"]
+__all__ = ["Operation", "ResponseType", "ResultContent", "Request", "Response", "SUPPORTED_RVI", "rvi_for"]
 
 SUPPORTED_RVI = frozenset({"2a", "3", "4", "5"})
+_RELEASES = ("1", "2", "2a", "3", "4", "5")  # oldest first
+
+
+def rvi_for(srv: Sequence[object] | None) -> str | None:
+    """The release to speak to a peer whose ``srv`` (supportedReleaseVersions)
+    is known: the newest one both support. ``""`` for a peer of release 1
+    or 2 only: the release version parameter exists from release 2a
+    (TS-0004 7.2.1.1, TS-0009 6.4.x ``X-M2M-RVI``), so such a peer gets
+    none. None when ``srv`` says nothing usable (unknown, or only newer
+    releases): the caller's default applies."""
+    known = [r for r in srv or () if isinstance(r, str) and r in _RELEASES]
+    common = [r for r in known if r in SUPPORTED_RVI]
+    if common:
+        return max(common, key=_RELEASES.index)
+    if known and all(r in ("1", "2") for r in known):
+        return ""
+    return None
 
 
 class Operation(IntEnum):
@@ -66,6 +83,7 @@ class Request:
     ``query`` keeps every query parameter as a list of decoded values, for
     filter criteria and attribute filters; typed fields hold the parsed
     request parameters. ``body`` keeps the raw bytes (needed for session MACs).
+    ``rvi`` empty: a request to a release 1/2 peer, sent without one (:func:`rvi_for`).
     """
 
     op: Operation

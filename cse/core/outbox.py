@@ -52,6 +52,8 @@ def encode(n: Notification) -> dict[str, Any]:
         rec["x"] = n.exc
     if n.event is not None:
         rec["e"] = n.event
+    if n.ec is not None:
+        rec["c"] = n.ec
     return rec
 
 
@@ -60,7 +62,8 @@ def decode(entry: str, rec: dict[str, Any]) -> Notification:
     b = rec.get("b")
     return Notification(rec["k"], rec["t"], rec["p"], latest=bool(rec.get("l")),
                         batching=Batching(int(b[0]), float(b[1])) if b else None,
-                        owner=rec.get("o"), sur=rec.get("s"), exc=rec.get("x"), event=rec.get("e"), entry=entry)
+                        owner=rec.get("o"), sur=rec.get("s"), exc=rec.get("x"), event=rec.get("e"), entry=entry,
+                        ec=rec.get("c"))
 
 
 class Outbox:

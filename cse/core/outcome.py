@@ -52,7 +52,8 @@ class Notification:
     the first accepted delivery among the notifications sharing ``event``
     (one event, several targets); both are data, so they survive a
     restart. ``entry`` is the outbox entry holding it once staged
-    (docs/architecture.md "The outbox")."""
+    (docs/architecture.md "The outbox"). ``ec`` is the event category
+    the NOTIFY carries (TS-0004 ``ec``, ``X-M2M-EC`` in TS-0009)."""
 
     key: str
     target: str
@@ -65,6 +66,7 @@ class Notification:
     exc: str | None = None
     event: str | None = None
     entry: str | None = None
+    ec: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

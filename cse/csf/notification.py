@@ -37,9 +37,14 @@ restart), one is sent first, and a target that does not accept it gets
 nothing else. Which targets accepted is remembered in memory
 (:class:`cse.csf.outbound.VerifiedTargets`).
 
-Targets are URLs (used as given, without the ``ct`` hint) or AE-IDs,
-resolved to that AE's first http(s) ``poa``; entities on other CSEs are
-reached through the CSEs.
+Targets are URLs (used as given, without the ``ct`` hint) or AEs, named
+by AE-ID or resource ID (structured or not), resolved to that AE's first
+http(s) ``poa``; entities on other CSEs are reached through the CSEs. An
+AE with ``rr`` false is not reachable (TS-0001 9.6.5): nothing is sent to
+its ``poa`` (no pollingChannel here), which counts as failed. An AE whose
+``srv`` is known is spoken to in the newest release both support, a
+release 2 one without ``X-M2M-RVI``; each NOTIFY carries its
+subscription's event category (``ec``, ``X-M2M-EC``).
 
 Pending notifications are durable (docs/architecture.md "The outbox"): each
 arrives with the outbox entry the executor committed with its change, and
@@ -78,8 +83,8 @@ from cse.core.errors import (
     SubscriptionVerificationInitiationFailed,
     TargetNotReachable,
 )
-from cse.core.ids import new_ri, normalize_originator
-from cse.core.messages import Operation, Request, Response
+from cse.core.ids import new_ri, normalize_originator, parse_to
+from cse.core.messages import Operation, Request, Response, rvi_for
 from cse.core.outbox import Outbox
 from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Outbound
@@ -88,9 +93,19 @@ from cse.core.tasks import cancel_and_wait
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
 from .send_slots import SendSlots
 
-__all__ = ["Notifier", "CountDown", "verification_request"]
+__all__ = ["Notifier", "CountDown", "NotRequestReachable", "verification_request"]
 
 log = logging.getLogger("cse.notify")
+
+
+AE_TY = 2
+
+
+class NotRequestReachable(TargetNotReachable):
+    """5103: the target AE has ``rr`` false. It is not reachable by
+    definition (TS-0001 9.6.5): a notification for it would wait for a
+    pollingChannel, which this CSE does not have, so it is not sent to its
+    ``poa`` (docs/onem2m.md "Subscriptions and notifications")."""
 
 
 @dataclass
@@ -107,9 +122,13 @@ class _Queue:
     target: str
     owner: str | None = None  # whose notifications these are (verification, per-originator slots)
     sur: str | None = None    # what they are about (the verification request names it)
+    ec: int | None = None     # the event category of the NOTIFY (the subscription's nec)
     jobs: deque[_Job] = field(default_factory=deque)
     batching: Batching | None = None
     timer: asyncio.TimerHandle | None = None
+    latest: bool = False      # ``ln``: only the newest job is kept
+    events: int = 0           # under ``ln`` and ``bn``: events of the batch being gathered
+    sealed: int = 0           # under ``ln`` and ``bn``: head jobs that each close a batch (never replaced)
 
 
 CountDown = Callable[[str], Awaitable[Outcome | None]]
@@ -248,7 +267,7 @@ class Notifier:
     def deliver(self, n: Notification) -> None:
         """Queue a notification an outcome carries (the executor's hand-off)."""
         self.enqueue(n.key, n.target, n.payload, latest=n.latest, batching=n.batching, on_sent=n.on_sent,
-                     owner=n.owner, sur=n.sur, note=n)
+                     owner=n.owner, sur=n.sur, note=n, ec=n.ec)
 
     async def load(self) -> int:
         """Queue every outbox entry a previous run left, oldest first (at
@@ -262,13 +281,15 @@ class Notifier:
 
     def enqueue(self, key: str, target: str, payload: dict[str, Any], *, latest: bool = False,
                 batching: Batching | None = None, on_sent: OnSent | None = None,
-                owner: str | None = None, sur: str | None = None, note: Notification | None = None) -> None:
+                owner: str | None = None, sur: str | None = None, note: Notification | None = None,
+                ec: int | None = None) -> None:
         """Queue ``payload`` for ``target`` in the FIFO named ``key``.
 
         ``on_sent`` runs after the receiver accepted it (2xxx). ``owner``
         (the originator the notification is sent for) and ``sur`` (what it
         is about) go into the verification request when ``target`` has not
-        accepted one from ``owner`` yet.
+        accepted one from ``owner`` yet. ``ec`` is the event category the
+        NOTIFY carries.
         """
         qkey = f"{key}\x00{target}"
         q = self._queues.get(qkey)
@@ -276,22 +297,32 @@ class Notifier:
             q = self._queues[qkey] = _Queue(key, target, owner, sur)
             self._by_key.setdefault(key, set()).add(qkey)
         q.batching = batching
+        q.latest = latest
+        q.ec = ec
+        if not latest or batching is None:  # (ln or bn changed by an UPDATE) nothing is sealed
+            q.sealed = q.events = 0
         if latest:
-            self.coalesced += len(q.jobs)
-            self._forget(q, q.jobs)
-            q.jobs.clear()
+            replaced = list(q.jobs)[q.sealed:]  # a closed batch keeps its latest
+            self.coalesced += len(replaced)
+            self._forget(q, replaced)
+            for _ in replaced:
+                q.jobs.pop()
         elif len(q.jobs) >= self.max_per_key:
             self._drop_head(q)
         job = _Job(payload, on_sent, note, next(self._seq))
         q.jobs.append(job)
+        if latest and batching is not None:
+            q.events += 1
+            if q.events >= batching.num:  # this batch is complete: its latest goes out as it is
+                q.sealed, q.events = len(q.jobs), 0
         self._oldest[job.seq] = qkey
         self._oldest_by_target.setdefault(target, OrderedDict())[job.seq] = qkey
         if note is not None and note.exc is not None and note.event is not None:
             self._exc_open.setdefault(note.event, {})[job.seq] = job
         self._bound(target)
         self._idle.clear()
-        if batching is not None and len(q.jobs) < batching.num:
-            if q.timer is None:
+        if not self._batch_full(q):
+            if q.timer is None and batching is not None:
                 q.timer = asyncio.get_running_loop().call_later(batching.dur, self._mark_ready, qkey)
             return
         self._mark_ready(qkey)
@@ -318,6 +349,7 @@ class Notifier:
             n += len(q.jobs)
             entries.extend(self._forget(q, q.jobs, later=later))
             q.jobs.clear()
+            q.events = q.sealed = 0
             if q.timer is not None:
                 q.timer.cancel()
                 q.timer = None
@@ -341,6 +373,7 @@ class Notifier:
 
     def _drop_head(self, q: _Queue) -> None:
         """Drop the oldest queued notification of ``q``, counted and reported."""
+        q.sealed = max(0, q.sealed - 1)
         self._forget(q, [q.jobs.popleft()])
         self._lose(q, 1)
         self._warn()
@@ -480,6 +513,17 @@ class Notifier:
             return {**payload, "m2m:agn": {**agn, "m2m:sgn": [{**first, "dropped": n}, *rest]}}, n
         return payload, 0
 
+    @staticmethod
+    def _batch_full(q: _Queue) -> bool:
+        """Whether ``q`` may send now: no ``bn``, or ``num`` notifications
+        are waiting -- under ``ln``, a batch of ``num`` events has closed:
+        only the newest of each batch is kept, yet every event counts
+        (TS-0001 9.6.8: with both, each batch of ``num`` events sends only
+        its latest). The ``dur`` timer sends a batch that did not fill."""
+        if q.batching is None:
+            return True
+        return q.sealed > 0 if q.latest else len(q.jobs) >= q.batching.num
+
     def _mark_ready(self, qkey: str) -> None:
         q = self._queues.get(qkey)
         if q is not None and q.timer is not None:
@@ -498,34 +542,78 @@ class Notifier:
         task.add_done_callback(self._tasks.discard)
 
     # -- where to -----------------------------------------------------------------
-    async def resolve(self, target: str) -> str | None:
-        """A URL for ``target``: itself, or the AE's first http(s) poa."""
+    async def target_ae(self, target: str) -> Doc | None:
+        """The local AE a target that is not a URL names: by AE-ID
+        (``Cabc``, ``/id-in/Cabc``) or by resource ID, unstructured or
+        structured, CSE- or SP-relative or absolute (``cse-in/myAE``,
+        ``/id-in/cse-in/myAE``; TS-0001 9.6.8 ``notificationURI``: an AE
+        resource's ID is a target). None for anything else."""
         if is_url(target):
-            return strip_ct(target)
-        ae = await self.ctx.store.get(normalize_originator(target, self.ctx.identity.csi) or "")
-        if ae is not None and ae["ty"] == 2:
-            for poa in ae.get("poa") or ():
-                if is_url(str(poa)):
-                    return strip_ct(str(poa))
+            return None
+        ident = self.ctx.identity
+        store = self.ctx.store
+        doc = await store.get(normalize_originator(target, ident.csi) or "")
+        if doc is None:
+            try:
+                to = parse_to(target, ident.csi, ident.cb_name, ident.sp_id)
+            except BadRequest:
+                return None
+            if not to.local:
+                return None
+            if to.structured:
+                doc = await store.get_by_path(to.srn)
+            elif len(to.segments) == 1:
+                doc = await store.get(to.segments[0])
+        return doc if doc is not None and doc.get("ty") == AE_TY else None
+
+    @staticmethod
+    def poa_url(ae: Doc) -> str | None:
+        """The AE's first http(s) ``poa``, without its ``ct`` hint."""
+        for poa in ae.get("poa") or ():
+            if is_url(str(poa)):
+                return strip_ct(str(poa))
         return None
 
+    async def resolve(self, target: str) -> str | None:
+        """A URL for ``target``: itself, or the named AE's first http(s) poa."""
+        if is_url(target):
+            return strip_ct(target)
+        ae = await self.target_ae(target)
+        return self.poa_url(ae) if ae is not None else None
+
     def is_remote(self, target: str) -> bool:
-        """An entity on another CSE (``/id-cse2/Cae2``): sent through the CSEs."""
-        csi = self.ctx.identity.csi
-        return target.startswith("/") and not target.startswith(csi + "/") and target != csi
+        """An entity on another CSE (``/id-cse2/Cae2``, ``//sp/id-cse2/Cae2``): sent through the CSEs."""
+        ident = self.ctx.identity
+        if target.startswith("//"):
+            try:
+                return not parse_to(target, ident.csi, ident.cb_name, ident.sp_id).local
+            except BadRequest:
+                return False  # not an ID at all: destination() says it has no address
+        return target.startswith("/") and not target.startswith(ident.csi + "/") and target != ident.csi
 
     async def destination(self, target: str) -> Destination:
         """Where a notification for ``target`` goes, if the outbound policy allows it.
 
+        An AE target is reached at its ``poa``, in the newest release its
+        ``srv`` shares with ours (the destination's ``rvi``).
+
         Raises 4000 when the policy refuses the URL, 5103 when there is no
-        URL (an AE without an http(s) ``poa``) or its name does not resolve.
+        URL (an AE without an http(s) ``poa``) or its name does not resolve,
+        :class:`NotRequestReachable` (5103) for an AE with ``rr`` false.
         """
         if self.is_remote(target):
             return Destination(target, target, remote=True)
-        url = await self.resolve(target)
-        if url is None:
+        if is_url(target):
+            return await self.policy.check(strip_ct(target))
+        ae = await self.target_ae(target)
+        if ae is not None and ae.get("rr") is False:
+            raise NotRequestReachable(
+                f"notification target AE '{target[:100]}' is not request reachable (rr is false) and this CSE "
+                "has no pollingChannel: nothing is sent to it (docs/onem2m.md \"Subscriptions and notifications\")")
+        url = self.poa_url(ae) if ae is not None else None
+        if ae is None or url is None:
             raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
-        return await self.policy.check(url)
+        return replace(await self.policy.check(url), rvi=rvi_for(ae.get("srv")))
 
     # -- sending ---------------------------------------------------------------
     async def verify(self, target: str, *, owner: str | None, sur: str | None, timeout: float | None = None) -> None:
@@ -559,11 +647,19 @@ class Notifier:
         The ``poa`` passes the outbound policy and must have accepted a
         verification request for the AE: a relayed verification request
         is that request (its 2000 is remembered); anything else is preceded
-        by one when the ``poa`` has not accepted one yet.
+        by one when the ``poa`` has not accepted one yet. It goes in the
+        newest release the AE's ``srv`` shares with ours; an AE with ``rr``
+        false gets nothing (:class:`NotRequestReachable`).
         """
+        if ae.get("rr") is False:
+            raise NotRequestReachable(f"AE {ae['ri']} is not request reachable (rr is false) and this CSE has "
+                                      "no pollingChannel: the notification cannot be delivered")
+        rvi = rvi_for(ae.get("srv"))
+        if rvi is not None:
+            req = replace(req, rvi=rvi)
         for poa in ae.get("poa") or ():
             if is_url(str(poa)):
-                dest = await self.policy.check(strip_ct(str(poa)))
+                dest = replace(await self.policy.check(strip_ct(str(poa))), rvi=rvi)
                 sgn = req.pc.get("m2m:sgn") if isinstance(req.pc, dict) else None
                 sgn = sgn if isinstance(sgn, dict) else {}
                 key = (ae["ri"], dest.url)
@@ -591,9 +687,12 @@ class Notifier:
                 f"notification target '{target[:100]}' answered the verification request with {resp.rsc}")
         self.verified.add((owner, dest.url))
 
-    async def _post(self, dest: Destination, target: str, payload: dict[str, Any], timeout: float) -> Response:
+    async def _post(self, dest: Destination, target: str, payload: dict[str, Any], timeout: float,
+                    ec: int | None = None) -> Response:
         req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
-                      pc=payload, ot=self.ctx.now_ts())
+                      pc=payload, ot=self.ctx.now_ts(), ec=ec)
+        if dest.rvi is not None:
+            req = replace(req, rvi=dest.rvi)
         if dest.remote:
             resp = await self.forward(req)
             if resp.rsc in (5103, 4008, 4004):
@@ -611,11 +710,15 @@ class Notifier:
             q = self._queues.get(qkey)
             if q is None or not q.jobs:
                 return
-            if q.batching is not None:
+            if q.batching is not None and not q.latest:
                 n = min(len(q.jobs), q.batching.num)
                 items = [q.jobs.popleft() for _ in range(n)]
             else:
                 items = [q.jobs.popleft()]
+                if q.sealed:
+                    q.sealed -= 1
+                else:  # the open batch, sent by its timer
+                    q.events = 0
             for job in items:
                 self._unqueue(job, q.target)
             if len(items) == 1:
@@ -654,7 +757,7 @@ class Notifier:
             self._scheduled.discard(qkey)
             q = self._queues.get(qkey)
             if q is not None:
-                if q.jobs and (q.batching is None or len(q.jobs) >= q.batching.num):
+                if q.jobs and self._batch_full(q):
                     self._mark_ready(qkey)
                 elif q.jobs and q.timer is None and q.batching is not None:
                     q.timer = asyncio.get_running_loop().call_later(q.batching.dur, self._mark_ready, qkey)
@@ -678,7 +781,7 @@ class Notifier:
                 dest = await self.destination(target)
                 async with self.slots.hold(dest.lane, q.owner):
                     await self._ensure_verified(dest, target, q.owner or "", vrq, self.timeout)
-                    resp = await self._post(dest, target, payload, self.timeout)
+                    resp = await self._post(dest, target, payload, self.timeout, q.ec)
                 if resp.rsc < 4000:
                     self.sent += 1
                     self._down_until.pop(target, None)
@@ -686,10 +789,10 @@ class Notifier:
                 log.info("notification to %s answered %d", target[:100], resp.rsc)
                 self.failed += 1
                 return False  # the receiver answered: retrying will not help
-            except (BadRequest, SubscriptionVerificationInitiationFailed) as exc:
+            except (BadRequest, SubscriptionVerificationInitiationFailed, NotRequestReachable) as exc:
                 log.info("notification to %s not sent: %s", target[:100], exc.message)
                 self.failed += 1
-                return False  # refused by the policy or by the target: retrying will not help
+                return False  # refused by the policy or by the target, or rr false: retrying will not help
             except RequestTimeout as exc:
                 log.info("notification to %s timed out: %s", target[:100], exc.message)
                 break

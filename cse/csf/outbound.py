@@ -81,11 +81,14 @@ class Destination:
     """Where a notification goes: a URL that passed the policy and the
     concurrency ``lane`` it shares with every other URL on the same address
     and port -- or, ``remote``, an entity on another CSE (``url`` is its ID,
-    reached through the CSEs)."""
+    reached through the CSEs). ``rvi`` is the release to speak when the
+    target is an AE whose ``srv`` is known (None: the default;
+    :func:`cse.core.messages.rvi_for`)."""
 
     url: str
     lane: str
     remote: bool = False
+    rvi: str | None = None
 
 
 class OutboundPolicy:

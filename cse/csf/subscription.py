@@ -55,11 +55,16 @@ log = logging.getLogger("cse.subscription")
 SUBSCRIPTION_TY = 23
 SESSIONS_TY = 9001
 _NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
-_DEFAULT_BN_DUR = 60.0
+# batchNotify (TS-0001 9.6.8, TS-0004 6.3.5 m2m:batchNotify): both parts are
+# optional; the Hosting CSE stores its defaults in the resource, so that a
+# RETRIEVE shows how the subscription actually behaves (docs/onem2m.md "Choices").
+_DEFAULT_BN_DUR = "PT60S"
+_DEFAULT_BN_NUM = 100  # with only ``dur`` given: ``dur`` decides, this bounds one batch
 # A subscription being verified counts towards its originator's cap until
 # its creation is committed; one whose CREATE failed after verification
 # stops counting after this long.
 _PENDING_S = 60.0
+_EC_LATEST = 4  # TS-0004 m2m:stdEventCats "latest"
 
 
 Removal = Callable[[Doc, str | None], Awaitable[tuple[Outcome, str | None]]]
@@ -119,13 +124,11 @@ class SubscriptionCSF:
         bn = doc.get("bn")
         if not bn:
             return None
-        dur = _DEFAULT_BN_DUR
-        if bn.get("dur"):
-            try:
-                dur = parse_duration(bn["dur"])
-            except ValueError as exc:
-                raise BadRequest(f"batchNotify dur: {exc}") from None
-        return Batching(bn["num"], dur)
+        try:
+            dur = parse_duration(bn.get("dur") or _DEFAULT_BN_DUR)
+        except ValueError as exc:
+            raise BadRequest(f"batchNotify dur: {exc}") from None
+        return Batching(int(bn.get("num") or _DEFAULT_BN_NUM), dur)
 
     async def _verify(self, ctx: Context, req: Request, doc: Doc) -> None:
         self._reserve(doc.get("_own") or req.fr or "", doc["ri"], await self._counts())
@@ -153,11 +156,13 @@ class SubscriptionCSF:
         The originator's own AE-ID without an http(s) ``poa`` is the one
         target not asked now: there is nothing to ask, and nothing is sent
         to it either until it has a ``poa`` -- which the notifier then asks
-        before the first notification.
+        before the first notification. An AE with ``rr`` false (by AE-ID
+        or resource ID, the originator's own too) is 5204: it cannot be
+        notified at all (no pollingChannel; docs/onem2m.md "Subscriptions
+        and notifications").
         """
         own = normalize_originator(originator, self.ctx.identity.csi)
-        targets = [t for t in targets
-                   if not (t == own and not self.notifier.is_remote(t) and await self.notifier.resolve(t) is None)]
+        targets = [t for t in targets if not (t == own and await self._later(t))]
         for target in targets:
             try:
                 await self.notifier.destination(target)
@@ -174,6 +179,17 @@ class SubscriptionCSF:
             except M2MError as exc:
                 raise SubscriptionVerificationInitiationFailed(
                     f"verification request to '{target[:100]}' failed: {exc.message}") from None
+
+    async def _later(self, target: str) -> bool:
+        """Whether the originator's own AE-ID ``target`` is asked only once it
+        has a ``poa``: a local entity that is not an AE (the admin) or an
+        AE without one, unless its ``rr`` is false."""
+        if self.notifier.is_remote(target):
+            return False
+        ae = await self.notifier.target_ae(target)
+        if ae is None:
+            return True
+        return ae.get("rr") is not False and self.notifier.poa_url(ae) is None
 
     # -- subscriptions per originator ------------------------------------------------
     async def _counts(self) -> dict[str, int]:
@@ -294,7 +310,8 @@ class SubscriptionCSF:
         event = new_ri("ev", 12) if exc is not None else None
         latest = bool(sub.get("ln"))
         owner, sur = _owner(sub), self.sur(sub)
-        return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event)
+        ec = _event_category(sub)
+        return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event, ec=ec)
                 for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
 
     async def count_down(self, ri: str) -> Outcome | None:
@@ -309,6 +326,17 @@ class SubscriptionCSF:
         return Outcome(ops=[Put({**current, "exc": left})])
 
 
+def _event_category(sub: Doc) -> int | None:
+    """The event category a subscription's notifications carry (TS-0004
+    ``ec``, ``X-M2M-EC``): ``latest`` (4) under ``ln`` -- TS-0001 9.6.8:
+    the notification sent under latestNotify has the Event Category
+    'latest' -- else its ``nec`` (notificationEventCat), else none."""
+    if sub.get("ln"):
+        return _EC_LATEST
+    nec = sub.get("nec")
+    return int(nec) if isinstance(nec, int) else None
+
+
 def _owner(sub: Doc) -> str | None:
     """The originator a subscription notifies for: its creator."""
     owner = sub.get("cr") or sub.get("_own")
@@ -316,8 +344,13 @@ def _owner(sub: Doc) -> str | None:
 
 
 def _defaults(doc: Doc) -> None:
-    """``enc.net`` [1] and ``nct`` 1 unless given (TS-0004 7.4.8.2.1); ``enc``
-    is replaced by a new dict, never changed where it may be shared."""
+    """``enc.net`` [1] and ``nct`` 1 unless given (TS-0004 7.4.8.2.1); a
+    ``bn`` gets the CSE's ``dur`` and ``num`` where it has none (TS-0001
+    9.6.8: either part may be given alone). ``enc`` and ``bn`` are replaced
+    by new dicts, never changed where they may be shared."""
     enc = doc.get("enc", {"net": [1]})
     doc["enc"] = {**enc, "net": enc.get("net", [1])}
     doc.setdefault("nct", 1)
+    bn = doc.get("bn")
+    if isinstance(bn, dict):
+        doc["bn"] = {"num": bn.get("num", _DEFAULT_BN_NUM), "dur": bn.get("dur", _DEFAULT_BN_DUR), **bn}

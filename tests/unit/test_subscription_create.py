@@ -302,7 +302,7 @@ async def test_unknown_enc_member_is_4000(app: dict[str, Any], receiver: Receive
     {"nu": ["x"], "enc": {"net": []}},    # empty net
     {"nu": ["x"], "nct": 9},              # unknown nct
     {"nu": ["x"], "exc": 0},              # exc must be >= 1
-    {"nu": ["x"], "bn": {"dur": "PT1S"}},  # bn without num
+    {"nu": ["x"], "bn": {"num": 0}},      # bn num must be >= 1
 ])
 async def test_malformed_subscription_is_4000(app: dict[str, Any], attrs: dict[str, Any]) -> None:
     ip, aei = app["ip"], app["aei"]
@@ -343,3 +343,20 @@ async def test_nu_ct_hint_is_stripped_before_sending(app: dict[str, Any], receiv
     assert item.sgn["nev"]["net"] == 3
     assert "ct" not in item.query, item.query
     assert (item.header("Content-Type") or "").startswith("application/json")
+
+
+# -- batchNotify defaults (TS-0001 9.6.8: num and dur are each optional) ------------------
+
+@pytest.mark.parametrize(("bn", "stored"), [
+    ({"dur": "PT2S"}, {"num": 100, "dur": "PT2S"}),
+    ({"num": 5}, {"num": 5, "dur": "PT60S"}),
+    ({}, {"num": 100, "dur": "PT60S"}),
+])
+async def test_batch_notify_parts_are_optional_and_defaults_are_stored(
+        app: dict[str, Any], receiver: Receiver, bn: dict[str, Any], stored: dict[str, Any]) -> None:
+    ip, aei = app["ip"], app["aei"]
+    r = await subscribe(ip, aei, "cse-in/app/data", rn="sub1", nu=[receiver.url], bn=bn)
+    assert r.rsc == 2001, r.pc
+    assert r.pc["m2m:sub"]["bn"] == stored
+    got = await ip.call(RETRIEVE, "cse-in/app/data/sub1", aei)
+    assert got.pc["m2m:sub"]["bn"] == stored

@@ -257,6 +257,35 @@ async def test_batch_notify_dur_flushes_partial_batch(app: dict[str, Any], recei
     assert [s["nev"]["rep"]["m2m:cin"]["con"] for s in sgns] == ["only"]
 
 
+async def test_batch_notify_with_latest_sends_the_latest_of_each_num_events(
+        app: dict[str, Any], receiver: Receiver) -> None:
+    """TS-0001 9.6.8: with ``ln`` and ``bn`` both set, each batch of ``num``
+    events sends only the latest one -- at once, not after ``dur``."""
+    ip, aei = app["ip"], app["aei"]
+    await subscribe(ip, aei, "cse-in/app/data", receiver, ln=True, bn={"num": 5, "dur": "PT1H"})
+    for i in range(10):
+        await add_cin(ip, aei, f"c{i}")
+    got = [await receiver.next(timeout=5) for _ in range(2)]
+    assert [g.sgn["nev"]["rep"]["m2m:cin"]["con"] for g in got] == ["c4", "c9"], [g.body for g in got]
+    await ip.cse.notifier.drained(5)
+    assert receiver.pending() == []
+    assert ip.cse.notifier.coalesced == 8
+
+
+async def test_batch_notify_with_latest_sends_a_partial_batch_after_dur(
+        app: dict[str, Any], receiver: Receiver) -> None:
+    """A batch that has not reached ``num`` events goes out ``dur`` after
+    its first one, still only its latest; a full one went out before it."""
+    ip, aei = app["ip"], app["aei"]
+    await subscribe(ip, aei, "cse-in/app/data", receiver, ln=True, bn={"num": 5, "dur": "PT0.2S"})
+    for i in range(7):
+        await add_cin(ip, aei, f"c{i}")
+    got = [await receiver.next(timeout=5) for _ in range(2)]
+    assert [g.sgn["nev"]["rep"]["m2m:cin"]["con"] for g in got] == ["c4", "c6"], [g.body for g in got]
+    await ip.cse.notifier.drained(5)
+    assert receiver.pending() == []
+
+
 async def test_bad_batch_duration_is_4000(app: dict[str, Any], receiver: Receiver) -> None:
     ip, aei = app["ip"], app["aei"]
     r = await ip.call(CREATE, "cse-in/app/data", aei, ty=23,
