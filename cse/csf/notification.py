@@ -38,7 +38,8 @@ nothing else. Which targets accepted is remembered in memory
 (:class:`cse.csf.outbound.VerifiedTargets`).
 
 Targets are URLs (used as given, without the ``ct`` hint) or AE-IDs,
-resolved to that AE's first http(s) ``poa``; entities on other CSEs are
+resolved to that AE's first http(s) ``poa``; the content is JSON or CBOR as
+the target prefers (cse/csf/content_serialization.py); entities on other CSEs are
 reached through the CSEs. Pending notifications live in memory: a crash
 loses the ones not yet sent (subscriptions themselves are durable).
 """
@@ -49,7 +50,7 @@ import asyncio
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cse.core.context import Context
@@ -66,6 +67,7 @@ from cse.core.outcome import Batching, Notification, OnSent
 from cse.core.ports import Doc, Outbound
 from cse.core.tasks import cancel_and_wait
 
+from .content_serialization import notification_media
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
 from .send_slots import SendSlots
 
@@ -408,6 +410,8 @@ class Notifier:
                 dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
                 raise TargetNotReachable(f"notification to {target[:100]} not delivered: {resp.rsc} {dbg}")
             return resp
+        # JSON or CBOR as the target prefers (its csz, a URL's ct=); the binding encodes it
+        req = replace(req, media=await notification_media(self.ctx.store, self.ctx.identity.csi, target))
         return await self.outbound.send(dest.url, req, timeout=timeout, exact=True)
 
     async def _send_next(self, qkey: str) -> None:
