@@ -29,7 +29,8 @@ async def ensure_cse_base(ctx: Context) -> Doc:
         "cst": ident.cse_type, "csi": ident.csi,
         "srt": sorted(ctx.registry.by_ty),
         "poa": list(ident.poa),
-        "csz": ["application/json", "application/vnd.onem2m-res+json"],
+        "csz": ["application/json", "application/vnd.onem2m-res+json", "application/cbor",
+                "application/vnd.onem2m-res+cbor"],  # docs/onem2m.md "Serializations"
         "srv": SUPPORTED_RELEASES,
         "acpi": [],
         "scp": ["smg"],
