@@ -5,7 +5,7 @@ a :class:`Request`; :func:`response_to_http` turns a :class:`Response` into
 status, headers and body bytes. No sockets and no aiohttp here, so every
 rule of the binding is testable directly. Malformed input raises an
 :class:`M2MError` (4000, 4001, 4015, 5207) naming the problem.
-Bodies are JSON or CBOR both ways (TS-0009 6.7; :mod:`cse.core.serialization`):
+Bodies are JSON or CBOR both ways (TS-0009 media types; :mod:`cse.core.serialization`):
 the request's by its Content-Type, the answer's by :func:`response_media`.
 """
 

@@ -87,7 +87,7 @@ def encode_request(req: Request) -> tuple[str, str, dict[str, str], bytes]:
         headers["Content-Type"] = f"{ctype};ty={req.ty}"
     elif body:
         headers["Content-Type"] = ctype
-    if cbor:  # answer in the serialization we speak (TS-0009 6.4.x Accept)
+    if cbor:  # answer in the serialization we speak (TS-0009 Accept header)
         headers["Accept"] = _CBOR_RES
     qs = _query(req)
     path = path_for(req.to) + (f"?{qs}" if qs else "")

@@ -1,4 +1,4 @@
-"""Content serializations of primitives: JSON and CBOR (TS-0004 clause 8; TS-0009 6.7).
+"""Content serializations of primitives: JSON and CBOR (TS-0004 clause 8; TS-0009 media types).
 
 One place that knows the media types and turns a primitive content (``pc``)
 into bytes and back, shared by the CSE's HTTP binding, its outbound client
@@ -13,7 +13,7 @@ and the AE SDK (which may import only ``cse.core``):
 * :func:`encode_body` -- a value to bytes of a media type;
 * :func:`negotiate` -- the serialization an ``Accept`` header asks for;
 * :func:`preferred` -- the first serialization of a ``csz`` list we speak
-  (what a notification target gets, TS-0004 7.3.3.x "contentSerialization").
+  (what a notification target gets: the contentSerialization attribute, TS-0004).
 
 XML is not supported (docs/onem2m.md "Serializations"): a body in it is 4015.
 The codec is the ``cbor2`` package, not hand-written CBOR.
@@ -42,7 +42,7 @@ __all__ = ["JSON", "CBOR", "CBOR_TYPES", "JSON_TYPES", "SUPPORTED_TYPES", "SUPPO
 JSON = "application/json"
 CBOR = "application/vnd.onem2m-res+cbor"
 
-# TS-0009 6.7 (oneM2M CBOR media types) and RFC 8949's generic one.
+# The oneM2M CBOR media types (TS-0009) and the generic one of RFC 8949.
 CBOR_TYPES = frozenset({
     "application/cbor",
     "application/vnd.onem2m-res+cbor",
@@ -61,7 +61,7 @@ SUPPORTED_TYPES = JSON_TYPES | CBOR_TYPES
 SUPPORTED_TEXT = ("application/json, application/vnd.onem2m-res+json, application/cbor "
                   "or application/vnd.onem2m-res+cbor")
 
-# csz entries (TS-0004 6.3.5: a list of media types) we can send, in our order of preference.
+# csz entries (TS-0004 contentSerialization: a list of media types) we can send -> the type we send them as.
 _CSZ_SPOKEN = {"application/json": JSON, "application/vnd.onem2m-res+json": JSON,
                "application/cbor": CBOR, "application/vnd.onem2m-res+cbor": CBOR}
 

@@ -1,4 +1,4 @@
-"""Which serialization a notification target gets (TS-0004 6.3.5 contentSerialization;
+"""Which serialization a notification target gets (TS-0004 contentSerialization;
 docs/onem2m.md "Serializations").
 
 The notifier asks :func:`notification_media` once per send and puts the

@@ -562,7 +562,7 @@ def test_content_status_and_offset_only_for_partial_content() -> None:
     assert (odd.cnst, odd.cnot) == (None, None)
 
 
-# -- CBOR (TS-0009 6.7; docs/onem2m.md "Serializations") ---------------------------
+# -- CBOR (TS-0009 media types; docs/onem2m.md "Serializations") ---------------------------
 
 CNT_CBOR = cbor2.dumps({"m2m:cnt": {"rn": "data", "mni": 5, "lbl": ["a", "b"], "at": None}})
 

@@ -1,4 +1,4 @@
-"""CBOR over real HTTP (TS-0009 6.7; docs/onem2m.md "Serializations"): a ``python -m cse``
+"""CBOR over real HTTP (TS-0009 media types; docs/onem2m.md "Serializations"): a ``python -m cse``
 process on loopback, bodies sent and read as CBOR bytes by a plain aiohttp client.
 
 Why: a CBOR-speaking AE must be able to register, create, retrieve and be
