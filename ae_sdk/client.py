@@ -59,7 +59,7 @@ from .nonblocking import reference_of, wait_request
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
 from .session import OnRequest, Session, SessionCallback, TerminatedCallback, UpdateCallback
 from .session_manager import DEFAULT_SUBSCRIPTION_RN, SessionManager
-from .transport import HttpTransport, Transport
+from .transport import HttpTransport, Serialization, Transport
 
 __all__ = ["AEClient"]
 
@@ -89,16 +89,18 @@ class AEClient:
     ``cse_id`` name the CSE (``cse-in``, ``/id-in``); ``originator`` is an
     already registered AE-ID to act as, if any. With a URL, ``token``
     (a bearer token), ``cafile`` or ``ssl`` configure the HTTPS transport
-    (docs/security.md).
+    (docs/security.md), ``serialization="cbor"`` makes it speak CBOR
+    (docs/onem2m.md "Serializations"; register with
+    ``csz=["application/cbor"]`` to be notified in CBOR too).
     """
 
     def __init__(self, transport: Transport | str, *, cse_name: str = "cse-in", cse_id: str = "/id-in",
                  originator: str | None = None, token: str | None = None, cafile: str | None = None,
-                 ssl: SSLContext | None = None) -> None:
+                 ssl: SSLContext | None = None, serialization: Serialization = "json") -> None:
         if isinstance(transport, str):
-            transport = HttpTransport(transport, token=token, cafile=cafile, ssl=ssl)
-        elif token is not None or cafile is not None or ssl is not None:
-            raise ValueError("token, cafile and ssl go to the transport when one is given")
+            transport = HttpTransport(transport, token=token, cafile=cafile, ssl=ssl, serialization=serialization)
+        elif token is not None or cafile is not None or ssl is not None or serialization != "json":
+            raise ValueError("token, cafile, ssl and serialization go to the transport when one is given")
         self.transport: Transport = transport
         self.cse_name = cse_name
         self.cse_id = cse_id if cse_id.startswith("/") else "/" + cse_id

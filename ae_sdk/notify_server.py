@@ -6,8 +6,8 @@ What it does with each request:
 * Parses it like the CSE's binding does (``cse.binding.http_mapping``, which the
   SDK may not import): only POST without ``ty`` (NOTIFY) is accepted (else
   4005); ``X-M2M-RI`` is mandatory (4000); ``X-M2M-RVI`` must be 2a/3/4/5
-  (4001); the body must be a JSON object (4015 for other media types, 4000
-  for missing or unparseable bodies). Any path is accepted.
+  (4001); the body must be an object in JSON or CBOR (4015 for other media
+  types, 4000 for missing or unparseable bodies). Any path is accepted.
 * ``m2m:sgn`` with ``vrq: true`` (subscription verification, 7.1 step 4): answered
   at once, 2000, unless the ``verify`` hook returns False (then 4101).
 * ``m2m:sgn`` notification (``nev``) or deletion (``sud``): handed to the handler
@@ -56,7 +56,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from cse.core.errors import M2MError, http_status
-from cse.core.http_wire import JSON_TYPES, parse_json_body, target_from_path
+from cse.core.http_wire import decode_body, target_from_path
 from cse.core.messages import SUPPORTED_RVI, Operation, Request
 from cse.core.timestamps import format_ts
 
@@ -455,12 +455,10 @@ def _parse(method: str, raw_path: str, headers: Mapping[str, str], body: bytes) 
     if rvi not in SUPPORTED_RVI:
         raise _Reject(4001, f"release version X-M2M-RVI '{(rvi or '')[:20]}' is not supported (2a, 3, 4, 5 are)")
     media = media.lower()
-    if media and media not in JSON_TYPES:
-        raise _Reject(4015, f"content type '{media[:60]}' is not supported: use application/json")
     if not body:
         raise _Reject(4000, "a NOTIFY needs content (m2m:sgn or m2m:rsp)")
     try:
-        pc = parse_json_body(body)
+        pc = decode_body(body, media)  # JSON or CBOR (docs/onem2m.md "Serializations"); 4015 otherwise
         to = target_from_path(raw_path.partition("?")[0] or "/")
     except M2MError as exc:
         raise _Reject(int(exc.rsc), f"notification: {exc.message}") from None

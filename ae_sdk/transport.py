@@ -24,7 +24,7 @@ import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,14 +32,16 @@ from yarl import URL
 
 from cse.core.http_wire import decode_response, encode_request
 from cse.core.messages import Request, Response
+from cse.core.serialization import CBOR
 
 from .errors import TransportError
 
-__all__ = ["ACCESS_TOKEN_HEADER", "Handler", "HttpTransport", "InProcessTransport", "Transport"]
+__all__ = ["ACCESS_TOKEN_HEADER", "Handler", "HttpTransport", "InProcessTransport", "Serialization", "Transport"]
 
 ACCESS_TOKEN_HEADER = "X-Access-Token"  # cse.security.guard.TOKEN_HEADER (the SDK imports only cse.core)
 
 Handler = Callable[[Request], Awaitable[Response]]
+Serialization = Literal["json", "cbor"]
 
 
 @runtime_checkable
@@ -68,17 +70,27 @@ class HttpTransport:
     one from then on (``.token``). For ``https://`` CSEs, ``cafile`` (a
     PEM CA bundle) or a ready ``ssl`` context says whom to trust; without
     them the system trust store is used.
+
+    ``serialization="cbor"`` sends contents as CBOR
+    (``application/vnd.onem2m-res+cbor``) and asks for CBOR answers
+    (docs/onem2m.md "Serializations"); Responses carry the same decoded
+    values either way. A request whose ``body`` is already set (session
+    MACs are computed over it) is sent as it is.
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, token: str | None = None,
-                 cafile: str | None = None, ssl: _ssl.SSLContext | None = None) -> None:
+                 cafile: str | None = None, ssl: _ssl.SSLContext | None = None,
+                 serialization: Serialization = "json") -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"'{base_url}' is not an http(s) URL of a CSE, e.g. http://127.0.0.1:8080")
         if cafile is not None and ssl is not None:
             raise ValueError("give cafile or ssl, not both")
+        if serialization not in ("json", "cbor"):
+            raise ValueError(f"serialization must be 'json' or 'cbor', not {serialization!r}")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.serialization = serialization
         self.token = token
         self._ssl = ssl if ssl is not None else (
             _ssl.create_default_context(cafile=cafile) if cafile is not None else None)
@@ -93,8 +105,10 @@ class HttpTransport:
 
     async def send(self, req: Request) -> Response:
         """Send ``req``; a oneM2M answer of any RSC is returned as a Response."""
+        if self.serialization == "cbor" and not req.body:
+            req = replace(req, media=CBOR)
         method, path, headers, body = encode_request(req)
-        headers.setdefault("Accept", "application/json")
+        headers["Accept"] = CBOR if self.serialization == "cbor" else "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = URL(self.base_url + path, encoded=True)
@@ -134,7 +148,7 @@ class HttpTransport:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"HttpTransport({self.base_url!r}, timeout={self.timeout:g})"
+        return f"HttpTransport({self.base_url!r}, timeout={self.timeout:g}, serialization={self.serialization!r})"
 
 
 class InProcessTransport:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cbor2
 import pytest
 
 from cse.app import CSE
@@ -253,7 +254,8 @@ class Http:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         async with self.session.request(method, url, headers=h, data=data) as resp:
             payload = await resp.read()
-            parsed = json.loads(payload) if payload else None
+            cbor = "cbor" in resp.headers.get("Content-Type", "")
+            parsed = (cbor2.loads(payload) if cbor else json.loads(payload)) if payload else None
             rsc = int(resp.headers.get("X-M2M-RSC", "0"))
             return HttpReply(resp.status, rsc, dict(resp.headers), parsed, payload)
 

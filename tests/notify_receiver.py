@@ -5,7 +5,8 @@
 * ``url`` -- ``http://127.0.0.1:<port>/notify`` (port 0 at bind time, so
   tests never collide; ``host="::1"`` listens on the IPv6 loopback);
 * every request is recorded *on arrival* (before any delay) as a
-  :class:`Received` (method, path, query, headers, parsed JSON body) into an
+  :class:`Received` (method, path, query, headers, body parsed as JSON, or
+  as CBOR when its Content-Type says so) into an
   asyncio queue; ``await receiver.next(timeout)`` returns the next one and
   raises :class:`TimeoutError` when none comes;
 * the answer is ``X-M2M-RSC: <rsc>`` (default 2000) echoing ``X-M2M-RI``;
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import cbor2
 import pytest
 from aiohttp import web
 
@@ -199,8 +201,9 @@ class Receiver:
         body: Any = None
         if raw:
             try:
-                body = json.loads(raw)
-            except ValueError:
+                cbor = "cbor" in request.headers.get("Content-Type", "")
+                body = cbor2.loads(raw) if cbor else json.loads(raw)
+            except (ValueError, cbor2.CBORDecodeError):
                 body = None
         item = Received(request.method, request.path, dict(request.query), dict(request.headers), body, raw)
         self.received.append(item)

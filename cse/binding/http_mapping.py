@@ -5,11 +5,12 @@ a :class:`Request`; :func:`response_to_http` turns a :class:`Response` into
 status, headers and body bytes. No sockets and no aiohttp here, so every
 rule of the binding is testable directly. Malformed input raises an
 :class:`M2MError` (4000, 4001, 4015, 5207) naming the problem.
+Bodies are JSON or CBOR both ways (TS-0009 media types; :mod:`cse.core.serialization`):
+the request's by its Content-Type, the answer's by :func:`response_media`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -17,18 +18,17 @@ from urllib.parse import unquote_plus
 
 from cse.core.errors import (
     BadRequest,
-    NotAcceptable,
+    M2MError,
     OperationNotAllowed,
     ReleaseVersionNotSupported,
-    UnsupportedMediaType,
     http_status,
 )
-from cse.core.http_wire import JSON_TYPES, parse_json_body, target_from_path
+from cse.core.http_wire import decode_body, target_from_path
 from cse.core.messages import SUPPORTED_RVI, Operation, Request, Response
+from cse.core.serialization import JSON, content_type, encode_body, negotiate
 
-__all__ = ["request_from_http", "response_to_http", "parse_query"]
+__all__ = ["request_from_http", "response_to_http", "response_media", "parse_query"]
 
-_ACCEPTABLE = frozenset({"*/*", "application/*", "application/json", "application/vnd.onem2m-res+json"})
 _METHODS = {"GET": Operation.RETRIEVE, "PUT": Operation.UPDATE, "DELETE": Operation.DELETE}
 _MAX_HEADER = 4096
 
@@ -86,8 +86,6 @@ _HEADERS = ("Content-Type", "X-M2M-RI", "X-M2M-RVI", "Accept", "X-M2M-RTU", "X-M
             "X-M2M-OT", "X-M2M-RET", "X-M2M-RST", "X-M2M-OET", "X-M2M-EC", "X-M2M-VSI", "X-M2M-SMAC")
 
 
-# Bound once: json.dumps with options builds a new encoder on every call.
-_compact_utf8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _NO_QUERY: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
 
@@ -122,16 +120,10 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
         raise ReleaseVersionNotSupported(
             f"release version X-M2M-RVI '{rvi[:20]}' is not supported (2a, 3, 4, 5 are)")
     if accept:
-        kinds = {a.split(";")[0].strip().lower() for a in accept.split(",")}
-        if not kinds & _ACCEPTABLE:
-            raise NotAcceptable(f"cannot answer in {accept[:80]}: only JSON serialization is supported")
+        negotiate(accept)  # 5207 now when no serialization it accepts is one we speak
     pc: Any = None
     if body and op != Operation.DELETE:
-        if media and media not in JSON_TYPES:
-            raise UnsupportedMediaType(
-                f"content type '{media[:60]}' is not supported: use application/json "
-                "or application/vnd.onem2m-res+json")
-        pc = parse_json_body(body)
+        pc = decode_body(body, media)  # JSON or CBOR; 4015 for any other media type
         if op == Operation.RETRIEVE:
             pc = None  # checked, then ignored: no attribute list in a body (atrl is supported)
     rcn = rt = drt = rqet_q = rset_q = oet_q = rp = sid_q = None
@@ -175,8 +167,21 @@ def request_from_http(method: str, raw_path: str, headers: Mapping[str, str], bo
     )
 
 
+def response_media(headers: Mapping[str, str], request_media: str | None) -> str:
+    """The media type of the answer: what ``Accept`` prefers, else the request
+    body's serialization (``request_media``; None when the request was not
+    parsed). An Accept that names nothing we speak gets the error answer in JSON."""
+    if request_media is None:  # an error before parsing: answer in the body's serialization if we speak it
+        request_media, _ = _media(headers.get("Content-Type", "")[:_MAX_HEADER])
+    accept = headers.get("Accept")
+    try:
+        return negotiate(accept[:_MAX_HEADER] if accept else None, request_media)
+    except M2MError:
+        return JSON
+
+
 def response_to_http(resp: Response, now_ts: str, media: str = "application/json") -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and body for ``resp``."""
+    """Status, headers and body for ``resp`` (body serialized as ``media``: JSON or CBOR)."""
     headers = {
         "X-M2M-RSC": str(resp.rsc),
         "X-M2M-RI": resp.rqi,
@@ -185,11 +190,8 @@ def response_to_http(resp: Response, now_ts: str, media: str = "application/json
     }
     body = b""
     if resp.pc is not None:
-        try:
-            body = _compact_utf8(resp.pc).encode("utf-8")
-        except UnicodeEncodeError:  # never expected (input is checked); stay valid JSON anyway
-            body = json.dumps(resp.pc, separators=(",", ":")).encode("ascii")
-        headers["Content-Type"] = media if media == "application/vnd.onem2m-res+json" else "application/json"
+        body = encode_body(resp.pc, media)
+        headers["Content-Type"] = content_type(media)
     if resp.location:
         headers["Content-Location"] = resp.location
     if resp.cnst is not None:  # TS-0009 6.4.20 / 6.4.21

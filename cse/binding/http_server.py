@@ -31,7 +31,7 @@ from cse.core.errors import BadRequest, M2MError, RequestTimeout
 from cse.core.messages import Request, Response
 from cse.core.timestamps import format_ts
 
-from .http_mapping import request_from_http, response_to_http
+from .http_mapping import request_from_http, response_media, response_to_http
 
 if TYPE_CHECKING:
     from cse.security.binding import BindingSecurity
@@ -354,7 +354,7 @@ class HttpServer:
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter() if self._log_info else 0.0
-        media = "application/json"
+        media: str | None = None  # the request body's serialization, once parsed
         extra: dict[str, str] = {}
         if self.security is not None and (answer := await self.security.intercept(request)) is not None:
             return answer  # the OAuth token endpoint
@@ -377,7 +377,8 @@ class HttpServer:
             resp = Response(rsc=int(exc.rsc), rqi=request.headers.get("X-M2M-RI", "")[:256],
                             pc={"m2m:dbg": exc.message}, rvi=rvi if len(rvi) < 8 else "3")
             extra = getattr(exc, "http_headers", {})
-        status, headers, payload = response_to_http(resp, format_ts(self.clock()), media)
+        status, headers, payload = response_to_http(resp, format_ts(self.clock()),
+                                                    response_media(request.headers, media))
         headers.update(extra)
         if self._log_info:
             log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],

@@ -4,9 +4,10 @@ Sending: :func:`encode_request` turns a :class:`Request` into method,
 path+query, headers and body for any HTTP client; :func:`decode_response`
 turns what came back into a :class:`Response` (the CSE's outbound client,
 the SDK's transport). Receiving: :func:`target_from_path`,
-:func:`parse_json_body` and :data:`JSON_TYPES`, used by the CSE's binding
+:func:`parse_json_body`, :func:`decode_body` and :data:`JSON_TYPES`, used by the CSE's binding
 (``cse.binding.http_mapping``) and the SDK's notification server, so both
-apply the same rules. The SDK may import only ``cse.core``.
+apply the same rules. The SDK may import only ``cse.core``. Bodies are JSON
+or CBOR by ``Request.media`` / Content-Type (:mod:`cse.core.serialization`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from urllib.parse import quote, unquote
 
 from .errors import BadRequest
 from .messages import Operation, Request, Response
+from .serialization import CBOR_TYPES, JSON_TYPES, MAX_JSON_DEPTH, check_media, decode_cbor, encode_body
 
 __all__ = ["encode_request", "decode_response", "path_for", "METHODS", "JSON_TYPES", "target_from_path",
-           "parse_json_body", "MAX_JSON_DEPTH"]
+           "parse_json_body", "decode_body", "MAX_JSON_DEPTH"]
 
 METHODS = {
     Operation.CREATE: "POST", Operation.RETRIEVE: "GET", Operation.UPDATE: "PUT",
@@ -29,6 +31,7 @@ METHODS = {
 }
 _TYPED_KEYS = ("rcn", "rt", "drt", "atrl")
 _compact = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per request
+_CBOR_RES = "application/vnd.onem2m-res+cbor"
 
 
 def path_for(to: str) -> str:
@@ -78,12 +81,16 @@ def encode_request(req: Request) -> tuple[str, str, dict[str, str], bytes]:
     if req.rtu is not None:
         headers["X-M2M-RTU"] = "&".join(req.rtu)
     body = req.body
+    cbor = req.media in CBOR_TYPES
     if not body and req.pc is not None:
-        body = _compact(req.pc).encode("utf-8")
+        body = encode_body(req.pc, req.media) if cbor else _compact(req.pc).encode("utf-8")
+    ctype = req.media if cbor else "application/json"
     if req.op == Operation.CREATE:
-        headers["Content-Type"] = f"application/json;ty={req.ty}"
+        headers["Content-Type"] = f"{ctype};ty={req.ty}"
     elif body:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = ctype
+    if cbor:  # answer in the serialization we speak (TS-0009 Accept header)
+        headers["Accept"] = _CBOR_RES
     qs = _query(req)
     path = path_for(req.to) + (f"?{qs}" if qs else "")
     return METHODS[req.op], path, headers, body
@@ -94,10 +101,17 @@ def decode_response(status: int, headers: Mapping[str, str], body: bytes, rqi: s
     raw_rsc = headers.get("X-M2M-RSC")
     pc: Any = None
     if body:
-        try:
-            pc = json.loads(body)
-        except ValueError:
-            pc = {"m2m:dbg": f"peer answered HTTP {status} with a body that is not JSON"}
+        media = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media in CBOR_TYPES:
+            try:
+                pc = decode_cbor(body)
+            except BadRequest as exc:
+                pc = {"m2m:dbg": f"peer answered HTTP {status} with CBOR we refuse: {exc.message}"}
+        else:
+            try:
+                pc = json.loads(body)
+            except ValueError:
+                pc = {"m2m:dbg": f"peer answered HTTP {status} with a body that is not JSON"}
     try:
         rsc = int(raw_rsc) if raw_rsc is not None else 5000
     except ValueError:
@@ -116,14 +130,6 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 
 
 # -- receiving ------------------------------------------------------------------
-
-JSON_TYPES = frozenset({
-    "application/json",
-    "application/vnd.onem2m-res+json",
-    "application/vnd.onem2m-ntfy+json",
-    "application/vnd.onem2m-preq+json",
-    "application/vnd.onem2m-prsp+json",
-})
 
 
 def target_from_path(path: str) -> str:
@@ -147,12 +153,6 @@ def _reject_constant(name: str) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-# No oneM2M resource is nested anywhere near this deep; the limit keeps every
-# later recursive walk (validation, copies, serialization) far from Python's
-# recursion limit, whatever a client sends.
-MAX_JSON_DEPTH = 64
 
 
 def _depth_over(value: Any, limit: int) -> bool:
@@ -196,3 +196,13 @@ def parse_json_body(body: bytes) -> Any:
         except UnicodeEncodeError:
             raise BadRequest("request body contains an unpaired UTF-16 surrogate escape") from None
     return pc
+
+
+def decode_body(body: bytes, media: str) -> Any:
+    """A request body by its media type: CBOR (:func:`cse.core.serialization.decode_cbor`)
+    or strict JSON (:func:`parse_json_body`; also when ``media`` is empty);
+    4015 naming the supported types for anything else (e.g. XML)."""
+    if media in CBOR_TYPES:
+        return decode_cbor(body)
+    check_media(media)
+    return parse_json_body(body)

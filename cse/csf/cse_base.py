@@ -29,7 +29,7 @@ async def ensure_cse_base(ctx: Context) -> Doc:
         "cst": ident.cse_type, "csi": ident.csi,
         "srt": sorted(ctx.registry.by_ty),
         "poa": list(ident.poa),
-        "csz": ["application/json"],  # TS-0004 m2m:serializations: media types, not vnd.onem2m-res
+        "csz": ["application/json", "application/cbor"],  # TS-0004 m2m:serializations (docs/onem2m.md "Serializations")
         "srv": SUPPORTED_RELEASES,
         "acpi": [],
         "scp": ["smg"],

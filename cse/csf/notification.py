@@ -39,7 +39,9 @@ nothing else. Which targets accepted is remembered in memory
 
 Targets are URLs (used as given, without the ``ct`` hint) or AEs, named
 by AE-ID or resource ID (structured or not), resolved to that AE's first
-http(s) ``poa``; entities on other CSEs are reached through the CSEs. An
+http(s) ``poa``; the content is JSON or CBOR as the target prefers
+(cse/csf/content_serialization.py); entities on other CSEs are reached
+through the CSEs. An
 AE with ``rr`` false is not reachable (TS-0001 9.6.5): nothing is sent to
 its ``poa`` (no pollingChannel here), which counts as failed. An AE whose
 ``srv`` is known is spoken to in the newest release both support, a
@@ -90,6 +92,7 @@ from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Outbound
 from cse.core.tasks import cancel_and_wait
 
+from .content_serialization import notification_media
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
 from .send_slots import SendSlots
 
@@ -699,6 +702,8 @@ class Notifier:
                 dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
                 raise TargetNotReachable(f"notification to {target[:100]} not delivered: {resp.rsc} {dbg}")
             return resp
+        # JSON or CBOR as the target prefers (its csz, a URL's ct=); the binding encodes it
+        req = replace(req, media=await notification_media(self.ctx.store, self.ctx.identity.csi, target))
         return await self.outbound.send(dest.url, req, timeout=timeout, exact=True)
 
     async def _send_next(self, qkey: str) -> None:

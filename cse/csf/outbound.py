@@ -167,16 +167,18 @@ class OutboundPolicy:
     def fan_out(self, targets: Iterable[str], csi: str) -> list[str]:
         """The distinct ``targets``, in order, at most ``max_targets`` of them:
         what one event is sent to. A URL's ``ct`` hint and the SP-relative
-        form of an own-CSE AE-ID do not make a target different."""
-        seen: dict[str, None] = {}
+        form of an own-CSE AE-ID do not make a target different. A URL is
+        kept as first given, ``ct`` included: the notifier reads the hint
+        (cse/csf/content_serialization.py) and removes it before sending."""
+        seen: dict[str, str] = {}
         for target in targets:
             if not target:
                 continue
             key = strip_ct(target) if is_url(target) else (normalize_originator(target, csi) or target)
-            seen.setdefault(key)
+            seen.setdefault(key, target if is_url(target) else key)
             if len(seen) >= self.max_targets:
                 break
-        return list(seen)
+        return list(seen.values())
 
 
 class VerifiedTargets:

@@ -13,12 +13,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import cbor2
 import pytest
 from multidict import CIMultiDict
 
-from cse.binding.http_mapping import parse_query, request_from_http, response_to_http
+from cse.binding.http_mapping import parse_query, request_from_http, response_media, response_to_http
 from cse.core.errors import M2MError
-from cse.core.http_wire import decode_response, target_from_path
+from cse.core.http_wire import decode_response, encode_request, target_from_path
 from cse.core.messages import Operation, Request, Response
 
 BASE_HEADERS = {"X-M2M-Origin": "CAdmin", "X-M2M-RI": "rq-1", "X-M2M-RVI": "3"}
@@ -312,16 +313,17 @@ def test_ty_that_is_not_an_integer_is_4000(ty: str) -> None:
 
 @pytest.mark.parametrize("content_type", [
     "application/xml;ty=3",
-    "application/cbor;ty=3",
     "application/vnd.onem2m-res+xml;ty=3",
-    "application/vnd.onem2m-res+cbor; ty=3",
     "text/plain;ty=3",
 ])
-def test_xml_or_cbor_body_is_4015(content_type: str) -> None:
-    assert rsc_of("POST", hdrs=headers(Content_Type=content_type), body=b"<m2m:cnt/>") == 4015
+def test_xml_body_is_4015_naming_the_supported_types(content_type: str) -> None:
+    with pytest.raises(M2MError) as info:
+        req("POST", hdrs=headers(Content_Type=content_type), body=b"<m2m:cnt/>")
+    assert int(info.value.rsc) == 4015
+    assert "application/json" in info.value.message and "application/vnd.onem2m-res+cbor" in info.value.message
 
 
-@pytest.mark.parametrize("content_type", ["application/xml", "application/cbor"])
+@pytest.mark.parametrize("content_type", ["application/xml", "application/vnd.onem2m-res+xml"])
 def test_non_json_update_and_notify_bodies_are_4015(content_type: str) -> None:
     h = headers(Content_Type=content_type)
     assert rsc_of("PUT", hdrs=h, body=b"\xa1") == 4015
@@ -388,7 +390,7 @@ def test_update_body_is_parsed() -> None:
 
 @pytest.mark.parametrize("accept", [
     "application/xml",
-    "application/cbor",
+    "application/cbor;q=0",
     "application/vnd.onem2m-res+xml",
     "text/html",
     "application/xml, text/plain",
@@ -558,3 +560,96 @@ def test_content_status_and_offset_only_for_partial_content() -> None:
     assert (back.cnst, back.cnot) == (1, 3)
     odd = decode_response(200, {"X-M2M-RSC": "2000", "X-M2M-CTS": "x", "X-M2M-CTO": "-1"}, b"")
     assert (odd.cnst, odd.cnot) == (None, None)
+
+
+# -- CBOR (TS-0009 media types; docs/onem2m.md "Serializations") ---------------------------
+
+CNT_CBOR = cbor2.dumps({"m2m:cnt": {"rn": "data", "mni": 5, "lbl": ["a", "b"], "at": None}})
+
+
+@pytest.mark.parametrize("media", ["application/cbor", "application/vnd.onem2m-res+cbor"])
+def test_cbor_create_body_is_decoded_to_the_same_content_as_json(media: str) -> None:
+    r = req("POST", hdrs=create_headers(3, media), body=CNT_CBOR)
+    assert (r.op, r.ty, r.media) == (Operation.CREATE, 3, media)
+    assert r.pc == {"m2m:cnt": {"rn": "data", "mni": 5, "lbl": ["a", "b"], "at": None}}
+    assert r.body == CNT_CBOR
+
+
+def test_cbor_update_and_notify_bodies_are_decoded() -> None:
+    h = headers(Content_Type="application/vnd.onem2m-res+cbor")
+    assert req("PUT", "/cse-in/app/data", h, cbor2.dumps({"m2m:cnt": {"mni": 2}})).pc == {"m2m:cnt": {"mni": 2}}
+    sgn = {"m2m:sgn": {"vrq": True, "sur": "/id-in/sub"}}
+    assert req("POST", "/cse-in/app", h, cbor2.dumps(sgn)).pc == sgn
+
+
+def _dbg_of(body: bytes, media: str = "application/vnd.onem2m-res+cbor") -> tuple[int, str]:
+    with pytest.raises(M2MError) as info:
+        req("POST", hdrs=create_headers(4, media), body=body)
+    return int(info.value.rsc), info.value.message
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"\xa1\x61a", "ends in the middle"),                                    # truncated map
+    (b"\xff", "not valid CBOR"),                                             # a lone break
+    (b"\xa1\x61a\x01\x00", "after the first data item"),                    # trailing bytes
+    (b"\xa2\x61a\x01\x61a\x02", "not valid CBOR"),                           # duplicate key
+    (b"\xa1\x01\x01", "not valid CBOR"),                                     # integer map key
+    (b"\xa1\x41k\x01", "map key of type byte string"),                       # byte-string map key
+    (b"\xa1\x61a\x43abc", "byte string"),                                    # byte string value
+    (b"\xa1\x61a\xf7", "undefined"),                                         # undefined
+    (b"\xa1\x61a\xf0", "simple value"),                                      # simple value 16
+    (b"\xa1\x61a\xf9\x7e\x00", "NaN"),                                       # half-precision NaN
+    (b"\xa1\x61a\xf9\x7c\x00", "inf"),                                       # Infinity
+    (b"\xa1\x61a\x62\xed\xa0", "not valid CBOR"),                            # text that is not UTF-8
+    (b"\xa1\x61a\xc1\x1a\x00\x00\x00\x01", "tag 1"),                         # epoch date tag
+    (b"\xa1\x61a\xc2\x49\x01" + b"\x00" * 8, "tag 2"),                       # bignum tag
+    (b"\xa1\x61a\xd8\x1c\x81\xd8\x1d\x00", "not allowed"),                      # value sharing (a cycle)
+    (b"\xa1\x61a\xd9\x03\xe8\x00", "tag 1000"),                              # any other tag
+    (b"\x81" * 100 + b"\x00", "nested more than 64"),                         # deep arrays
+    (b"\x9f" * 100_000, "nested more than 64"),                               # deep indefinite arrays
+])
+def test_malformed_or_non_json_cbor_is_4000_with_a_reason(body: bytes, words: str) -> None:
+    rsc, dbg = _dbg_of(body)
+    assert rsc == 4000
+    assert words in dbg, dbg
+
+
+def test_cbor_response_when_accept_prefers_it() -> None:
+    pc = {"m2m:cnt": {"rn": "data", "mni": 5, "st": 0}}
+    for accept, media in [("application/cbor", "application/cbor"),
+                          ("application/vnd.onem2m-res+cbor", "application/vnd.onem2m-res+cbor"),
+                          ("application/json;q=0.5, application/vnd.onem2m-res+cbor",
+                           "application/vnd.onem2m-res+cbor"),
+                          ("application/vnd.onem2m-res+cbor;q=0.2, application/json", "application/json"),
+                          ("application/xml, application/cbor;q=0.1", "application/cbor")]:
+        chosen = response_media(headers(Accept=accept), "application/json")
+        assert chosen == media, accept
+        _, hdrs, body = response_to_http(Response(rsc=2000, rqi="r1", pc=pc), NOW, chosen)
+        assert hdrs["Content-Type"] == media
+        assert (cbor2.loads(body) if "cbor" in media else json.loads(body)) == pc
+
+
+def test_without_accept_the_answer_uses_the_request_serialization() -> None:
+    assert response_media(headers(), "application/vnd.onem2m-res+cbor") == "application/vnd.onem2m-res+cbor"
+    assert response_media(headers(Accept="*/*"), "application/cbor") == "application/cbor"
+    assert response_media(headers(), "application/json") == "application/json"
+    # an error before the request was parsed: its Content-Type says what the client speaks
+    assert response_media(headers(Content_Type="application/cbor;ty=3"), None) == "application/cbor"
+    assert response_media(headers(Content_Type="application/xml"), None) == "application/json"
+    assert response_media(headers(Accept="application/xml"), "application/cbor") == "application/json"
+
+
+def test_cbor_request_encodes_and_its_cbor_answer_decodes() -> None:
+    out = Request(op=Operation.CREATE, to="cse-in/app", fr="Capp", rqi="r9", ty=4,
+                  pc={"m2m:cin": {"con": "21.5"}}, media="application/vnd.onem2m-res+cbor")
+    method, _, hdrs, body = encode_request(out)
+    assert (method, hdrs["Content-Type"], hdrs["Accept"]) == (
+        "POST", "application/vnd.onem2m-res+cbor;ty=4", "application/vnd.onem2m-res+cbor")
+    assert cbor2.loads(body) == {"m2m:cin": {"con": "21.5"}}
+    back = request_from_http(method, "/cse-in/app", CIMultiDict({**BASE_HEADERS, **hdrs}), body)
+    assert back.pc == out.pc
+    answer = decode_response(201, {"X-M2M-RSC": "2001", "Content-Type": "application/cbor"},
+                             cbor2.dumps({"m2m:cin": {"ri": "cin1"}}))
+    assert (answer.rsc, answer.pc) == (2001, {"m2m:cin": {"ri": "cin1"}})
+    bad = decode_response(201, {"X-M2M-RSC": "2001", "Content-Type": "application/cbor"}, b"\xc1\x00")
+    assert "CBOR we refuse" in bad.pc["m2m:dbg"]

@@ -206,7 +206,8 @@ CASES: list[tuple[str, str, str, int | None, Any, dict[str, str], int, int]] = [
     ("overlong header", "GET", "/cse-in", None, None, {"X-M2M-Origin": "C" + "x" * 6000}, 4000, 400),
     ("session ids disagree", "GET", "/cse-in?sessionID=a", None, None, {"X-M2M-SID": "b"}, 4000, 400),
     ("xml body", "POST", "/cse-in", None, b"<m2m:ae/>", {"Content-Type": "application/xml;ty=2"}, 4015, 415),
-    ("cbor body", "POST", "/cse-in", None, b"\xa1\x00", {"Content-Type": "application/cbor;ty=2"}, 4015, 415),
+    ("malformed cbor body", "POST", "/cse-in", None, b"\xa1\x00", {"Content-Type": "application/cbor;ty=2",
+                                                                     "Accept": "application/json"}, 4000, 400),
     ("text body on update", "PUT", "/cse-in/app/data", None, b"mni=5", {"Content-Type": "text/plain"}, 4015, 415),
     ("accept xml", "GET", "/cse-in", None, None, {"Accept": "application/xml"}, 5207, 406),
     # query parameters

@@ -24,6 +24,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cbor2
+
 from tests.childenv import checkout_first
 
 __all__ = ["RawReply", "SyncCSE", "exchange", "check_reply", "request_bytes", "read_reply", "VALID_RSC_HTTP",
@@ -129,7 +131,8 @@ def check_reply(reply: RawReply, *, method: bytes = b"GET", sent_rqi: str | None
     Every answer: ``X-M2M-RSC`` present and a real code, the HTTP status
     TS-0009 gives that code, no 5000 and no 5xxx outside
     :data:`ALLOWED_5XXX`; every error carries a JSON body with a non-empty
-    ``m2m:dbg`` (except for HEAD, whose answers have no body by HTTP rules).
+    ``m2m:dbg`` (CBOR when the answer's Content-Type says so; except for HEAD,
+    whose answers have no body by HTTP rules).
     """
     rsc = reply.rsc
     assert rsc is not None, f"no valid X-M2M-RSC header: {reply.headers!r} {reply.body[:200]!r}"
@@ -140,12 +143,14 @@ def check_reply(reply: RawReply, *, method: bytes = b"GET", sent_rqi: str | None
         assert reply.headers.get("x-m2m-ri") == sent_rqi, (sent_rqi[:80], reply.headers.get("x-m2m-ri", "")[:80])
     if method == b"HEAD":
         return rsc
+    ctype = reply.headers.get("content-type", "")
+    load = cbor2.loads if "cbor" in ctype else json.loads  # the serialization the client asked for
     if rsc >= 4000:
-        assert reply.headers.get("content-type", "").startswith("application/"), reply.headers
-        doc = json.loads(reply.body)
+        assert ctype.startswith("application/"), reply.headers
+        doc = load(reply.body)
         assert isinstance(doc, dict) and isinstance(doc.get("m2m:dbg"), str) and doc["m2m:dbg"], doc
     elif reply.body:
-        json.loads(reply.body)  # any content must be JSON
+        load(reply.body)  # any content must be JSON, or CBOR when labelled so
     return rsc
 
 

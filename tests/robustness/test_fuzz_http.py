@@ -2,7 +2,7 @@
 
 Why (bad input): a CSE faces whatever bytes reach its port.
 Whatever they are -- a broken request line, garbage X-M2M-* headers,
-invalid Content-Type ``ty``, invalid or wrongly shaped JSON for every
+invalid Content-Type ``ty``, invalid or wrongly shaped JSON (or CBOR) for every
 resource type, deep nesting, bodies over the limit, non-UTF-8 bytes,
 percent-encoding garbage, repeated or invalid query parameters, session
 headers -- the answer must be a valid oneM2M error (``X-M2M-RSC``, the
@@ -31,6 +31,7 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
+import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -191,7 +192,9 @@ def m2m_headers(draw: Any) -> tuple[list[tuple[bytes, bytes]], str | None]:
         (b"X-M2M-SMAC", header_value("abc", "")),
         (b"X-M2M-GID", header_value("g1")),
         (b"Accept", header_value("application/json", "*/*", "text/html", "application/xml",
-                                 "application/json;q=0", "application/vnd.onem2m-res+json, text/plain")),
+                                 "application/json;q=0", "application/vnd.onem2m-res+json, text/plain",
+                                 "application/cbor", "application/vnd.onem2m-res+cbor;q=0.5, application/json",
+                                 "application/cbor;q=0")),
         (b"Content-Encoding", st.one_of(st.none(), st.none(), st.none(),
                                         st.sampled_from([b"gzip", b"deflate", b"br", b"identity", b"zz"]))),
     ]
@@ -211,12 +214,29 @@ CONTENT_TYPES = st.one_of(
                      "application/json;ty=-1", "application/json;ty=99999999999999999999",
                      "application/json; ty = 3", "application/json;ty=3;ty=4", "application/json;ty=\"3\"",
                      "application/json;charset=latin-1;ty=3", "APPLICATION/JSON;TY=3", "application/json;ty=0",
-                     "application/json;ty=١"]),
+                     "application/json;ty=١", "application/vnd.onem2m-res+cbor", "application/cbor;ty=2",
+                     "application/vnd.onem2m-res+cbor;ty=abc", "application/vnd.onem2m-res+xml;ty=3"]),
     st.sampled_from([*sorted(TYPES), 0, 6, 15, 18, 9000, 9007]).map(lambda t: f"application/json;ty={t}"),
+    st.sampled_from([*sorted(TYPES), 0, 9007]).map(lambda t: f"application/vnd.onem2m-res+cbor;ty={t}"),
 )
 METHODS = st.one_of(st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE"]),
                     st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH",
                                      b"TRACE", b"get", b"FOO", b"M-SEARCH", b"PROPFIND"]))
+
+
+def _as_cbor(body: bytes, damage: int) -> bytes:
+    """The same content as CBOR (when it is JSON at all), then cut, padded or tagged."""
+    try:
+        data = cbor2.dumps(json.loads(body))
+    except ValueError:
+        return body
+    if damage == 1:
+        return data[: max(1, len(data) // 2)]      # truncated
+    if damage == 2:
+        return data + b"\x00"                       # trailing bytes
+    if damage == 3:
+        return b"\xc1" + data                       # wrapped in a tag (an epoch date of a map)
+    return data
 
 
 @st.composite
@@ -229,6 +249,8 @@ def m2m_requests(draw: Any) -> tuple[bytes, bytes, str | None]:
     ctype = draw(CONTENT_TYPES)
     if ctype is None and ty is not None and draw(st.booleans()):
         ctype = f"application/json;ty={ty}"
+    if ctype is not None and "cbor" in ctype and draw(st.booleans()):
+        body = _as_cbor(body, draw(st.integers(0, 3)))
     if ctype is not None:
         hdrs.append((b"Content-Type", ctype.encode()))
     if method in (b"GET", b"DELETE", b"HEAD") and draw(st.booleans()):

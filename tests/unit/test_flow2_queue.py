@@ -11,11 +11,13 @@ import asyncio
 import json
 from typing import Any
 
+import cbor2
 import pytest
 
 from cse.core.errors import M2MError, NotAcceptable, TargetNotReachable
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
+from cse.csf.smg.queue import _deserialize, _serialize
 from tests.flow2_helpers import COMPLETED, FAILED, PENDING, LocalSession, local_session, rqi, window_sch
 from tests.notify_receiver import Receiver
 
@@ -338,3 +340,16 @@ async def test_a_policy_change_re_evaluates_the_stored_requests(inproc: Any, rcv
         f"policy {change}d, but the stored request was not re-evaluated "
         f"(store-and-forward timer deadline: {inproc.cse.sf_timer.deadline})")
     assert (await request_doc(ls, ri))["rs"] == COMPLETED
+
+
+def test_a_stored_request_keeps_its_body_serialization() -> None:
+    """A CBOR session request stored for later forwarding is sent on labelled CBOR
+    (its MAC is over exactly these bytes); records stored before CBOR read as JSON."""
+    body = cbor2.dumps({"m2m:cin": {"con": "1"}})
+    req = Request(op=Operation.CREATE, to="/id-in/cse-in/app/data", fr="Cae", rqi="r1", ty=4,
+                  pc={"m2m:cin": {"con": "1"}}, body=body, media="application/vnd.onem2m-res+cbor")
+    back = _deserialize(json.loads(json.dumps(_serialize(req))))
+    assert (back.body, back.media) == (body, "application/vnd.onem2m-res+cbor")
+    old = _serialize(req)
+    del old["media"]
+    assert _deserialize(old).media == "application/json"

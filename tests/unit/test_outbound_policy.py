@@ -113,9 +113,10 @@ def test_target_count_and_fan_out() -> None:
         policy.check_count(["Cae"] * 5000, "nu")
     assert info.value.message == "nu lists 5000 targets; at most 3 are allowed ([outbound] max_targets)"
     policy.check_count(["a", "b", "c"], "nu")
-    # duplicates (an own-CSE SP-relative AE-ID, a ct hint) are one target; never more than the cap
-    assert policy.fan_out(["Cae", "/id-in/Cae", "Cae", "http://h/n?ct=json", "http://h/n", ""], "/id-in") \
-        == ["Cae", "http://h/n"]
+    # duplicates (an own-CSE SP-relative AE-ID, a ct hint) are one target; never more than the cap;
+    # a URL stays as first given, its ct hint (the serialization it wants) included
+    assert policy.fan_out(["Cae", "/id-in/Cae", "Cae", "http://h/n?ct=cbor", "http://h/n", ""], "/id-in") \
+        == ["Cae", "http://h/n?ct=cbor"]
     assert policy.fan_out([f"http://h/{i}" for i in range(10)], "/id-in") == ["http://h/0", "http://h/1", "http://h/2"]
 
 

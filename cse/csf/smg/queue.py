@@ -68,7 +68,8 @@ def _serialize(req: Request) -> dict[str, Any]:
             "rcn": req.rcn, "rt": req.rt, "rtu": list(req.rtu) if req.rtu is not None else None,
             "drt": req.drt, "ot": req.ot, "sid": req.sid, "smac": req.smac, "vsi": req.vsi,
             "query": {k: list(v) for k, v in req.query.items()},
-            "body": base64.b64encode(req.body).decode("ascii"), "pc": req.pc if not req.body else None}
+            "body": base64.b64encode(req.body).decode("ascii"), "pc": req.pc if not req.body else None,
+            "media": req.media}  # the body's serialization (JSON or CBOR): forwarded as it came
 
 
 def _deserialize(d: dict[str, Any]) -> Request:
@@ -76,7 +77,8 @@ def _deserialize(d: dict[str, Any]) -> Request:
                    rcn=d["rcn"], rt=d["rt"], rtu=tuple(d["rtu"]) if d["rtu"] is not None else None,
                    drt=d["drt"], ot=d["ot"], sid=d["sid"], smac=d["smac"], vsi=d["vsi"],
                    query={k: tuple(v) for k, v in d["query"].items()},
-                   body=base64.b64decode(d["body"]), pc=d["pc"])
+                   body=base64.b64decode(d["body"]), pc=d["pc"],
+                   media=d.get("media", "application/json"))  # stored before CBOR: JSON
 
 
 def _path(to: str) -> list[str] | None:

@@ -1,0 +1,48 @@
+"""Which serialization a notification target gets (TS-0004 contentSerialization;
+docs/onem2m.md "Serializations").
+
+The notifier asks :func:`notification_media` once per send and puts the
+answer in ``Request.media``; the binding (``cse.core.http_wire``) encodes the
+content accordingly. The choice, in order:
+
+* a URL target with a ``ct=`` hint (``ct=cbor`` / ``ct=json``) gets that;
+* an AE-ID target gets the first entry of the AE's ``csz`` we speak (JSON or
+  CBOR; an AE listing only XML gets JSON, the one we always speak);
+* anything else gets JSON.
+
+Reads only the AE's own resource, which the notifier reads anyway to find its
+``poa``; it never adds a target or an address.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from cse.core.ids import normalize_originator
+from cse.core.ports import Store
+from cse.core.serialization import CBOR, JSON, preferred
+
+from .outbound import is_url
+
+__all__ = ["notification_media"]
+
+_CT = {"cbor": CBOR, "json": JSON}
+
+
+def _url_hint(url: str) -> str:
+    if "ct=" not in url:
+        return JSON
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if key == "ct":
+            return _CT.get(value.strip().lower(), JSON)
+    return JSON
+
+
+async def notification_media(store: Store, csi: str, target: str) -> str:
+    """The media type to send a notification to ``target`` in (module docstring)."""
+    if is_url(target):
+        return _url_hint(target)
+    ae = await store.get(normalize_originator(target, csi) or "")
+    if ae is None or ae.get("ty") != 2:
+        return JSON
+    return preferred(ae.get("csz"))
