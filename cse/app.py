@@ -14,6 +14,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
@@ -137,7 +138,7 @@ class CSE:
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
-                                     check_originator=lambda req: originators.check(self.ctx, req))
+                                     check_originator=partial(originators.check, self.ctx))
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(

@@ -119,8 +119,11 @@ class Dispatcher:
             if self.forward is None:
                 raise NotFound(f"CSE '{target.csi}' is not known to this CSE")
             return await self.forward(req, target)
-        resolved = await self.resolve(target, req.op)
-        return await self._applied(await self.local(req, resolved))
+        outcome = await self.local(req, await self.resolve(target, req.op))
+        if outcome.ops or outcome.events or outcome.sends or outcome.deadlines or outcome.removal is not None:
+            await self.execute(outcome)  # _applied, inlined: every local request passes here
+        assert outcome.response is not None, "a request's outcome always carries its response"
+        return outcome.response
 
     async def _applied(self, outcome: Outcome) -> Response:
         """Apply ``outcome`` (commit, emit, send, arm), then answer. A read
@@ -132,6 +135,8 @@ class Dispatcher:
         return outcome.response
 
     def _check_expiration(self, req: Request) -> None:
+        if req.rqet is None and req.rset is None:
+            return  # most requests set neither: no need for the clock
         now = self.ctx.clock.now()
         for name, value in (("X-M2M-RET (rqet)", req.rqet), ("X-M2M-RST (rset)", req.rset)):
             if value is None:

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from .events import Event, EventKind
-from .outcome import EXPIRY, Notification, Outcome
-from .ports import CommitResult, Put, Store, Timer
+from .outcome import EXPIRY, Deadline, Notification, Outcome
+from .ports import CommitResult, Op, Put, Store, Timer
 from .timestamps import format_ts, parse_ts
 
 __all__ = ["Executor", "Listener", "Deliver"]
@@ -49,38 +49,50 @@ class Executor:
         self._armed: tuple[float | None, str] = (None, "")
 
     async def run(self, outcome: Outcome) -> CommitResult:
-        """Commit, emit, send, arm (module docstring); the commit's result."""
-        result = await self._store.commit(outcome.ops) if outcome.ops else _NOTHING
-        events = list(outcome.events)
+        """Commit, emit, send, arm (module docstring); the commit's result.
+        Every request with an effect passes here: parts an outcome does not
+        have cost a test each, nothing more."""
+        ops = outcome.ops
+        result = await self._store.commit(ops) if ops else _NOTHING
+        events: Sequence[Event] = outcome.events
         removal = outcome.removal
         if removal is not None:
-            events.extend(Event(EventKind.DELETE, d, originator=removal.originator) for d in result.removed)
+            gone = [*events, *(Event(EventKind.DELETE, d, originator=removal.originator) for d in result.removed)]
             if removal.parent is not None:
-                events.append(Event(EventKind.DELETE_CHILD, removal.doc, removal.parent,
-                                    originator=removal.originator))
-        follow: list[Outcome] = []
+                gone.append(Event(EventKind.DELETE_CHILD, removal.doc, removal.parent, originator=removal.originator))
+            events = gone
+        follow: list[Outcome] | None = None
         if events:
             for listener in self._listeners:
                 more = await listener(events)
                 if more is not None:
+                    if follow is None:
+                        follow = []
                     follow.append(more)
         if outcome.sends and self._deliver is not None:
             for notification in outcome.sends:
                 self._deliver(notification)
-        self._arm(outcome)
-        for more in follow:
-            await self.run(more)
+        if ops and self._expiry is not None:
+            self._arm_expiry(self._expiry, ops)
+        if outcome.deadlines:
+            self._arm_deadlines(outcome.deadlines)
+        if follow is not None:
+            for more in follow:
+                await self.run(more)
         return result
 
-    def _arm(self, outcome: Outcome) -> None:
-        expiry = self._expiry
-        if expiry is not None:
-            for op in outcome.ops:
-                if type(op) is Put:
-                    et = op.doc.get("et")
-                    if et is not None and et < self._armed_ts(expiry):
-                        expiry.poke(parse_ts(et))
-        for deadline in outcome.deadlines:
+    def _arm_expiry(self, expiry: Timer, ops: Sequence[Op]) -> None:
+        """Bring the expiry timer forward to the soonest ``et`` stored."""
+        armed = self._armed_ts(expiry)
+        for op in ops:
+            if type(op) is Put:
+                et = op.doc.get("et")
+                if et is not None and et < armed:
+                    expiry.poke(parse_ts(et))
+                    armed = self._armed_ts(expiry)
+
+    def _arm_deadlines(self, deadlines: Sequence[Deadline]) -> None:
+        for deadline in deadlines:
             timer = self._timers.get(deadline.timer)
             if timer is not None:
                 timer.poke(deadline.at)

@@ -175,8 +175,12 @@ class IndexedDocs:
         kids[ri] = doc
         for attr, index in self._attr.items():
             value = doc.get(attr)
-            if type(value) is str:
-                self._add_member(index, value, ri)
+            if type(value) is str:  # _add_member, inlined: every stored document passes here
+                members = index.get(value)
+                if members is None:
+                    index[value] = {ri: None}
+                else:
+                    members[ri] = None
         et = doc.get("et")
         if et is not None:
             self._set_et(ri, et)
@@ -199,7 +203,7 @@ class IndexedDocs:
         self._by_name[name] = ri
         for attr, index in self._attr.items():
             before, after = old.get(attr), doc.get(attr)
-            if before == after:
+            if before is after or before == after:
                 continue
             if type(before) is str:
                 self._drop_member(index, before, ri)
@@ -249,8 +253,12 @@ class IndexedDocs:
                 del self._kids_ty[key]
         for attr, index in self._attr.items():
             value = doc.get(attr)
-            if type(value) is str:
-                self._drop_member(index, value, ri)
+            if type(value) is str:  # _drop_member, inlined: every removed document passes here
+                members = index.get(value)
+                if members is not None:
+                    members.pop(ri, None)
+                    if not members:
+                        del index[value]
         self._et.pop(ri, None)
 
     def _delete(self, ri: str, removed: list[Doc]) -> None:
