@@ -140,7 +140,11 @@ class _M2MRequestHandler(web_protocol.RequestHandler):
         self._peer: str | None = None  # set once the connection is counted
         self._refused = False  # answered 503 and never handed to aiohttp
         self._lingering: asyncio.Transport | None = None  # ... and still open to read it
+        # The header timeout is checked lazily: one timer per connection at a
+        # time, moved on when it fires early, instead of a timer armed and
+        # cancelled for every request of a keep-alive connection.
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_deadline: float | None = None  # when the head awaited now must be complete
         self._awaiting_head = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,6 +155,7 @@ class _M2MRequestHandler(web_protocol.RequestHandler):
             return
         self._peer = peer
         super().connection_made(transport)
+        self._head_deadline = self._loop.time() + self._limits.header_timeout
         self._arm_head_timer()
 
     def _refuse(self, transport: asyncio.BaseTransport, reason: str) -> None:
@@ -176,21 +181,24 @@ class _M2MRequestHandler(web_protocol.RequestHandler):
         self._loop.call_later(REFUSED_LINGER_S, tcp.close)
 
     def _arm_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self._loop.call_later(self._limits.header_timeout, self._head_timeout)
+        if self._head_timer is None and self._head_deadline is not None:
+            self._head_timer = self._loop.call_at(self._head_deadline, self._head_timeout)
 
     def _head_timeout(self) -> None:
         self._head_timer = None
-        if self._awaiting_head:
+        deadline = self._head_deadline
+        if not self._awaiting_head or deadline is None:
+            return  # no head awaited now: the next one's first bytes arm it again
+        if self._loop.time() >= deadline:
             self.log_debug("no complete request head within %g s: closing", self._limits.header_timeout)
             self.force_close()
+        else:
+            self._arm_head_timer()  # a later head than the one it was armed for: wait on
 
     def head_received(self) -> None:
         """A request head is complete and its handling starts."""
         self._awaiting_head = False
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._head_deadline = None
 
     def request_done(self) -> None:
         """Its handling is over: the next bytes begin another head."""
@@ -199,8 +207,10 @@ class _M2MRequestHandler(web_protocol.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # read and dropped
-        if data and self._awaiting_head:
-            self._arm_head_timer()  # the first bytes of a head: the clock runs from here
+        if data and self._awaiting_head and self._head_deadline is None:
+            # the first bytes of a head: the clock runs from here
+            self._head_deadline = self._loop.time() + self._limits.header_timeout
+            self._arm_head_timer()
         super().data_received(data)
 
     def eof_received(self) -> None:
