@@ -217,15 +217,8 @@ class SubscriptionCSF:
                 else:
                     owned.pop(who, None)
 
-    # -- events ------------------------------------------------------------------
-    def sur(self, sub: Doc) -> str:
-        """The subscription reference sent in notifications (SP-relative ri)."""
-        return f"{self.ctx.identity.csi}/{sub['ri']}"
-
-    async def on_events(self, events: Sequence[Event]) -> Outcome | None:
-        """Turn committed events into notifications (the executor queues them)."""
-        self._count(events)
-        sends: list[Notification] = []
+    def _removed(self, events: Sequence[Event]) -> dict[str, list[Doc]]:
+        """The subscriptions ``events`` delete, by the ri they were on."""
         removed_subs: dict[str, list[Doc]] = {}
         deleted = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
         for ev in events:
@@ -237,6 +230,22 @@ class SubscriptionCSF:
                     # subscribed resource went, earlier events still go out,
                     # followed by net 2.
                     self.notifier.discard(ev.doc["ri"])
+        return removed_subs
+
+    # -- events ------------------------------------------------------------------
+    def sur(self, sub: Doc) -> str:
+        """The subscription reference sent in notifications (SP-relative ri)."""
+        return f"{self.ctx.identity.csi}/{sub['ri']}"
+
+    async def on_events(self, events: Sequence[Event]) -> Outcome | None:
+        """Turn committed events into notifications (the executor queues them)."""
+        sends: list[Notification] = []
+        removed_subs: dict[str, list[Doc]] = {}
+        for ev in events:
+            if ev.doc.get("ty") == SUBSCRIPTION_TY:  # most commits change no subscription
+                self._count(events)
+                removed_subs = self._removed(events)
+                break
         for ev in events:
             if ev.kind in (EventKind.CREATE_CHILD, EventKind.DELETE_CHILD):
                 subject = ev.parent
