@@ -354,46 +354,44 @@ class HttpServer:
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         conn = request.protocol
-        if isinstance(conn, _M2MRequestHandler):
-            conn.head_received()
+        counted = conn if isinstance(conn, _M2MRequestHandler) else None
+        if counted is not None:
+            counted.head_received()
         try:
-            return await self._answer(request)
-        finally:
-            if isinstance(conn, _M2MRequestHandler):
-                conn.request_done()
-
-    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
-        started = time.perf_counter() if self._log_info else 0.0
-        media = "application/json"
-        extra: dict[str, str] = {}
-        if self.security is not None and (answer := await self.security.intercept(request)) is not None:
-            return answer  # the OAuth token endpoint
-        close = False
-        try:
-            if self.security is not None:  # before the body is read: the token must allow X-M2M-Origin
-                self.security.check(request.headers)
+            started = time.perf_counter() if self._log_info else 0.0
+            media = "application/json"
+            extra: dict[str, str] = {}
+            if self.security is not None and (answer := await self.security.intercept(request)) is not None:
+                return answer  # the OAuth token endpoint
+            close = False
             try:
-                body = await self._read_body(request)
-            except M2MError:
-                close = True  # the body is unread or unreadable: the connection cannot carry another request
-                raise
-            req = request_from_http(request.method, request.raw_path, request.headers, body)
-            media = req.media
-            resp = await self.handle(req)
-            if self.security is not None:
-                extra = self.security.response_headers(req, resp)
-        except M2MError as exc:
-            rvi = request.headers.get("X-M2M-RVI", "3")
-            resp = Response(rsc=int(exc.rsc), rqi=request.headers.get("X-M2M-RI", "")[:256],
-                            pc={"m2m:dbg": exc.message}, rvi=rvi if len(rvi) < 8 else "3")
-            extra = getattr(exc, "http_headers", {})
-        status, headers, payload = response_to_http(resp, format_ts(self.clock()), media)
-        headers.update(extra)
-        if self._log_info:
-            log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],
-                     request.headers.get("X-M2M-Origin", "-")[:80], resp.rsc,
-                     (time.perf_counter() - started) * 1000)
-        out = web.Response(status=status, headers=headers, body=payload)
-        if close:
-            out.force_close()
-        return out
+                if self.security is not None:  # before the body is read: the token must allow X-M2M-Origin
+                    self.security.check(request.headers)
+                try:
+                    body = await self._read_body(request)
+                except M2MError:
+                    close = True  # the body is unread or unreadable: the connection cannot carry another request
+                    raise
+                req = request_from_http(request.method, request.raw_path, request.headers, body)
+                media = req.media
+                resp = await self.handle(req)
+                if self.security is not None:
+                    extra = self.security.response_headers(req, resp)
+            except M2MError as exc:
+                rvi = request.headers.get("X-M2M-RVI", "3")
+                resp = Response(rsc=int(exc.rsc), rqi=request.headers.get("X-M2M-RI", "")[:256],
+                                pc={"m2m:dbg": exc.message}, rvi=rvi if len(rvi) < 8 else "3")
+                extra = getattr(exc, "http_headers", {})
+            status, headers, payload = response_to_http(resp, format_ts(self.clock()), media)
+            headers.update(extra)
+            if self._log_info:
+                log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],
+                         request.headers.get("X-M2M-Origin", "-")[:80], resp.rsc,
+                         (time.perf_counter() - started) * 1000)
+            out = web.Response(status=status, headers=headers, body=payload)
+            if close:
+                out.force_close()
+            return out
+        finally:
+            if counted is not None:
+                counted.request_done()
