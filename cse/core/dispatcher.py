@@ -82,48 +82,45 @@ class Dispatcher:
         self.session_gate = session_gate
 
     async def handle(self, req: Request) -> Response:
-        """Process ``req``; never raises."""
+        """Process ``req``; never raises. (One coroutine: every request passes here.)"""
         try:
-            return await self._handle(req)
+            ident = self.ctx.identity
+            if not req.rqi:
+                raise BadRequest("request identifier (X-M2M-RI) is missing")
+            if not req.fr and not (req.op == Operation.CREATE and req.ty == 2):
+                raise BadRequest("originator (X-M2M-Origin) is missing")
+            fr = normalize_originator(req.fr, ident.csi)
+            if fr != req.fr:
+                req = replace(req, fr=fr)
+            self._check_expiration(req)
+            if self.check_originator is not None:  # before anything serves, remembers or forwards it
+                await self.check_originator(req)
+            target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
+            if req.sid is not None and self.session_gate is not None:  # the SMG runs first (docs/sessions.md)
+                return await self._applied(await self.session_gate(req, target))
+            if req.rt in (1, 2) and req.op != Operation.NOTIFY:
+                if self.nonblocking is None:
+                    raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
+                if target.local:
+                    resolved = await self.resolve(target, req.op)  # unknown target: 4004 now, not later
+                    if resolved.doc is not None and resolved.doc["ty"] == REQUEST_TY:
+                        raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
+                return await self.nonblocking(req)
+            if not target.local:
+                if self.forward is None:
+                    raise NotFound(f"CSE '{target.csi}' is not known to this CSE")
+                return await self.forward(req, target)
+            outcome = await self.local(req, await self.resolve(target, req.op))
+            if outcome.ops or outcome.events or outcome.sends or outcome.deadlines or outcome.removal is not None:
+                await self.execute(outcome)  # _applied, inlined: every local request passes here
+            assert outcome.response is not None, "a request's outcome always carries its response"
+            return outcome.response
         except M2MError as exc:
             return Response(rsc=int(exc.rsc), rqi=req.rqi, pc={"m2m:dbg": exc.message}, rvi=req.rvi)
         except Exception:  # a bug: log it, never leak it
             log.exception("internal error processing %s %s (rqi %s)", req.op.name, req.to, req.rqi)
             return Response(rsc=5000, rqi=req.rqi,
                             pc={"m2m:dbg": "internal server error (logged by the CSE)"}, rvi=req.rvi)
-
-    async def _handle(self, req: Request) -> Response:
-        ident = self.ctx.identity
-        if not req.rqi:
-            raise BadRequest("request identifier (X-M2M-RI) is missing")
-        if not req.fr and not (req.op == Operation.CREATE and req.ty == 2):
-            raise BadRequest("originator (X-M2M-Origin) is missing")
-        fr = normalize_originator(req.fr, ident.csi)
-        if fr != req.fr:
-            req = replace(req, fr=fr)
-        self._check_expiration(req)
-        if self.check_originator is not None:  # before anything serves, remembers or forwards it
-            await self.check_originator(req)
-        target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
-        if req.sid is not None and self.session_gate is not None:
-            return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
-        if req.rt in (1, 2) and req.op != Operation.NOTIFY:
-            if self.nonblocking is None:
-                raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
-            if target.local:
-                resolved = await self.resolve(target, req.op)  # unknown target: 4004 now, not later
-                if resolved.doc is not None and resolved.doc["ty"] == REQUEST_TY:
-                    raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
-            return await self.nonblocking(req)
-        if not target.local:
-            if self.forward is None:
-                raise NotFound(f"CSE '{target.csi}' is not known to this CSE")
-            return await self.forward(req, target)
-        outcome = await self.local(req, await self.resolve(target, req.op))
-        if outcome.ops or outcome.events or outcome.sends or outcome.deadlines or outcome.removal is not None:
-            await self.execute(outcome)  # _applied, inlined: every local request passes here
-        assert outcome.response is not None, "a request's outcome always carries its response"
-        return outcome.response
 
     async def _applied(self, outcome: Outcome) -> Response:
         """Apply ``outcome`` (commit, emit, send, arm), then answer. A read
