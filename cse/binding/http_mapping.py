@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote_plus
 
+from multidict import istr
+
 from cse.core.errors import (
     BadRequest,
     M2MError,
@@ -82,8 +84,13 @@ def _media(content_type: str | None) -> tuple[str, dict[str, str]]:
 
 
 # The request headers the binding reads, in the order request_from_http unpacks them.
-_HEADERS = ("Content-Type", "X-M2M-RI", "X-M2M-RVI", "Accept", "X-M2M-RTU", "X-M2M-SID", "X-M2M-Origin",
-            "X-M2M-OT", "X-M2M-RET", "X-M2M-RST", "X-M2M-OET", "X-M2M-EC", "X-M2M-VSI", "X-M2M-SMAC")
+# As ``istr`` (multidict's case-insensitive string, aiohttp's header keys): a
+# lookup in aiohttp's headers then skips case-folding the name, half the cost
+# of reading these 14 headers on every request. Equal to (and hashed as) the
+# plain strings, so any other mapping finds them as before.
+_HEADERS = tuple(istr(name) for name in (
+    "Content-Type", "X-M2M-RI", "X-M2M-RVI", "Accept", "X-M2M-RTU", "X-M2M-SID", "X-M2M-Origin",
+    "X-M2M-OT", "X-M2M-RET", "X-M2M-RST", "X-M2M-OET", "X-M2M-EC", "X-M2M-VSI", "X-M2M-SMAC"))
 
 
 _NO_QUERY: Mapping[str, tuple[str, ...]] = MappingProxyType({})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import BadRequest
 
@@ -38,11 +39,25 @@ class Target:
         return "/".join(self.segments)
 
 
+#: Targets up to this long are remembered (most requests repeat a few
+#: targets); the cache holds at most ``_CACHED`` of them, about 1 MB at worst.
+_CACHE_LEN = 256
+_CACHED = 4096
+
+
 def parse_to(to: str, csi: str, cb_name: str, sp_id: str | None = None) -> Target:
     """Classify ``to`` for the CSE ``csi`` whose CSEBase is named ``cb_name``.
 
     Empty segments, ``.``/``..`` and more than two leading slashes are 4000.
+    A :class:`Target` is immutable, so a short target's is parsed once and
+    shared (a refused one raises again: errors are not cached).
     """
+    if len(to) <= _CACHE_LEN:
+        return _parse_cached(to, csi, cb_name, sp_id)
+    return _parse(to, csi, cb_name, sp_id)
+
+
+def _parse(to: str, csi: str, cb_name: str, sp_id: str | None) -> Target:
     if not to:
         raise BadRequest("the request target (To) is empty")
     if to.startswith("///"):
@@ -71,6 +86,9 @@ def parse_to(to: str, csi: str, cb_name: str, sp_id: str | None = None) -> Targe
     if rest[0] == "-":
         rest = [cb_name, *rest[1:]]
     return Target(True, csi, tuple(rest), rest[0] == cb_name)
+
+
+_parse_cached = lru_cache(maxsize=_CACHED)(_parse)
 
 
 class _Entropy:

@@ -87,7 +87,8 @@ class DataCSF:
             ri, owner = await hooks.identify(ctx, req, attrs)
         else:
             ri, owner = new_ri(rtype.sn), req.fr
-        await self._check_quota(owner)
+        if ctx.identity.max_resources_per_originator:
+            await self._check_quota(owner)
         rn = attrs.get("rn", ri)
         if await ctx.store.child_by_name(parent["ri"], rn) is not None:
             raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
@@ -96,7 +97,7 @@ class DataCSF:
         doc: Doc = {"ty": rtype.ty, "ri": ri, "rn": rn, "pi": parent["ri"], "ct": now, "lt": now}
         for key, value in attrs.items():
             if key != "rn":
-                doc[key] = _own_copy(value)
+                doc[key] = _own_copy(value) if isinstance(value, (dict, list)) else value
         if rtype.expires:
             doc["et"] = self._expiration(attrs.get("et"), parent, now, now_s)
         if rtype.creator and "cr" in attrs:
@@ -122,8 +123,9 @@ class DataCSF:
                 raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
         view = hooks.view_created(doc, extra) if hooks.view_created else None
         resp = self._created(req, rtype, doc, attrs, rcn, view)
-        if any(type(op) is Delete and op.ri == ri for op in extra):
-            return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)])
+        for op in extra:
+            if type(op) is Delete and op.ri == ri:  # evicted at once: answered, never stored
+                return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)])
         return Outcome(resp, [Put(doc), *extra], [Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
 
     async def _check_quota(self, owner: str | None) -> None:
@@ -193,6 +195,8 @@ class DataCSF:
                 raise BadRequest(f"attribute '{unknown[0]}' is not an attribute of {rtype.name}")
             picked = {a: doc[a] for a in req.atrl if a in doc}
             return Response(rsc=2000, rqi=req.rqi, pc={rtype.root: picked}, rvi=req.rvi)
+        if rcn == 1:  # the resource itself (representation's first case, without its Content)
+            return Response(rsc=2000, rqi=req.rqi, pc=wrap(ctx.registry, doc), rvi=req.rvi)
         content = await representation(ctx, req, doc, rcn, fc, grant)
         return Response(rsc=2000, rqi=req.rqi, pc=content.pc, rvi=req.rvi, cnst=content.cnst, cnot=content.cnot)
 

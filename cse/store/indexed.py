@@ -192,8 +192,12 @@ class IndexedDocs:
         kids[ri] = None
         for attr, index in self._attr.items():
             value = doc.get(attr)
-            if type(value) is str:
-                self._add_member(index, value, ri)
+            if type(value) is str:  # _add_member, inlined: every stored document passes here
+                members = index.get(value)
+                if members is None:
+                    index[value] = {ri: None}
+                else:
+                    members[ri] = None
         et = doc.get("et")
         if et is not None:
             self._set_et(ri, et)
@@ -214,7 +218,7 @@ class IndexedDocs:
         names[rn] = ri
         for attr, index in self._attr.items():
             before, after = old.get(attr), doc.get(attr)
-            if before == after:
+            if before is after or before == after:
                 continue
             if type(before) is str:
                 self._drop_member(index, before, ri)
@@ -266,8 +270,12 @@ class IndexedDocs:
                 del self._kids_ty[key]
         for attr, index in self._attr.items():
             value = doc.get(attr)
-            if type(value) is str:
-                self._drop_member(index, value, ri)
+            if type(value) is str:  # _drop_member, inlined: every removed document passes here
+                members = index.get(value)
+                if members is not None:
+                    members.pop(ri, None)
+                    if not members:
+                        del index[value]
         if self._et.pop(ri, None) is not None:
             self._purge_step()
 
