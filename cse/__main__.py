@@ -4,6 +4,10 @@ SIGINT/SIGTERM stop it cleanly: in-flight requests finish, the store is
 flushed, exit code 0. A configuration error, a port in use or a damaged
 store (docs/troubleshooting.md "Store damaged or full") exits non-zero
 with one line naming the cause.
+
+``python -m cse --config FILE migrate`` creates or migrates the PostgreSQL
+store's schema and exits (docs/configuration.md "PostgreSQL store"); a CSE
+also does that itself when it starts.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import signal
 import sys
 from dataclasses import replace
 
-from cse.app import CSE
-from cse.config import ConfigError, load_config
+from cse.app import CSE, build_store
+from cse.config import Config, ConfigError, load_config
 from cse.store.keyfile import StoreKeyError
+from cse.store.pg_store import PostgresStore, StoreUnavailableError
 from cse.store.tinydb_store import StoreCorruptError
 
 __all__ = ["main"]
@@ -35,7 +40,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="let expiry run although the clock jumped ahead of the store's last recorded time "
                         "(docs/troubleshooting.md \"Clock jumps\")")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
+    p.add_argument("command", nargs="?", choices=["run", "migrate"], default="run",
+                   help="run (default): serve; migrate: create or migrate the PostgreSQL store's schema and exit")
     return p.parse_args(argv)
+
+
+async def _migrate(config: Config) -> int:
+    """Open the PostgreSQL store (which migrates it) and close it again."""
+    if config.store.backend != "postgresql" or config.store.path == ":memory:":
+        print("cse: migrate: the store is not PostgreSQL ([store] backend); nothing to migrate")
+        return 0
+    store = build_store(config)
+    assert isinstance(store, PostgresStore)
+    await store.open()
+    try:
+        print(f"cse: PostgreSQL store {store.where} is at schema version {store.schema_version}")
+    finally:
+        await store.close()
+    return 0
 
 
 async def _run(cse: CSE) -> None:
@@ -71,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(config))
         asyncio.run(_run(CSE(config)))
-    except (OSError, StoreKeyError, StoreCorruptError) as exc:
+    except (OSError, StoreKeyError, StoreCorruptError, StoreUnavailableError) as exc:
         print(f"cse: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
