@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
-from cse.store.pg_store import PostgresStore
+from cse.store.pg_store import PgDirectStore, PostgresStore
 
-__all__ = ["PG_DSN", "require_pg", "pg_schema", "new_schema_name", "drop_schema"]
+__all__ = ["PG_DSN", "require_pg", "pg_schema", "pg_store", "new_schema_name", "drop_schema"]
 
 PG_DSN = os.environ.get("CSE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -68,5 +68,6 @@ async def pg_schema() -> AsyncIterator[str]:
         await drop_schema(schema)
 
 
-def pg_store(schema: str) -> PostgresStore:
-    return PostgresStore(PG_DSN, schema=schema)
+def pg_store(schema: str, *, direct: bool = False) -> PostgresStore | PgDirectStore:
+    """The CSE's PostgreSQL store (or the one reading every time from the database) in ``schema``."""
+    return PgDirectStore(PG_DSN, schema=schema) if direct else PostgresStore(PG_DSN, schema=schema)

@@ -1,33 +1,50 @@
-"""The PostgreSQL store: the Store port on a database several CSE processes can share.
+"""The store on PostgreSQL: the Store port on a database (docs/configuration.md "PostgreSQL store").
 
-Why: the embedded TinyDB store holds everything in one process's memory.
-This backend keeps nothing in memory; every read is a query against
-indexed columns (:mod:`cse.store.pg_schema`), every ``commit`` one
-transaction (docs/configuration.md "PostgreSQL store").  ``asyncpg`` is the
-driver.
+Why: the resources live in a database that operators already back up,
+replicate and query, rather than in files of one process.  ``asyncpg`` is
+the driver; :mod:`cse.store.pg_schema` has the tables and indexes (the
+documents as JSONB plus an indexed column for every lookup) and the
+migrations the store applies itself at ``open``.
 
-How it meets the store contract (cse.core.ports):
+Two stores share the writing code (:class:`_PgBase`):
 
-* ``commit`` validates the whole batch first (:func:`check_ops`), then
-  applies it in one transaction: atomic, and durable when it returns
-  (PostgreSQL's commit, ``synchronous_commit`` as the server has it).
-  Commits of this process run one at a time, in call order, on the pool:
-  creation order (``seq``) is call order.
-* "Reads see the batch as soon as ``commit`` has been called": a read
-  started while commits of this process are in flight waits for the last
-  of them (``_tail``) before it queries.  Commits of *other* processes
-  are seen once they are committed.
-* Creation order is the ``seq`` column, taken from a sequence on insert and
-  kept by a replace unless ``pi`` or ``ty`` changes (a re-creation).
-* ``Delete`` takes the subtree with a recursive query over ``pi`` and
-  returns the removed documents.
-* The KV area is table ``kv``; a replace keeps the key's ``seq``.
+* :class:`PostgresStore`, the one the CSE runs on, holds the documents in
+  memory as well (:class:`~cse.store.indexed.IndexedDocs`, loaded at
+  ``open`` from one snapshot of the tables) and answers reads from there.
+  That is what keeps a CSF's read-compute-commit atomic in one process:
+  the pipeline computes a container's ``cni``/``cbs``/``st`` from what it
+  read and relies on reads and the in-memory apply of a commit not
+  suspending (cse.core.executor docstring).  With reads that went to the
+  database, two concurrent CREATEs in one container would both read the
+  same ``cni`` and one update would be lost.  ``commit`` applies the batch
+  in memory at once, then ONE writer task puts every commit queued since
+  its last write into one transaction (group commit, as the embedded
+  store's journal) and resolves them once it is committed.  A failed
+  write reloads memory from the database (undoing that group and every
+  commit queued after it) before those commits fail with
+  :class:`PgStoreWriteError`: nothing acknowledged is lost, nothing failed
+  stays visible.
+* :class:`PgDirectStore` keeps nothing in memory: every read is a query on
+  the indexes, every commit its own transaction, commits of one process
+  one at a time in call order, and a read started while one is in flight
+  waits for it ("reads see the batch as soon as commit has been called").
+  It passes the same contract suite and is the base for several CSE
+  processes on one schema; the pipeline does not run on it yet, because
+  of the read-compute-commit above.
 
-Concurrent writers (several processes): each commit is one transaction,
-but the documents in it were computed from reads made before it (cni/cbs
-of a container, the outbox counter).  With more than one writer these
-need a row lock (``SELECT ... FOR UPDATE`` on the parent) or a version
-check inside the transaction; one process alone cannot lose an update.
+Both: creation order is the ``seq`` column, taken from a sequence on insert
+and kept by a replace unless ``pi`` or ``ty`` changes (a re-creation, as in
+cse.store.indexed); a ``Delete`` takes the subtree with a recursive query
+over ``pi``; the KV area is table ``kv`` and a replace keeps the key's
+``seq``.
+
+Several writers on one schema would need more than one transaction per
+outcome: the documents of an outcome are computed from reads made before
+its transaction (a container's ``cni``/``cbs``/``st`` and its oldest
+instance for eviction, a parent's child count for quotas, the outbox
+counter, a session's history), so those reads would have to be made in
+the transaction with a row lock (``SELECT ... FOR UPDATE`` on the parent
+or the session row) or checked against a version column at commit.
 """
 
 from __future__ import annotations
@@ -43,10 +60,11 @@ import asyncpg
 
 from cse.core.errors import Conflict, InternalServerError
 from cse.core.ports import CommitResult, Delete, Doc, KvDelete, KvPut, Op, Put
-from cse.store.indexed import check_ops
+from cse.store.indexed import IndexedDocs, check_ops
+from cse.store.memory import IndexedStore
 from cse.store.pg_schema import ADVISORY_LOCK_KEY, LATEST, MIGRATIONS, valid_schema_name
 
-__all__ = ["PostgresStore", "StoreUnavailableError", "PgStoreWriteError"]
+__all__ = ["PostgresStore", "PgDirectStore", "StoreUnavailableError", "PgStoreWriteError"]
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +124,8 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
 
 
-class PostgresStore:
-    """The Store port on PostgreSQL (see module docstring)."""
+class _PgBase:
+    """Connection pool, schema migration and the writing of batches, shared by both stores."""
 
     def __init__(self, dsn: str, *, schema: str = "cse", pool_size: int = 4, connect_timeout_s: float = 10.0,
                  migrate: bool = True) -> None:
@@ -119,8 +137,7 @@ class PostgresStore:
         self._timeout = connect_timeout_s
         self._migrate = migrate
         self._pool: asyncpg.Pool[Any] | None = None
-        self._lock = asyncio.Lock()  # commits one at a time, FIFO
-        self._tail: asyncio.Future[None] | None = None  # the last commit called, until it ends
+        self._lock = asyncio.Lock()  # writes one at a time, FIFO: creation order is call order
         self.schema_version = 0
 
     @property
@@ -147,10 +164,14 @@ class PostgresStore:
             raise StoreUnavailableError(f"PostgreSQL store {self.where}: cannot connect: {exc}") from exc
         try:
             self.schema_version = await self._prepare(pool)
+            await self._loaded(pool)
         except BaseException:
             await pool.close()
             raise
         self._pool = pool
+
+    async def _loaded(self, pool: asyncpg.Pool[Any]) -> None:
+        """Called once the schema is current, before the store is in use."""
 
     async def _prepare(self, pool: asyncpg.Pool[Any]) -> int:
         """Create and migrate the schema (module docstring of pg_schema)."""
@@ -190,6 +211,44 @@ class PostgresStore:
             raise RuntimeError("PostgresStore used before open() or after close()")
         return self._pool
 
+    @staticmethod
+    async def _write(pool: asyncpg.Pool[Any], ops: Sequence[Op], removed: list[Doc] | None) -> None:
+        """``ops`` in one transaction (one statement alone needs none);
+        the documents a Delete took go to ``removed`` if given."""
+        async with pool.acquire() as conn:
+            if len(ops) == 1 and not isinstance(ops[0], Delete):
+                await _PgBase._one(conn, ops[0], removed)
+                return
+            async with conn.transaction():
+                for op in ops:
+                    await _PgBase._one(conn, op, removed)
+
+    @staticmethod
+    async def _one(conn: Any, op: Op, removed: list[Doc] | None) -> None:
+        if isinstance(op, Put):
+            await conn.execute(_PUT, *_put_args(op.doc))
+        elif isinstance(op, Delete):
+            rows = await conn.fetch(_DELETE, op.ri)
+            if removed is not None:
+                removed.extend(row[0] for row in rows)
+        elif isinstance(op, KvPut):
+            await conn.execute(_KV_PUT, op.ns, op.key, op.value)
+        elif isinstance(op, KvDelete):
+            await conn.execute(_KV_DELETE, op.ns, op.key)
+
+    async def drop_schema(self) -> None:
+        """Remove this store's schema with everything in it (tests, and
+        an operator's explicit reset)."""
+        await self._p().execute(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE')
+
+
+class PgDirectStore(_PgBase):
+    """The Store port on PostgreSQL with every read a query (module docstring)."""
+
+    def __init__(self, dsn: str, **kw: Any) -> None:
+        super().__init__(dsn, **kw)
+        self._tail: asyncio.Future[None] | None = None  # the last commit called, until it ends
+
     # ------------------------------------------------------------------ commit
 
     async def commit(self, ops: Sequence[Op]) -> CommitResult:
@@ -205,7 +264,9 @@ class PostgresStore:
                 if not ops:
                     return CommitResult()
                 try:
-                    return await self._apply(pool, ops)
+                    result = CommitResult()
+                    await self._write(pool, ops, result.removed)
+                    return result
                 except asyncpg.UniqueViolationError as exc:
                     raise Conflict(f"the store refused the change: {exc.detail or exc}") from exc
                 except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -214,30 +275,6 @@ class PostgresStore:
             done.set_result(None)
             if self._tail is done:
                 self._tail = None
-
-    @staticmethod
-    async def _apply(pool: asyncpg.Pool[Any], ops: Sequence[Op]) -> CommitResult:
-        result = CommitResult()
-        async with pool.acquire() as conn:
-            if len(ops) == 1 and not isinstance(ops[0], Delete):
-                await PostgresStore._one(conn, ops[0], result)  # one statement: atomic by itself
-                return result
-            async with conn.transaction():
-                for op in ops:
-                    await PostgresStore._one(conn, op, result)
-        return result
-
-    @staticmethod
-    async def _one(conn: Any, op: Op, result: CommitResult) -> None:
-        if isinstance(op, Put):
-            await conn.execute(_PUT, *_put_args(op.doc))
-        elif isinstance(op, Delete):
-            rows = await conn.fetch(_DELETE, op.ri)
-            result.removed.extend(row[0] for row in rows)
-        elif isinstance(op, KvPut):
-            await conn.execute(_KV_PUT, op.ns, op.key, op.value)
-        elif isinstance(op, KvDelete):
-            await conn.execute(_KV_DELETE, op.ns, op.key)
 
     async def _settled(self) -> asyncpg.Pool[Any]:
         """The pool, once every commit called so far has ended (module docstring)."""
@@ -329,7 +366,130 @@ class PostgresStore:
     async def count(self) -> int:
         return int(await (await self._settled()).fetchval("SELECT count(*) FROM doc"))
 
-    async def drop_schema(self) -> None:
-        """Remove this store's schema with everything in it (tests, and
-        an operator's explicit reset)."""
-        await self._p().execute(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE')
+
+#: At most this many queued commits go into one transaction (group commit).
+_GROUP_MAX = 256
+
+
+class PostgresStore(_PgBase, IndexedStore):
+    """The CSE's PostgreSQL store: the documents are also held in memory
+    (module docstring "The CSE's store"); every commit goes to the database
+    before it returns."""
+
+    def __init__(self, dsn: str, **kw: Any) -> None:
+        _PgBase.__init__(self, dsn, **kw)
+        IndexedStore.__init__(self)
+        self._queue: list[tuple[Sequence[Op], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._state = "new"  # new -> open -> closing -> closed
+        self._reloading = False
+        self._broken: BaseException | None = None  # memory could not be reloaded after a failed write
+
+    async def _loaded(self, pool: asyncpg.Pool[Any]) -> None:
+        self._idx = await self._read_all(pool)
+
+    @staticmethod
+    async def _read_all(pool: asyncpg.Pool[Any]) -> IndexedDocs:
+        """Every document and KV entry, in creation / insertion order, from one snapshot."""
+        idx = IndexedDocs()
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            idx.load(row[0] for row in await conn.fetch("SELECT doc FROM doc ORDER BY seq"))
+            for ns, key, value in await conn.fetch("SELECT ns, key, value FROM kv ORDER BY seq"):
+                idx.kv_set(ns, key, value)
+        return idx
+
+    async def open(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"PostgresStore.open() on a {self._state} store")
+        await super().open()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._state = "open"
+
+    async def close(self) -> None:
+        """Write what is queued, then close the connections."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closing"
+        self._wake.set()
+        try:
+            if self._writer is not None:
+                await self._writer
+        finally:
+            self._state = "closed"
+            await super().close()
+
+    async def commit(self, ops: Sequence[Op]) -> CommitResult:
+        """Apply ``ops`` in memory now (reads see them), return once the
+        transaction holding them is committed; if it fails, memory is
+        reloaded from the database first (no trace) and
+        :class:`PgStoreWriteError` raised."""
+        if self._state != "open":
+            raise RuntimeError(f"commit on a {self._state} PostgresStore")
+        if not isinstance(ops, (list, tuple)):
+            ops = list(ops)
+        if self._reloading:
+            raise PgStoreWriteError("the store cannot write: recovering from a failed write")
+        if self._broken is not None:
+            check_ops(ops)
+            await self._reload(self._broken)
+        result = self._idx.apply(ops)  # validates first; atomic
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((ops, done))
+        self._wake.set()
+        await done
+        return result
+
+    async def _write_loop(self) -> None:
+        """The single writer: every commit queued since its last write in one transaction."""
+        pool = self._p()
+        while True:
+            if not self._queue:
+                if self._state != "open":
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            group, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
+            ops = [op for batch, _ in group for op in batch]
+            try:
+                if ops:
+                    async with self._lock:
+                        await self._write(pool, ops, None)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                await self._undo(exc, [fut for _, fut in group])
+                continue
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _undo(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
+        """A group was not written: reload memory from the database (undoing
+        it and every commit queued after it), then fail all of them."""
+        waiters = waiters + [fut for _, fut in self._queue]
+        self._queue = []
+        log.error("PostgreSQL store %s: a write failed (%s); %d commit(s) undone", self.where, exc, len(waiters))
+        try:
+            await self._reload(exc)
+        except PgStoreWriteError:
+            pass
+        error = PgStoreWriteError(f"the store cannot write: {exc}")
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(error)
+
+    async def _reload(self, cause: BaseException) -> None:
+        """Memory from the database again; until that works every commit
+        tries it first (reads meanwhile may see what was undone)."""
+        if self._reloading:
+            raise PgStoreWriteError("the store cannot write: recovering from a failed write")
+        self._reloading = True
+        try:
+            self._idx = await self._read_all(self._p())
+            self._broken = None
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._broken = cause
+            raise PgStoreWriteError(f"the store cannot write: {exc}") from exc
+        finally:
+            self._reloading = False

@@ -22,11 +22,11 @@ from tests.pg import pg_schema, pg_store
 AE, CNT, CIN, SUB = 2, 3, 4, 23
 
 
-@pytest.fixture(params=["memory", "tinydb", "postgresql"])
+@pytest.fixture(params=["memory", "tinydb", "postgresql", "postgresql-direct"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "postgresql":
+    if request.param.startswith("postgresql"):
         async with pg_schema() as schema:
-            s: Any = pg_store(schema)
+            s: Any = pg_store(schema, direct=request.param.endswith("direct"))
             await s.open()
             yield s
             await s.close()
