@@ -18,7 +18,7 @@ import pytest
 
 from cse.store.pg_store import PgDirectStore, PostgresStore
 
-__all__ = ["PG_DSN", "require_pg", "pg_schema", "pg_store", "new_schema_name", "drop_schema"]
+__all__ = ["PG_DSN", "require_pg", "pg_schema", "pg_store", "new_schema_name", "drop_schema", "store_toml"]
 
 PG_DSN = os.environ.get("CSE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -71,3 +71,8 @@ async def pg_schema() -> AsyncIterator[str]:
 def pg_store(schema: str, *, direct: bool = False) -> PostgresStore | PgDirectStore:
     """The CSE's PostgreSQL store (or the one reading every time from the database) in ``schema``."""
     return PgDirectStore(PG_DSN, schema=schema) if direct else PostgresStore(PG_DSN, schema=schema)
+
+
+def store_toml(schema: str) -> str:
+    """``[store]`` lines putting a CSE on the test PostgreSQL, in ``schema``."""
+    return f'backend = "postgresql"\ndsn = "{PG_DSN}"\nschema = "{schema}"\n'
