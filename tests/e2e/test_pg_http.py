@@ -18,8 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import Http
-from tests.conftest import CSEProcess
+from tests.conftest import CSEProcess, Http
 from tests.e2e.test_http_durability import check_restored, get, populate, register
 from tests.pg import PG_DSN, pg_schema, store_toml
 
