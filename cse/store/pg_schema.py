@@ -79,6 +79,41 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         )""",
         """CREATE INDEX kv_ns_seq ON kv (ns, seq)""",
     )),
+    (2, (
+        # One store operation as one function call, so a whole batch is one
+        # ``executemany`` (one round trip, atomic) instead of BEGIN, a
+        # statement per operation and COMMIT (cse.store.pg_store docstring).
+        # k: 'p' Put, 'd' Delete (the subtree), 'k' KvPut, 'x' KvDelete.
+        """CREATE FUNCTION cse_op(k text, p_ri text, p_pi text, p_rn text, p_ty integer, p_srn text,
+                                 p_et text, p_aei text, p_csi text, p_own text, p_doc jsonb,
+                                 p_ns text, p_key text, p_value jsonb) RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF k = 'p' THEN
+                INSERT INTO doc AS d (ri, pi, rn, ty, srn, et, aei, csi, own, doc, seq)
+                VALUES (p_ri, p_pi, p_rn, p_ty, p_srn, p_et, p_aei, p_csi, p_own, p_doc, nextval('doc_seq'))
+                ON CONFLICT (ri) DO UPDATE SET
+                    pi = EXCLUDED.pi, rn = EXCLUDED.rn, ty = EXCLUDED.ty, srn = EXCLUDED.srn, et = EXCLUDED.et,
+                    aei = EXCLUDED.aei, csi = EXCLUDED.csi, own = EXCLUDED.own, doc = EXCLUDED.doc,
+                    seq = CASE WHEN d.pi = EXCLUDED.pi AND d.ty = EXCLUDED.ty THEN d.seq ELSE EXCLUDED.seq END;
+            ELSIF k = 'd' THEN
+                WITH RECURSIVE sub(ri) AS (
+                    SELECT doc.ri FROM doc WHERE doc.ri = p_ri
+                    UNION
+                    SELECT c.ri FROM doc c JOIN sub ON c.pi = sub.ri
+                )
+                DELETE FROM doc WHERE doc.ri IN (SELECT sub.ri FROM sub);
+            ELSIF k = 'k' THEN
+                INSERT INTO kv (ns, key, value, seq) VALUES (p_ns, p_key, p_value, nextval('kv_seq'))
+                ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value;
+            ELSIF k = 'x' THEN
+                DELETE FROM kv WHERE kv.ns = p_ns AND kv.key = p_key;
+            ELSE
+                RAISE EXCEPTION 'cse_op: unknown operation %', k;
+            END IF;
+        END
+        $$""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

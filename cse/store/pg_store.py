@@ -19,7 +19,10 @@ Two stores share the writing code (:class:`_PgBase`):
   same ``cni`` and one update would be lost.  ``commit`` applies the batch
   in memory at once, then ONE writer task puts every commit queued since
   its last write into one transaction (group commit, as the embedded
-  store's journal) and resolves them once it is committed.  A failed
+  store's journal) and resolves them once it is committed.  The group is
+  one ``executemany`` of the ``cse_op`` function (schema version 2): one
+  round trip, atomic, instead of BEGIN, a statement per operation and
+  COMMIT.  A failed
   write reloads memory from the database (undoing that group and every
   commit queued after it) before those commits fail with
   :class:`PgStoreWriteError`: nothing acknowledged is lost, nothing failed
@@ -94,6 +97,9 @@ INSERT INTO kv (ns, key, value, seq) VALUES ($1, $2, $3, nextval('kv_seq'))
 ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value
 """
 _KV_DELETE = "DELETE FROM kv WHERE ns = $1 AND key = $2"
+_OP = "SELECT cse_op($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+_NO_DOC = (None,) * 10
+_NO_KV = (None, None, None)
 
 
 class StoreUnavailableError(RuntimeError):
@@ -115,8 +121,25 @@ def _put_args(doc: Doc) -> tuple[Any, ...]:
             _text(doc.get("aei")), _text(doc.get("csi")), _text(doc.get("_own")), doc)
 
 
+def _op_args(op: Op) -> tuple[Any, ...]:
+    """The arguments of ``cse_op`` (cse.store.pg_schema, version 2) for ``op``."""
+    if isinstance(op, Put):
+        return ("p", *_put_args(op.doc), *_NO_KV)
+    if isinstance(op, Delete):
+        return ("d", op.ri, *_NO_DOC[1:], *_NO_KV)
+    if isinstance(op, KvPut):
+        return ("k", *_NO_DOC, op.ns, op.key, op.value)
+    return ("x", *_NO_DOC, op.ns, op.key, None)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _no_reset(conn: asyncpg.Connection[Any]) -> None:
+    """Released connections keep their session: the store sets no session
+    state (its advisory lock is transaction-level), and asyncpg's default
+    reset is one more round trip per query."""
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
@@ -158,7 +181,8 @@ class _PgBase:
             raise RuntimeError("PostgresStore.open() twice")
         try:
             pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self._pool_size, init=_init_connection, timeout=self._timeout,
+                self._dsn, min_size=1, max_size=self._pool_size, init=_init_connection, reset=_no_reset,
+                timeout=self._timeout,
                 server_settings={"search_path": self._schema, "application_name": "cse"})
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailableError(f"PostgreSQL store {self.where}: cannot connect: {exc}") from exc
@@ -455,8 +479,8 @@ class PostgresStore(_PgBase, IndexedStore):
             ops = [op for batch, _ in group for op in batch]
             try:
                 if ops:
-                    async with self._lock:
-                        await self._write(pool, ops, None)
+                    async with self._lock, pool.acquire() as conn:
+                        await conn.executemany(_OP, [_op_args(op) for op in ops])  # one round trip, atomic
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 await self._undo(exc, [fut for _, fut in group])
                 continue
