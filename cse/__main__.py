@@ -4,6 +4,13 @@ SIGINT/SIGTERM stop it cleanly: in-flight requests finish, the store is
 flushed, exit code 0. A configuration error, a port in use or a damaged
 store (docs/troubleshooting.md "Store damaged or full") exits non-zero
 with one line naming the cause.
+
+``python -m cse --config FILE migrate`` creates or migrates the PostgreSQL
+store's schema and exits (docs/configuration.md "PostgreSQL store"); a CSE
+also does that itself when it starts.  ``store export FILE`` / ``store
+import FILE`` copy a (stopped) CSE's store to a file and from a file into
+an empty store, whichever the backend (docs/configuration.md "Moving a
+store between backends").
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ import signal
 import sys
 from dataclasses import replace
 
-from cse.app import CSE
-from cse.config import ConfigError, load_config
+from cse.app import CSE, build_store
+from cse.config import Config, ConfigError, load_config
 from cse.store.keyfile import StoreKeyError
+from cse.store.memory import IndexedStore, MemoryStore
+from cse.store.pg_store import PostgresStore, StoreUnavailableError
 from cse.store.tinydb_store import StoreCorruptError
+from cse.store.transfer import TransferError, export_store, import_store
 
 __all__ = ["main"]
 
@@ -35,7 +45,52 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="let expiry run although the clock jumped ahead of the store's last recorded time "
                         "(docs/troubleshooting.md \"Clock jumps\")")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
-    return p.parse_args(argv)
+    p.add_argument("command", nargs="?", choices=["run", "migrate", "store"], default="run",
+                   help="run (default): serve; migrate: create or migrate the PostgreSQL store's schema and exit; "
+                        "store export FILE / store import FILE: copy the store's content to or from a file "
+                        "(the CSE stopped)")
+    p.add_argument("store_args", nargs="*", metavar="export|import FILE", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.command == "store" and (len(args.store_args) != 2 or args.store_args[0] not in ("export", "import")):
+        p.error("usage: store export FILE | store import FILE")
+    if args.command != "store" and args.store_args:
+        p.error(f"unexpected arguments: {' '.join(args.store_args)}")
+    return args
+
+
+async def _transfer(config: Config, action: str, path: str) -> int:
+    """``store export FILE`` / ``store import FILE`` (cse.store.transfer)."""
+    store = build_store(config)
+    if not isinstance(store, IndexedStore) or isinstance(store, MemoryStore):
+        print("cse: store: the memory store keeps nothing to export or import", file=sys.stderr)
+        return 2
+    await store.open()
+    try:
+        if action == "export":
+            counts = await export_store(store, path)
+            print(f"cse: exported {counts.docs} resource(s) and {counts.kv} KV entr(y/ies) to {path}")
+        else:
+            counts = await import_store(store, path)
+            print(f"cse: imported {counts.docs} resource(s) and {counts.kv} KV entr(y/ies) from {path}; "
+                  f"the CSE on this store needs the same store key file ({config.store.key_path})")
+    finally:
+        await store.close()
+    return 0
+
+
+async def _migrate(config: Config) -> int:
+    """Open the PostgreSQL store (which migrates it) and close it again."""
+    if config.store.backend != "postgresql" or config.store.path == ":memory:":
+        print("cse: migrate: the store is not PostgreSQL ([store] backend); nothing to migrate")
+        return 0
+    store = build_store(config)
+    assert isinstance(store, PostgresStore)
+    await store.open()
+    try:
+        print(f"cse: PostgreSQL store {store.where} is at schema version {store.schema_version}")
+    finally:
+        await store.close()
+    return 0
 
 
 async def _run(cse: CSE) -> None:
@@ -71,8 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(config))
+        if args.command == "store":
+            return asyncio.run(_transfer(config, args.store_args[0], args.store_args[1]))
         asyncio.run(_run(CSE(config)))
-    except (OSError, StoreKeyError, StoreCorruptError) as exc:
+    except TransferError as exc:
+        print(f"cse: store {args.store_args[0]}: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, StoreKeyError, StoreCorruptError, StoreUnavailableError) as exc:
         print(f"cse: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -55,6 +55,7 @@ from cse.security.binding import build_security
 from cse.security.exposure import open_originator_warning
 from cse.store.keyfile import StoreKeyError, load_store_key
 from cse.store.memory import MemoryStore
+from cse.store.pg_store import PostgresStore
 from cse.store.tinydb_store import TinyDBStore
 
 __all__ = ["CSE", "build_store", "type_hooks"]
@@ -65,9 +66,14 @@ _CLOCK_LOOK_S = 60.0  # the longest time between two looks at the clock by the e
 
 
 def build_store(config: Config) -> Store:
-    """``:memory:`` keeps nothing; any other path is the durable TinyDB store."""
+    """``:memory:`` keeps nothing; ``backend = "postgresql"`` is the store on a
+    database (docs/configuration.md "PostgreSQL store"); any other path is
+    the durable TinyDB store."""
     if config.store.path == ":memory:":
         return MemoryStore()
+    if config.store.backend == "postgresql":
+        assert config.store.dsn is not None  # checked by load_config
+        return PostgresStore(config.store.dsn, schema=config.store.schema, pool_size=config.store.pool_size)
     return TinyDBStore(config.store.path, fsync=config.store.fsync, compact_bytes=config.store.compact_bytes,
                        allow_empty=config.store.allow_empty)
 
@@ -247,7 +253,8 @@ class CSE:
                      "apart from the store's backups", self.store_key.path)
         log.info("CSE %s (%s) ready on %s://%s:%s, store %s, %d resources",
                  self.config.cse.cse_id, self.config.cse.name, self.security.scheme, self.config.http.host,
-                 self.http.port if self.http else "-", self.config.store.path,
+                 self.http.port if self.http else "-",
+                 self.store.where if isinstance(self.store, PostgresStore) else self.config.store.path,
                  await self.store.count())
 
     async def stop(self) -> None:

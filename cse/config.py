@@ -21,6 +21,7 @@ from cse.security.settings import (
     TlsConfig,
     parse_security,
 )
+from cse.store.pg_schema import valid_schema_name
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
            "LimitsConfig", "OutboundConfig", "Config", "load_config"]
@@ -60,6 +61,11 @@ class StoreConfig:
     key_file: str | None = None  # None: <path>.key (docs/security.md "Keys at rest")
     compact_bytes: int = 64 * 1024 * 1024
     allow_empty: bool = False  # docs/troubleshooting.md "Store damaged or full"
+    # docs/configuration.md "PostgreSQL store": "tinydb" (embedded, the default) or "postgresql"
+    backend: str = "tinydb"
+    dsn: str | None = None  # postgresql://user@host:port/database (backend "postgresql")
+    schema: str = "cse"  # the PostgreSQL schema holding this CSE's tables
+    pool_size: int = 4  # connections to PostgreSQL
 
     @property
     def key_path(self) -> str | None:
@@ -151,7 +157,7 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "http": {"host": (str,), "port": (int,), "max_body": (int,), "body_timeout_s": (int, float),
              "keepalive_s": (int, float)},
     "store": {"path": (str,), "fsync": (bool,), "key_file": (str,), "compact_bytes": (int,),
-              "allow_empty": (bool,)},
+              "allow_empty": (bool,), "backend": (str,), "dsn": (str,), "schema": (str,), "pool_size": (int,)},
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
     "forwarding": {"timeout_s": (int, float)},
@@ -287,9 +293,27 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
             raise ConfigError(f"'{name}' must be positive, got {value}")
     if cse_store.key_file is not None and not cse_store.key_file:
         raise ConfigError("'store.key_file' must name a file")
+    _check_backend(cse_store)
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
                   auth_client=auth_client)
+
+
+_BACKENDS = ("tinydb", "postgresql")
+
+
+def _check_backend(store: StoreConfig) -> None:
+    """``[store] backend`` and what the PostgreSQL one needs (docs/configuration.md "PostgreSQL store")."""
+    if store.backend not in _BACKENDS:
+        raise ConfigError(f"'store.backend' must be one of {', '.join(_BACKENDS)}, got '{store.backend}'")
+    if store.backend != "postgresql":
+        return
+    if not store.dsn or not store.dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("'store.dsn' must be a postgresql:// URL when 'store.backend' is \"postgresql\"")
+    if not valid_schema_name(store.schema):
+        raise ConfigError(f"'store.schema' must be a plain SQL name (letters, digits, _), got '{store.schema}'")
+    if not 1 <= store.pool_size <= 100:
+        raise ConfigError(f"'store.pool_size' must be 1..100, got {store.pool_size}")
 
 
 def _limits(values: dict[str, Any]) -> LimitsConfig:

@@ -63,6 +63,11 @@ class IndexedStore:
     async def count(self) -> int:
         return len(self._idx.docs)
 
+    def dump(self) -> tuple[list[Doc], dict[str, dict[str, Any]]]:
+        """Every document in creation order and every KV namespace (shallow
+        copies; for cse.store.transfer)."""
+        return self._idx.snapshot()
+
 
 class MemoryStore(IndexedStore):
     """The Store port held entirely in memory; nothing survives the process."""

@@ -117,11 +117,15 @@ class SessionAE(Receiver):
 # -- CSEs ------------------------------------------------------------------------------
 
 async def start_smg_pair(cse_process: Callable[..., Any], http: Http, *, cse1_extra: str = "",
-                         cse2_extra: str = "") -> tuple[CSEProcess, CSEProcess]:
-    """CSE1 (/id-cse1, cse1) and CSE2 (/id-cse2, cse2) registered with CSE1."""
-    cse1 = await cse_process(cse_id="/id-cse1", name="cse1", subdir="cse1", extra=smg_toml() + cse1_extra)
+                         cse2_extra: str = "", cse1_store: str = "", cse2_store: str = ""
+                         ) -> tuple[CSEProcess, CSEProcess]:
+    """CSE1 (/id-cse1, cse1) and CSE2 (/id-cse2, cse2) registered with CSE1;
+    ``cseN_store``: more ``[store]`` keys (the PostgreSQL backend)."""
+    cse1 = await cse_process(cse_id="/id-cse1", name="cse1", subdir="cse1",
+                             extra=cse1_store + smg_toml() + cse1_extra)
     cse2 = await cse_process(cse_id="/id-cse2", name="cse2", subdir="cse2",
-                             extra=registrar_toml("/id-cse1", "cse1", cse1.url) + smg_toml() + cse2_extra)
+                             extra=cse2_store + registrar_toml("/id-cse1", "cse1", cse1.url) + smg_toml()
+                             + cse2_extra)
     await wait_registered(http, cse2, "/id-cse1", "cse1")
     await wait_csr(http, cse1, "cse1/id-cse2")
     await wait_csr(http, cse2, "cse2/id-cse1")

@@ -8,8 +8,11 @@ it afterwards must still reach every hop and the endpoint AEs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from tests.conftest import ADMIN, Http
 from tests.e2e.test_intercse_helpers import dbg, until, wait_registered
@@ -23,15 +26,29 @@ from tests.e2e.test_smg_helpers import (
     smg_resources,
     start_smg_pair,
 )
+from tests.pg import pg_schema, store_toml
 
 
 async def _forwarding(http: Http, url: str) -> bool:
     return (await http.send("GET", url, fr=ADMIN)).rsc == 2000
 
 
+@pytest.mark.parametrize("backend", ["tinydb", "postgresql"])
 async def test_session_survives_sigterm_of_cse2_and_sigkill_of_cse1(
-        cse_process: Callable[..., Any], http: Http) -> None:
-    cse1, cse2 = await start_smg_pair(cse_process, http)
+        cse_process: Callable[..., Any], http: Http, backend: str) -> None:
+    """Also with both CSEs on PostgreSQL (docs/configuration.md "PostgreSQL store"):
+    the session's resources, its wrapped key and the registrations come back
+    from the tables."""
+    async with contextlib.AsyncExitStack() as stack:
+        stores = ["", ""]
+        if backend == "postgresql":
+            stores = [store_toml(await stack.enter_async_context(pg_schema())) for _ in range(2)]
+        await _session_survives_restarts(cse_process, http, *stores)
+
+
+async def _session_survives_restarts(cse_process: Callable[..., Any], http: Http, store1: str,
+                                     store2: str) -> None:
+    cse1, cse2 = await start_smg_pair(cse_process, http, cse1_store=store1, cse2_store=store2)
     async with SessionAE(epa={"t": 2}) as rcv2, SessionAE() as rcv1:
         aei1 = await smg_ae(http, cse1, "cse1", "ae1", rcv1)
         aei2 = await smg_ae(http, cse2, "cse2", "ae2", rcv2)

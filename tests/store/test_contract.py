@@ -1,7 +1,8 @@
 """Store contract (see ``cse.core.ports``) checked against every backend.
 
 Why one parametrized suite: the pipeline must not be able to tell the
-backends apart, so both run the very same assertions.
+backends apart, so all of them run the very same assertions (the
+PostgreSQL one in a schema of its own per test, tests/pg.py).
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ import pytest
 from cse.core.ports import Delete, Doc, KvDelete, KvPut, Put, Store
 from cse.store.memory import MemoryStore
 from cse.store.tinydb_store import TinyDBStore
+from tests.pg import pg_schema, pg_store
 
 AE, CNT, CIN, SUB = 2, 3, 4, 23
 
 
-@pytest.fixture(params=["memory", "tinydb"])
+@pytest.fixture(params=["memory", "tinydb", "postgresql", "postgresql-direct"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Any = MemoryStore() if request.param == "memory" else TinyDBStore(str(tmp_path / "d" / "cse.json"))
+    if request.param.startswith("postgresql"):
+        async with pg_schema() as schema:
+            s: Any = pg_store(schema, direct=request.param.endswith("direct"))
+            await s.open()
+            yield s
+            await s.close()
+        return
+    s = MemoryStore() if request.param == "memory" else TinyDBStore(str(tmp_path / "d" / "cse.json"))
     await s.open()
     yield s
     await s.close()
