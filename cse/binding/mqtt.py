@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,9 @@ from cse.core.mqtt_wire import (
 from cse.core.timestamps import format_ts
 
 __all__ = ["MqttBinding", "MqttSettings"]
+
+# Small request/answer packets: do not let Nagle hold them for the peer's delayed ACK.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 log = logging.getLogger("cse.mqtt")
 
@@ -139,7 +143,8 @@ class MqttBinding:
         s = self.settings
         return aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
                               identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
-                              keepalive=s.keepalive_s, clean_session=True, timeout=10.0)
+                              keepalive=s.keepalive_s, clean_session=True, timeout=10.0,
+                              socket_options=NO_DELAY)
 
     async def _run(self) -> None:
         s = self.settings
