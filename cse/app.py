@@ -74,6 +74,9 @@ def build_store(config: Config) -> Store:
                        allow_empty=config.store.allow_empty)
 
 
+_MQTT_FIRST_CONNECT_S = 5.0  # how long a start waits for the broker before it goes on without
+
+
 def mqtt_settings(mq: MqttConfig) -> MqttSettings:
     """``[mqtt]`` as the binding's settings; ``tls`` verifies the broker with ``ca`` (or the system's CAs)."""
     tls = ssl.create_default_context(cafile=mq.ca) if mq.tls else None
@@ -267,6 +270,9 @@ class CSE:
                 raise
         if self.mqtt is not None:
             self.mqtt.start()  # connects in the background, and again whenever the broker goes away
+            if not await self.mqtt.wait_connected(_MQTT_FIRST_CONNECT_S):  # READY means subscribed, if it can
+                log.warning("MQTT: not connected to the broker %s:%d yet; serving HTTP, still trying",
+                            self.config.mqtt.host, self.config.mqtt.port)
         if self.registrar is not None:
             self.registrar.start()
         if key_created:  # told once the start-up succeeded: a failed start says one thing only
