@@ -82,6 +82,7 @@ def mqtt_settings(mq: MqttConfig) -> MqttSettings:
     tls = ssl.create_default_context(cafile=mq.ca) if mq.tls else None
     return MqttSettings(host=mq.host, port=mq.port, username=mq.username, password=mq.password, tls=tls,
                         client_id=mq.client_id, qos=mq.qos, keepalive_s=mq.keepalive_s,
+                        timeout_s=mq.timeout_s,
                         max_payload=mq.max_payload, max_in_flight=mq.max_in_flight,
                         reconnect_min_s=mq.reconnect_min_s, reconnect_max_s=mq.reconnect_max_s)
 

@@ -142,7 +142,7 @@ class MqttConfig:
     client_id: str | None = None  # None: derived from the CSE-ID
     qos: int = 1
     keepalive_s: int = 60
-    timeout_s: float = 10.0  # waiting for the answer to a request the CSE sends over MQTT
+    timeout_s: float = 10.0  # connecting, subscribing, publishing
     max_payload: int = 1024 * 1024
     max_in_flight: int = 64  # requests from the broker handled at once
     reconnect_min_s: float = 0.5

@@ -69,7 +69,8 @@ class MqttSettings:
 
     def __init__(self, *, host: str, port: int, username: str | None = None, password: str | None = None,
                  tls: ssl.SSLContext | None = None, client_id: str | None = None, qos: int = 1,
-                 keepalive_s: int = 60, max_payload: int = 1024 * 1024, max_in_flight: int = 64,
+                 keepalive_s: int = 60, timeout_s: float = 10.0, max_payload: int = 1024 * 1024,
+                 max_in_flight: int = 64,
                  reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0) -> None:
         self.host = host
         self.port = port
@@ -79,6 +80,7 @@ class MqttSettings:
         self.client_id = client_id
         self.qos = qos
         self.keepalive_s = keepalive_s
+        self.timeout_s = timeout_s  # connecting, subscribing, publishing
         self.max_payload = max_payload
         self.max_in_flight = max_in_flight
         self.reconnect_min_s = reconnect_min_s
@@ -143,7 +145,7 @@ class MqttBinding:
         s = self.settings
         return aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
                               identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
-                              keepalive=s.keepalive_s, clean_session=True, timeout=10.0,
+                              keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
                               socket_options=NO_DELAY)
 
     async def _run(self) -> None:
