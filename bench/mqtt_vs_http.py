@@ -9,7 +9,7 @@ contentInstance. Prints requests/s, p50 and p99 per row. ``--qos`` sets
 the QoS of the CSE and the SDK (Mosquitto's default of not setting
 TCP_NODELAY makes QoS 1 acknowledgements wait for delayed ACKs: see the doc).
 
-    python -m bench.mqtt_vs_http --count 1000 --workers 8 --qos 1
+    python -m bench.mqtt_vs_http --count 1000 --workers 8 --qos 1 [--broker-port 1883]
 """
 
 from __future__ import annotations
@@ -46,23 +46,23 @@ async def _bench(client: AEClient, name: str, count: int, workers: int) -> list[
     return rows
 
 
-async def main(count: int, workers: int, qos: int) -> None:
+async def main(count: int, workers: int, qos: int, port: int) -> None:
     procs = ProcSet()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "cse.toml"
         cfg.write_text(cse_toml("/id-bench", "cse-in", Path(tmp) / "cse.db",
-                                extra=f"\n[mqtt]\nenabled = true\nqos = {qos}\n"))
+                                extra=f"\n[mqtt]\nenabled = true\nqos = {qos}\nport = {port}\n"))
         try:
             cse = await procs.cse("cse", cfg)
             rows: list[str] = []
             async with AEClient(HttpTransport(cse.url), cse_id="/id-bench") as http:
                 rows += await _bench(http, "http", count, workers)
-            mqtt_transport = MqttTransport("mqtt://127.0.0.1:1883", cse_id="/id-bench", qos=qos)
+            mqtt_transport = MqttTransport(f"mqtt://127.0.0.1:{port}", cse_id="/id-bench", qos=qos)
             async with AEClient(mqtt_transport, cse_id="/id-bench") as mqtt:
                 rows += await _bench(mqtt, "mqtt", count, workers)
         finally:
             await procs.stop_all()
-    print(f"{count} requests per row, {workers} concurrent, MQTT QoS {qos}, durable store")
+    print(f"{count} requests per row, {workers} concurrent, MQTT QoS {qos} via 127.0.0.1:{port}, durable store")
     print("\n".join(rows))
 
 
@@ -71,5 +71,6 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--qos", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument("--broker-port", type=int, default=1883, help="the broker on 127.0.0.1 (default 1883)")
     args = parser.parse_args()
-    asyncio.run(main(args.count, args.workers, args.qos))
+    asyncio.run(main(args.count, args.workers, args.qos, args.broker_port))
