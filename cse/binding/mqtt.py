@@ -11,9 +11,12 @@ subscribes to
   over MQTT (:meth:`MqttBinding.request`: notifications, forwarding),
   matched to their request by ``rqi``.
 
-Bounds (docs/security.md "Limits"): at most ``max_in_flight`` requests are
-handled at once (further messages wait in the client, then at the broker),
-a payload longer than ``max_payload`` is answered 4000 unread, and at most
+Bounds (docs/bindings.md "Limits"): at most ``max_in_flight`` requests are
+handled at once and ``_BACKLOG`` times as many wait for a turn; a request
+beyond that is answered 5207 at once. The reader itself never waits for a
+turn: it must go on reading the answers that requests in flight may be
+waiting for (a request forwarded to a CSE reached over MQTT). A payload
+longer than ``max_payload`` is answered 4000 unread, and at most
 ``_MAX_PENDING`` requests the CSE sent wait for answers at once. A malformed
 primitive is answered 4000 (or 4001/4015) with an ``m2m:dbg``, never dropped
 silently and never a crash.
@@ -62,6 +65,7 @@ log = logging.getLogger("cse.mqtt")
 Handle = Callable[[Request], Awaitable[Response]]
 
 _MAX_PENDING = 1024  # requests sent over MQTT waiting for their answer
+_BACKLOG = 4  # requests received that may wait for a turn, per request handled at once
 
 
 class MqttSettings:
@@ -192,14 +196,19 @@ class MqttBinding:
             return
         if receiver != self.own:
             return
-        await self._slots.acquire()  # bounded: the next message waits for a slot
-        task = asyncio.get_running_loop().create_task(self._serve(originator, fmt, data), name="mqtt-req")
+        if len(self._tasks) >= self.settings.max_in_flight * (1 + _BACKLOG):
+            busy = Response(rsc=5207, rqi=rqi_of(data[:65536]),
+                            pc={"m2m:dbg": f"{len(self._tasks)} requests over MQTT are in progress or waiting, "
+                                           "the limit (mqtt.max_in_flight); try again later"})
+            await self._publish(originator, busy, None)
+            return
+        task = asyncio.get_running_loop().create_task(self._take_turn(originator, fmt, data), name="mqtt-req")
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._tasks.discard)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+    async def _take_turn(self, originator: str, fmt: str, data: bytes) -> None:
+        async with self._slots:
+            await self._serve(originator, fmt, data)
 
     def _on_response(self, data: bytes) -> None:
         if len(data) > self.settings.max_payload:
@@ -231,7 +240,15 @@ class MqttBinding:
         except Exception:  # a bug: answered 5000 (logged), the binding goes on
             log.exception("MQTT: failed to handle a request from %s", originator[:100])
             resp = Response(rsc=5000, rqi=req.rqi if req else "", pc={"m2m:dbg": "internal error (logged)"})
-        out = encode_response(resp, to=req.fr if req else None, fr=self.csi, now_ts=format_ts(self.clock()))
+        await self._publish(originator, resp, req.fr if req else None)
+        if log.isEnabledFor(logging.INFO):
+            log.info("MQTT op %s %s from %s -> %d (%.1f ms)", int(req.op) if req else "-",
+                     req.to[:200] if req else "-", originator[:80], resp.rsc,
+                     (time.perf_counter() - started) * 1000)
+
+    async def _publish(self, originator: str, resp: Response, to: str | None) -> None:
+        """Publish ``resp`` on the response topic of ``originator`` (lost, and logged, when not connected)."""
+        out = encode_response(resp, to=to, fr=self.csi, now_ts=format_ts(self.clock()))
         client = self._client
         if client is None:
             log.info("MQTT: answer to %s lost: not connected", originator[:100])
@@ -240,10 +257,6 @@ class MqttBinding:
             await client.publish(response_topic(originator, self.own, "json"), out, qos=self.settings.qos)
         except aiomqtt.MqttError as exc:
             log.info("MQTT: answer to %s not published: %s", originator[:100], exc)
-        if log.isEnabledFor(logging.INFO):
-            log.info("MQTT op %s %s from %s -> %d (%.1f ms)", int(req.op) if req else "-",
-                     req.to[:200] if req else "-", originator[:80], resp.rsc,
-                     (time.perf_counter() - started) * 1000)
 
     # -- sending --------------------------------------------------------------
     async def request(self, receiver: str, req: Request, *, timeout: float) -> Response:

@@ -4,6 +4,7 @@ scheme dispatch of the outbound -- no broker needed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -140,3 +141,30 @@ async def test_mqtt_outbound_refuses_other_brokers_and_needs_a_connection() -> N
     with pytest.raises(TargetNotReachable) as err:  # the right broker, but not connected (never started)
         await out.send("mqtt://127.0.0.1:1883/Cae", req, timeout=1.0, exact=True)
     assert "not connected" in err.value.message
+
+
+async def test_answers_are_read_while_every_turn_is_taken_and_a_flood_is_refused() -> None:
+    """All ``max_in_flight`` turns held by requests that wait (as a request
+    forwarded over MQTT waits for its answer): the reader still takes the
+    answers in, queues a backlog, and answers 5207 beyond it -- it never blocks."""
+    release = asyncio.Event()
+    served: list[str] = []
+
+    async def handle(req: Request) -> Response:
+        await release.wait()
+        served.append(req.rqi)
+        return Response(rsc=2000, rqi=req.rqi)
+
+    binding = MqttBinding(handle, "/id-in", MqttSettings(host="127.0.0.1", port=1883, max_in_flight=2))
+    waiting: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+    binding._pending["out1"] = waiting  # a request the CSE sent, waiting for its answer
+    topic = "/oneM2M/req/Cae/id-in/json"
+    async with asyncio.timeout(5):  # the old reader blocked on the third request
+        for i in range(2 * (1 + 4) + 3):
+            await binding._on_message(topic, prim(rqi=f"r{i}"))
+        await binding._on_message("/oneM2M/resp/id-in/id-mn/json", b'{"rsc": 2000, "rqi": "out1"}')
+    assert waiting.done() and waiting.result().rsc == 2000
+    assert len(binding._tasks) == 10  # 2 handled + 8 waiting; the last 3 were answered 5207 (not connected: lost)
+    release.set()
+    await asyncio.wait(set(binding._tasks), timeout=5)
+    assert sorted(served) == sorted(f"r{i}" for i in range(10))
