@@ -35,7 +35,6 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 import aiomqtt
 
@@ -232,7 +231,6 @@ class MqttBinding:
                 raise BadRequest(f"request primitive of {len(data)} bytes exceeds the limit of "
                                  f"{self.settings.max_payload} bytes (mqtt.max_payload)")
             req = request_from_primitive(data)
-            req = replace(req, body=b"", media="application/json")
             resp = await self.handle(req)
         except M2MError as exc:
             resp = Response(rsc=int(exc.rsc), rqi=req.rqi if req else rqi_of(data[:65536]),

@@ -2,7 +2,8 @@
 
 TS-0010 carries whole request and response primitives (TS-0004 7.2.1, the
 JSON serialization of TS-0004 8.3 with short names: ``op``, ``to``, ``fr``,
-``rqi``, ``ty``, ``pc``, ``rvi``, ...) as MQTT payloads on these topics
+``rqi``, ``ty``, ``pc``, ``rvi``, ...; ``sid`` and ``smac`` carry the session
+headers of docs/sessions.md) as MQTT payloads on these topics
 (TS-0010 6.4):
 
 * requests: ``/oneM2M/req/<originator>/<receiver>/<format>``
@@ -176,7 +177,14 @@ def request_from_primitive(payload: bytes) -> Request:
                    rcn=_int(prim, "rcn", range(13)), rt=rt, rtu=rtu, drt=_int(prim, "drt", range(1, 3)) or 1,
                    atrl=atrl, ot=_text(prim, "ot"), rqet=_text(prim, "rqet"), rset=_text(prim, "rset"),
                    oet=_text(prim, "oet"), rp=_text(prim, "rp"), ec=_int(prim, "ec"), vsi=_text(prim, "vsi"),
-                   query=query)
+                   sid=_text(prim, "sid"), smac=_text(prim, "smac"), query=query,
+                   # a session-based request's MAC covers the content as the HTTP binding sends it
+                   # (compact JSON; docs/bindings.md "Sessions over MQTT")
+                   body=_session_body(pc) if prim.get("sid") is not None else b"")
+
+
+def _session_body(pc: Any) -> bytes:
+    return b"" if pc is None else json.dumps(pc, separators=(",", ":")).encode("utf-8")
 
 
 def rqi_of(payload: bytes) -> str:
@@ -222,7 +230,7 @@ def encode_request(req: Request) -> bytes:
         prim["drt"] = req.drt
     if req.atrl:
         prim["atrl"] = list(req.atrl)
-    for key in ("ot", "rqet", "rset", "oet", "rp", "ec", "vsi"):
+    for key in ("ot", "rqet", "rset", "oet", "rp", "ec", "vsi", "sid", "smac"):
         value = getattr(req, key)
         if value is not None:
             prim[key] = value
