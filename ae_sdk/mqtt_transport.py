@@ -99,6 +99,7 @@ class MqttTransport:
         self._pending: dict[str, asyncio.Future[Response]] = {}
         self._on_request: OnRequest | None = None
         self._served: set[str] = set()
+        self._answering: set[asyncio.Task[None]] = set()
 
     @property
     def poa(self) -> str:
@@ -175,7 +176,9 @@ class MqttTransport:
                     if future is not None and not future.done():
                         future.set_result(resp)
                 elif receiver in self._served:
-                    asyncio.get_running_loop().create_task(self._answer(client, originator, receiver, data))
+                    task = asyncio.get_running_loop().create_task(self._answer(client, originator, receiver, data))
+                    self._answering.add(task)  # held until done (the loop keeps only weak references)
+                    task.add_done_callback(self._answering.discard)
         except aiomqtt.MqttError as exc:
             if self._client is client:  # not a close() of ours
                 log.warning("MQTT connection to %s lost: %s", self.poa, exc)
