@@ -5,8 +5,8 @@ Public surface:
 
 * :class:`AEClient` -- registration, CRUD, discovery, non-blocking requests
   (``rt=1``/``rt=2``, :meth:`AEClient.wait_request`) and subscriptions.
-* :class:`Transport`, :class:`HttpTransport`, :class:`InProcessTransport` --
-  how requests reach the CSE (HTTP, or a direct call for tests).
+* :class:`Transport`, :class:`HttpTransport`, :class:`MqttTransport`, :class:`InProcessTransport` --
+  how requests reach the CSE (HTTP, MQTT through a broker, or a direct call for tests).
 * :class:`NotificationServer`, :class:`Notification` -- receiving NOTIFY
   requests (verification, notifications, deletion, ``m2m:rsp`` results).
 * :class:`SDKError`, :class:`M2MResponseError`, :class:`TransportError`.
@@ -51,6 +51,7 @@ from __future__ import annotations
 from .client import AEClient
 from .content import ROOTS, notified_resource, unwrap, wrap
 from .errors import M2MResponseError, SDKError, TransportError
+from .mqtt_transport import MqttNotificationReceiver, MqttTransport
 from .nonblocking import PendingResult
 from .notify_server import Answer, Notification, NotificationCallback, NotificationServer, Responder, VerifyHook
 from .session import OnRequest, Session, SessionOffer, Why
@@ -67,6 +68,8 @@ __all__ = [
     "HttpTransport",
     "InProcessTransport",
     "M2MResponseError",
+    "MqttNotificationReceiver",
+    "MqttTransport",
     "Notification",
     "NotificationCallback",
     "NotificationServer",

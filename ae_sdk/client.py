@@ -55,6 +55,7 @@ from cse.core.messages import Operation, Request, Response
 from .client_notify import Notifications
 from .content import is_root, unwrap, wrap
 from .errors import M2MResponseError, SDKError
+from .mqtt_transport import MqttNotificationReceiver, MqttTransport
 from .nonblocking import reference_of, wait_request
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
 from .session import OnRequest, Session, SessionCallback, TerminatedCallback, UpdateCallback
@@ -85,7 +86,9 @@ class AEClient:
     """One AE talking to its registrar CSE through ``transport``.
 
     ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
-    :class:`~ae_sdk.transport.HttpTransport` is made for it). ``cse_name`` and
+    :class:`~ae_sdk.transport.HttpTransport` is made for it; for a broker URL
+    ``mqtt://host:port`` an :class:`~ae_sdk.mqtt_transport.MqttTransport` to
+    ``cse_id``, whose notifications arrive over MQTT too, docs/bindings.md). ``cse_name`` and
     ``cse_id`` name the CSE (``cse-in``, ``/id-in``); ``originator`` is an
     already registered AE-ID to act as, if any. With a URL, ``token``
     (a bearer token), ``cafile`` or ``ssl`` configure the HTTPS transport
@@ -97,7 +100,12 @@ class AEClient:
     def __init__(self, transport: Transport | str, *, cse_name: str = "cse-in", cse_id: str = "/id-in",
                  originator: str | None = None, token: str | None = None, cafile: str | None = None,
                  ssl: SSLContext | None = None, serialization: Serialization = "json") -> None:
-        if isinstance(transport, str):
+        if isinstance(transport, str) and transport.startswith(("mqtt://", "mqtts://")):
+            if token is not None or cafile is not None or serialization != "json":
+                raise ValueError("token, cafile and serialization are for HTTP: requests over MQTT carry "
+                                 "no token and are JSON")
+            transport = MqttTransport(transport, cse_id=cse_id, ssl=ssl)
+        elif isinstance(transport, str):
             transport = HttpTransport(transport, token=token, cafile=cafile, ssl=ssl, serialization=serialization)
         elif token is not None or cafile is not None or ssl is not None or serialization != "json":
             raise ValueError("token, cafile, ssl and serialization go to the transport when one is given")
@@ -109,7 +117,10 @@ class AEClient:
         self.ae: dict[str, Any] | None = None
         self.registration_reused = False
         self.last_response: Response | None = None
-        self._notify = Notifications(self)
+        mqtt = transport if isinstance(transport, MqttTransport) else None
+        self._notify = Notifications(self, None if mqtt is None else (
+            lambda verify, catch_all: MqttNotificationReceiver(mqtt, lambda: self.originator, verify=verify,
+                                                               catch_all=catch_all)))
         self._smg: SessionManager | None = None
 
     # -- plumbing ---------------------------------------------------------------

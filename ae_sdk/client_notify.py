@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cse.core.messages import Operation
@@ -30,6 +30,10 @@ __all__ = ["SUBSCRIPTION_TY", "Notifications"]
 
 SUBSCRIPTION_TY = 23
 
+#: Makes the receiver for a client whose transport brings its own (``verify``, ``catch_all``):
+#: notifications over MQTT (``ae_sdk.mqtt_transport.MqttNotificationReceiver``).
+MakeReceiver = Callable[[VerifyHook | None, NotificationCallback | None], NotificationServer]
+
 
 class Notifications:
     """The notification server and subscriptions of the AE ``requester`` acts as.
@@ -38,8 +42,9 @@ class Notifications:
     delegates to them.
     """
 
-    def __init__(self, requester: Requester) -> None:
+    def __init__(self, requester: Requester, make_receiver: MakeReceiver | None = None) -> None:
         self.requester = requester
+        self.make_receiver = make_receiver
         self._server: NotificationServer | None = None
 
     @property
@@ -51,7 +56,10 @@ class Notifications:
                     catch_all: NotificationCallback | None = None) -> NotificationServer:
         """Start the server unless it runs (``AEClient.start_notifications``)."""
         if self._server is None or not self._server.running:
-            self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
+            if self.make_receiver is not None:
+                self._server = self.make_receiver(verify, catch_all)
+            else:
+                self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
             await self._server.start()
         return self._server
 
@@ -83,7 +91,8 @@ class Notifications:
             ae = requester.ae
             if requester.originator is None or ae is None:
                 raise SDKError("subscribe(via_poa=True) needs a registered AE")
-            if server.url not in (ae.get("poa") or []):
+            poa = ae.get("poa") or []
+            if server.url not in poa and server.url.rsplit("/", 1)[0] not in poa:  # MQTT: mqtt://host:port
                 raise SDKError(f"subscribe(via_poa=True): the AE's poa {ae.get('poa')} does not "
                                f"contain the notification server {server.url}; register(poa=...)")
             target = requester.originator

@@ -142,6 +142,12 @@ class _Reject(Exception):
         self.message = message
 
 
+def reject_info(exc: BaseException) -> tuple[int, str] | None:
+    """``(rsc, message)`` when ``exc`` is the receiver refusing a notification
+    (for receivers on other bindings, ``ae_sdk.mqtt_transport``); else None."""
+    return (exc.rsc, exc.message) if isinstance(exc, _Reject) else None
+
+
 @dataclass
 class _SubHandler:
     on_notify: NotificationCallback | None
@@ -208,13 +214,22 @@ class NotificationServer:
             if sockets:
                 self.port = sockets[0].getsockname()[1]
         self._runner = runner
-        self._worker = asyncio.get_running_loop().create_task(self._run_callbacks())
+        self.start_worker()
+
+    def start_worker(self) -> None:
+        """Start the task that runs the callbacks (a receiver on another binding calls it from ``start``)."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run_callbacks())
 
     async def stop(self) -> None:
         """Stop serving, let queued callbacks finish (up to 5 s), release the port."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.stop_worker()
+
+    async def stop_worker(self) -> None:
+        """Let queued callbacks finish (up to 5 s), then stop their task."""
         if self._worker is not None:
             self._work.put_nowait(None)
             try:
@@ -337,6 +352,10 @@ class NotificationServer:
                 raise _Reject(4000, f"notification body exceeds {_MAX_BODY} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def handle_notify(self, req: Request) -> Answer:
+        """Handle one parsed NOTIFY (whatever binding it came over): the rules of the module docstring."""
+        return await self._handle(req)
 
     async def _handle(self, req: Request) -> Answer:
         pc = req.pc or {}

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
+from cse.binding.mqtt import MqttBinding, MqttSettings
+from cse.binding.outbound_mux import MqttOutbound, SchemeOutbound
 from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
-from cse.config import Config, cse_type_number
+from cse.config import Config, MqttConfig, cse_type_number
 from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
 from cse.core.dispatcher import Dispatcher
 from cse.core.events import Event
@@ -78,6 +81,19 @@ def build_store(config: Config) -> Store:
                        allow_empty=config.store.allow_empty)
 
 
+_MQTT_FIRST_CONNECT_S = 5.0  # how long a start waits for the broker before it goes on without
+
+
+def mqtt_settings(mq: MqttConfig) -> MqttSettings:
+    """``[mqtt]`` as the binding's settings; ``tls`` verifies the broker with ``ca`` (or the system's CAs)."""
+    tls = ssl.create_default_context(cafile=mq.ca) if mq.tls else None
+    return MqttSettings(host=mq.host, port=mq.port, username=mq.username, password=mq.password, tls=tls,
+                        client_id=mq.client_id, qos=mq.qos, keepalive_s=mq.keepalive_s,
+                        timeout_s=mq.timeout_s,
+                        max_payload=mq.max_payload, max_in_flight=mq.max_in_flight,
+                        reconnect_min_s=mq.reconnect_min_s, reconnect_max_s=mq.reconnect_max_s)
+
+
 def type_hooks() -> dict[int, TypeHooks]:
     """The per-type hooks, by ``ty``."""
     return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS, 14: NODE_HOOKS,
@@ -102,7 +118,7 @@ class CSE:
         # read now, written on the first start once the store is known to need a new one.
         self.store_key = load_store_key(None if isinstance(self.store, MemoryStore) else config.store.key_path)
         self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
-        poa = (self._url(config.http.port),)
+        poa = self._poas(config.http.port)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
         self.outbox = Outbox(self.store)  # pending notifications (docs/architecture.md "The outbox")
         self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now, monotonic=monotonic)
@@ -125,8 +141,15 @@ class CSE:
             registry=self.registry, store=self.store, apply=self.executor.run, clock=self.clock)
         out = config.outbound  # docs/security.md "Outbound requests"
         self.policy = OutboundPolicy(allow=out.allow, deny=out.deny, resolve=resolve_host, max_targets=out.max_targets)
-        self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens,
-                                     address_allowed=self.policy.allows)
+        # The MQTT binding (docs/bindings.md "MQTT") serves requests from the broker and
+        # carries what the CSE sends to mqtt:// points of access.
+        self.mqtt: MqttBinding | None = None
+        if config.mqtt.enabled:
+            self.mqtt = MqttBinding(self.handle, config.cse.cse_id, mqtt_settings(config.mqtt), clock=self.clock.now)
+        self.outbound = SchemeOutbound(
+            HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens,
+                         address_allowed=self.policy.allows),
+            MqttOutbound(self.mqtt))
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req),
                                  policy=self.policy,
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
@@ -181,6 +204,14 @@ class CSE:
         """Return once the wall clock reads ``t``: holds a request until its
         X-M2M-OET (the dispatcher bounds how far ahead, limits.max_oet_delay_s)."""
         await asyncio.sleep(max(0.0, t - self.clock.now()))
+
+    def _poas(self, port: int) -> tuple[str, ...]:
+        """The CSE's points of access: its HTTP URL, and the broker's when MQTT is on."""
+        mq = self.config.mqtt
+        if not mq.enabled:
+            return (self._url(port),)
+        host = f"[{mq.host}]" if ":" in mq.host else mq.host
+        return (self._url(port), f"{'mqtts' if mq.tls else 'mqtt'}://{host}:{mq.port}")
 
     def _url(self, port: int) -> str:
         host = self.config.http.host
@@ -237,7 +268,7 @@ class CSE:
             try:
                 await self.http.start()
                 if self.http.port != self.config.http.port:  # port 0: the OS picked one
-                    self.ctx.reachable_at((self._url(self.http.port),))
+                    self.ctx.reachable_at(self._poas(self.http.port))
                     await ensure_cse_base(self.ctx)
             except BaseException:
                 await self.sf_timer.stop()
@@ -246,6 +277,11 @@ class CSE:
                 await self.outbound.close()
                 await self.store.close()
                 raise
+        if self.mqtt is not None:
+            self.mqtt.start()  # connects in the background, and again whenever the broker goes away
+            if not await self.mqtt.wait_connected(_MQTT_FIRST_CONNECT_S):  # READY means subscribed, if it can
+                log.warning("MQTT: not connected to the broker %s:%d yet; serving HTTP, still trying",
+                            self.config.mqtt.host, self.config.mqtt.port)
         if self.registrar is not None:
             self.registrar.start()
         if key_created:  # told once the start-up succeeded: a failed start says one thing only
@@ -264,6 +300,8 @@ class CSE:
         if self.http is not None:
             await self.http.stop()
             self.http = None
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         await self.sf_timer.stop()
         await self.nonblocking.stop()
         await self.expiry.stop()

@@ -24,7 +24,7 @@ from cse.security.settings import (
 from cse.store.pg_schema import valid_schema_name
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "LimitsConfig", "OutboundConfig", "Config", "load_config"]
+           "LimitsConfig", "OutboundConfig", "MqttConfig", "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -135,6 +135,27 @@ class OutboundConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """The MQTT binding (docs/bindings.md "MQTT"): the broker the CSE connects to as a client."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca: str | None = None  # PEM file of the CAs that sign the broker's certificate (tls)
+    client_id: str | None = None  # None: derived from the CSE-ID
+    qos: int = 1
+    keepalive_s: int = 60
+    timeout_s: float = 10.0  # connecting, subscribing, publishing
+    max_payload: int = 1024 * 1024
+    max_in_flight: int = 64  # requests from the broker handled at once
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     cse: CSEConfig = field(default_factory=CSEConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -148,6 +169,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)  # docs/security.md
     auth: AuthConfig = field(default_factory=AuthConfig)
     auth_client: AuthClientConfig | None = None
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -171,6 +193,10 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
                  "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,),
                  "max_pending_per_target": (int,), "max_pending": (int,)},
     "log": {"level": (str,)},
+    "mqtt": {"enabled": (bool,), "host": (str,), "port": (int,), "username": (str,), "password": (str,),
+             "tls": (bool,), "ca": (str,), "client_id": (str,), "qos": (int,), "keepalive_s": (int,),
+             "timeout_s": (int, float), "max_payload": (int,), "max_in_flight": (int,),
+             "reconnect_min_s": (int, float), "reconnect_max_s": (int, float)},
     **SECURITY_SECTIONS,
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
@@ -291,12 +317,35 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
                         ("store.compact_bytes", cse_store.compact_bytes)):
         if not value > 0:
             raise ConfigError(f"'{name}' must be positive, got {value}")
+    mqtt = _mqtt(raw.get("mqtt", {}))
+    if mqtt.enabled and auth.enabled:  # requests over MQTT carry no bearer token (docs/bindings.md "MQTT")
+        raise ConfigError("'mqtt.enabled' cannot be combined with 'auth.enabled': requests over MQTT "
+                          "carry no bearer token, so any client of the broker could act as any originator")
     if cse_store.key_file is not None and not cse_store.key_file:
         raise ConfigError("'store.key_file' must name a file")
     _check_backend(cse_store)
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
-                  auth_client=auth_client)
+                  auth_client=auth_client, mqtt=mqtt)
+
+
+def _mqtt(values: dict[str, Any]) -> MqttConfig:
+    """``[mqtt]`` with every value in its range (docs/configuration.md)."""
+    mqtt = MqttConfig(**values)
+    if not 1 <= mqtt.port <= 65535:
+        raise ConfigError(f"'mqtt.port' must be 1..65535, got {mqtt.port}")
+    if mqtt.qos not in (0, 1, 2):
+        raise ConfigError(f"'mqtt.qos' must be 0, 1 or 2, got {mqtt.qos}")
+    if not mqtt.host:
+        raise ConfigError("'mqtt.host' must name the broker")
+    for name in ("keepalive_s", "timeout_s", "max_payload", "max_in_flight", "reconnect_min_s", "reconnect_max_s"):
+        if not getattr(mqtt, name) > 0:
+            raise ConfigError(f"'mqtt.{name}' must be positive, got {getattr(mqtt, name)}")
+    if mqtt.reconnect_max_s < mqtt.reconnect_min_s:
+        raise ConfigError("'mqtt.reconnect_max_s' must be at least 'mqtt.reconnect_min_s'")
+    if mqtt.password is not None and mqtt.username is None:
+        raise ConfigError("'mqtt.password' needs 'mqtt.username'")
+    return mqtt
 
 
 _BACKENDS = ("tinydb", "postgresql")

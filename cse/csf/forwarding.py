@@ -29,6 +29,7 @@ from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
 from cse.core.ports import Doc, Outbound
 
+from .outbound import is_url
 from .result import refs_sp_relative
 
 __all__ = ["Forwarder", "REMOTE_CSE_TY"]
@@ -70,9 +71,9 @@ class Forwarder:
         if req.op == Operation.CREATE and req.ty in (2, REMOTE_CSE_TY):
             raise BadRequest(f"registrations cannot be forwarded: register with {target.csi} directly")
         hop = await self.next_hop(target.csi, req.fr)
-        poas = [p for p in hop.get("poa") or () if p.startswith(("http://", "https://"))]
+        poas = [p for p in hop.get("poa") or () if is_url(p)]  # http(s), or mqtt(s) (TS-0010)
         if not poas:
-            raise TargetNotReachable(f"next hop {hop.get('csi')} has no http(s) point of access")
+            raise TargetNotReachable(f"next hop {hop.get('csi')} has no http(s) or mqtt(s) point of access")
         fr = req.fr
         if fr and not fr.startswith("/"):
             fr = f"{ident.csi}/{fr}"

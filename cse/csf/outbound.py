@@ -6,7 +6,9 @@ would send to whatever they name -- a cloud metadata service, a router's
 admin page, another tenant's service -- so every such URL is checked here
 before anything is sent to it:
 
-* only ``http``/``https`` URLs with a host;
+* only ``http``/``https`` URLs with a host, and ``mqtt``/``mqtts`` ones
+  (TS-0010; their host is the broker the request goes through, checked
+  like any other host: docs/bindings.md "MQTT");
 * the host's addresses (a literal address, or what the name resolves to:
   every address must pass, so a name cannot smuggle in a denied one) must
   not be in any ``deny`` network, and must be in an ``allow`` network when
@@ -62,9 +64,13 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
+#: URL schemes the CSE sends to, and the port each defaults to.
+SCHEMES = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
+
+
 def is_url(target: str) -> bool:
-    """An http(s) URL (as opposed to an entity ID such as an AE-ID)."""
-    return target.startswith(("http://", "https://"))
+    """An http(s) or mqtt(s) URL (as opposed to an entity ID such as an AE-ID)."""
+    return target.startswith(("http://", "https://", "mqtt://", "mqtts://"))
 
 
 def strip_ct(url: str) -> str:
@@ -123,14 +129,14 @@ class OutboundPolicy:
         """The destination of ``url`` if the policy lets the CSE send there.
 
         Raises 4000 for a URL the policy refuses (or one that is not an
-        http(s) URL with a host), 5103 for a name that does not resolve.
+        http(s) or mqtt(s) URL with a host), 5103 for a name that does not resolve.
         """
         parts = urlsplit(url)
         host = parts.hostname
-        if parts.scheme not in ("http", "https") or not host:
-            raise BadRequest(f"notification target '{url[:100]}' is not an http(s) URL with a host")
+        if parts.scheme not in SCHEMES or not host:
+            raise BadRequest(f"notification target '{url[:100]}' is not an http(s) or mqtt(s) URL with a host")
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = parts.port or SCHEMES[parts.scheme]
         except ValueError:
             raise BadRequest(f"notification target '{url[:100]}' has an invalid port") from None
         addresses = await self._addresses(url, host, port)

@@ -287,12 +287,21 @@ async def test_second_poa_is_tried_when_the_first_is_unreachable(inproc: InProc)
     assert [p for p, _, _ in out.sent] == ["http://dead.example:1", "http://alive.example:2"]
 
 
-async def test_peer_without_http_poa_is_5103(inproc: InProc) -> None:
-    await register_cse(inproc, poa=["mqtt://broker.example:1883"])
+async def test_peer_without_http_or_mqtt_poa_is_5103(inproc: InProc) -> None:
+    await register_cse(inproc, poa=["coap://127.0.0.1:5683"])
     out = fake(inproc, answer())
     r = await inproc.call(RETRIEVE, "/id-mn/cse-mn", ADMIN)
     assert r.rsc == 5103, r.pc
     assert out.sent == []
+
+
+async def test_peer_with_an_mqtt_poa_is_forwarded_to_it(inproc: InProc) -> None:
+    """TS-0010: a <remoteCSE> reachable over MQTT only; the outbound picks the binding by scheme."""
+    await register_cse(inproc, poa=["coap://127.0.0.1:5683", "mqtt://127.0.0.1:1883"])
+    out = fake(inproc, answer())
+    r = await inproc.call(RETRIEVE, "/id-mn/cse-mn", ADMIN)
+    assert r.rsc == 2000, r.pc
+    assert [poa for poa, _, _ in out.sent] == ["mqtt://127.0.0.1:1883"]
 
 
 async def test_expired_request_is_4008_and_not_forwarded(inproc: InProc) -> None:

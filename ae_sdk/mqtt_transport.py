@@ -1,0 +1,290 @@
+"""The oneM2M MQTT binding (TS-0010) for an AE: requests to the CSE and
+notifications from it through a broker (docs/bindings.md "MQTT", docs/sdk.md).
+
+:class:`MqttTransport` is a :class:`~ae_sdk.transport.Transport`: each
+request is published as a JSON request primitive on
+``/oneM2M/req/<originator>/<CSE-ID>/json`` (:mod:`cse.core.mqtt_wire`) and
+its answer is the response primitive on ``/oneM2M/resp/<originator>/<CSE-ID>/json``
+with the same ``rqi``. ``<originator>`` is the AE-ID once it has one; before
+(the registration, From ``C``/``S``) it is a random ``C...`` tag of this
+transport, so parallel registrations do not read each other's answers.
+
+:class:`MqttNotificationReceiver` is the
+:class:`~ae_sdk.notify_server.NotificationServer` of an AE on MQTT: it
+serves requests published to ``/oneM2M/req/+/<AE-ID>/json`` (the CSE's
+notifications) with the same rules and callbacks as the HTTP server, and
+its ``url`` -- ``mqtt://host:port/<AE-ID>`` -- is what goes into ``nu``
+(the AE's ``poa`` is the plain ``mqtt://host:port``, :attr:`MqttTransport.poa`).
+
+Example::
+
+    transport = MqttTransport("mqtt://127.0.0.1:1883", cse_id="/id-in")
+    client = AEClient(transport, cse_id="/id-in")
+    await client.register("myapp", poa=transport.poa)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from cse.core.errors import M2MError
+from cse.core.messages import Operation, Request, Response
+from cse.core.mqtt_wire import (
+    encode_request,
+    encode_response,
+    parse_topic,
+    request_from_primitive,
+    request_topic,
+    response_from_primitive,
+    response_topic,
+    rqi_of,
+    topic_id,
+)
+from cse.core.timestamps import format_ts
+
+from .errors import TransportError
+from .notify_server import Answer, NotificationCallback, NotificationServer, VerifyHook, reject_info
+
+__all__ = ["MqttTransport", "MqttNotificationReceiver"]
+
+# Small request/answer packets: do not let Nagle hold them for the peer's delayed ACK.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+log = logging.getLogger("ae_sdk.mqtt")
+
+_MAX_PAYLOAD = 1024 * 1024
+
+OnRequest = Callable[[Request], Awaitable[Response]]
+
+
+class MqttTransport:
+    """Requests to the CSE ``cse_id`` through the broker at ``url`` (module docstring).
+
+    ``url`` is ``mqtt://host:port`` (``mqtts://`` with ``ssl``); ``timeout``
+    bounds one exchange in seconds. Connects lazily on the first request;
+    :meth:`close` (or ``async with``) disconnects.
+    """
+
+    def __init__(self, url: str, *, cse_id: str, timeout: float = 10.0, username: str | None = None,
+                 password: str | None = None, ssl: Any = None, client_id: str | None = None,
+                 qos: int = 1) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"'{url}' is not an mqtt URL of a broker, e.g. mqtt://127.0.0.1:1883")
+        self.host = parts.hostname
+        self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.scheme = parts.scheme
+        self.cse = topic_id(cse_id)
+        self.timeout = timeout
+        self.qos = qos
+        self._auth = (username, password)
+        self._ssl = ssl
+        self._client_id = client_id or "ae-" + secrets.token_hex(8)
+        self._tag = "C" + secrets.token_hex(6)  # the topic originator before an AE-ID is known
+        self._client: aiomqtt.Client | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._subscribed: set[str] = set()
+        self._pending: dict[str, asyncio.Future[Response]] = {}
+        self._on_request: OnRequest | None = None
+        self._served: set[str] = set()
+        self._answering: set[asyncio.Task[None]] = set()
+
+    @property
+    def poa(self) -> str:
+        """``mqtt://host:port``: what to give as the AE's ``poa`` (TS-0010)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    async def _connect(self) -> aiomqtt.Client:
+        async with self._lock:
+            if self._client is not None:
+                return self._client
+            client = aiomqtt.Client(self.host, self.port, username=self._auth[0], password=self._auth[1],
+                                    identifier=self._client_id, tls_context=self._ssl, clean_session=True,
+                                    timeout=self.timeout,
+                              socket_options=NO_DELAY)
+            try:
+                await client.__aenter__()
+            except aiomqtt.MqttError as exc:
+                raise TransportError(f"cannot connect to the MQTT broker {self.poa}: {exc}") from None
+            self._client = client
+            self._subscribed.clear()
+            self._reader = asyncio.get_running_loop().create_task(self._read(client), name="ae-mqtt")
+            for receiver in self._served:
+                await client.subscribe(request_topic("+", receiver, "json"), qos=self.qos)
+            return client
+
+    async def _subscribe(self, client: aiomqtt.Client, topic: str) -> None:
+        if topic not in self._subscribed:
+            await client.subscribe(topic, qos=self.qos)
+            self._subscribed.add(topic)
+
+    async def send(self, req: Request) -> Response:
+        """Publish ``req`` and wait for its answer; TransportError when none comes."""
+        client = await self._connect()
+        fr = req.fr or ""
+        origin = topic_id(fr) if fr and fr not in ("C", "S") else self._tag
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[req.rqi] = future
+        try:
+            await self._subscribe(client, response_topic(origin, self.cse, "json"))
+            await client.publish(request_topic(origin, self.cse, "json"), encode_request(req), qos=self.qos)
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise TransportError(f"no answer from {self.cse} over MQTT ({self.poa}) within "
+                                 f"{self.timeout:g} s") from None
+        except aiomqtt.MqttError as exc:
+            await self._drop()
+            raise TransportError(f"MQTT exchange through {self.poa} failed: {exc}") from None
+        finally:
+            self._pending.pop(req.rqi, None)
+
+    async def serve(self, receiver: str, on_request: OnRequest) -> None:
+        """Answer requests to ``receiver`` (an AE-ID, in any form) with ``on_request``."""
+        self._on_request = on_request
+        client = await self._connect()
+        for form in {topic_id(receiver), topic_id(receiver.rsplit("/", 1)[-1])}:
+            self._served.add(form)
+            await client.subscribe(request_topic("+", form, "json"), qos=self.qos)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        try:
+            async for message in client.messages:
+                data = message.payload if isinstance(message.payload, bytes) else b""
+                parsed = parse_topic(str(message.topic))
+                if parsed is None or len(data) > _MAX_PAYLOAD:
+                    continue
+                kind, originator, receiver, _fmt = parsed
+                if kind == "resp":
+                    try:
+                        resp = response_from_primitive(data)
+                    except M2MError:
+                        continue
+                    future = self._pending.get(resp.rqi)
+                    if future is not None and not future.done():
+                        future.set_result(resp)
+                elif receiver in self._served:
+                    task = asyncio.get_running_loop().create_task(self._answer(client, originator, receiver, data))
+                    self._answering.add(task)  # held until done (the loop keeps only weak references)
+                    task.add_done_callback(self._answering.discard)
+        except aiomqtt.MqttError as exc:
+            if self._client is client:  # not a close() of ours
+                log.warning("MQTT connection to %s lost: %s", self.poa, exc)
+        finally:
+            if self._client is client:
+                self._client = None
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(TransportError(f"the connection to the MQTT broker {self.poa} was lost"))
+
+    async def _answer(self, client: aiomqtt.Client, originator: str, receiver: str, data: bytes) -> None:
+        req: Request | None = None
+        try:
+            req = request_from_primitive(data)
+            handler = self._on_request
+            resp = await handler(req) if handler else Response(rsc=5103, rqi=req.rqi)
+        except M2MError as exc:
+            resp = Response(rsc=int(exc.rsc), rqi=rqi_of(data), pc={"m2m:dbg": exc.message})
+        except Exception:  # a bug in the receiver: logged, answered 5000
+            log.exception("failed to handle a request over MQTT")
+            resp = Response(rsc=5000, rqi=req.rqi if req else "", pc={"m2m:dbg": "internal error (logged)"})
+        out = encode_response(resp, to=req.fr if req else None, fr=receiver, now_ts=format_ts(time.time()))
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(response_topic(originator, receiver, "json"), out, qos=self.qos)
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if self._reader is not None:
+            self._reader.cancel()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
+    async def close(self) -> None:
+        """Disconnect (the transport connects again on the next request)."""
+        await self._drop()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"MqttTransport({self.poa!r}, cse={self.cse!r})"
+
+
+class MqttNotificationReceiver(NotificationServer):
+    """A :class:`NotificationServer` fed by :class:`MqttTransport` instead of a socket (module docstring).
+
+    ``aei`` gives the AE-ID to serve (known after registration); start it
+    after :meth:`AEClient.register`.
+    """
+
+    def __init__(self, transport: MqttTransport, aei: Callable[[], str | None], *,
+                 verify: VerifyHook | None = None, catch_all: NotificationCallback | None = None) -> None:
+        super().__init__(verify=verify, catch_all=catch_all)
+        self.transport = transport
+        self._aei = aei
+        self._serving: str | None = None
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port/<AE-ID>``: the ``nu`` that reaches this AE over MQTT."""
+        if self._serving is None:
+            raise RuntimeError("the MQTT notification receiver is not started: await start() first")
+        return f"{self.transport.poa}/{self._serving}"
+
+    @property
+    def running(self) -> bool:
+        return self._serving is not None
+
+    async def start(self) -> None:
+        """Serve the AE's request topic; the AE must be registered."""
+        if self._serving is not None:
+            return
+        aei = self._aei()
+        if not aei:
+            raise RuntimeError("notifications over MQTT need the AE-ID: register the AE first")
+        await self.transport.serve(aei, self._on_request)
+        self._serving = aei
+        self.start_worker()
+
+    async def stop(self) -> None:
+        """Stop dispatching (the transport keeps its connection until closed)."""
+        self._serving = None
+        await self.stop_worker()
+
+    async def _on_request(self, req: Request) -> Response:
+        if req.op != Operation.NOTIFY:
+            return Response(rsc=4005, rqi=req.rqi, pc={"m2m:dbg": "this AE accepts only NOTIFY over MQTT"})
+        if not isinstance(req.pc, dict):
+            return Response(rsc=4000, rqi=req.rqi, pc={"m2m:dbg": "a NOTIFY needs content (m2m:sgn or m2m:rsp)"})
+        try:
+            answer: Answer = await self.handle_notify(req)
+        except Exception as exc:
+            info = reject_info(exc)
+            if info is None:
+                raise
+            return Response(rsc=info[0], rqi=req.rqi, pc={"m2m:dbg": info[1]})
+        pc: dict[str, Any] | None = answer.pc if answer.pc is not None else (
+            {"m2m:dbg": answer.dbg} if answer.dbg is not None else None)
+        return Response(rsc=answer.rsc, rqi=req.rqi, pc=pc)
