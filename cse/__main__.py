@@ -15,6 +15,7 @@ import signal
 import sys
 from dataclasses import replace
 
+from cse import __version__
 from cse.app import CSE
 from cse.config import ConfigError, load_config
 from cse.store.keyfile import StoreKeyError
@@ -25,6 +26,7 @@ __all__ = ["main"]
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cse", description="Run a oneM2M CSE with the SMG CSF.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", help="TOML configuration file (see README); default: IN-CSE /id-in on :8080")
     p.add_argument("--http-port", type=int, help="override http.port (0 picks a free port)")
     p.add_argument("--http-host", help="override http.host")
