@@ -18,6 +18,7 @@ from dataclasses import replace
 from cse import __version__
 from cse.app import CSE
 from cse.config import ConfigError, load_config
+from cse.logformat import configure as configure_logging
 from cse.store.keyfile import StoreKeyError
 from cse.store.tinydb_store import StoreCorruptError
 
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, store=replace(config.store, allow_empty=True))
     if args.accept_clock_jump:
         config = replace(config, cse=replace(config.cse, accept_clock_jump=True))
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, config.log_format)
     try:
         asyncio.run(_run(CSE(config)))
     except (OSError, StoreKeyError, StoreCorruptError) as exc:
