@@ -43,11 +43,13 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Literal, Self, overload
 
 from cse.core.messages import Operation, Request, Response
@@ -65,6 +67,8 @@ __all__ = ["AEClient"]
 
 log = logging.getLogger("ae_sdk.client")
 
+DEFAULT_CSE_NAME = "cse-in"  # the single CSE's names (docs/configuration.md "[cse]"), until learned
+DEFAULT_CSE_ID = "/id-in"
 NonBlocking = Literal[1, 2]
 Blocking = Literal[3] | None
 StrList = str | Sequence[str]
@@ -81,27 +85,54 @@ def _query_text(value: Any) -> str:
     return str(value)
 
 
+def _split_cse_url(url: str) -> tuple[str, str | None, str | None]:
+    """``http://h:p/cse2`` -> (``http://h:p``, None, ``cse2``); ``http://h:p/~/id-cse2/cse2``
+    -> (``http://h:p``, ``/id-cse2``, ``cse2``); a URL without a path names neither."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if not segments:
+        return url, None, None
+    base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    if segments[0] == "~" and len(segments) == 3:
+        return base, "/" + segments[1], segments[2]
+    if len(segments) == 1 and segments[0] not in ("~", "_", "-"):
+        return base, None, segments[0]
+    raise ValueError(f"'{url}' is not a CSE URL: give http://host:port, optionally followed by "
+                     "/<CSEBase name> or /~/<CSE-ID>/<CSEBase name>")
+
+
 class AEClient:
     """One AE talking to its registrar CSE through ``transport``.
 
     ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
-    :class:`~ae_sdk.transport.HttpTransport` is made for it). ``cse_name`` and
-    ``cse_id`` name the CSE (``cse-in``, ``/id-in``); ``originator`` is an
-    already registered AE-ID to act as, if any. With a URL, ``token``
-    (a bearer token), ``cafile`` or ``ssl`` configure the HTTPS transport
-    (docs/security.md).
+    :class:`~ae_sdk.transport.HttpTransport` is made for it); the URL may
+    end in the CSEBase (``http://127.0.0.1:8082/cse2``). ``cse_name`` and
+    ``cse_id`` name the CSE (``cse-in``, ``/id-in``); left out, they are
+    learned from the CSE (:meth:`connect`: its CSEBase is retrieved as the
+    AE right after :meth:`register`, which itself goes to ``-``, the CSEBase
+    of whatever CSE answers (TS-0001 9.3.1); for a client given
+    ``originator=``, by :meth:`require_ae` and so the session calls, or
+    call :meth:`connect` first). Until then they are the single CSE's
+    defaults. ``originator`` is an already registered AE-ID to act as, if
+    any. With a URL, ``token`` (a bearer token), ``cafile`` or ``ssl``
+    configure the HTTPS transport (docs/security.md).
     """
 
-    def __init__(self, transport: Transport | str, *, cse_name: str = "cse-in", cse_id: str = "/id-in",
+    def __init__(self, transport: Transport | str, *, cse_name: str | None = None, cse_id: str | None = None,
                  originator: str | None = None, token: str | None = None, cafile: str | None = None,
                  ssl: SSLContext | None = None) -> None:
         if isinstance(transport, str):
-            transport = HttpTransport(transport, token=token, cafile=cafile, ssl=ssl)
+            base, in_url_id, in_url_name = _split_cse_url(transport)
+            cse_name = cse_name or in_url_name
+            cse_id = cse_id or in_url_id
+            transport = HttpTransport(base, token=token, cafile=cafile, ssl=ssl)
         elif token is not None or cafile is not None or ssl is not None:
             raise ValueError("token, cafile and ssl go to the transport when one is given")
         self.transport: Transport = transport
-        self.cse_name = cse_name
-        self.cse_id = cse_id if cse_id.startswith("/") else "/" + cse_id
+        self._cse_name = cse_name
+        self._cse_id = (cse_id if cse_id.startswith("/") else "/" + cse_id) if cse_id else None
+        self._learning = False
+        self._learn_tried: set[str] = set()
         self.originator = originator
         self._initial_originator = originator
         self.ae: dict[str, Any] | None = None
@@ -109,6 +140,55 @@ class AEClient:
         self.last_response: Response | None = None
         self._notify = Notifications(self)
         self._smg: SessionManager | None = None
+
+    # -- the CSE ------------------------------------------------------------------
+    @property
+    def cse_name(self) -> str:
+        """The CSEBase name: given, or learned by :meth:`connect`; until then the
+        single CSE's default, ``cse-in``."""
+        return self._cse_name or DEFAULT_CSE_NAME
+
+    @property
+    def cse_id(self) -> str:
+        """The CSE-ID: given, or learned by :meth:`connect`; until then the
+        single CSE's default, ``/id-in``."""
+        return self._cse_id or DEFAULT_CSE_ID
+
+    async def connect(self, fr: str | None = None) -> None:
+        """Learn the CSEBase name and CSE-ID by retrieving the CSEBase (``-``)
+        as ``fr`` (default: this client's AE-ID; on the CSEBase, registered
+        originators may RETRIEVE, docs/security.md "Access control").
+        Nothing happens when both are known; a refusal raises."""
+        if self._cse_name is not None and self._cse_id is not None:
+            return
+        who = fr or self.originator
+        if who is None or who in ("C", "S"):
+            raise SDKError("connect() needs an AE-ID: register first (the CSEBase is readable by registered AEs)")
+        req = self.build(Operation.RETRIEVE, "-", fr=who)
+        resp = await self.transport.send(req)
+        self.last_response = resp
+        if not resp.ok:
+            raise M2MResponseError(resp, req)
+        cb = unwrap(resp.pc)
+        if not isinstance(cb, dict) or not isinstance(cb.get("rn"), str) or not isinstance(cb.get("csi"), str):
+            raise SDKError("the CSE's answer to RETRIEVE - is not a CSEBase with rn and csi")
+        self._cse_name = self._cse_name or cb["rn"]
+        csi = cb["csi"]
+        self._cse_id = self._cse_id or (csi if csi.startswith("/") else "/" + csi)
+
+    async def _learn_quietly(self, fr: str) -> None:
+        """:meth:`connect` once, before the first request of a known AE; a
+        failure leaves the names unknown (paths keep going to ``-``)."""
+        if self._learning or fr in self._learn_tried or (self._cse_name is not None and self._cse_id is not None):
+            return
+        self._learning = True
+        self._learn_tried.add(fr)  # once per originator: a refusal is not asked again on every request
+        try:
+            await self.connect(fr)
+        except (M2MResponseError, SDKError) as exc:
+            log.debug("could not learn the CSE's names as %s: %s", fr, exc)
+        finally:
+            self._learning = False
 
     # -- plumbing ---------------------------------------------------------------
     def target(self, path: str) -> str:
@@ -149,10 +229,32 @@ class AEClient:
     async def send(self, req: Request) -> Response:
         """Send a prepared request; error RSCs raise :class:`M2MResponseError`."""
         resp = await self.transport.send(req)
+        if resp.rsc == 4004 and req.fr not in (None, "C", "S") and (again := await self._retarget(req)):
+            req = again  # the defaults were not this CSE's names: learned, sent once more
+            resp = await self.transport.send(req)
         self.last_response = resp
         if not resp.ok:
             raise M2MResponseError(resp, req)
         return resp
+
+    async def _retarget(self, req: Request) -> Request | None:
+        """``req`` addressed with the learned names, when it went to the
+        defaults (``cse-in``, ``/id-in``) before they were learned and the CSE
+        has other names (:meth:`connect`); else None."""
+        if self._cse_name is not None and self._cse_id is not None:
+            return None
+        to = req.to
+        for default in (DEFAULT_CSE_NAME, DEFAULT_CSE_ID):
+            if to == default or to.startswith(default + "/"):
+                break
+        else:
+            return None
+        assert req.fr is not None
+        await self._learn_quietly(req.fr)
+        new = default.replace(DEFAULT_CSE_NAME, self.cse_name) if default == DEFAULT_CSE_NAME else self.cse_id
+        if new == default:
+            return None
+        return dataclasses.replace(req, to=new + to[len(default):], rqi=self.new_rqi())
 
     async def request(self, op: Operation, path: str, **kw: Any) -> Response:
         """Build (see :meth:`build`) and send any request; returns the Response."""
@@ -206,7 +308,7 @@ class AEClient:
         if scp is not None:
             body["scp"] = _strings(scp)
         known = self.originator or (origin if origin not in ("", "C", "S") else None)
-        req = self.build(Operation.CREATE, self.cse_name, ty=2, pc={"m2m:ae": body},
+        req = self.build(Operation.CREATE, self._cse_name or "-", ty=2, pc={"m2m:ae": body},
                          fr=known or origin or None)
         try:
             ae = unwrap((await self.send(req)).pc)
@@ -217,6 +319,7 @@ class AEClient:
             ae = await self._adopt(known, rn, exc)
             reused = True
         self.originator = str(ae["aei"])
+        await self._learn_quietly(self.originator)  # the CSE's names, when not given (connect())
         if reused and poa_list is not None and ae.get("poa") != poa_list:
             ae = await self.update(self.ri_path(ae["ri"]), {"poa": poa_list}, ty=2)
         self.ae = ae
@@ -225,7 +328,8 @@ class AEClient:
 
     async def _adopt(self, known: str, rn: str, exc: M2MResponseError) -> dict[str, Any]:
         stem = known.rsplit("/", 1)[-1]
-        path = self.ri_path(stem) if exc.rsc == 4117 else f"{self.cse_name}/{rn}"
+        await self._learn_quietly(known)  # ri_path needs the CSE-ID
+        path = self.ri_path(stem) if exc.rsc == 4117 else f"{self._cse_name or '-'}/{rn}"
         try:
             ae = unwrap((await self.request(Operation.RETRIEVE, path, fr=known)).pc)
         except M2MResponseError as err:
@@ -245,6 +349,7 @@ class AEClient:
             return self.ae
         if self.originator is None:
             raise SDKError("this client has no AE: await client.register(...) first")
+        await self._learn_quietly(self.originator)  # ri_path needs the CSE-ID
         stem = self.originator.rsplit("/", 1)[-1]
         ae = unwrap((await self.request(Operation.RETRIEVE, self.ri_path(stem))).pc)
         if ae.get("ty", 2) != 2 or "rn" not in ae:
