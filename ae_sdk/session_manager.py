@@ -104,6 +104,10 @@ class SessionManager:
     async def sessions_path(self) -> str:
         """``<cse>/<ae-rn>/sessions`` of this client's AE."""
         ae = await self.client.require_ae()
+        if "smg" not in (ae.get("scp") or ()):
+            raise SDKError(f"AE '{ae.get('rn')}' was registered without session capability, so it has no "
+                           f"sessions collection: register it with scp=['smg'] (client.register(..., "
+                           "scp=['smg'])) to establish or accept sessions")
         return f"{self.client.cse_name}/{ae['rn']}/{SESSIONS_RN}"
 
     # -- accepting --------------------------------------------------------------------
