@@ -524,17 +524,23 @@ class AEClient:
 
     async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
                         nct: int = 1, rn: str | None = None, via_poa: bool = False,
-                        on_deleted: NotificationCallback | None = None, replace: bool = False,
+                        on_deleted: NotificationCallback | None = None, replace: bool = True,
                         **attrs: Any) -> dict[str, Any]:
         """Subscribe to events ``net`` on ``path``; ``callback(sgn)`` gets each
         notification's ``m2m:sgn`` object (``nev.net``, ``nev.rep``, ``sur``).
 
+        Re-running a script: with ``replace`` (the default) the subscription
+        has a name -- ``rn``, or one derived from the AE-ID, the resource and
+        ``net`` (``sdk-sub-...``) -- and one of that name already there (the
+        previous run's, whose notification server is gone) is deleted and
+        made anew, so dead subscriptions do not pile up. ``replace=False``
+        and no ``rn``: the CSE names it, every call makes another one.
+        ``close(unsubscribe=True)`` deletes the subscriptions on the way out.
+
         ``nu`` is the notification server's URL, or with ``via_poa`` this AE's
         AE-ID (the AE must have been registered with ``poa`` = that URL).
         ``on_deleted`` gets the deletion notification (``sud``); unless ``su``
-        is given it is set to the same target. With ``rn`` and ``replace``,
-        an existing subscription of that name is deleted and made anew (a
-        script re-run). Other attributes (``exc``, ``enc`` members, ``lbl``)
+        is given it is set to the same target. Other attributes (``exc``, ``enc`` members, ``lbl``)
         pass through. Returns the ``<subscription>``'s attributes.
 
         Example::
@@ -658,9 +664,13 @@ class AEClient:
         return await self.session_manager.next_session(timeout)
 
     # -- life cycle -----------------------------------------------------------------------
-    async def close(self) -> None:
+    async def close(self, *, unsubscribe: bool = False) -> None:
         """Stop the notification server and close the transport (sessions stay
-        established at the CSE)."""
+        established at the CSE). ``unsubscribe``: first delete the
+        subscriptions :meth:`subscribe` made (else they stay, and a re-run
+        replaces them)."""
+        if unsubscribe:
+            await self._notify.unsubscribe_all()
         if self._smg is not None:
             await self._smg.close()
         await self._notify.stop()

@@ -306,7 +306,7 @@ async def test_subscribe_in_process_with_loopback_notifications(client: AEClient
     assert sgn["nev"]["net"] == 3 and sgn["sur"].endswith(sub["ri"])
     # replace=True re-creates a subscription of the same name (a script re-run)
     with pytest.raises(M2MResponseError):
-        await client.subscribe("app/data", got.put_nowait, rn="s")
+        await client.subscribe("app/data", got.put_nowait, rn="s", replace=False)
     sub2 = await client.subscribe("app/data", got.put_nowait, rn="s", replace=True)
     assert sub2["ri"] != sub["ri"]
 
