@@ -49,8 +49,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
 from typing import Any, Literal, Self, overload
+from urllib.parse import urlsplit, urlunsplit
 
 from cse.core.messages import Operation, Request, Response
 
