@@ -22,7 +22,7 @@ Public surface:
 * :func:`mint_token` (:mod:`ae_sdk.tokens`) -- a bearer token for a CSE with
   authentication on; ``AEClient(url, token=..., cafile=...)`` for HTTPS
   (docs/security.md).
-* :class:`SyncAEClient` (:mod:`ae_sdk.sync`) -- the same operations as
+* :class:`SyncAEClient`, :class:`SyncSession` (:mod:`ae_sdk.sync`) -- the same operations as
   blocking calls, for plain scripts (its own event loop in a thread).
 * :class:`Answer`, :data:`Responder` -- deciding a NOTIFY's answer before it
   is sent (used for session establishment).
@@ -57,7 +57,7 @@ from .notify_server import Answer, Notification, NotificationCallback, Notificat
 from .session import OnRequest, Session, SessionOffer, Why
 from .session_crypto import SessionCryptoError
 from .session_manager import SessionManager
-from .sync import SyncAEClient
+from .sync import SyncAEClient, SyncSession
 from .tokens import mint_token
 from .transport import HttpTransport, InProcessTransport, Transport
 
@@ -82,6 +82,7 @@ __all__ = [
     "SessionManager",
     "SessionOffer",
     "SyncAEClient",
+    "SyncSession",
     "Transport",
     "TransportError",
     "VerifyHook",

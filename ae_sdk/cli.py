@@ -44,6 +44,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
 from cse.core.http_wire import METHODS, path_for
@@ -257,7 +258,9 @@ async def _listen(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ae_sdk", description="Session tools for oneM2M AEs and curl users.")
+    p = argparse.ArgumentParser(prog="ae-sdk", description="Session tools for oneM2M AEs and curl users "
+                                "(also: python -m ae_sdk).")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sign", help="print the headers (or a curl command) of a signed session-based request")
@@ -334,6 +337,19 @@ def _glued(argv: Sequence[str]) -> list[str]:
             out.append(arg)
             i += 1
     return out
+
+
+def _version() -> str:
+    """The installed distribution's version (the SDK does not import the CSE)."""
+    try:
+        return metadata.version("onem2m-smg-cse")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def console() -> None:
+    """The ``ae-sdk`` command (setup.cfg entry_points)."""
+    sys.exit(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

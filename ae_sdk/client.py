@@ -43,12 +43,14 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, Self, overload
+from urllib.parse import urlsplit, urlunsplit
 
 from cse.core.messages import Operation, Request, Response
 
@@ -66,6 +68,8 @@ __all__ = ["AEClient"]
 
 log = logging.getLogger("ae_sdk.client")
 
+DEFAULT_CSE_NAME = "cse-in"  # the single CSE's names (docs/configuration.md "[cse]"), until learned
+DEFAULT_CSE_ID = "/id-in"
 NonBlocking = Literal[1, 2]
 Blocking = Literal[3] | None
 StrList = str | Sequence[str]
@@ -82,36 +86,64 @@ def _query_text(value: Any) -> str:
     return str(value)
 
 
+def _split_cse_url(url: str) -> tuple[str, str | None, str | None]:
+    """``http://h:p/cse2`` -> (``http://h:p``, None, ``cse2``); ``http://h:p/~/id-cse2/cse2``
+    -> (``http://h:p``, ``/id-cse2``, ``cse2``); a URL without a path names neither."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if not segments:
+        return url, None, None
+    base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    if segments[0] == "~" and len(segments) == 3:
+        return base, "/" + segments[1], segments[2]
+    if len(segments) == 1 and segments[0] not in ("~", "_", "-"):
+        return base, None, segments[0]
+    raise ValueError(f"'{url}' is not a CSE URL: give http://host:port, optionally followed by "
+                     "/<CSEBase name> or /~/<CSE-ID>/<CSEBase name>")
+
+
 class AEClient:
     """One AE talking to its registrar CSE through ``transport``.
 
     ``transport`` is a :class:`~ae_sdk.transport.Transport` or a CSE URL (an
-    :class:`~ae_sdk.transport.HttpTransport` is made for it; for a broker URL
-    ``mqtt://host:port`` an :class:`~ae_sdk.mqtt_transport.MqttTransport` to
-    ``cse_id``, whose notifications arrive over MQTT too, docs/bindings.md). ``cse_name`` and
-    ``cse_id`` name the CSE (``cse-in``, ``/id-in``); ``originator`` is an
-    already registered AE-ID to act as, if any. With a URL, ``token``
-    (a bearer token), ``cafile`` or ``ssl`` configure the HTTPS transport
-    (docs/security.md), ``serialization="cbor"`` makes it speak CBOR
-    (docs/onem2m.md "Serializations"; register with
-    ``csz=["application/cbor"]`` to be notified in CBOR too).
+    :class:`~ae_sdk.transport.HttpTransport` is made for it); an HTTP URL may
+    end in the CSEBase (``http://127.0.0.1:8082/cse2``). ``cse_name`` and
+    ``cse_id`` name the CSE (``cse-in``, ``/id-in``); left out, they are
+    learned from the CSE (:meth:`connect`: its CSEBase is retrieved as the
+    AE right after :meth:`register`, which itself goes to ``-``, the CSEBase
+    of whatever CSE answers (TS-0001 9.3.1); for a client given
+    ``originator=``, by :meth:`require_ae` and so the session calls, or
+    call :meth:`connect` first). Until then they are the single CSE's
+    defaults. ``originator`` is an already registered AE-ID to act as, if
+    any. With a URL, ``token`` (a bearer token), ``cafile`` or ``ssl``
+    configure the HTTPS transport (docs/security.md), ``serialization="cbor"``
+    makes it speak CBOR (docs/onem2m.md "Serializations"; register with
+    ``csz=["application/cbor"]`` to be notified in CBOR too). For a broker
+    URL ``mqtt://host:port`` an :class:`~ae_sdk.mqtt_transport.MqttTransport`
+    to ``cse_id`` (default ``/id-in``) is made, whose notifications arrive over
+    MQTT too (docs/bindings.md).
     """
 
-    def __init__(self, transport: Transport | str, *, cse_name: str = "cse-in", cse_id: str = "/id-in",
+    def __init__(self, transport: Transport | str, *, cse_name: str | None = None, cse_id: str | None = None,
                  originator: str | None = None, token: str | None = None, cafile: str | None = None,
                  ssl: SSLContext | None = None, serialization: Serialization = "json") -> None:
         if isinstance(transport, str) and transport.startswith(("mqtt://", "mqtts://")):
             if token is not None or cafile is not None or serialization != "json":
                 raise ValueError("token, cafile and serialization are for HTTP: requests over MQTT carry "
                                  "no token and are JSON")
-            transport = MqttTransport(transport, cse_id=cse_id, ssl=ssl)
+            transport = MqttTransport(transport, cse_id=cse_id or DEFAULT_CSE_ID, ssl=ssl)
         elif isinstance(transport, str):
-            transport = HttpTransport(transport, token=token, cafile=cafile, ssl=ssl, serialization=serialization)
+            base, in_url_id, in_url_name = _split_cse_url(transport)
+            cse_name = cse_name or in_url_name
+            cse_id = cse_id or in_url_id
+            transport = HttpTransport(base, token=token, cafile=cafile, ssl=ssl, serialization=serialization)
         elif token is not None or cafile is not None or ssl is not None or serialization != "json":
             raise ValueError("token, cafile, ssl and serialization go to the transport when one is given")
         self.transport: Transport = transport
-        self.cse_name = cse_name
-        self.cse_id = cse_id if cse_id.startswith("/") else "/" + cse_id
+        self._cse_name = cse_name
+        self._cse_id = (cse_id if cse_id.startswith("/") else "/" + cse_id) if cse_id else None
+        self._learning = False
+        self._learn_tried: set[str] = set()
         self.originator = originator
         self._initial_originator = originator
         self.ae: dict[str, Any] | None = None
@@ -122,6 +154,55 @@ class AEClient:
             lambda verify, catch_all: MqttNotificationReceiver(mqtt, lambda: self.originator, verify=verify,
                                                                catch_all=catch_all)))
         self._smg: SessionManager | None = None
+
+    # -- the CSE ------------------------------------------------------------------
+    @property
+    def cse_name(self) -> str:
+        """The CSEBase name: given, or learned by :meth:`connect`; until then the
+        single CSE's default, ``cse-in``."""
+        return self._cse_name or DEFAULT_CSE_NAME
+
+    @property
+    def cse_id(self) -> str:
+        """The CSE-ID: given, or learned by :meth:`connect`; until then the
+        single CSE's default, ``/id-in``."""
+        return self._cse_id or DEFAULT_CSE_ID
+
+    async def connect(self, fr: str | None = None) -> None:
+        """Learn the CSEBase name and CSE-ID by retrieving the CSEBase (``-``)
+        as ``fr`` (default: this client's AE-ID; on the CSEBase, registered
+        originators may RETRIEVE, docs/security.md "Access control").
+        Nothing happens when both are known; a refusal raises."""
+        if self._cse_name is not None and self._cse_id is not None:
+            return
+        who = fr or self.originator
+        if who is None or who in ("C", "S"):
+            raise SDKError("connect() needs an AE-ID: register first (the CSEBase is readable by registered AEs)")
+        req = self.build(Operation.RETRIEVE, "-", fr=who)
+        resp = await self.transport.send(req)
+        self.last_response = resp
+        if not resp.ok:
+            raise M2MResponseError(resp, req)
+        cb = unwrap(resp.pc)
+        if not isinstance(cb, dict) or not isinstance(cb.get("rn"), str) or not isinstance(cb.get("csi"), str):
+            raise SDKError("the CSE's answer to RETRIEVE - is not a CSEBase with rn and csi")
+        self._cse_name = self._cse_name or cb["rn"]
+        csi = cb["csi"]
+        self._cse_id = self._cse_id or (csi if csi.startswith("/") else "/" + csi)
+
+    async def _learn_quietly(self, fr: str) -> None:
+        """:meth:`connect` once, before the first request of a known AE; a
+        failure leaves the names unknown (paths keep going to ``-``)."""
+        if self._learning or fr in self._learn_tried or (self._cse_name is not None and self._cse_id is not None):
+            return
+        self._learning = True
+        self._learn_tried.add(fr)  # once per originator: a refusal is not asked again on every request
+        try:
+            await self.connect(fr)
+        except (M2MResponseError, SDKError) as exc:
+            log.debug("could not learn the CSE's names as %s: %s", fr, exc)
+        finally:
+            self._learning = False
 
     # -- plumbing ---------------------------------------------------------------
     def target(self, path: str) -> str:
@@ -162,10 +243,32 @@ class AEClient:
     async def send(self, req: Request) -> Response:
         """Send a prepared request; error RSCs raise :class:`M2MResponseError`."""
         resp = await self.transport.send(req)
+        if resp.rsc == 4004 and req.fr not in (None, "C", "S") and (again := await self._retarget(req)):
+            req = again  # the defaults were not this CSE's names: learned, sent once more
+            resp = await self.transport.send(req)
         self.last_response = resp
         if not resp.ok:
             raise M2MResponseError(resp, req)
         return resp
+
+    async def _retarget(self, req: Request) -> Request | None:
+        """``req`` addressed with the learned names, when it went to the
+        defaults (``cse-in``, ``/id-in``) before they were learned and the CSE
+        has other names (:meth:`connect`); else None."""
+        if self._cse_name is not None and self._cse_id is not None:
+            return None
+        to = req.to
+        for default in (DEFAULT_CSE_NAME, DEFAULT_CSE_ID):
+            if to == default or to.startswith(default + "/"):
+                break
+        else:
+            return None
+        assert req.fr is not None
+        await self._learn_quietly(req.fr)
+        new = default.replace(DEFAULT_CSE_NAME, self.cse_name) if default == DEFAULT_CSE_NAME else self.cse_id
+        if new == default:
+            return None
+        return dataclasses.replace(req, to=new + to[len(default):], rqi=self.new_rqi())
 
     async def request(self, op: Operation, path: str, **kw: Any) -> Response:
         """Build (see :meth:`build`) and send any request; returns the Response."""
@@ -219,7 +322,7 @@ class AEClient:
         if scp is not None:
             body["scp"] = _strings(scp)
         known = self.originator or (origin if origin not in ("", "C", "S") else None)
-        req = self.build(Operation.CREATE, self.cse_name, ty=2, pc={"m2m:ae": body},
+        req = self.build(Operation.CREATE, self._cse_name or "-", ty=2, pc={"m2m:ae": body},
                          fr=known or origin or None)
         try:
             ae = unwrap((await self.send(req)).pc)
@@ -230,6 +333,7 @@ class AEClient:
             ae = await self._adopt(known, rn, exc)
             reused = True
         self.originator = str(ae["aei"])
+        await self._learn_quietly(self.originator)  # the CSE's names, when not given (connect())
         if reused and poa_list is not None and ae.get("poa") != poa_list:
             ae = await self.update(self.ri_path(ae["ri"]), {"poa": poa_list}, ty=2)
         self.ae = ae
@@ -238,7 +342,8 @@ class AEClient:
 
     async def _adopt(self, known: str, rn: str, exc: M2MResponseError) -> dict[str, Any]:
         stem = known.rsplit("/", 1)[-1]
-        path = self.ri_path(stem) if exc.rsc == 4117 else f"{self.cse_name}/{rn}"
+        await self._learn_quietly(known)  # ri_path needs the CSE-ID
+        path = self.ri_path(stem) if exc.rsc == 4117 else f"{self._cse_name or '-'}/{rn}"
         try:
             ae = unwrap((await self.request(Operation.RETRIEVE, path, fr=known)).pc)
         except M2MResponseError as err:
@@ -258,6 +363,7 @@ class AEClient:
             return self.ae
         if self.originator is None:
             raise SDKError("this client has no AE: await client.register(...) first")
+        await self._learn_quietly(self.originator)  # ri_path needs the CSE-ID
         stem = self.originator.rsplit("/", 1)[-1]
         ae = unwrap((await self.request(Operation.RETRIEVE, self.ri_path(stem))).pc)
         if ae.get("ty", 2) != 2 or "rn" not in ae:
@@ -432,17 +538,23 @@ class AEClient:
 
     async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
                         nct: int = 1, rn: str | None = None, via_poa: bool = False,
-                        on_deleted: NotificationCallback | None = None, replace: bool = False,
+                        on_deleted: NotificationCallback | None = None, replace: bool = True,
                         **attrs: Any) -> dict[str, Any]:
         """Subscribe to events ``net`` on ``path``; ``callback(sgn)`` gets each
         notification's ``m2m:sgn`` object (``nev.net``, ``nev.rep``, ``sur``).
 
+        Re-running a script: with ``replace`` (the default) the subscription
+        has a name -- ``rn``, or one derived from the AE-ID, the resource and
+        ``net`` (``sdk-sub-...``) -- and one of that name already there (the
+        previous run's, whose notification server is gone) is deleted and
+        made anew, so dead subscriptions do not pile up. ``replace=False``
+        and no ``rn``: the CSE names it, every call makes another one.
+        ``close(unsubscribe=True)`` deletes the subscriptions on the way out.
+
         ``nu`` is the notification server's URL, or with ``via_poa`` this AE's
         AE-ID (the AE must have been registered with ``poa`` = that URL).
         ``on_deleted`` gets the deletion notification (``sud``); unless ``su``
-        is given it is set to the same target. With ``rn`` and ``replace``,
-        an existing subscription of that name is deleted and made anew (a
-        script re-run). Other attributes (``exc``, ``enc`` members, ``lbl``)
+        is given it is set to the same target. Other attributes (``exc``, ``enc`` members, ``lbl``)
         pass through. Returns the ``<subscription>``'s attributes.
 
         Example::
@@ -566,9 +678,13 @@ class AEClient:
         return await self.session_manager.next_session(timeout)
 
     # -- life cycle -----------------------------------------------------------------------
-    async def close(self) -> None:
+    async def close(self, *, unsubscribe: bool = False) -> None:
         """Stop the notification server and close the transport (sessions stay
-        established at the CSE)."""
+        established at the CSE). ``unsubscribe``: first delete the
+        subscriptions :meth:`subscribe` made (else they stay, and a re-run
+        replaces them)."""
+        if unsubscribe:
+            await self._notify.unsubscribe_all()
         if self._smg is not None:
             await self._smg.close()
         await self._notify.stop()

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,13 +27,24 @@ from .errors import M2MResponseError, SDKError
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
 from .requester import Requester
 
-__all__ = ["SUBSCRIPTION_TY", "Notifications"]
+__all__ = ["SUBSCRIPTION_TY", "Notifications", "default_subscription_rn"]
 
 SUBSCRIPTION_TY = 23
 
 #: Makes the receiver for a client whose transport brings its own (``verify``, ``catch_all``):
 #: notifications over MQTT (``ae_sdk.mqtt_transport.MqttNotificationReceiver``).
 MakeReceiver = Callable[[VerifyHook | None, NotificationCallback | None], NotificationServer]
+
+
+def default_subscription_rn(originator: str | None, target: str, net: Sequence[int]) -> str | None:
+    """The name a subscription gets when none is given: the same for the same
+    AE, subscribed resource and events, so a re-run script replaces its
+    subscription instead of leaving the old one (whose receiver is gone)
+    behind. None before registration (the CSE names it)."""
+    if originator is None:
+        return None
+    digest = hashlib.sha256(f"{originator}|{target}|{sorted(net)}".encode()).hexdigest()[:16]
+    return f"sdk-sub-{digest}"
 
 
 class Notifications:
@@ -46,6 +58,7 @@ class Notifications:
         self.requester = requester
         self.make_receiver = make_receiver
         self._server: NotificationServer | None = None
+        self.made: dict[str, str] = {}  # ri -> SP-relative address of each subscription made here
 
     @property
     def server(self) -> NotificationServer | None:
@@ -81,12 +94,14 @@ class Notifications:
 
     async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
                         nct: int = 1, rn: str | None = None, via_poa: bool = False,
-                        on_deleted: NotificationCallback | None = None, replace: bool = False,
+                        on_deleted: NotificationCallback | None = None, replace: bool = True,
                         **attrs: Any) -> dict[str, Any]:
         """Create a ``<subscription>`` and route its notifications to ``callback``
         (``AEClient.subscribe``)."""
         server = self.require("subscribe()")
         requester = self.requester
+        if rn is None and replace:
+            rn = default_subscription_rn(requester.originator, requester.target(path), net)
         if via_poa:
             ae = requester.ae
             if requester.originator is None or ae is None:
@@ -111,6 +126,7 @@ class Notifications:
             await requester.request(Operation.DELETE, f"{requester.target(path)}/{rn}")
             sub = await self._create(path, body, rn)
         ri = str(sub["ri"])
+        self.made[ri] = requester.ri_path(ri)
         server.add_subscription(requester.ri_path(ri), callback, on_deleted=on_deleted,
                                 aliases=(ri, f"{requester.target(path)}/{sub['rn']}"))
         return sub
@@ -121,3 +137,19 @@ class Notifications:
         if self._server is not None:
             self._server.remove_subscription(ri, keep_deletion=True)
         await self.requester.request(Operation.DELETE, self.requester.ri_path(ri))
+        self.made.pop(ri, None)
+
+    async def unsubscribe_all(self) -> int:
+        """Delete every subscription made by :meth:`subscribe` and not yet
+        removed (``AEClient.close(unsubscribe=True)``); one already gone
+        (4004) is skipped. How many were deleted."""
+        deleted = 0
+        for ri in list(self.made):
+            try:
+                await self.unsubscribe(ri)
+                deleted += 1
+            except M2MResponseError as exc:
+                if exc.rsc != 4004:
+                    raise
+                self.made.pop(ri, None)
+        return deleted

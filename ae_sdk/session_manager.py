@@ -251,8 +251,15 @@ class SessionManager:
     # -- initiating --------------------------------------------------------------------
     async def establish(self, target_ae_id: str, *, epa: Mapping[str, Any] | None = None, sec: int = 1,
                         et: str | float | None = None) -> Session:
-        """Establish a session with ``target_ae_id`` (:meth:`AEClient.establish`)."""
+        """Establish a session with ``target_ae_id`` (:meth:`AEClient.establish`).
+        An AE registered without ``scp=['smg']`` has no sessions collection:
+        :class:`SDKError` saying so, before anything is sent."""
         path = await self.sessions_path()
+        ae = await self.client.require_ae()
+        if "smg" not in (ae.get("scp") or ()):
+            raise SDKError(f"AE '{ae.get('rn')}' was registered without session capability, so it has no "
+                           "sessions collection: register it with scp=['smg'] (client.register(..., "
+                           "scp=['smg'])) to establish sessions")
         body: dict[str, Any] = {"tep": target_ae_id, "sec": sec}
         if epa is not None:
             body["epa"] = dict(epa)

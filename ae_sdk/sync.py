@@ -10,7 +10,15 @@ and ``dbg``), :class:`~ae_sdk.errors.TransportError`, ...
 Notification callbacks given to :meth:`SyncAEClient.subscribe` run in the
 loop's thread: keep them short, and do not call the client's blocking
 methods from them (that would wait on the very loop running the callback;
-it raises :class:`RuntimeError` instead).
+it raises :class:`RuntimeError` instead). The same holds for the session
+callbacks (``enable_sessions(on_request)``, ``on_session``,
+``on_terminated``, ``on_session_update``), which get the async
+:class:`~ae_sdk.session.Session`.
+
+Every call of :class:`AEClient` is here with the same name and arguments
+(tests/sdk/test_sync_client.py checks the list), blocking; a session that
+:meth:`SyncAEClient.establish` or :meth:`SyncAEClient.next_session` returns
+is a :class:`SyncSession`: the session's calls, blocking.
 
 Example::
 
@@ -27,18 +35,44 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from .client import AEClient
 from .notify_server import NotificationCallback, NotificationServer
+from .session import OnRequest, Session, SessionCallback, TerminatedCallback, UpdateCallback
 from .transport import Transport
 
-__all__ = ["SyncAEClient"]
+__all__ = ["SyncAEClient", "SyncSession"]
 
 T = TypeVar("T")
+
+
+class SyncSession:
+    """A :class:`~ae_sdk.session.Session` whose coroutine methods block
+    (same names and arguments: ``create``, ``retrieve``, ``update``,
+    ``delete``, ``terminate``, ``refresh``, ``add_policy`` ...); everything
+    else (``sid``, ``key``, ``peer``, ``encrypt`` ...) is the session's own.
+    The async session is :attr:`session`."""
+
+    def __init__(self, session: Session, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+        self.session = session
+        self._run = run
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.session, name)
+        if inspect.iscoroutinefunction(value):
+            def blocking(*args: Any, **kw: Any) -> Any:
+                return self._run(value(*args, **kw))
+            blocking.__doc__ = value.__doc__
+            return blocking
+        return value
+
+    def __repr__(self) -> str:
+        return f"SyncSession({self.session!r})"
 
 
 class SyncAEClient:
@@ -113,6 +147,34 @@ class SyncAEClient:
     def ae(self) -> dict[str, Any] | None:
         """The registered AE's attributes, if registered."""
         return self.client.ae
+
+    @property
+    def ae_path(self) -> str | None:
+        """Structured path of the registered AE (``cse-in/<rn>``), if registered."""
+        return self.client.ae_path
+
+    @property
+    def cse_name(self) -> str:
+        """The CSEBase name (given, or learned at registration)."""
+        return self.client.cse_name
+
+    @property
+    def cse_id(self) -> str:
+        """The CSE-ID (given, or learned at registration)."""
+        return self.client.cse_id
+
+    @property
+    def notifications(self) -> NotificationServer | None:
+        """The notification server, if started."""
+        return self.client.notifications
+
+    def connect(self, fr: str | None = None) -> None:
+        """Learn the CSEBase name and CSE-ID (see :meth:`AEClient.connect`)."""
+        self._run(self.client.connect(fr))
+
+    def require_ae(self) -> dict[str, Any]:
+        """The registered AE's attributes (retrieved once for a client given ``originator=``)."""
+        return self._run(self.client.require_ae())
 
     # -- registration and CRUD ----------------------------------------------------------
     def register(self, rn: str, api: str = "Nsdk-app", **kw: Any) -> dict[str, Any]:
@@ -199,16 +261,61 @@ class SyncAEClient:
         """Delete a subscription made by :meth:`subscribe` (its attributes or ``ri``)."""
         self._run(self.client.unsubscribe(sub))
 
+    # -- non-blocking requests --------------------------------------------------------------
+    def wait_request(self, ref: str, timeout: float = 30.0, **kw: Any) -> dict[str, Any]:
+        """Poll the ``<request>`` ``ref`` until it is no longer pending (see
+        :meth:`AEClient.wait_request`); the blocking call's own ``timeout``
+        bounds it as well."""
+        return self._run(self.client.wait_request(ref, timeout, **kw))
+
+    # -- sessions ------------------------------------------------------------------------------
+    @property
+    def sessions(self) -> dict[str, SyncSession]:
+        """The sessions this AE takes part in, by ``sid`` (blocking wrappers)."""
+        return {sid: SyncSession(s, self._run) for sid, s in self.client.sessions.items()}
+
+    def enable_sessions(self, on_request: OnRequest | None = None, **kw: Any) -> dict[str, Any]:
+        """Accept session establishment requests (see :meth:`AEClient.enable_sessions`);
+        ``on_request`` runs in the loop thread."""
+        return self._run(self.client.enable_sessions(on_request, **kw))
+
+    def establish(self, target_ae_id: str, **kw: Any) -> SyncSession:
+        """Establish a session with ``target_ae_id`` (see :meth:`AEClient.establish`).
+
+        Example::
+
+            s = client.establish("/id-cse2/Cae2")
+            s.create("container1", 4, {"con": "21.5"})
+            s.terminate()
+        """
+        return SyncSession(self._run(self.client.establish(target_ae_id, **kw)), self._run)
+
+    def next_session(self, timeout: float = 10.0) -> SyncSession:
+        """The next session another AE established with this one."""
+        return SyncSession(self._run(self.client.next_session(timeout)), self._run)
+
+    def on_session(self, callback: SessionCallback) -> SessionCallback:
+        """Call ``callback(session)`` (in the loop thread) for each accepted session."""
+        return self.client.on_session(callback)
+
+    def on_terminated(self, callback: TerminatedCallback) -> TerminatedCallback:
+        """Call ``callback`` (in the loop thread) when a session ends."""
+        return self.client.on_terminated(callback)
+
+    def on_session_update(self, callback: UpdateCallback) -> UpdateCallback:
+        """Call ``callback`` (in the loop thread) when a session's resource changes."""
+        return self.client.on_session_update(callback)
+
     # -- life cycle -------------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, *, unsubscribe: bool = False) -> None:
         """Close the client (notification server, HTTP session) and stop the loop
-        thread. Idempotent."""
+        thread (``unsubscribe``: see :meth:`AEClient.close`). Idempotent."""
         if self._closed:
             return
         if threading.current_thread() is self._thread:
             raise RuntimeError("SyncAEClient.close() cannot be called from its own loop thread")
         try:
-            self._run(self.client.close())
+            self._run(self.client.close(unsubscribe=unsubscribe))
         finally:
             self._closed = True
             self._stop_loop()

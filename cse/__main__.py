@@ -22,8 +22,10 @@ import signal
 import sys
 from dataclasses import replace
 
+from cse import __version__
 from cse.app import CSE, build_store
 from cse.config import Config, ConfigError, load_config
+from cse.logformat import configure as configure_logging
 from cse.store.keyfile import StoreKeyError
 from cse.store.memory import IndexedStore, MemoryStore
 from cse.store.pg_store import PostgresStore, StoreUnavailableError
@@ -35,6 +37,7 @@ __all__ = ["main"]
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cse", description="Run a oneM2M CSE with the SMG CSF.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", help="TOML configuration file (see README); default: IN-CSE /id-in on :8080")
     p.add_argument("--http-port", type=int, help="override http.port (0 picks a free port)")
     p.add_argument("--http-host", help="override http.host")
@@ -123,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, store=replace(config.store, allow_empty=True))
     if args.accept_clock_jump:
         config = replace(config, cse=replace(config.cse, accept_clock_jump=True))
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, config.log_format)
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(config))

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
 from cse.binding.mqtt import MqttBinding, MqttSettings
+from cse.binding.ops_http import OpsEndpoints
 from cse.binding.outbound_mux import MqttOutbound, SchemeOutbound
 from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
@@ -46,14 +47,16 @@ from cse.csf.hooks import TypeHooks
 from cse.csf.node import NODE_HOOKS
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
-from cse.csf.outbound import OutboundPolicy
+from cse.csf.outbound import OutboundPolicy, parse_networks
 from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
 from cse.csf.send_slots import SendSlots
 from cse.csf.smg import SMG
-from cse.csf.smg.model import SESSION_TY
+from cse.csf.smg.model import SESSION_TY, State
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
+from cse.observe.metrics import Metrics
+from cse.observe.state import Snapshot
 from cse.security.binding import build_security
 from cse.security.exposure import open_originator_warning
 from cse.store.keyfile import StoreKeyError, load_store_key
@@ -66,6 +69,8 @@ __all__ = ["CSE", "build_store", "type_hooks"]
 log = logging.getLogger("cse")
 
 _CLOCK_LOOK_S = 60.0  # the longest time between two looks at the clock by the expiry timer
+_SESSION_STATES = {State.ESTABLISHING: "establishing", State.ESTABLISHED: "established",
+                   State.TERMINATING: "terminating"}
 
 
 def build_store(config: Config) -> Store:
@@ -121,6 +126,10 @@ class CSE:
         poa = self._poas(config.http.port)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
         self.outbox = Outbox(self.store)  # pending notifications (docs/architecture.md "The outbox")
+        # per-CSE metrics, never the process-global registry (docs/configuration.md "[metrics]")
+        self.metrics = (Metrics({t.ty: t.sn for t in self.registry.by_ty.values()},
+                                {t.root: t.sn for t in self.registry.by_ty.values()})
+                        if config.observe.metrics else None)
         self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now, monotonic=monotonic)
         self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now,
                                       monotonic=monotonic)
@@ -129,7 +138,8 @@ class CSE:
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
                        self._registrar_events),
             deliver=lambda notification: self.notifier.deliver(notification),
-            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer}, outbox=self.outbox)
+            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer}, outbox=self.outbox,
+            observe_commit=self.metrics.commit if self.metrics is not None else None)
         reg = config.registrar
         self.ctx = Context(
             identity=CSEIdentity(
@@ -193,6 +203,32 @@ class CSE:
                                 csi=config.cse.cse_id,
                                 exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
+
+    def _ops(self) -> OpsEndpoints | None:
+        """/health and /metrics, unless both are switched off (cse.binding.ops_http)."""
+        obs = self.config.observe
+        if not obs.health and self.metrics is None:
+            return None
+        return OpsEndpoints(self.snapshot, self.metrics, health=obs.health,
+                            metrics_allow=parse_networks(obs.metrics_allow))
+
+    async def snapshot(self) -> Snapshot:
+        """The state readiness and the gauges report (cse.observe.state): read
+        when /health or /metrics is asked, never on the request path. The
+        sessions are counted by a scan of the store (no index by type)."""
+        sessions = dict.fromkeys(_SESSION_STATES.values(), 0)
+        for doc in await self.store.lookup("ty", SESSION_TY):
+            state = _SESSION_STATES.get(doc.get("sst", 0))
+            if state is not None:
+                sessions[state] += 1
+        stats = self.notifier.stats()
+        return Snapshot(
+            store_writable=bool(getattr(self.store, "writable", True)),  # a store that cannot tell: writable
+            registrar=self.registrar.registered.is_set() if self.registrar is not None else None,
+            notifications_pending=self.notifier.pending,
+            notifications={k: int(stats[k]) for k in ("sent", "failed", "dropped", "coalesced")},
+            stored_requests=await self.smg.queue.count(), sessions=sessions,
+            resources=await self.store.count(), connections=self.http.limits.open if self.http else 0)
 
     async def _registrar_events(self, events: Sequence[Event]) -> None:
         """Remote CSEs that come and go here change the descendants (dcse) we
@@ -264,7 +300,9 @@ class CSE:
                                    header_timeout=self.config.limits.header_timeout_s,
                                    max_connections=self.config.limits.max_connections,
                                    max_connections_per_peer=self.config.limits.max_connections_per_peer,
-                                   ssl_context=self.security.server_ssl, security=self.security.binding)
+                                   ssl_context=self.security.server_ssl, security=self.security.binding,
+                                   ops=self._ops(),
+                                   observe=self.metrics.request if self.metrics is not None else None)
             try:
                 await self.http.start()
                 if self.http.port != self.config.http.port:  # port 0: the OS picked one

@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from cse import __version__
 from cse.security.probe import admin_access
 
 __all__ = ["Member", "Cluster", "main"]
@@ -88,7 +89,7 @@ class Cluster:
 
     def __init__(self, configs: list[Path], *, base_port: int | None = None, var: Path | None = None,
                  log_level: str = "warning") -> None:
-        self.members = [Member(c, tomllib.loads(c.read_text())) for c in configs]
+        self.members = _members(configs)
         self.log_level = log_level
         self._tmp = tempfile.TemporaryDirectory(prefix="cse-cluster-")
         if base_port is not None or var is not None:
@@ -193,22 +194,48 @@ class Cluster:
         return worst
 
 
+class UsageError(Exception):
+    """A configuration named on the command line that cannot be used; the message says which and why."""
+
+
 def _config_paths(configs: list[str]) -> list[Path]:
-    """The configuration files named: a directory stands for its ``*.toml``."""
+    """The configuration files named: a directory stands for its ``*.toml``.
+    A name that does not exist is a :class:`UsageError` (relative names are
+    read from the current directory, which is not always the repository's)."""
     paths: list[Path] = []
     for p in configs:
         path = Path(p)
+        if not path.exists():
+            raise UsageError(f"'{p}' not found (from {Path.cwd()}): name a directory of *.toml "
+                             "configurations or a configuration file; the samples are in the repository's samples/")
         paths.extend(sorted(path.glob("*.toml")) if path.is_dir() else [path])
     return paths
 
 
+def _members(paths: list[Path]) -> list[Member]:
+    """Read every configuration; one that is not TOML or names no ``[cse]`` is a :class:`UsageError`."""
+    members: list[Member] = []
+    for path in paths:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read configuration '{path}': {exc}") from None
+        if not isinstance(raw.get("cse"), dict) or "cse_id" not in raw["cse"] or "name" not in raw["cse"]:
+            raise UsageError(f"configuration '{path}' has no [cse] cse_id and name")
+        members.append(Member(path, raw))
+    return members
+
+
 async def _main(args: argparse.Namespace) -> int:
-    paths = _config_paths(args.configs)  # before any CSE starts: nothing else runs on the loop yet
-    if not paths:
-        print("cse.cluster: no *.toml configuration found", file=sys.stderr)
+    try:
+        paths = _config_paths(args.configs)  # before any CSE starts: nothing else runs on the loop yet
+        if not paths:
+            raise UsageError(f"no *.toml configuration found in {', '.join(args.configs)}")
+        cluster = Cluster(paths, base_port=args.base_port, var=Path(args.var) if args.var else None,
+                          log_level=args.log_level)
+    except UsageError as exc:
+        print(f"cse-cluster: {exc}", file=sys.stderr)
         return 2
-    cluster = Cluster(paths, base_port=args.base_port, var=Path(args.var) if args.var else None,
-                      log_level=args.log_level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -243,7 +270,9 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="cse-cluster", description="Start a set of CSEs together.")
+    p = argparse.ArgumentParser(prog="cse-cluster", description="Start a set of CSEs together "
+                                "(also: python -m cse.cluster).")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("configs", nargs="+", help="a directory of *.toml configs, or config files")
     p.add_argument("--base-port", type=int, help="move the CSEs to consecutive ports from here")
     p.add_argument("--var", help="directory for the stores (default: as configured)")
@@ -253,5 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(_main(p.parse_args(argv)))
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``cse-cluster`` command (setup.cfg entry_points)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

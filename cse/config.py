@@ -24,7 +24,7 @@ from cse.security.settings import (
 from cse.store.pg_schema import valid_schema_name
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "LimitsConfig", "OutboundConfig", "MqttConfig", "Config", "load_config"]
+           "LimitsConfig", "OutboundConfig", "MqttConfig", "ObserveConfig", "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -134,6 +134,19 @@ class OutboundConfig:
     max_pending: int = 100_000             # queued (outbox) notifications in all
 
 
+#: Who may read /metrics by default: this host only (docs/security.md "Health and metrics").
+LOOPBACK_NETWORKS: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True)
+class ObserveConfig:
+    """``[health]`` and ``[metrics]``: the plain-HTTP endpoints for load balancers and Prometheus."""
+
+    health: bool = True
+    metrics: bool = True
+    metrics_allow: tuple[str, ...] = LOOPBACK_NETWORKS
+
+
 @dataclass(frozen=True)
 class MqttConfig:
     """The MQTT binding (docs/bindings.md "MQTT"): the broker the CSE connects to as a client."""
@@ -166,6 +179,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line, for log shippers
+    observe: ObserveConfig = field(default_factory=ObserveConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)  # docs/security.md
     auth: AuthConfig = field(default_factory=AuthConfig)
     auth_client: AuthClientConfig | None = None
@@ -192,7 +207,9 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
                  "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,),
                  "max_pending_per_target": (int,), "max_pending": (int,)},
-    "log": {"level": (str,)},
+    "log": {"level": (str,), "format": (str,)},
+    "health": {"enabled": (bool,)},
+    "metrics": {"enabled": (bool,), "allow": (list,)},
     "mqtt": {"enabled": (bool,), "host": (str,), "port": (int,), "username": (str,), "password": (str,),
              "tls": (bool,), "ca": (str,), "client_id": (str,), "qos": (int,), "keepalive_s": (int,),
              "timeout_s": (int, float), "max_payload": (int,), "max_in_flight": (int,),
@@ -201,6 +218,7 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
 _LEVELS = {"debug", "info", "warning", "error"}
+_LOG_FORMATS = ("text", "json")
 
 
 def cse_type_number(name: str) -> int:
@@ -298,6 +316,10 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     level = log_level or raw.get("log", {}).get("level", "info")
     if level.lower() not in _LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(sorted(_LEVELS))}, got '{level}'")
+    log_format = raw.get("log", {}).get("format", "text")
+    if log_format not in _LOG_FORMATS:
+        raise ConfigError(f"'log.format' must be text or json, got '{log_format}'")
+    observe = _observe(raw.get("health", {}), raw.get("metrics", {}))
     if http_port is not None:
         http = replace(http, port=http_port)
     if http_host is not None:
@@ -326,7 +348,7 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     _check_backend(cse_store)
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
-                  auth_client=auth_client, mqtt=mqtt)
+                  auth_client=auth_client, mqtt=mqtt, log_format=log_format, observe=observe)
 
 
 def _mqtt(values: dict[str, Any]) -> MqttConfig:
@@ -363,6 +385,20 @@ def _check_backend(store: StoreConfig) -> None:
         raise ConfigError(f"'store.schema' must be a plain SQL name (letters, digits, _), got '{store.schema}'")
     if not 1 <= store.pool_size <= 100:
         raise ConfigError(f"'store.pool_size' must be 1..100, got {store.pool_size}")
+
+
+def _observe(health: dict[str, Any], metrics: dict[str, Any]) -> ObserveConfig:
+    """``[health]`` and ``[metrics]``; ``metrics.allow`` must be IP networks."""
+    allow = metrics.get("allow", list(LOOPBACK_NETWORKS))
+    bad = [e for e in allow if not isinstance(e, str)]
+    if bad:
+        raise ConfigError(f"'metrics.allow' must be a list of str, got {type(bad[0]).__name__} {bad[0]!r}")
+    try:
+        parse_networks(allow)
+    except ValueError as exc:
+        raise ConfigError(f"'metrics.allow': {exc}") from None
+    return ObserveConfig(health=health.get("enabled", True), metrics=metrics.get("enabled", True),
+                         metrics_allow=tuple(allow))
 
 
 def _limits(values: dict[str, Any]) -> LimitsConfig:

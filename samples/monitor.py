@@ -1,16 +1,19 @@
 # Monitor: an AE that prints the content (con) of every new contentInstance
-# of its container cse-in/monitor/data, until Ctrl-C.
+# of a container -- by default samples/sensor.py's, cse-in/sensor/readings --
+# until Ctrl-C.
 #
-#   python samples/monitor.py [CSE-URL]        (default http://127.0.0.1:8080)
+#   python samples/sensor.py --count 1        # first: the sensor's AE and container (it lets Cmonitor read)
+#   python samples/monitor.py [CSE-URL] [CONTAINER]   (default http://127.0.0.1:8080 sensor/readings)
+#   python samples/sensor.py --interval 1     # then: every reading is printed by the monitor
 #
-# Re-runs reuse the AE (AE-ID Cmonitor) and the container, and replace the
-# subscription. Try it: POST a contentInstance (ty=4) to /cse-in/monitor/data
-# with X-M2M-Origin Cmonitor (or the admin), as in the README's curl guide.
+# Re-runs reuse the AE (AE-ID Cmonitor) and replace its subscription.
 import asyncio
 import contextlib
 import sys
 
 from ae_sdk import AEClient, notified_resource
+
+DEFAULTS = ("http://127.0.0.1:8080", "sensor/readings")
 
 
 def show(sgn: dict[str, object]) -> None:
@@ -18,16 +21,16 @@ def show(sgn: dict[str, object]) -> None:
         print(cin.get("con"), flush=True)
 
 
-async def main(url: str) -> None:
+async def main(url: str, watch: str) -> None:
     async with AEClient(url) as client:
         await client.start_notifications()
         await client.register("monitor", origin="Cmonitor")
-        await client.create_container("monitor", "data", exist_ok=True)
-        await client.subscribe("monitor/data", show, net=(3,), rn="monitor-sub", replace=True)
-        print(f"monitoring {url}/cse-in/monitor/data (Ctrl-C to stop)", flush=True)
+        await client.subscribe(watch, show, net=(3,), rn="monitor-sub")
+        print(f"monitoring {url}/{client.cse_name}/{watch} (Ctrl-C to stop)", flush=True)
         await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
+    given = sys.argv[1:3]  # CSE-URL, CONTAINER; the rest from DEFAULTS
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"))
+        asyncio.run(main(*given, *DEFAULTS[len(given):]))

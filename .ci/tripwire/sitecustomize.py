@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-WATCHED = frozenset({"cse", "ae_sdk", "resources"})
+WATCHED = frozenset({"cse", "ae_sdk", "cse_resources", "resources"})
 
 
 class Tripwire:

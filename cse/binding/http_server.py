@@ -36,6 +36,8 @@ from .http_mapping import request_from_http, response_media, response_to_http
 if TYPE_CHECKING:
     from cse.security.binding import BindingSecurity
 
+    from .ops_http import OpsEndpoints
+
 __all__ = ["HttpServer", "ConnectionLimits"]
 
 log = logging.getLogger("cse.http")
@@ -265,8 +267,16 @@ class HttpServer:
                  clock: Callable[[], float] = time.time, ssl_context: ssl.SSLContext | None = None,
                  security: BindingSecurity | None = None, body_timeout: float = 30.0,
                  keepalive: float = 75.0, header_timeout: float = 10.0, max_connections: int = 512,
-                 max_connections_per_peer: int = 128) -> None:
+                 max_connections_per_peer: int = 128, ops: OpsEndpoints | None = None,
+                 observe: Callable[[Request | None, Response, float], None] | None = None) -> None:
+        """``ops`` answers /health and /metrics (cse.binding.ops_http);
+        ``observe(request, response, seconds)`` counts each oneM2M request
+        answered (cse.observe.metrics), with None for one refused before it
+        was a oneM2M request (a malformed header, an oversized body)."""
         self.handle = handle
+        self.ops = ops
+        self._ops_paths = ops.paths if ops is not None else frozenset()
+        self.observe = observe
         self.limits = ConnectionLimits(max_connections, max_connections_per_peer, header_timeout)
         self.body_timeout = body_timeout  # a body that stops arriving: 4008, connection closed
         self.keepalive = keepalive  # idle keep-alive connections are closed after this long
@@ -314,6 +324,26 @@ class HttpServer:
             await self._runner.cleanup()
             self._runner = None
 
+    @staticmethod
+    def _log(request: web.BaseRequest, resp: Response, took: float) -> None:
+        """The request line at info (docs/configuration.md "[log]"):
+        method, path with its query string, originator, rsc, time, and the
+        dbg of an error; the same fields under ``request`` for the JSON format."""
+        target = request.raw_path[:300]  # still percent-encoded: no newline reaches the log
+        origin = request.headers.get("X-M2M-Origin", "-")[:80]
+        ms = took * 1000
+        dbg = resp.pc.get("m2m:dbg") if resp.rsc >= 4000 and isinstance(resp.pc, dict) else None
+        fields: dict[str, Any] = {"method": request.method, "target": target, "origin": origin,
+                                  "rsc": resp.rsc, "ms": round(ms, 2),
+                                  "rqi": request.headers.get("X-M2M-RI", "")[:80]}
+        if isinstance(dbg, str):
+            fields["dbg"] = dbg[:300]
+            log.info("%s %s from %s -> %d (%.1f ms) dbg=%s", request.method, target, origin, resp.rsc, ms,
+                     json.dumps(dbg[:300]), extra={"request": fields})
+        else:
+            log.info("%s %s from %s -> %d (%.1f ms)", request.method, target, origin, resp.rsc, ms,
+                     extra={"request": fields})
+
     async def _read_body(self, request: web.BaseRequest) -> bytes:
         length = request.content_length
         if length is not None and length > self.max_body:
@@ -353,9 +383,14 @@ class HttpServer:
                 conn.request_done()
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
-        started = time.perf_counter() if self._log_info else 0.0
+        if self._ops_paths and (path := request.raw_path.partition("?")[0]) in self._ops_paths:
+            assert self.ops is not None
+            return await self.ops.answer(request, path)
+        timed = self._log_info or self.observe is not None
+        started = time.perf_counter() if timed else 0.0
         media: str | None = None  # the request body's serialization, once parsed
         extra: dict[str, str] = {}
+        req: Request | None = None
         if self.security is not None and (answer := await self.security.intercept(request)) is not None:
             return answer  # the OAuth token endpoint
         close = False
@@ -380,10 +415,12 @@ class HttpServer:
         status, headers, payload = response_to_http(resp, format_ts(self.clock()),
                                                     response_media(request.headers, media))
         headers.update(extra)
-        if self._log_info:
-            log.info("%s %s from %s -> %d (%.1f ms)", request.method, request.path[:200],
-                     request.headers.get("X-M2M-Origin", "-")[:80], resp.rsc,
-                     (time.perf_counter() - started) * 1000)
+        if timed:
+            took = time.perf_counter() - started
+            if self.observe is not None:
+                self.observe(req, resp, took)
+            if self._log_info:
+                self._log(request, resp, took)
         out = web.Response(status=status, headers=headers, body=payload)
         if close:
             out.force_close()

@@ -53,6 +53,8 @@ __all__ = ["Dispatcher", "Resolved", "Local"]
 log = logging.getLogger("cse.dispatcher")
 
 CONTAINER_TY = 3
+AE_TY = 2
+_SESSIONS_RN = "sessions"  # an AE's session collection (docs/sessions.md), present with scp ["smg"]
 INSTANCE_TY = 4
 REQUEST_TY = 17
 
@@ -206,7 +208,7 @@ class Dispatcher:
                 parent = await store.get_by_path("/".join(segs[:-1]))
                 if parent is not None and parent["ty"] == CONTAINER_TY:
                     return await self._virtual(parent, segs[-1], op)
-            raise NotFound(f"resource '{_clip(target.srn)}' does not exist")
+            raise NotFound(f"resource '{_clip(target.srn)}' does not exist{await self._hint(segs)}")
         doc = await store.get(segs[0])
         if doc is None:
             raise NotFound(f"resource with ri '{_clip(segs[0])}' does not exist")
@@ -218,6 +220,17 @@ class Dispatcher:
                 raise NotFound(f"resource '{_clip('/'.join(segs[: i + 1]))}' does not exist")
             doc = child
         return Resolved(doc)
+
+    async def _hint(self, segs: tuple[str, ...]) -> str:
+        """Why a missing ``<AE>/sessions`` is missing: only an AE registered with
+        session capability has the collection (docs/sessions.md)."""
+        if len(segs) < 2 or segs[-1] != _SESSIONS_RN:
+            return ""
+        parent = await self.ctx.store.get_by_path("/".join(segs[:-1]))
+        if parent is None or parent["ty"] != AE_TY or "smg" in (parent.get("scp") or ()):
+            return ""
+        return (": the AE was registered without session capability; register it with scp [\"smg\"] "
+                "to have a sessions collection")
 
     async def _virtual(self, container: Doc, name: str, op: Operation) -> Resolved:
         if op not in (Operation.RETRIEVE, Operation.DELETE):

@@ -35,6 +35,7 @@ the store, the listeners, the delivery queue, the outbox and the timers in.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from .events import Event, EventKind
@@ -55,9 +56,14 @@ class Executor:
     """Applies outcomes (module docstring)."""
 
     def __init__(self, store: Store, *, listeners: Sequence[Listener] = (), deliver: Deliver | None = None,
-                 timers: Mapping[str, Timer] | None = None, outbox: Outbox | None = None) -> None:
+                 timers: Mapping[str, Timer] | None = None, outbox: Outbox | None = None,
+                 observe_commit: Callable[[float], None] | None = None,
+                 perf: Callable[[], float] = time.perf_counter) -> None:
         """Without an ``outbox`` notifications are handed out unstored (tests
-        of other steps)."""
+        of other steps). ``observe_commit(seconds)`` hears how long each
+        store commit took, on ``perf``'s clock (cse.observe.metrics)."""
+        self._observe_commit = observe_commit
+        self._perf = perf
         self._store = store
         self._listeners = tuple(listeners)
         self._deliver = deliver
@@ -85,7 +91,14 @@ class Executor:
         if sends and self._outbox is not None:
             sends, staged = self._outbox.stage(sends)
             ops = (*ops, *staged)
-        result = await self._store.commit(ops) if ops else _NOTHING
+        if not ops:
+            result = _NOTHING
+        elif self._observe_commit is None:
+            result = await self._store.commit(ops)
+        else:
+            started = self._perf()
+            result = await self._store.commit(ops)
+            self._observe_commit(self._perf() - started)
         if sends and self._deliver is not None:
             for notification in sends:
                 self._deliver(notification)

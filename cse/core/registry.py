@@ -17,8 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry as RefRegistry, Resource
 
-import resources
-
+from . import declarations
 from .errors import BadRequest
 from .fast_schema import Check, Unsupported, compile_check
 
@@ -191,10 +190,10 @@ class Registry:
     @classmethod
     def load(cls) -> Registry:
         """Build the registry from the declarations shipped in ``resources``."""
-        common = resources.load_common_schema()
+        common = declarations.load_common_schema()
         refs = RefRegistry().with_resource("common", Resource.from_contents(common))
-        universal = resources.load_universal()["attributes"]
-        all_decls = resources.load_type_declarations()
+        universal = declarations.load_universal()["attributes"]
+        all_decls = declarations.load_type_declarations()
         decls = [d for d in all_decls if "specializes" not in d]
         specs: dict[str, list[dict[str, Any]]] = {}
         for d in all_decls:

@@ -257,6 +257,11 @@ class Notifier:
                      "%d kept in the outbox for the next start",
                      self.sent, self.failed, self.dropped, self.coalesced, kept)
 
+    @property
+    def pending(self) -> int:
+        """Notifications queued and not yet delivered (GET /health, /metrics)."""
+        return len(self._oldest)
+
     def stats(self) -> dict[str, Any]:
         """The counters, for operators: totals and the keys that lost notifications."""
         return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped, "coalesced": self.coalesced,

@@ -72,9 +72,23 @@ class LocalRouter:
             return await self.data.update(req, doc, grant)
         if op == Operation.DELETE:
             return await self.data.delete(req, doc, fc, grant)
+        self._not_a_create(req)
         if doc["ty"] == 2 and self.relay_notify is not None:
             # A notification for one of our AEs (e.g. from another CSE): pass it on.
             if not (access.is_privileged(self.ctx, req.fr) or (req.fr or "").startswith("/")):
                 await access.check(self.ctx, req.fr, Permission.NOTIFY, doc, grant)
             return Outcome(await self.relay_notify(req, doc))
         raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported: only AEs receive notifications")
+
+    def _not_a_create(self, req: Request) -> None:
+        """A POST without ``ty`` is a NOTIFY (TS-0009 6.4.2); when its body is
+        a resource representation (``m2m:cnt`` ...), the client meant a
+        CREATE and forgot the type: say so (4000) rather than answer as to a
+        notification (docs/troubleshooting.md "4000 Bad request")."""
+        pc = req.pc
+        if isinstance(pc, dict) and len(pc) == 1:
+            rtype = self.ctx.registry.by_root.get(next(iter(pc)))
+            if rtype is not None:
+                raise BadRequest(
+                    f"CREATE needs the resource type: Content-Type: application/json;ty={rtype.ty} "
+                    f"(the body is an {rtype.root} representation; a POST without ty is read as a NOTIFY)")

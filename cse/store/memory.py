@@ -24,6 +24,11 @@ class IndexedStore:
     def __init__(self) -> None:
         self._idx = IndexedDocs()
 
+    @property
+    def writable(self) -> bool:
+        """Whether a commit now would be written (readiness, GET /health); memory always is."""
+        return True
+
     async def get(self, ri: str) -> Doc | None:
         return self._idx.docs.get(ri)
 

@@ -267,6 +267,12 @@ class TinyDBStore(IndexedStore):
     def journal_path(self) -> str:
         return self._path + ".journal"
 
+    @property
+    def writable(self) -> bool:
+        """Open, and the last journal write succeeded (readiness, GET /health):
+        after a failed write commits are refused until one succeeds again."""
+        return self._state == "open" and self._failure is None and not self._reloading
+
     async def _in(self, executor: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 

@@ -403,6 +403,19 @@ async def test_pipelined_requests_on_one_connection(world: World) -> None:
     assert rscs == [2000, 4000, 2000, 2000], data[:400]
 
 
+@pytest.mark.parametrize(("path", "body", "ty"), [
+    ("/cse-in/app", {"m2m:cnt": {"rn": "forgot"}}, 3),       # to an AE: was 5103 (a NOTIFY to relay)
+    ("/cse-in/app/data", {"m2m:cin": {"con": "x"}}, 4),      # to a container: was 4005
+    ("/cse-in", {"m2m:ae": AE}, 2),
+])
+async def test_create_without_ty_says_what_is_missing(world: World, path: str, body: Any, ty: int) -> None:
+    """A POST without ``;ty=`` whose body is a resource representation was
+    meant as a CREATE: 4000 naming the missing type, not a NOTIFY's answer."""
+    r = await world.http.send("POST", world.url + path, fr=world.aei, body=body, rqi="no-ty")
+    check_oneM2M_error(r.status, r.headers, r.body, "no-ty", 4000, 400)
+    assert f"CREATE needs the resource type: Content-Type: application/json;ty={ty}" in r.body["m2m:dbg"]
+
+
 async def test_many_bad_requests_in_parallel(world: World) -> None:
     async def one(i: int) -> int:
         r = await world.http.send("POST", f"{world.url}/cse-in/app", fr=world.aei, ty=3,

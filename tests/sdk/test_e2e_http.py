@@ -159,20 +159,32 @@ async def _run_monitor(url: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
 
 
-async def test_monitor_sample(cse_process: Callable[..., Any]) -> None:
+async def _run_sensor(url: str, count: int) -> list[str]:
+    """``samples/sensor.py --count N``; the readings it posted."""
+    env = {**checkout_first(), "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "samples" / "sensor.py"), url, "--count", str(count), "--interval", "0",
+        cwd=str(ROOT), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 0, out.decode()
+    return [ln.split(": ", 1)[1].split(" ", 1)[0] for ln in out.decode().splitlines() if ln.startswith("reading ")]
+
+
+async def test_monitor_sample_shows_what_the_sensor_sample_posts(cse_process: Callable[..., Any]) -> None:
+    """The two samples work together: the monitor watches the sensor's readings."""
     cse = await cse_process()
-    async with AEClient(cse.url, originator="Cmonitor") as writer:
-        for run, con in enumerate(("first", "second")):  # the second run re-uses the AE
-            proc = await _run_monitor(cse.url)
-            try:
-                assert (await _line(proc)).startswith("monitoring")
-                await writer.create_content_instance("monitor/data", con)
-                assert await _line(proc) == con
-            finally:
-                if proc.returncode is None:
-                    proc.send_signal(signal.SIGINT)
-                code = await asyncio.wait_for(proc.wait(), TIMEOUT)
-            assert code == 0, f"run {run}: exit code {code}"
+    await _run_sensor(cse.url, 1)  # the sensor's AE and container, readable by Cmonitor
+    for run in range(2):  # the second run re-uses the AE and replaces the subscription
+        proc = await _run_monitor(cse.url)
+        try:
+            assert (await _line(proc)).startswith("monitoring")
+            posted = await _run_sensor(cse.url, 2)
+            assert [await _line(proc), await _line(proc)] == posted
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGINT)
+            code = await asyncio.wait_for(proc.wait(), TIMEOUT)
+        assert code == 0, f"run {run}: exit code {code}"
 
 
 def test_monitor_sample_is_short() -> None:

@@ -396,3 +396,23 @@ async def test_responders_decide_the_answer() -> None:
         kinds = [(await asyncio.wait_for(seen.get(), T))["nev"]["rep"]["kind"] for _ in range(7)]
         assert kinds == ["yes", "no", "pass", "slow", "boom", "bad", "no"]
         slow.set()
+
+
+async def test_an_ae_without_session_capability_is_told_how_to_get_it(cse_app: CSE) -> None:
+    """establish() from an AE registered without scp ["smg"] used to fail with a
+    bare 4004 '.../sessions does not exist'."""
+    plain = AEClient(InProcessTransport(cse_app.handle))
+    peer = AEClient(InProcessTransport(cse_app.handle))
+    try:
+        await plain.register("plain")
+        await peer.register("peer", scp=["smg"])
+        with pytest.raises(SDKError, match=r"without session capability.*scp=\['smg'\]"):
+            await plain.establish(peer.originator or "")
+        # the CSE's own answer says the same to a client that is not the SDK
+        with pytest.raises(M2MResponseError) as info:
+            await plain.create("plain/sessions", 9002, {"tep": peer.originator})
+        assert info.value.rsc == 4004
+        assert 'registered without session capability; register it with scp ["smg"]' in info.value.dbg
+    finally:
+        await plain.close()
+        await peer.close()

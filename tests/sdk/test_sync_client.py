@@ -136,3 +136,46 @@ def test_a_refused_connection_is_an_error_not_a_hang() -> None:
     with SyncAEClient(f"http://127.0.0.1:{port}", timeout=20) as client:
         with pytest.raises(SDKError):
             client.retrieve("cse-in")
+
+
+# What SyncAEClient leaves out of AEClient's public surface, and why.
+NOT_WRAPPED = {
+    "build": "builds a Request for AEClient.send: use client.client for raw requests",
+    "send": "sends a prepared Request: client.client",
+    "request": "raw requests: client.client",
+    "target": "plain function of the names: client.client.target",
+    "ri_path": "plain function of the names: client.client.ri_path",
+    "new_rqi": "a static helper",
+    "transport": "the async transport belongs to the loop thread",
+    "last_response": "the async client's state: client.client.last_response",
+    "registration_reused": "the async client's state: client.client.registration_reused",
+    "session_manager": "the async session manager: the session calls are wrapped instead",
+}
+
+
+def test_sync_client_has_every_call_of_the_async_one() -> None:
+    """docs/sdk.md says SyncAEClient offers the same calls: hold it to that."""
+    from ae_sdk import AEClient
+
+    public = {n for n in dir(AEClient) if not n.startswith("_")}
+    public |= {"transport", "last_response", "registration_reused", "originator", "ae"}
+    missing = sorted(n for n in public - set(dir(SyncAEClient)) if NOT_WRAPPED.get(n) is None)
+    assert missing == [], f"SyncAEClient lacks {missing}"
+
+
+def test_sessions_and_wait_request_from_plain_code(cse_url: str) -> None:
+    with SyncAEClient(cse_url) as a1, SyncAEClient(cse_url) as a2:
+        a1.register("sync1", scp=["smg"])
+        a2.register("sync2", scp=["smg"])
+        a2.create_container("sync2", "data")
+        a2.enable_sessions(lambda offer: True)
+        s1 = a1.establish(a2.originator or "")
+        s2 = a2.next_session(10)
+        assert s1.sid == s2.sid and s1.sid in a1.sessions
+        s1.create(f"{a2.cse_id}/{a2.cse_name}/sync2/data", 4, {"con": "21.5"})
+        assert s2.decrypt_text(a2.retrieve("sync2/data/la")["con"]) == "21.5"
+        s1.terminate()
+        assert s2.wait_terminated(10) is not None
+        ref = a2.create("sync2", 3, {}, rn="later", rt=1)
+        ors = a2.wait_request(ref, 10)
+        assert ors["rsc"] == 2001

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import resources
+from cse.core import declarations
 from cse.core.fast_schema import Unsupported, compile_check
 from cse.core.registry import Registry, _schema
 
 REGISTRY = Registry.load()
-COMMON = resources.load_common_schema()
+COMMON = declarations.load_common_schema()
 CASES = [(t, op) for t in REGISTRY.by_root.values() for op in ("create", "update")]  # specializations too
 
 json_scalars = st.one_of(

@@ -1,0 +1,1 @@
+"""Seeing a running CSE: health (readiness) and Prometheus metrics (docs/configuration.md "[metrics]")."""
