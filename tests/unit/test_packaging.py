@@ -22,18 +22,25 @@ from cse.core.registry import Registry
 from tests.childenv import ROOT
 
 BIN = Path(sys.executable).parent
-TYPES = sorted(p.name for p in (ROOT / "resources" / "types").glob("*.json") if not p.name.startswith("_"))
+
+def _declared(types: Path) -> list[str]:
+    """Every declaration file below ``types`` (specializations in subfolders), by relative path."""
+    return sorted(p.relative_to(types).as_posix() for p in types.rglob("*.json") if not p.name.startswith("_"))
+
+
+TYPES = _declared(ROOT / "resources" / "types")
+BASES = [t for t in TYPES if "/" not in t]  # one registry entry each; specializations belong to their base
 
 
 def test_editable_install_reads_the_repository_folder_under_a_name_that_cannot_clash(tmp_path: Path) -> None:
     assert {d["_file"] for d in declarations.load_type_declarations()} == set(TYPES)
-    assert len(Registry.load().by_ty) == len(TYPES)
+    assert len(Registry.load().by_ty) == len(BASES)
     # Outside the checkout (-I: no PYTHONPATH, no current directory): only what pip installed
     probe = ("import importlib.util, cse_resources; from cse.core.registry import Registry; "
              "print(importlib.util.find_spec('resources'), len(Registry.load().by_ty), cse_resources.__file__)")
     out = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, check=True, capture_output=True,
                          text=True, timeout=60).stdout.split()
-    assert out == ["None", str(len(TYPES)), str(ROOT / "resources" / "__init__.py")]
+    assert out == ["None", str(len(BASES)), str(ROOT / "resources" / "__init__.py")]
 
 
 def test_regular_install_has_no_top_level_resources_and_finds_every_type(tmp_path: Path) -> None:
@@ -46,8 +53,7 @@ def test_regular_install_has_no_top_level_resources_and_finds_every_type(tmp_pat
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(target), str(src)], check=True, capture_output=True, timeout=300)
     assert not (target / "resources").exists()
-    assert sorted(p.name for p in (target / "cse_resources" / "types").glob("*.json")
-                  if not p.name.startswith("_")) == TYPES
+    assert _declared(target / "cse_resources" / "types") == TYPES
     assert {"cse", "cse-cluster", "ae-sdk"} <= {p.name for p in (target / "bin").iterdir()}
     # -I: no PYTHONPATH, no current directory on the path; the installed copy comes first
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
@@ -55,7 +61,7 @@ def test_regular_install_has_no_top_level_resources_and_finds_every_type(tmp_pat
              "print(len(Registry.load().by_ty), cse.__file__, cse_resources.__file__)")
     out = subprocess.run([sys.executable, "-I", "-c", probe, str(target)], cwd=tmp_path, check=True,
                          capture_output=True, text=True, timeout=60).stdout.split()
-    assert out[0] == str(len(TYPES))
+    assert out[0] == str(len(BASES))
     assert all(p.startswith(str(target)) for p in out[1:]), out
 
 
