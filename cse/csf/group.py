@@ -1,5 +1,5 @@
 """<group> (ty 9): member validation and the fanOutPoint (TS-0001 9.6.13,
-9.6.14, 10.2.7; TS-0004 7.4.13; docs/onem2m.md "group").
+9.6.14; TS-0004 7.4.13; docs/onem2m.md "group").
 
 Member validation, at CREATE and whenever ``mid``, ``mt`` or ``mnm``
 changes (the ``verify``/``verify_update`` hooks: a remote member needs a
@@ -21,7 +21,7 @@ The fanOutPoint (``<group>/fopt[/path]``) sends the request to every member
 ORIGINAL originator, so each member's CSE applies its own access control;
 at most ``max_parallel`` at once, at most ``mnm`` members. Before that, the
 originator needs the operation's privilege on the group by ``macp`` when it
-is set, else by the group's ``acpi`` (TS-0001 10.2.7.x). A session-based
+is set, else by the group's ``acpi`` (TS-0001 9.6.13, membersAccessControlPolicyIDs). A session-based
 request through fopt is refused (4103) unless every member is hosted here
 at or below the session's endpoint AE (docs/security.md "Sessions"). The
 answer is one ``m2m:agr`` of ``m2m:rsp`` (rsc, rqi, to, fr, pc). The CSF
@@ -61,7 +61,7 @@ __all__ = ["GroupCSF", "GROUP_TY", "MIXED"]
 log = logging.getLogger("cse.group")
 
 GROUP_TY = 9
-MIXED = 24  # memberType mixed (TS-0004 6.3.4.2.x memberType)
+MIXED = 24  # memberType "mixed" (TS-0004 7.4.13)
 ABANDON_MEMBER, ABANDON_GROUP, SET_MIXED = 1, 2, 3
 
 Dispatch = Callable[[Request], Awaitable[Response]]
@@ -166,7 +166,7 @@ class GroupCSF:
         if FOPT in target.rest.split("/"):
             raise BadRequest("the path after a fanOutPoint names another fanOutPoint: a fan-out is never nested")
         macp = group.get("macp")
-        # macp, when set, stands for the group's acpi here (TS-0001 10.2.7.x)
+        # macp, when set, stands for the group's acpi here (TS-0001 9.6.13)
         await access.check(self.ctx, req.fr, perm, {**group, "acpi": macp} if macp else group, grant)
         members: list[str] = list(group.get("mid") or [])[: group.get("mnm") or None]
         if grant is not None:

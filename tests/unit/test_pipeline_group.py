@@ -68,6 +68,8 @@ async def test_member_must_exist_and_mnm_bounds(inproc: Any) -> None:
     assert up.rsc == 2004 and up.pc["m2m:grp"]["cnm"] == 1, up.pc
     up = await inproc.call(UPDATE, "cse-in/app/g", aei, pc={"m2m:grp": {"cnm": 5}})
     assert up.rsc == 4000, up.pc  # cnm is the CSE's
+    r = await mk_group(inproc, aei, [f"cse-in/app/x{i}" for i in range(1001)], rn="huge")
+    assert r.rsc == 4000, r.pc  # at most 1000 member IDs (docs/security.md "Groups")
     r = await mk_group(inproc, aei, ["cse-in/app/g/fopt"], rn="nested")
     assert r.rsc == 4000 and "fanOutPoint" in dbg(r), r.pc
 
