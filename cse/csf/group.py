@@ -3,7 +3,7 @@
 
 Member validation, at CREATE and whenever ``mid``, ``mt`` or ``mnm``
 changes (the ``verify``/``verify_update`` hooks: a remote member needs a
-round trip):
+round trip; each member request has its own request ID, ``<rqi>-v<n>``):
 
 * ``mid`` loses its duplicates; more members than ``mnm`` is 6010.
 * A member hosted here must exist (4004). A member on another CSE is
@@ -23,8 +23,10 @@ at most ``max_parallel`` at once, at most ``mnm`` members. Before that, the
 originator needs the operation's privilege on the group by ``macp`` when it
 is set, else by the group's ``acpi`` (TS-0001 9.6.13, membersAccessControlPolicyIDs). A session-based
 request through fopt is refused (4103) unless every member is hosted here
-at or below the session's endpoint AE (docs/security.md "Sessions"). The
-answer is one ``m2m:agr`` of ``m2m:rsp`` (rsc, rqi, to, fr, pc). The CSF
+at or below the session's endpoint AE (docs/security.md "Sessions"). Member
+request ``n`` has the request ID ``<rqi>-m<n>`` (one request ID per request:
+two members on one CSE at once are not a forwarding loop). The answer is one
+``m2m:agr`` of ``m2m:rsp`` (rsc, rqi, to, fr, pc). The CSF
 writes nothing: each member request is committed by its own pipeline run.
 """
 
@@ -105,7 +107,8 @@ class GroupCSF:
             raise MaxNumberOfMemberExceeded(f"{len(mid)} members exceed maxNrOfMembers (mnm) {mnm}")
         csy = doc.get("csy", ABANDON_MEMBER)
         targets = [self._member_target(m, doc) for m in mid]
-        found = await self._bounded([self._member_type(req, m, t) for m, t in zip(mid, targets, strict=True)])
+        found = await self._bounded([self._member_type(replace(req, rqi=f"{req.rqi}-v{i}"), m, t)
+                                     for i, (m, t) in enumerate(zip(mid, targets, strict=True))])
         kept: list[str] = []
         validated = True
         mt = doc["mt"]
@@ -171,8 +174,9 @@ class GroupCSF:
         members: list[str] = list(group.get("mid") or [])[: group.get("mnm") or None]
         if grant is not None:
             await self._all_inside(members, group, grant)
-        subs = [replace(req, to=f"{m}/{target.rest}" if target.rest else m, sid=None, smac=None,
-                        rt=ResponseType.BLOCKING, rtu=None) for m in members]
+        # each member request has its own ID: two to one CSE at once are not a forwarding loop
+        subs = [replace(req, to=f"{m}/{target.rest}" if target.rest else m, rqi=f"{req.rqi}-m{i}", sid=None,
+                        smac=None, rt=ResponseType.BLOCKING, rtu=None) for i, m in enumerate(members)]
         answers = await self._bounded([self._one(sub) for sub in subs])
         rsps = [self._rsp(sub, resp) for sub, resp in zip(subs, answers, strict=True)]
         return Outcome(Response(rsc=2000, rqi=req.rqi, pc={"m2m:agr": {"m2m:rsp": rsps}}, rvi=req.rvi))

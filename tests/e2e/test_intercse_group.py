@@ -32,14 +32,17 @@ async def test_group_across_the_pair_and_a_stopped_member_cse(cse_process: Calla
     for rn in ("d0", "d1"):
         await create(http, f"{cse1.url}/cse1/ae1", aei1, 3, "m2m:cnt", {"rn": rn})
     aei2 = await register_ae(http, cse2, "cse2", "ae2")
-    await create(http, f"{cse2.url}/cse2/ae2", aei2, 3, "m2m:cnt", {"rn": "r0"})
-    remote = "/id-cse2/cse2/ae2/r0"
-    members = ["cse1/ae1/d0", remote, "cse1/ae1/d1"]
+    for rn in ("r0", "r1"):
+        await create(http, f"{cse2.url}/cse2/ae2", aei2, 3, "m2m:cnt", {"rn": rn})
+    remote, remote1 = "/id-cse2/cse2/ae2/r0", "/id-cse2/cse2/ae2/r1"
+    members = ["cse1/ae1/d0", remote, "cse1/ae1/d1", remote1]
 
     # the remote member is validated by a forwarded RETRIEVE as ae1: refused (4103) -> unvalidated
     g0 = await create(http, f"{cse1.url}/cse1/ae1", aei1, 9, "m2m:grp", {"rn": "g0", "mt": 3, "mid": members})
-    assert g0["mtv"] is False and g0["cnm"] == 3, g0
-    await grant(http, cse2, "cse2/ae2/r0", aei2, [f"/id-cse1/{aei1}"])
+    assert g0["mtv"] is False and g0["cnm"] == 4, g0
+    acp = await grant(http, cse2, "cse2/ae2/r0", aei2, [f"/id-cse1/{aei1}"])
+    r = await http.send("PUT", f"{cse2.url}/cse2/ae2/r1", fr=aei2, body={"m2m:cnt": {"acpi": [acp]}})
+    assert r.rsc == 2004, r.body
     grp = await create(http, f"{cse1.url}/cse1/ae1", aei1, 9, "m2m:grp", {"rn": "g", "mt": 3, "mid": members})
     assert grp["mtv"] is True and grp["mid"] == members, grp
     gone = await http.send("POST", f"{cse1.url}/cse1/ae1", fr=aei1, ty=9, body={"m2m:grp": {
@@ -48,13 +51,16 @@ async def test_group_across_the_pair_and_a_stopped_member_cse(cse_process: Calla
 
     fopt = f"{cse1.url}/cse1/ae1/g/fopt"
     made = await http.send("POST", fopt, fr=aei1, ty=4, rqi="fan-1", body={"m2m:cin": {"con": "on"}})
-    assert rscs(made) == [2001, 2001, 2001], made.body
+    # two members on CSE2 at once: each member request has its own request ID (no false loop)
+    assert rscs(made) == [2001, 2001, 2001, 2001], made.body
     assert made.headers.get("X-M2M-RI") == "fan-1"
     rsp = made.body["m2m:agr"]["m2m:rsp"]
     assert [(x["to"], x["fr"]) for x in rsp] == [
-        ("cse1/ae1/d0", "/id-cse1"), (remote, "/id-cse2"), ("cse1/ae1/d1", "/id-cse1")]
-    at2 = await http.send("GET", f"{cse2.url}/cse2/ae2/r0/la", fr=aei2)
-    assert at2.rsc == 2000 and at2.body["m2m:cin"]["con"] == "on", at2.body
+        ("cse1/ae1/d0", "/id-cse1"), (remote, "/id-cse2"), ("cse1/ae1/d1", "/id-cse1"), (remote1, "/id-cse2")]
+    assert len({x["rqi"] for x in rsp}) == 4 and all(x["rqi"].startswith("fan-1") for x in rsp)
+    for rn in ("r0", "r1"):
+        at2 = await http.send("GET", f"{cse2.url}/cse2/ae2/{rn}/la", fr=aei2)
+        assert at2.rsc == 2000 and at2.body["m2m:cin"]["con"] == "on", at2.body
     # as another originator the remote member's ACP refuses it
     aei3 = await register_ae(http, cse1, "cse1", "ae3")
     assert (await http.send("GET", fopt, fr=aei3)).rsc == 4103  # the group's own acpi first
@@ -62,7 +68,7 @@ async def test_group_across_the_pair_and_a_stopped_member_cse(cse_process: Calla
     assert await cse2.stop() == 0
     got = await http.send("GET", f"{fopt}/la", fr=aei1)
     codes = rscs(got)
-    assert codes == [2000, 5103, 2000], got.body
-    assert all(x["pc"]["m2m:cin"]["con"] == "on" for i, x in enumerate(got.body["m2m:agr"]["m2m:rsp"]) if i != 1)
+    assert codes == [2000, 5103, 2000, 5103], got.body
+    assert all(x["pc"]["m2m:cin"]["con"] == "on" for i, x in enumerate(got.body["m2m:agr"]["m2m:rsp"]) if i in (0, 2))
     late = await create(http, f"{cse1.url}/cse1/ae1", aei1, 9, "m2m:grp", {"rn": "g2", "mt": 3, "mid": members})
     assert late["mtv"] is False and late["mid"] == members, late

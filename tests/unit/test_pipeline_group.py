@@ -94,8 +94,10 @@ async def test_fopt_retrieve_create_update_aggregated(inproc: Any) -> None:
     aei = await setup(inproc)
     members = ["cse-in/app/c0", "cse-in/app/c1", "cse-in/app/c2"]
     assert (await mk_group(inproc, aei, members)).rsc == 2001
-    made = rsps(await inproc.call(CREATE, "cse-in/app/g/fopt", aei, ty=4, pc={"m2m:cin": {"con": "on"}}))
-    assert [(x["rsc"], x["to"], x["fr"]) for x in made] == [(2001, m, "/id-in") for m in members]
+    answer = await inproc.call(CREATE, "cse-in/app/g/fopt", aei, ty=4, pc={"m2m:cin": {"con": "on"}})
+    made = rsps(answer)
+    assert [(x["rsc"], x["to"], x["fr"], x["rqi"]) for x in made] == [
+        (2001, m, "/id-in", f"{answer.rqi}-m{i}") for i, m in enumerate(members)]
     assert all(x["pc"]["m2m:cin"]["con"] == "on" for x in made)
     for m in members:  # really stored, one instance each
         la = await inproc.call(RETRIEVE, f"{m}/la", aei)
