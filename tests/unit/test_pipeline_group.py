@@ -12,6 +12,7 @@ session widen into members outside the session's peer AE.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from cse.core.messages import Operation
@@ -161,7 +162,6 @@ async def test_fopt_concurrency_is_bounded(inproc: Any, monkeypatch: Any) -> Non
     dispatch = inproc.cse.groups.dispatch
 
     async def counting(req: Any) -> Any:
-        import asyncio
         seen["now"] += 1
         seen["max"] = max(seen["max"], seen["now"])
         await asyncio.sleep(0)  # let the others start if they may
@@ -198,3 +198,14 @@ async def test_session_fopt_only_inside_the_peer_ae(ls: LocalSession) -> None:
     assert r.rsc == 2004, r.pc
     ok = await ls.call(RETRIEVE, f"{cb}/AE2/gin/fopt", ls.aei1)
     assert [x["rsc"] for x in rsps(ok)] == [4103, 2000]
+
+
+async def test_fopt_non_blocking_keeps_the_aggregated_answer(inproc: Any) -> None:
+    aei = await setup(inproc, 2)
+    assert (await mk_group(inproc, aei, ["cse-in/app/c0", "cse-in/app/c1"])).rsc == 2001
+    accepted = await inproc.call(CREATE, "cse-in/app/g/fopt", aei, ty=4, pc={"m2m:cin": {"con": "nb"}}, rt=1)
+    assert accepted.rsc == 1001, accepted.pc
+    await asyncio.wait_for(inproc.cse.nonblocking.stop(), 5)  # awaits the running request
+    req = (await inproc.call(RETRIEVE, accepted.pc["m2m:uri"], aei)).pc["m2m:req"]
+    assert req["ors"]["rsc"] == 2000, req
+    assert [x["rsc"] for x in req["ors"]["pc"]["m2m:agr"]["m2m:rsp"]] == [2001, 2001]
