@@ -43,6 +43,7 @@ from cse.csf.cse_base import ensure_cse_base
 from cse.csf.data import DataCSF
 from cse.csf.expiry import expire_due
 from cse.csf.forwarding import Forwarder
+from cse.csf.group import GROUP_TY, GroupCSF
 from cse.csf.hooks import TypeHooks
 from cse.csf.node import NODE_HOOKS
 from cse.csf.nonblocking import NonBlockingCSF
@@ -182,11 +183,15 @@ class CSE:
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history,
                        replay_keep=config.smg.replay_keep, monotonic=monotonic)
+        # fanOutPoint member requests run through the whole pipeline (docs/security.md "Groups")
+        self.groups = GroupCSF(self.ctx, dispatch=lambda req: self.dispatcher.handle(req),
+                               resolve=lambda target, op: self.dispatcher.resolve(target, op),
+                               max_parallel=config.limits.max_fanout_parallel)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
-                                       **self.smg.hooks()})
+                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks()})
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
                                       settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
-        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
+        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, fan_out=self.groups.fan_out)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),

@@ -56,19 +56,25 @@ CONTAINER_TY = 3
 AE_TY = 2
 _SESSIONS_RN = "sessions"  # an AE's session collection (docs/sessions.md), present with scp ["smg"]
 INSTANCE_TY = 4
+GROUP_TY = 9
+FOPT = "fopt"
 REQUEST_TY = 17
 
 
 class Resolved:
     """A resolved local target: the resource, and the virtual name used to
-    reach it (``la``/``ol``) if any, with the container behind it."""
+    reach it (``la``/``ol``) if any, with the container behind it. For a
+    group's ``fopt`` (fanOutPoint, TS-0001 9.6.14) ``doc`` is the group and
+    ``rest`` the path after ``fopt`` that each member's request appends."""
 
-    __slots__ = ("doc", "virtual", "container")
+    __slots__ = ("doc", "virtual", "container", "rest")
 
-    def __init__(self, doc: Doc | None, virtual: str | None = None, container: Doc | None = None) -> None:
+    def __init__(self, doc: Doc | None, virtual: str | None = None, container: Doc | None = None,
+                 rest: str = "") -> None:
         self.doc = doc
         self.virtual = virtual
         self.container = container
+        self.rest = rest
 
 
 Local = Callable[[Request, Resolved], Awaitable[Outcome]]
@@ -204,6 +210,11 @@ class Dispatcher:
             doc = await store.get_by_path(target.srn)
             if doc is not None:
                 return Resolved(doc)
+            if FOPT in segs[1:]:
+                i = segs.index(FOPT, 1)
+                group = await store.get_by_path("/".join(segs[:i]))
+                if group is not None and group["ty"] == GROUP_TY:
+                    return Resolved(group, FOPT, rest="/".join(segs[i + 1:]))
             if len(segs) > 1 and segs[-1] in ("la", "ol"):
                 parent = await store.get_by_path("/".join(segs[:-1]))
                 if parent is not None and parent["ty"] == CONTAINER_TY:
@@ -213,6 +224,8 @@ class Dispatcher:
         if doc is None:
             raise NotFound(f"resource with ri '{_clip(segs[0])}' does not exist")
         for i, seg in enumerate(segs[1:], start=1):
+            if seg == FOPT and doc["ty"] == GROUP_TY:
+                return Resolved(doc, FOPT, rest="/".join(segs[i + 1:]))
             if seg in ("la", "ol") and doc["ty"] == CONTAINER_TY and i == len(segs) - 1:
                 return await self._virtual(doc, seg, op)
             child = await store.child_by_name(doc["ri"], seg)

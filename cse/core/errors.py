@@ -39,6 +39,8 @@ __all__ = [
     "NonBlockingSynchNotSupported",
     "NotAcceptable",
     "UnableToRecallRequest",
+    "GroupMemberTypeInconsistent",
+    "MaxNumberOfMemberExceeded",
 ]
 
 
@@ -66,6 +68,7 @@ class RSC(IntEnum):
     ORIGINATOR_NOT_AUTHENTICATED = 4106
     SECURITY_ASSOCIATION_REQUIRED = 4107
     INVALID_CHILD_RESOURCE_TYPE = 4108
+    GROUP_MEMBER_TYPE_INCONSISTENT = 4110
     ORIGINATOR_HAS_ALREADY_REGISTERED = 4117
     INTERNAL_SERVER_ERROR = 5000
     NOT_IMPLEMENTED = 5001
@@ -79,6 +82,7 @@ class RSC(IntEnum):
     NON_BLOCKING_SYNCH_REQUEST_NOT_SUPPORTED = 5206
     NOT_ACCEPTABLE = 5207
     UNABLE_TO_RECALL_REQUEST = 5220
+    MAX_NUMBER_OF_MEMBER_EXCEEDED = 6010
 
 
 HTTP_STATUS: dict[int, int] = {
@@ -273,3 +277,15 @@ class UnableToRecallRequest(M2MError):
     """5220."""
 
     rsc = RSC.UNABLE_TO_RECALL_REQUEST
+
+
+class GroupMemberTypeInconsistent(M2MError):
+    """A group member is not of the group's memberType and its consistencyStrategy abandons the group."""
+
+    rsc = RSC.GROUP_MEMBER_TYPE_INCONSISTENT
+
+
+class MaxNumberOfMemberExceeded(M2MError):
+    """A group would hold more members than its maxNrOfMembers."""
+
+    rsc = RSC.MAX_NUMBER_OF_MEMBER_EXCEEDED

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from cse.core.context import Context
-from cse.core.dispatcher import Resolved
-from cse.core.errors import BadRequest, OperationNotAllowed
+from cse.core.dispatcher import FOPT, Resolved
+from cse.core.errors import BadRequest, NotFound, OperationNotAllowed
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome
 from cse.core.ports import Doc
@@ -29,21 +29,29 @@ from .tree import discover
 __all__ = ["LocalRouter"]
 
 Relay = Callable[[Request, Doc], Awaitable[Response]]
+FanOut = Callable[[Request, Resolved, Grant], Awaitable[Outcome]]
 
 
 class LocalRouter:
     """The dispatcher's handler for targets hosted here."""
 
-    def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None) -> None:
+    def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None,
+                 fan_out: FanOut | None = None) -> None:
+        """``fan_out`` serves a group's fanOutPoint (:mod:`.group`)."""
         self.ctx = ctx
         self.data = data
         self.relay_notify = relay_notify
+        self.fan_out = fan_out
 
     async def handle(self, req: Request, target: Resolved, grant: Grant = None) -> Outcome:
         """The outcome of ``req`` on the local ``target``; ``grant`` is the
         session grant when the SMG serves a session-based request."""
         doc = target.doc
         assert doc is not None
+        if target.virtual == FOPT:
+            if self.fan_out is None:
+                raise NotFound(f"'{doc['_srn']}/{FOPT}': this CSE serves no fanOutPoint")
+            return await self.fan_out(req, target, grant)
         fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
         if fc is not None and req.op in (Operation.CREATE, Operation.NOTIFY):
             raise BadRequest(f"filter criteria are not permitted on {req.op.name}")
