@@ -129,7 +129,9 @@ class CSE:
                                  outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri))
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
-                                          blocking_only=frozenset({SESSION_TY}))
+                                          blocking_only=frozenset({SESSION_TY}),
+                                          flex_wait_s=config.limits.flex_blocking_s,
+                                          max_unanswered=config.limits.max_unanswered)
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              removal=lambda doc, originator: self.data.removal(doc, originator),
                                              max_subscriptions=out.max_subscriptions)

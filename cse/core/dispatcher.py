@@ -125,13 +125,18 @@ class Dispatcher:
             self._holdable(oet, req.oet or "")  # refused now, not after a non-blocking request was accepted
         if req.sid is not None and self.session_gate is not None:
             return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
-        if req.rt in (1, 2) and req.op != Operation.NOTIFY:
+        if req.rt in (4, 5) and self.nonblocking is None:
+            req = replace(req, rt=3)  # flexBlocking may be blocking; noResponse is then served blocking too
+        if req.rt in (1, 2, 4, 5) and req.op != Operation.NOTIFY:
             if self.nonblocking is None:
                 raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
             if target.local:
                 resolved = await self.resolve(target, req.op)  # unknown target: 4004 now, not later
                 if resolved.doc is not None and resolved.doc["ty"] == REQUEST_TY:
-                    raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
+                    if req.rt in (1, 2):
+                        raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
+                    if req.rt == 4:  # the CSE chooses: blocking
+                        return await self._applied(await self.local(replace(req, rt=3), resolved))
             return await self.nonblocking(req)
         if not target.local:
             if self.forward is None:
