@@ -44,6 +44,7 @@ from cse.csf.node import NODE_HOOKS
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
 from cse.csf.outbound import OutboundPolicy
+from cse.csf.polling import Mailboxes, PollingCSF
 from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
@@ -121,8 +122,11 @@ class CSE:
         self.policy = OutboundPolicy(allow=out.allow, deny=out.deny, resolve=resolve_host, max_targets=out.max_targets)
         self.outbound = HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens,
                                      address_allowed=self.policy.allows)
+        # AEs with rr false fetch their requests through a pollingChannel (docs/onem2m.md "pollingChannel")
+        self.mailboxes = Mailboxes(max_pending=config.limits.max_poll_pending)
+        self.polling = PollingCSF(self.ctx, self.mailboxes, max_wait_s=config.limits.poll_wait_s)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req),
-                                 policy=self.policy,
+                                 policy=self.policy, channels=self.mailboxes,
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
                                                  per_originator=out.max_per_originator),
                                  max_per_target=out.max_pending_per_target, max_total=out.max_pending,
@@ -149,7 +153,7 @@ class CSE:
                                        **self.smg.hooks()})
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
                                       settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
-        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay)
+        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, polling=self.polling.handle)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),

@@ -55,6 +55,7 @@ log = logging.getLogger("cse.dispatcher")
 CONTAINER_TY = 3
 INSTANCE_TY = 4
 REQUEST_TY = 17
+POLLING_CHANNEL_TY = 15
 
 
 class Resolved:
@@ -205,10 +206,12 @@ class Dispatcher:
             doc = await store.get_by_path(target.srn)
             if doc is not None:
                 return Resolved(doc)
-            if len(segs) > 1 and segs[-1] in ("la", "ol"):
+            if len(segs) > 1 and segs[-1] in ("la", "ol", "pcu"):
                 parent = await store.get_by_path("/".join(segs[:-1]))
-                if parent is not None and parent["ty"] == CONTAINER_TY:
+                if parent is not None and parent["ty"] == CONTAINER_TY and segs[-1] != "pcu":
                     return await self._virtual(parent, segs[-1], op)
+                if parent is not None and parent["ty"] == POLLING_CHANNEL_TY and segs[-1] == "pcu":
+                    return Resolved(parent, "pcu")  # docs/onem2m.md "pollingChannel"
             raise NotFound(f"resource '{_clip(target.srn)}' does not exist")
         doc = await store.get(segs[0])
         if doc is None:
@@ -216,6 +219,8 @@ class Dispatcher:
         for i, seg in enumerate(segs[1:], start=1):
             if seg in ("la", "ol") and doc["ty"] == CONTAINER_TY and i == len(segs) - 1:
                 return await self._virtual(doc, seg, op)
+            if seg == "pcu" and doc["ty"] == POLLING_CHANNEL_TY and i == len(segs) - 1:
+                return Resolved(doc, "pcu")
             child = await store.child_by_name(doc["ri"], seg)
             if child is None:
                 raise NotFound(f"resource '{_clip('/'.join(segs[: i + 1]))}' does not exist")

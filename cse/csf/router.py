@@ -29,21 +29,30 @@ from .tree import discover
 __all__ = ["LocalRouter"]
 
 Relay = Callable[[Request, Doc], Awaitable[Response]]
+Poll = Callable[[Request, Doc], Awaitable[Outcome]]
 
 
 class LocalRouter:
     """The dispatcher's handler for targets hosted here."""
 
-    def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None) -> None:
+    def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None,
+                 polling: Poll | None = None) -> None:
+        """``polling`` serves ``<pollingChannel>/pcu`` (docs/onem2m.md "pollingChannel")."""
         self.ctx = ctx
         self.data = data
         self.relay_notify = relay_notify
+        self.polling = polling
 
     async def handle(self, req: Request, target: Resolved, grant: Grant = None) -> Outcome:
         """The outcome of ``req`` on the local ``target``; ``grant`` is the
         session grant when the SMG serves a session-based request."""
         doc = target.doc
         assert doc is not None
+        if target.virtual == "pcu":
+            if self.polling is None or grant is not None:
+                raise OperationNotAllowed("pcu is not served here" if grant is None else
+                                          "pcu is not used within a session")
+            return await self.polling(req, doc)
         fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
         if fc is not None and req.op in (Operation.CREATE, Operation.NOTIFY):
             raise BadRequest(f"filter criteria are not permitted on {req.op.name}")

@@ -1,0 +1,155 @@
+"""pollingChannel (ty 15) and its pcu (docs/onem2m.md "pollingChannel"): an
+AE with rr false that has a channel gets its subscription's verification
+request and notifications by RETRIEVE of pcu and answers by NOTIFY to pcu;
+only that AE may use it; polls and queues are bounded; a request nobody
+fetches fails after its timeout. In-process CSE, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from cse.config import load_config
+from cse.core.errors import RequestTimeout, TargetNotReachable
+from cse.core.messages import Operation, Request, Response
+from cse.csf.polling import Mailboxes
+from tests.conftest import InProc, started_inproc
+from tests.waiting import until
+
+CREATE, RETRIEVE, NOTIFY = Operation.CREATE, Operation.RETRIEVE, Operation.NOTIFY
+PCU = "cse-in/nat/pch/pcu"
+
+
+@pytest.fixture
+async def ip() -> AsyncIterator[InProc]:
+    config = load_config(None, db=":memory:")
+    config = replace(config, limits=replace(config.limits, poll_wait_s=2.0))
+    async with started_inproc(config) as inproc:
+        yield inproc
+
+
+async def nat_ae(ip: InProc) -> str:
+    """An AE without poa and with rr false, with its pollingChannel ``pch``."""
+    aei = await ip.register("nat", rr=False)
+    r = await ip.call(CREATE, "cse-in/nat", aei, ty=15, pc={"m2m:pch": {"rn": "pch"}})
+    assert r.rsc == 2001, r.pc
+    assert r.pc["m2m:pch"]["ty"] == 15
+    return aei
+
+
+async def fetch(ip: InProc, aei: str) -> dict[str, Any]:
+    """One poll that got a request: its primitive."""
+    r = await ip.call(RETRIEVE, PCU, aei)
+    assert r.rsc == 2000, r.pc
+    return dict(r.pc["m2m:rqp"])
+
+
+async def answer(ip: InProc, aei: str, rqp: dict[str, Any], rsc: int = 2000) -> Response:
+    return await ip.call(NOTIFY, PCU, aei, pc={"m2m:rsp": {"rsc": rsc, "rqi": rqp["rqi"]}})
+
+
+async def test_subscription_and_notifications_through_the_channel(ip: InProc) -> None:
+    aei = await nat_ae(ip)
+    assert (await ip.call(CREATE, "cse-in/nat", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})).rsc == 2001
+    sub = asyncio.create_task(ip.call(CREATE, "cse-in/nat/data", aei, ty=23,
+                                      pc={"m2m:sub": {"rn": "s", "nu": [aei], "nct": 1,
+                                                      "enc": {"net": [3]}}}))
+    vrq = await fetch(ip, aei)  # the verification request comes through the channel
+    assert vrq["op"] == 5 and vrq["fr"] == "/id-in"
+    assert vrq["pc"]["m2m:sgn"]["vrq"] is True and vrq["pc"]["m2m:sgn"]["cr"] == aei
+    assert (await answer(ip, aei, vrq)).rsc == 2000
+    r = await asyncio.wait_for(sub, 5)
+    assert r.rsc == 2001, r.pc
+    assert (await ip.call(CREATE, "cse-in/nat/data", aei, ty=4, pc={"m2m:cin": {"con": "hello"}})).rsc == 2001
+    ntf = await fetch(ip, aei)
+    assert ntf["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "hello"
+    assert len(await ip.cse.outbox.open()) == 1  # fetched, not answered: still owed after a restart
+    assert (await answer(ip, aei, ntf)).rsc == 2000
+    await ip.cse.notifier.drained(5)
+    assert ip.cse.notifier.sent == 1 and ip.cse.notifier.failed == 0
+
+    async def settled() -> bool:
+        return not await ip.cse.outbox.open()
+    await until(settled, "the answered notification's outbox entry settled", timeout=5)
+    # the answer was taken: a second one for the same request is 4004
+    assert (await answer(ip, aei, ntf)).rsc == 4004
+
+
+async def test_a_notify_relayed_to_the_ae_goes_through_the_channel(ip: InProc) -> None:
+    aei = await nat_ae(ip)
+    sent = asyncio.create_task(ip.call(NOTIFY, "cse-in/nat", "CAdmin", pc={"m2m:sgn": {"sur": "/id-in/x"}}))
+    got = await fetch(ip, aei)
+    assert got["pc"] == {"m2m:sgn": {"sur": "/id-in/x"}}
+    await ip.call(NOTIFY, PCU, aei, pc={"m2m:rsp": {"rsc": 2000, "rqi": got["rqi"], "pc": {"m2m:dbg": "ok"}}})
+    r = await asyncio.wait_for(sent, 5)
+    assert r.rsc == 2000 and r.pc == {"m2m:dbg": "ok"}
+
+
+async def test_only_the_ae_itself_may_use_its_pcu(ip: InProc) -> None:
+    await nat_ae(ip)
+    other = await ip.register("other")
+    for fr in (other, "CAdmin"):
+        r = await ip.call(RETRIEVE, PCU, fr)
+        assert r.rsc == 4103, r.pc
+        r = await ip.call(NOTIFY, PCU, fr, pc={"m2m:rsp": {"rsc": 2000, "rqi": "x"}})
+        assert r.rsc == 4103, r.pc
+
+
+async def test_a_poll_with_nothing_to_fetch_ends_4008(ip: InProc) -> None:
+    aei = await nat_ae(ip)
+    r = await ip.call(RETRIEVE, PCU, aei)  # waits poll_wait_s (2 s), then gives up
+    assert r.rsc == 4008 and "poll again" in r.pc["m2m:dbg"], r.pc
+
+
+async def test_bad_answers(ip: InProc) -> None:
+    aei = await nat_ae(ip)
+    r = await ip.call(NOTIFY, PCU, aei, pc={"m2m:sgn": {}})
+    assert r.rsc == 4000, r.pc
+    r = await ip.call(NOTIFY, PCU, aei, pc={"m2m:rsp": {"rsc": 2000, "rqi": "never-sent"}})
+    assert r.rsc == 4004, r.pc
+    r = await ip.call(Operation.UPDATE, PCU, aei, pc={"m2m:pch": {}})
+    assert r.rsc == 4005, r.pc
+
+
+async def test_without_a_channel_rr_false_is_still_unreachable(ip: InProc) -> None:
+    aei = await ip.register("lonely", rr=False)
+    assert (await ip.call(CREATE, "cse-in/lonely", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})).rsc == 2001
+    r = await ip.call(CREATE, "cse-in/lonely/data", aei, ty=23, pc={"m2m:sub": {"nu": [aei]}})
+    assert r.rsc == 5204 and "rr is false" in r.pc["m2m:dbg"], r.pc
+
+
+async def test_the_channel_lives_under_an_ae_only(ip: InProc) -> None:
+    aei = await ip.register("app")
+    assert (await ip.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})).rsc == 2001
+    r = await ip.call(CREATE, "cse-in/app/data", aei, ty=15, pc={"m2m:pch": {}})
+    assert r.rsc == 4108, r.pc
+
+
+# -- the mailbox on its own ---------------------------------------------------------------
+
+def _req(rqi: str) -> Request:
+    return Request(op=Operation.NOTIFY, to="Cae", fr="/id-in", rqi=rqi, pc={"m2m:sgn": {}})
+
+
+async def test_a_request_nobody_fetches_fails_after_its_timeout() -> None:
+    boxes = Mailboxes()
+    with pytest.raises(RequestTimeout):
+        await boxes.exchange("Cae", _req("a"), timeout=0.05)
+    assert boxes.pending("Cae") == 0
+    assert await boxes.poll("Cae", 0.0) is None  # withdrawn: a later poll does not get it
+
+
+async def test_the_queue_per_ae_is_bounded() -> None:
+    boxes = Mailboxes(max_pending=1)
+    first = asyncio.create_task(boxes.exchange("Cae", _req("a"), timeout=5))
+    got = await boxes.poll("Cae", 5)
+    assert got is not None and got.rqi == "a"
+    with pytest.raises(TargetNotReachable):
+        await boxes.exchange("Cae", _req("b"), timeout=5)
+    assert boxes.answer("Cae", Response(rsc=2000, rqi="a"))
+    assert (await first).rsc == 2000
+    assert boxes.pending("Cae") == 0
