@@ -24,6 +24,7 @@ from cse.core.messages import Operation
 from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
+from .polling import PollingReceiver
 from .requester import Requester
 
 __all__ = ["SUBSCRIPTION_TY", "Notifications"]
@@ -48,10 +49,14 @@ class Notifications:
         return self._server
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, verify: VerifyHook | None = None,
-                    catch_all: NotificationCallback | None = None) -> NotificationServer:
-        """Start the server unless it runs (``AEClient.start_notifications``)."""
+                    catch_all: NotificationCallback | None = None, polling: bool = False) -> NotificationServer:
+        """Start the server unless it runs (``AEClient.start_notifications``);
+        ``polling``: no port, a :class:`~ae_sdk.polling.PollingReceiver`."""
         if self._server is None or not self._server.running:
-            self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
+            if polling:
+                self._server = PollingReceiver(self.requester, verify=verify, catch_all=catch_all)
+            else:
+                self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)
             await self._server.start()
         return self._server
 
