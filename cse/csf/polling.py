@@ -29,7 +29,7 @@ included: the requests are the AE's own).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,6 @@ class _Box:
 
     pending: deque[Request] = field(default_factory=deque)
     answers: dict[str, asyncio.Future[Response]] = field(default_factory=dict)
-    pollers: int = 0
     ready: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
@@ -85,10 +84,11 @@ class Mailboxes:
         self.max_pending = max_pending
         self.max_pollers = max_pollers
         self._boxes: dict[str, _Box] = {}
+        self._pollers: Counter[str] = Counter()  # AE ri -> RETRIEVEs of its pcu waiting now
 
     def _drop_if_idle(self, ae: str) -> None:
         box = self._boxes.get(ae)
-        if box is not None and not box.pending and not box.answers and not box.pollers:
+        if box is not None and not box.pending and not box.answers and not self._pollers[ae]:
             del self._boxes[ae]
 
     async def exchange(self, ae: str, req: Request, timeout: float) -> Response:
@@ -120,9 +120,9 @@ class Mailboxes:
         """The next request for ``ae``, waiting up to ``wait_s``; None when
         none came. 5207 when ``max_pollers`` already wait."""
         box = self._boxes.setdefault(ae, _Box())
-        if box.pollers >= self.max_pollers:
+        if self._pollers[ae] >= self.max_pollers:
             raise NotAcceptable(f"{self.max_pollers} RETRIEVEs of this pollingChannel's pcu already wait")
-        box.pollers += 1
+        self._pollers[ae] += 1
         try:
             async with box.ready:
                 try:
@@ -131,7 +131,9 @@ class Mailboxes:
                     return None
                 return box.pending.popleft()
         finally:
-            box.pollers -= 1
+            self._pollers[ae] -= 1
+            if not self._pollers[ae]:
+                del self._pollers[ae]
             self._drop_if_idle(ae)
 
     def answer(self, ae: str, rsp: Response) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cse.config import load_config
-from cse.core.errors import RequestTimeout, TargetNotReachable
+from cse.core.errors import NotAcceptable, RequestTimeout, TargetNotReachable
 from cse.core.messages import Operation, Request, Response
 from cse.csf.polling import Mailboxes
 from tests.conftest import InProc, started_inproc
@@ -153,3 +153,16 @@ async def test_the_queue_per_ae_is_bounded() -> None:
     assert boxes.answer("Cae", Response(rsc=2000, rqi="a"))
     assert (await first).rsc == 2000
     assert boxes.pending("Cae") == 0
+
+
+async def test_waiting_polls_per_ae_are_bounded() -> None:
+    boxes = Mailboxes(max_pollers=1)
+    first = asyncio.create_task(boxes.poll("Cae", 5))
+    await asyncio.sleep(0)  # let it start waiting
+    with pytest.raises(NotAcceptable):
+        await boxes.poll("Cae", 5)
+    sent = asyncio.create_task(boxes.exchange("Cae", _req("a"), timeout=5))
+    got = await asyncio.wait_for(first, 5)
+    assert got is not None and got.rqi == "a"
+    boxes.answer("Cae", Response(rsc=2000, rqi="a"))
+    assert (await sent).rsc == 2000
