@@ -125,10 +125,11 @@ class Mailboxes:
         self._pollers[ae] += 1
         try:
             async with box.ready:
-                try:
-                    await asyncio.wait_for(box.ready.wait_for(lambda: bool(box.pending)), wait_s)
-                except TimeoutError:
-                    return None
+                if not box.pending:
+                    try:
+                        await asyncio.wait_for(box.ready.wait_for(lambda: bool(box.pending)), wait_s)
+                    except TimeoutError:
+                        return None
                 return box.pending.popleft()
         finally:
             self._pollers[ae] -= 1

@@ -13,23 +13,36 @@ from typing import Any
 
 import pytest
 
-from cse.config import load_config
+from cse.app import CSE
+from cse.config import Config, load_config
 from cse.core.errors import NotAcceptable, RequestTimeout, TargetNotReachable
 from cse.core.messages import Operation, Request, Response
 from cse.csf.polling import Mailboxes
-from tests.conftest import InProc, started_inproc
+from cse.store.memory import MemoryStore
+from tests.conftest import FakeClock, InProc, started_inproc
 from tests.waiting import until
 
 CREATE, RETRIEVE, NOTIFY = Operation.CREATE, Operation.RETRIEVE, Operation.NOTIFY
 PCU = "cse-in/nat/pch/pcu"
 
 
+def _config() -> Config:
+    config = load_config(None, db=":memory:")
+    return replace(config, limits=replace(config.limits, poll_wait_s=2.0))
+
+
 @pytest.fixture
 async def ip() -> AsyncIterator[InProc]:
-    config = load_config(None, db=":memory:")
-    config = replace(config, limits=replace(config.limits, poll_wait_s=2.0))
-    async with started_inproc(config) as inproc:
+    async with started_inproc(_config()) as inproc:
         yield inproc
+
+
+async def start_on(store: MemoryStore) -> InProc:
+    """A started CSE on ``store`` (a restart when the store was used before)."""
+    clock = FakeClock()
+    cse = CSE(_config(), store=store, clock=clock)
+    await cse.start(serve_http=False)
+    return InProc(cse, clock)
 
 
 async def nat_ae(ip: InProc) -> str:
@@ -163,6 +176,47 @@ async def test_waiting_polls_per_ae_are_bounded() -> None:
         await boxes.poll("Cae", 5)
     sent = asyncio.create_task(boxes.exchange("Cae", _req("a"), timeout=5))
     got = await asyncio.wait_for(first, 5)
+    assert got is not None and got.rqi == "a"
+    boxes.answer("Cae", Response(rsc=2000, rqi="a"))
+    assert (await sent).rsc == 2000
+
+
+async def test_a_fetched_but_unanswered_notification_comes_again_after_a_restart() -> None:
+    store = MemoryStore()
+    first = await start_on(store)
+    try:
+        aei = await nat_ae(first)
+        assert (await first.call(CREATE, "cse-in/nat", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})).rsc == 2001
+        sub = asyncio.create_task(first.call(CREATE, "cse-in/nat/data", aei, ty=23,
+                                             pc={"m2m:sub": {"nu": [aei], "enc": {"net": [3]}}}))
+        assert (await answer(first, aei, await fetch(first, aei))).rsc == 2000  # the verification
+        assert (await asyncio.wait_for(sub, 5)).rsc == 2001
+        await first.call(CREATE, "cse-in/nat/data", aei, ty=4, pc={"m2m:cin": {"con": "kept"}})
+        fetched = await fetch(first, aei)
+        assert fetched["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "kept"
+    finally:
+        await first.cse.stop()  # the AE never answered
+    again = await start_on(store)
+    try:
+        while True:  # after a restart the CSE asks for a verification again first
+            rqp = await fetch(again, aei)
+            assert (await answer(again, aei, rqp)).rsc == 2000
+            if not rqp["pc"]["m2m:sgn"].get("vrq"):
+                break
+        assert rqp["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "kept"
+
+        async def settled() -> bool:
+            return not await again.cse.outbox.open()
+        await until(settled, "the outbox entry settled once answered", timeout=5)
+    finally:
+        await again.cse.stop()
+
+
+async def test_a_poll_that_may_not_wait_still_takes_what_is_there() -> None:
+    boxes = Mailboxes()
+    sent = asyncio.create_task(boxes.exchange("Cae", _req("a"), timeout=5))
+    await asyncio.sleep(0)  # let it queue
+    got = await boxes.poll("Cae", 0.0)
     assert got is not None and got.rqi == "a"
     boxes.answer("Cae", Response(rsc=2000, rqi="a"))
     assert (await sent).rsc == 2000
