@@ -220,3 +220,17 @@ async def test_a_poll_that_may_not_wait_still_takes_what_is_there() -> None:
     assert got is not None and got.rqi == "a"
     boxes.answer("Cae", Response(rsc=2000, rqi="a"))
     assert (await sent).rsc == 2000
+
+
+async def test_a_notification_nobody_polls_for_fails_after_the_timeout(ip: InProc) -> None:
+    aei = await nat_ae(ip)
+    assert (await ip.call(CREATE, "cse-in/nat", aei, ty=3, pc={"m2m:cnt": {"rn": "data"}})).rsc == 2001
+    sub = asyncio.create_task(ip.call(CREATE, "cse-in/nat/data", aei, ty=23,
+                                      pc={"m2m:sub": {"nu": [aei], "enc": {"net": [3]}}}))
+    assert (await answer(ip, aei, await fetch(ip, aei))).rsc == 2000
+    assert (await asyncio.wait_for(sub, 5)).rsc == 2001
+    await ip.call(CREATE, "cse-in/nat/data", aei, ty=4, pc={"m2m:cin": {"con": "lost"}})
+    # the AE has stopped polling: after the notification timeout (5 s) it counts as failed
+    await ip.cse.notifier.drained(15)
+    assert ip.cse.notifier.failed == 1 and ip.cse.notifier.sent == 0
+    assert ip.cse.mailboxes.pending(aei) == 0  # withdrawn from the AE's mailbox (its ri is its AE-ID)
