@@ -20,6 +20,7 @@ from cse.core.messages import Operation
 from cse.core.timestamps import format_ts
 from cse.store.memory import MemoryStore
 from tests.conftest import FakeClock, InProc
+from tests.notify_receiver import Receiver
 
 CREATE, RETRIEVE = Operation.CREATE, Operation.RETRIEVE
 
@@ -112,3 +113,12 @@ async def test_rt5_running_requests_are_bounded(gated: Gated) -> None:
     assert (await cnt(gated, "three", rt=5)).rsc == 1001
     await asyncio.wait_for(gated.ip.cse.nonblocking.stop(), 5)
     assert (await gated.ip.call(RETRIEVE, "cse-in/app/three", gated.aei)).rsc == 2000
+
+
+async def test_rt4_turned_non_blocking_with_rtu_notifies_the_result(gated: Gated, receiver: Receiver) -> None:
+    r = await cnt(gated, "told", rt=4, rtu=(receiver.url,), oet=later(gated))
+    assert r.rsc == 1002, r.pc
+    gated.gate.set()
+    assert (await receiver.next()).is_verification
+    rsp = (await receiver.next()).body["m2m:rsp"]
+    assert rsp["rsc"] == 2001 and rsp["pc"]["m2m:cnt"]["rn"] == "told"
