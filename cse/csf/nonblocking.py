@@ -1,7 +1,7 @@
 """Non-blocking requests: ``rt`` 1 (synch) and 2 (asynch), and the two
 response types that may end up non-blocking or unanswered: ``rt`` 4
 (flexBlocking) and 5 (noResponse) (docs/onem2m.md "Non-blocking requests",
-TS-0001 8.2.2 Response Type).
+TS-0001 and TS-0004, Response Type).
 
 The CSE stores a ``<request>`` resource (ty 17, under the CSEBase, owned by
 the originator) in state PENDING, answers at once (1001 or 1002 with

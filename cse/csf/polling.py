@@ -1,5 +1,5 @@
 """Polling channels: requests for AEs that cannot receive any (TS-0001
-10.2.x pollingChannel, TS-0004 7.4.x pollingChannelURI; docs/onem2m.md
+and TS-0004, resource pollingChannel and its pollingChannelURI; docs/onem2m.md
 "pollingChannel").
 
 An AE with ``rr`` false (behind NAT, no open port) creates a
