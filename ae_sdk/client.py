@@ -530,11 +530,14 @@ class AEClient:
 
     async def start_notifications(self, host: str = "127.0.0.1", port: int = 0, *,
                                   verify: VerifyHook | None = None,
-                                  catch_all: NotificationCallback | None = None) -> NotificationServer:
+                                  catch_all: NotificationCallback | None = None,
+                                  polling: bool = False) -> NotificationServer:
         """Start (once) the server that receives this AE's notifications; its
         ``url`` is what :meth:`subscribe` puts into ``nu`` (and what to give
-        as ``poa`` to :meth:`register` for ``via_poa``)."""
-        return await self._notify.start(host, port, verify=verify, catch_all=catch_all)
+        as ``poa`` to :meth:`register` for ``via_poa``). ``polling``: open
+        no port; an AE registered with ``rr=False`` fetches them through a
+        pollingChannel (:mod:`ae_sdk.polling`, docs/sdk.md)."""
+        return await self._notify.start(host, port, verify=verify, catch_all=catch_all, polling=polling)
 
     async def subscribe(self, path: str, callback: NotificationCallback, *, net: Sequence[int] = (3,),
                         nct: int = 1, rn: str | None = None, via_poa: bool = False,

@@ -25,6 +25,7 @@ from cse.core.messages import Operation
 from .content import unwrap, wrap
 from .errors import M2MResponseError, SDKError
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
+from .polling import PollingReceiver
 from .requester import Requester
 
 __all__ = ["SUBSCRIPTION_TY", "Notifications", "default_subscription_rn"]
@@ -66,10 +67,13 @@ class Notifications:
         return self._server
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, verify: VerifyHook | None = None,
-                    catch_all: NotificationCallback | None = None) -> NotificationServer:
-        """Start the server unless it runs (``AEClient.start_notifications``)."""
+                    catch_all: NotificationCallback | None = None, polling: bool = False) -> NotificationServer:
+        """Start the server unless it runs (``AEClient.start_notifications``);
+        ``polling``: no port, a :class:`~ae_sdk.polling.PollingReceiver`."""
         if self._server is None or not self._server.running:
-            if self.make_receiver is not None:
+            if polling:
+                self._server = PollingReceiver(self.requester, verify=verify, catch_all=catch_all)
+            elif self.make_receiver is not None:
                 self._server = self.make_receiver(verify, catch_all)
             else:
                 self._server = NotificationServer(host, port, verify=verify, catch_all=catch_all)

@@ -49,6 +49,7 @@ from cse.csf.node import NODE_HOOKS
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
 from cse.csf.outbound import OutboundPolicy, parse_networks
+from cse.csf.polling import Mailboxes, PollingCSF
 from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
 from cse.csf.router import LocalRouter
@@ -161,15 +162,20 @@ class CSE:
             HttpOutbound(ssl_context=self.security.client_ssl, tokens=self.security.tokens,
                          address_allowed=self.policy.allows),
             MqttOutbound(self.mqtt))
+        # AEs with rr false fetch their requests through a pollingChannel (docs/onem2m.md "pollingChannel")
+        self.mailboxes = Mailboxes(max_pending=config.limits.max_poll_pending)
+        self.polling = PollingCSF(self.ctx, self.mailboxes, max_wait_s=config.limits.poll_wait_s)
         self.notifier = Notifier(self.ctx, self.outbound, forward=lambda req: self.dispatcher.handle(req),
-                                 policy=self.policy,
+                                 policy=self.policy, channels=self.mailboxes,
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
                                                  per_originator=out.max_per_originator),
                                  max_per_target=out.max_pending_per_target, max_total=out.max_pending,
                                  outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri))
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
-                                          blocking_only=frozenset({SESSION_TY}))
+                                          blocking_only=frozenset({SESSION_TY}),
+                                          flex_wait_s=config.limits.flex_blocking_s,
+                                          max_unanswered=config.limits.max_unanswered)
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              removal=lambda doc, originator: self.data.removal(doc, originator),
                                              max_subscriptions=out.max_subscriptions)
@@ -191,7 +197,8 @@ class CSE:
                                        GROUP_TY: self.groups.hooks(), **self.smg.hooks()})
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
                                       settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
-        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, fan_out=self.groups.fan_out)
+        self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, fan_out=self.groups.fan_out,
+                                  polling=self.polling.handle)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),

@@ -113,6 +113,10 @@ class LimitsConfig:
     max_connections_per_peer: int = 128
     max_oet_delay_s: float = 30.0
     max_fanout_parallel: int = 8
+    flex_blocking_s: float = 1.0
+    max_unanswered: int = 256
+    poll_wait_s: float = 30.0
+    max_poll_pending: int = 64
 
 
 # The deepest tree the CSE accepts at all: a result nests two JSON levels per
@@ -204,7 +208,9 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "limits": {"max_result": (int,), "max_depth": (int,), "max_resources_per_originator": (int,),
                "requests_per_s": (int, float), "request_burst": (int,), "header_timeout_s": (int, float),
                "max_connections": (int,), "max_connections_per_peer": (int,),
-               "max_oet_delay_s": (int, float), "max_fanout_parallel": (int,)},
+               "max_oet_delay_s": (int, float), "max_fanout_parallel": (int,), "flex_blocking_s": (int, float),
+               "max_unanswered": (int,),
+               "poll_wait_s": (int, float), "max_poll_pending": (int,)},
     "outbound": {"allow": (list,), "deny": (list,), "max_targets": (int,), "max_subscriptions": (int,),
                  "max_in_flight": (int,), "max_per_target": (int,), "max_per_originator": (int,),
                  "max_pending_per_target": (int,), "max_pending": (int,)},
@@ -407,10 +413,12 @@ def _limits(values: dict[str, Any]) -> LimitsConfig:
     limits = LimitsConfig(**values)
     if not 1 <= limits.max_depth <= MAX_DEPTH_CEILING:
         raise ConfigError(f"'limits.max_depth' must be 1..{MAX_DEPTH_CEILING}, got {limits.max_depth}")
-    for name in ("max_result", "max_connections", "max_connections_per_peer", "max_fanout_parallel"):
+    for name in ("max_result", "max_connections", "max_connections_per_peer", "max_fanout_parallel",
+                 "max_unanswered", "max_poll_pending"):
         if getattr(limits, name) < 1:
             raise ConfigError(f"'limits.{name}' must be at least 1, got {getattr(limits, name)}")
-    for name in ("max_resources_per_originator", "requests_per_s", "request_burst", "max_oet_delay_s"):
+    for name in ("max_resources_per_originator", "requests_per_s", "request_burst", "max_oet_delay_s",
+                 "flex_blocking_s", "poll_wait_s"):
         if getattr(limits, name) < 0:
             raise ConfigError(f"'limits.{name}' must be 0 (unlimited) or more, got {getattr(limits, name)}")
     if not limits.header_timeout_s > 0:

@@ -59,6 +59,7 @@ INSTANCE_TY = 4
 GROUP_TY = 9
 FOPT = "fopt"
 REQUEST_TY = 17
+POLLING_CHANNEL_TY = 15
 
 
 class Resolved:
@@ -133,13 +134,18 @@ class Dispatcher:
             self._holdable(oet, req.oet or "")  # refused now, not after a non-blocking request was accepted
         if req.sid is not None and self.session_gate is not None:
             return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
-        if req.rt in (1, 2) and req.op != Operation.NOTIFY:
+        if req.rt in (4, 5) and self.nonblocking is None:
+            req = replace(req, rt=3)  # flexBlocking may be blocking; noResponse is then served blocking too
+        if req.rt in (1, 2, 4, 5) and req.op != Operation.NOTIFY:
             if self.nonblocking is None:
                 raise NonBlockingSynchNotSupported("non-blocking requests (rt=1, rt=2) are not supported")
             if target.local:
                 resolved = await self.resolve(target, req.op)  # unknown target: 4004 now, not later
                 if resolved.doc is not None and resolved.doc["ty"] == REQUEST_TY:
-                    raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
+                    if req.rt in (1, 2):
+                        raise BadRequest("a <request> resource cannot be the target of a non-blocking request")
+                    if req.rt == 4:  # the CSE chooses: blocking
+                        return await self._applied(await self.local(replace(req, rt=3), resolved))
             return await self.nonblocking(req)
         if not target.local:
             if self.forward is None:
@@ -215,10 +221,12 @@ class Dispatcher:
                 group = await store.get_by_path("/".join(segs[:i]))
                 if group is not None and group["ty"] == GROUP_TY:
                     return Resolved(group, FOPT, rest="/".join(segs[i + 1:]))
-            if len(segs) > 1 and segs[-1] in ("la", "ol"):
+            if len(segs) > 1 and segs[-1] in ("la", "ol", "pcu"):
                 parent = await store.get_by_path("/".join(segs[:-1]))
-                if parent is not None and parent["ty"] == CONTAINER_TY:
+                if parent is not None and parent["ty"] == CONTAINER_TY and segs[-1] != "pcu":
                     return await self._virtual(parent, segs[-1], op)
+                if parent is not None and parent["ty"] == POLLING_CHANNEL_TY and segs[-1] == "pcu":
+                    return Resolved(parent, "pcu")  # docs/onem2m.md "pollingChannel"
             raise NotFound(f"resource '{_clip(target.srn)}' does not exist{await self._hint(segs)}")
         doc = await store.get(segs[0])
         if doc is None:
@@ -228,6 +236,8 @@ class Dispatcher:
                 return Resolved(doc, FOPT, rest="/".join(segs[i + 1:]))
             if seg in ("la", "ol") and doc["ty"] == CONTAINER_TY and i == len(segs) - 1:
                 return await self._virtual(doc, seg, op)
+            if seg == "pcu" and doc["ty"] == POLLING_CHANNEL_TY and i == len(segs) - 1:
+                return Resolved(doc, "pcu")
             child = await store.child_by_name(doc["ri"], seg)
             if child is None:
                 raise NotFound(f"resource '{_clip('/'.join(segs[: i + 1]))}' does not exist")

@@ -43,7 +43,10 @@ http(s) ``poa``; the content is JSON or CBOR as the target prefers
 (cse/csf/content_serialization.py); entities on other CSEs are reached
 through the CSEs. An
 AE with ``rr`` false is not reachable (TS-0001 9.6.5): nothing is sent to
-its ``poa`` (no pollingChannel here), which counts as failed. An AE whose
+its ``poa``; with a ``<pollingChannel>`` the notification waits in its
+mailbox until the AE fetches and answers it through ``pcu``
+(cse/csf/polling.py; settled in the outbox only then, failed after the
+timeout like any target), without one it counts as failed. An AE whose
 ``srv`` is known is spoken to in the newest release both support, a
 release 2 one without ``X-M2M-RVI``; each NOTIFY carries its
 subscription's event category (``ec``, ``X-M2M-EC``).
@@ -94,6 +97,7 @@ from cse.core.tasks import cancel_and_wait
 
 from .content_serialization import notification_media
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
+from .polling import POLLING_CHANNEL_TY, Mailboxes
 from .send_slots import SendSlots
 
 __all__ = ["Notifier", "CountDown", "NotRequestReachable", "verification_request"]
@@ -106,9 +110,9 @@ AE_TY = 2
 
 class NotRequestReachable(TargetNotReachable):
     """5103: the target AE has ``rr`` false. It is not reachable by
-    definition (TS-0001 9.6.5): a notification for it would wait for a
-    pollingChannel, which this CSE does not have, so it is not sent to its
-    ``poa`` (docs/onem2m.md "Subscriptions and notifications")."""
+    definition (TS-0001 9.6.5): a notification for it goes through its
+    pollingChannel, and without one it is not sent at all, not to its
+    ``poa`` either (docs/onem2m.md "pollingChannel")."""
 
 
 @dataclass
@@ -157,7 +161,7 @@ class Notifier:
                  max_per_key: int = 1000, quarantine: float = 10.0, warn_interval: float = 60.0,
                  max_unreported: int = 10_000, max_per_target: int = 10_000, max_total: int = 100_000,
                  outbox: Outbox | None = None, count_down: CountDown | None = None,
-                 settle_after: float = 0.05) -> None:
+                 settle_after: float = 0.05, channels: Mailboxes | None = None) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
@@ -171,8 +175,11 @@ class Notifier:
         outcome of a delivered notification's ``exc``; settled entries are
         deleted ``settle_after`` seconds after the first of a batch (one
         commit for all settled meanwhile: a crash in between sends them
-        again, as at-least-once allows)."""
+        again, as at-least-once allows). ``channels`` reaches AEs with
+        ``rr`` false that have a pollingChannel (none: they are not
+        reached at all)."""
         self.ctx = ctx
+        self.channels = channels
         self.outbound = outbound
         self.forward = forward
         self.policy = policy
@@ -615,13 +622,20 @@ class Notifier:
             return await self.policy.check(strip_ct(target))
         ae = await self.target_ae(target)
         if ae is not None and ae.get("rr") is False:
+            if await self.has_channel(ae):
+                return Destination(f"pcu:{ae['ri']}", f"pcu:{ae['ri']}", rvi=rvi_for(ae.get("srv")),
+                                   channel=ae["ri"])
             raise NotRequestReachable(
                 f"notification target AE '{target[:100]}' is not request reachable (rr is false) and this CSE "
-                "has no pollingChannel: nothing is sent to it (docs/onem2m.md \"Subscriptions and notifications\")")
+                "has no pollingChannel: nothing is sent to it (docs/onem2m.md \"pollingChannel\")")
         url = self.poa_url(ae) if ae is not None else None
         if ae is None or url is None:
             raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
         return replace(await self.policy.check(url), rvi=rvi_for(ae.get("srv")))
+
+    async def has_channel(self, ae: Doc) -> bool:
+        """The AE has a pollingChannel this CSE serves (docs/onem2m.md "pollingChannel")."""
+        return self.channels is not None and bool(await self.ctx.store.children(ae["ri"], POLLING_CHANNEL_TY))
 
     # -- sending ---------------------------------------------------------------
     async def verify(self, target: str, *, owner: str | None, sur: str | None, timeout: float | None = None) -> None:
@@ -660,7 +674,11 @@ class Notifier:
         false gets nothing (:class:`NotRequestReachable`).
         """
         if ae.get("rr") is False:
-            raise NotRequestReachable(f"AE {ae['ri']} is not request reachable (rr is false) and this CSE has "
+            if self.channels is not None and await self.has_channel(ae):
+                rvi = rvi_for(ae.get("srv"))
+                return await self.channels.exchange(ae["ri"], req if rvi is None else replace(req, rvi=rvi),
+                                                    self.timeout)
+            raise NotRequestReachable(f"AE {ae['ri']} is not request reachable (rr is false) and has "
                                       "no pollingChannel: the notification cannot be delivered")
         rvi = rvi_for(ae.get("srv"))
         if rvi is not None:
@@ -707,6 +725,8 @@ class Notifier:
                 dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
                 raise TargetNotReachable(f"notification to {target[:100]} not delivered: {resp.rsc} {dbg}")
             return resp
+        if dest.channel is not None and self.channels is not None:  # docs/onem2m.md "pollingChannel"
+            return await self.channels.exchange(dest.channel, req, timeout)
         # JSON or CBOR as the target prefers (its csz, a URL's ct=); the binding encodes it
         req = replace(req, media=await notification_media(self.ctx.store, self.ctx.identity.csi, target))
         return await self.outbound.send(dest.url, req, timeout=timeout, exact=True)

@@ -89,12 +89,15 @@ class Destination:
     and port -- or, ``remote``, an entity on another CSE (``url`` is its ID,
     reached through the CSEs). ``rvi`` is the release to speak when the
     target is an AE whose ``srv`` is known (None: the default;
-    :func:`cse.core.messages.rvi_for`)."""
+    :func:`cse.core.messages.rvi_for`). ``channel``: the ri of an AE with
+    ``rr`` false reached through its pollingChannel instead of a URL
+    (docs/onem2m.md "pollingChannel")."""
 
     url: str
     lane: str
     remote: bool = False
     rvi: str | None = None
+    channel: str | None = None
 
 
 class OutboundPolicy:

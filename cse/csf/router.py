@@ -30,18 +30,21 @@ __all__ = ["LocalRouter"]
 
 Relay = Callable[[Request, Doc], Awaitable[Response]]
 FanOut = Callable[[Request, Resolved, Grant], Awaitable[Outcome]]
+Poll = Callable[[Request, Doc], Awaitable[Outcome]]
 
 
 class LocalRouter:
     """The dispatcher's handler for targets hosted here."""
 
     def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None,
-                 fan_out: FanOut | None = None) -> None:
-        """``fan_out`` serves a group's fanOutPoint (:mod:`.group`)."""
+                 fan_out: FanOut | None = None, polling: Poll | None = None) -> None:
+        """``fan_out`` serves a group's fanOutPoint (:mod:`.group`); ``polling``
+        serves ``<pollingChannel>/pcu`` (docs/onem2m.md "pollingChannel")."""
         self.ctx = ctx
         self.data = data
         self.relay_notify = relay_notify
         self.fan_out = fan_out
+        self.polling = polling
 
     async def handle(self, req: Request, target: Resolved, grant: Grant = None) -> Outcome:
         """The outcome of ``req`` on the local ``target``; ``grant`` is the
@@ -52,6 +55,11 @@ class LocalRouter:
             if self.fan_out is None:
                 raise NotFound(f"'{doc['_srn']}/{FOPT}': this CSE serves no fanOutPoint")
             return await self.fan_out(req, target, grant)
+        if target.virtual == "pcu":
+            if self.polling is None or grant is not None:
+                raise OperationNotAllowed("pcu is not served here" if grant is None else
+                                          "pcu is not used within a session")
+            return await self.polling(req, doc)
         fc = parse_filter_criteria(req.query, self.ctx.registry.attribute_names) if req.query else None
         if fc is not None and req.op in (Operation.CREATE, Operation.NOTIFY):
             raise BadRequest(f"filter criteria are not permitted on {req.op.name}")

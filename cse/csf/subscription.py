@@ -157,9 +157,9 @@ class SubscriptionCSF:
         target not asked now: there is nothing to ask, and nothing is sent
         to it either until it has a ``poa`` -- which the notifier then asks
         before the first notification. An AE with ``rr`` false (by AE-ID
-        or resource ID, the originator's own too) is 5204: it cannot be
-        notified at all (no pollingChannel; docs/onem2m.md "Subscriptions
-        and notifications").
+        or resource ID, the originator's own too) is asked through its
+        pollingChannel, and is 5204 without one: it cannot be notified at
+        all (docs/onem2m.md "pollingChannel").
         """
         own = normalize_originator(originator, self.ctx.identity.csi)
         targets = [t for t in targets if not (t == own and await self._later(t))]

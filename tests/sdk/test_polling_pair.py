@@ -1,0 +1,48 @@
+"""A session across two CSEs with the target AE behind NAT (docs/sdk.md
+"Behind NAT: a polling channel"; docs/sessions.md): AE2 on CSE2 registers
+with rr false and receives through its pollingChannel, opening no port;
+AE1 on CSE1 establishes a session with it; the offer crosses both CSEs and
+reaches AE2 by polling, and both ends agree. Real CSE processes, loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ae_sdk import AEClient, HttpTransport, SessionOffer
+from ae_sdk.polling import PollingReceiver
+from tests.conftest import ADMIN, Http
+from tests.sdk.session_pair import CSI1, CSI2, T, until
+
+
+async def test_session_offer_across_two_cses_through_the_polling_channel(
+        cse_process: Callable[..., Any], http: Http) -> None:
+    cse1 = await cse_process(cse_id=CSI1, name="cse1", subdir="cse1")
+    reg = (f'[registrar]\ncse_id = "{CSI1}"\nname = "cse1"\npoa = "{cse1.url}"\ncheck_interval_s = 0.5\n'
+           "\n[forwarding]\ntimeout_s = 5\n")
+    cse2 = await cse_process(cse_id=CSI2, name="cse2", subdir="cse2", extra=reg)
+
+    async def registered() -> bool:
+        there = await http.send("GET", f"{cse2.url}/~{CSI1}/cse1", fr=ADMIN)
+        back = await http.send("GET", f"{cse1.url}/~{CSI2}/cse2", fr=ADMIN)
+        return there.rsc == back.rsc == 2000
+    await until(registered, "CSE2 registered with CSE1 (both ways)")
+
+    ae1 = AEClient(HttpTransport(cse1.url, timeout=T), cse_name="cse1", cse_id=CSI1)
+    ae2 = AEClient(HttpTransport(cse2.url, timeout=T), cse_name="cse2", cse_id=CSI2)
+    offers: list[SessionOffer] = []
+    try:
+        await ae1.register("ae1", scp=["smg"])
+        await ae2.register("ae2", scp=["smg"], rr=False)
+        server = await ae2.start_notifications(polling=True)
+        assert isinstance(server, PollingReceiver)
+        await ae1.enable_sessions(lambda offer: False)
+        await ae2.enable_sessions(lambda offer: offers.append(offer) or {"role": "sensor"})
+        s1 = await ae1.establish(f"{CSI2}/{ae2.originator}", epa={"role": "collector"})
+        s2 = await ae2.next_session(T)
+        assert s1.sid == s2.sid and s1.key == s2.key
+        assert [o.epa for o in offers] == [{"role": "collector"}]
+        assert server.polls >= 2  # the subscription's verification and the offer came by polling
+    finally:
+        await ae1.close()
+        await ae2.close()
