@@ -11,7 +11,7 @@ accepts the content should jsonschema disagree). A differential property
 test (tests/unit/test_fast_schema.py) holds the two to the same answers.
 
 Supported keywords (draft 2020-12 semantics): type, enum (of strings),
-not, anyOf, properties, additionalProperties, required, items, minItems,
+not, anyOf, properties, additionalProperties, required, items, minItems, maxItems,
 minLength, maxLength, pattern, minimum, maximum, $ref (to the common schema).
 Any other assertion keyword makes :func:`compile_check` raise
 :class:`Unsupported`, and the caller falls back to jsonschema for that type.
@@ -172,6 +172,9 @@ class _Compiler:
 
     def _kw_minItems(self, n: int, _: Mapping[str, Any]) -> Check:
         return lambda x: not isinstance(x, list) or len(x) >= n
+
+    def _kw_maxItems(self, n: int, _: Mapping[str, Any]) -> Check:
+        return lambda x: not isinstance(x, list) or len(x) <= n
 
     def _kw_minLength(self, n: int, _: Mapping[str, Any]) -> Check:
         return lambda x: not isinstance(x, str) or len(x) >= n

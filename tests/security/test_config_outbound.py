@@ -40,8 +40,9 @@ def test_a_full_section_loads(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[outbound]\nalow = []\n", "unknown key 'outbound.alow' (known: allow, deny, max_in_flight, "
-                                "max_per_originator, max_per_target, max_subscriptions, max_targets)"),
+    ("[outbound]\nalow = []\n", "unknown key 'outbound.alow' (known: allow, deny, max_in_flight, max_pending, "
+                                "max_pending_per_target, max_per_originator, max_per_target, max_subscriptions, "
+                                "max_targets)"),
     ('[outbound]\ndeny = "169.254.0.0/16"\n', "'outbound.deny' must be list, got str"),
     ("[outbound]\ndeny = [1]\n", "'outbound.deny' must be a list of str, got int 1"),
     ('[outbound]\nallow = ["10.0.0.1/8"]\n', "'outbound.allow': '10.0.0.1/8' is not an IP network"),
