@@ -1,8 +1,9 @@
 """Which serialization a notification target gets (TS-0004 contentSerialization;
 docs/onem2m.md "Serializations").
 
-The notifier asks :func:`notification_media` once per send and puts the
-answer in ``Request.media``; the binding (``cse.core.http_wire``) encodes the
+The notifier decides with :func:`target_media` when it resolves a target
+(the AE it read for the ``poa`` is at hand) and puts the answer in
+``Request.media``; the binding (``cse.core.http_wire``) encodes the
 content accordingly. The choice, in order:
 
 * a URL target with a ``ct=`` hint (``ct=cbor`` / ``ct=json``) gets that;
@@ -10,8 +11,7 @@ content accordingly. The choice, in order:
   CBOR; an AE listing only XML gets JSON, the one we always speak);
 * anything else gets JSON.
 
-Reads only the AE's own resource, which the notifier reads anyway to find its
-``poa``; it never adds a target or an address.
+It never adds a target or an address.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 from cse.core.ids import normalize_originator
-from cse.core.ports import Store
+from cse.core.ports import Doc, Store
 from cse.core.serialization import CBOR, JSON, preferred
 
 from .outbound import is_url
 
-__all__ = ["notification_media"]
+__all__ = ["notification_media", "target_media"]
 
 _CT = {"cbor": CBOR, "json": JSON}
 
@@ -38,11 +38,16 @@ def _url_hint(url: str) -> str:
     return JSON
 
 
-async def notification_media(store: Store, csi: str, target: str) -> str:
-    """The media type to send a notification to ``target`` in (module docstring)."""
+def target_media(target: str, ae: Doc | None) -> str:
+    """The media type for ``target``, given the local AE it names (None: none)."""
     if is_url(target):
         return _url_hint(target)
-    ae = await store.get(normalize_originator(target, csi) or "")
     if ae is None or ae.get("ty") != 2:
         return JSON
     return preferred(ae.get("csz"))
+
+
+async def notification_media(store: Store, csi: str, target: str) -> str:
+    """The media type to send a notification to ``target`` in (module docstring)."""
+    ae = None if is_url(target) else await store.get(normalize_originator(target, csi) or "")
+    return target_media(target, ae)

@@ -95,7 +95,7 @@ from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Outbound
 from cse.core.tasks import cancel_and_wait
 
-from .content_serialization import notification_media
+from .content_serialization import target_media
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
 from .polling import POLLING_CHANNEL_TY, Mailboxes
 from .send_slots import SendSlots
@@ -619,7 +619,7 @@ class Notifier:
         if self.is_remote(target):
             return Destination(target, target, remote=True)
         if is_url(target):
-            return await self.policy.check(strip_ct(target))
+            return replace(await self.policy.check(strip_ct(target)), media=target_media(target, None))
         ae = await self.target_ae(target)
         if ae is not None and ae.get("rr") is False:
             if await self.has_channel(ae):
@@ -631,7 +631,7 @@ class Notifier:
         url = self.poa_url(ae) if ae is not None else None
         if ae is None or url is None:
             raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
-        return replace(await self.policy.check(url), rvi=rvi_for(ae.get("srv")))
+        return replace(await self.policy.check(url), rvi=rvi_for(ae.get("srv")), media=target_media(target, ae))
 
     async def has_channel(self, ae: Doc) -> bool:
         """The AE has a pollingChannel this CSE serves (docs/onem2m.md "pollingChannel")."""
@@ -685,7 +685,7 @@ class Notifier:
             req = replace(req, rvi=rvi)
         for poa in ae.get("poa") or ():
             if is_url(str(poa)):
-                dest = replace(await self.policy.check(strip_ct(str(poa))), rvi=rvi)
+                dest = replace(await self.policy.check(strip_ct(str(poa))), rvi=rvi, media=target_media(ae["ri"], ae))
                 sgn = req.pc.get("m2m:sgn") if isinstance(req.pc, dict) else None
                 sgn = sgn if isinstance(sgn, dict) else {}
                 key = (ae["ri"], dest.url)
@@ -728,7 +728,7 @@ class Notifier:
         if dest.channel is not None and self.channels is not None:  # docs/onem2m.md "pollingChannel"
             return await self.channels.exchange(dest.channel, req, timeout)
         # JSON or CBOR as the target prefers (its csz, a URL's ct=); the binding encodes it
-        req = replace(req, media=await notification_media(self.ctx.store, self.ctx.identity.csi, target))
+        req = replace(req, media=dest.media)
         return await self.outbound.send(dest.url, req, timeout=timeout, exact=True)
 
     async def _send_next(self, qkey: str) -> None:

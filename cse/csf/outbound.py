@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cse.core.errors import BadRequest, TargetNotReachable
 from cse.core.ids import normalize_originator
+from cse.core.serialization import JSON
 
 __all__ = ["Address", "Destination", "OutboundPolicy", "Resolve", "VerifiedTargets", "DEFAULT_DENY",
            "is_url", "strip_ct", "parse_networks"]
@@ -91,13 +92,15 @@ class Destination:
     target is an AE whose ``srv`` is known (None: the default;
     :func:`cse.core.messages.rvi_for`). ``channel``: the ri of an AE with
     ``rr`` false reached through its pollingChannel instead of a URL
-    (docs/onem2m.md "pollingChannel")."""
+    (docs/onem2m.md "pollingChannel"). ``media``: the serialization the
+    target prefers (cse/csf/content_serialization.py)."""
 
     url: str
     lane: str
     remote: bool = False
     rvi: str | None = None
     channel: str | None = None
+    media: str = JSON
 
 
 class OutboundPolicy:
