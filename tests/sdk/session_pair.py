@@ -72,8 +72,8 @@ class Flow:
         return r.rsc, r.body
 
 
-@pytest.fixture
-async def flow(cse_process: Callable[..., Any], http: Http) -> AsyncIterator[Flow]:
+async def start_registered_pair(cse_process: Callable[..., Any], http: Http) -> tuple[CSEProcess, CSEProcess]:
+    """CSE1 and CSE2 (registered with CSE1), once each reaches the other."""
     cse1 = await cse_process(cse_id=CSI1, name="cse1", subdir="cse1")
     reg = (f'[registrar]\ncse_id = "{CSI1}"\nname = "cse1"\npoa = "{cse1.url}"\ncheck_interval_s = 0.5\n'
            "\n[forwarding]\ntimeout_s = 5\n")
@@ -84,6 +84,12 @@ async def flow(cse_process: Callable[..., Any], http: Http) -> AsyncIterator[Flo
         back = await http.send("GET", f"{cse1.url}/~{CSI2}/cse2", fr=ADMIN)
         return there.rsc == back.rsc == 2000
     await until(registered, "CSE2 registered with CSE1 (both ways)")
+    return cse1, cse2
+
+
+@pytest.fixture
+async def flow(cse_process: Callable[..., Any], http: Http) -> AsyncIterator[Flow]:
+    cse1, cse2 = await start_registered_pair(cse_process, http)
 
     ae1 = AEClient(HttpTransport(cse1.url, timeout=T), cse_name="cse1", cse_id=CSI1)
     ae2 = AEClient(HttpTransport(cse2.url, timeout=T), cse_name="cse2", cse_id=CSI2)

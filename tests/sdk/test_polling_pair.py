@@ -11,22 +11,13 @@ from typing import Any
 
 from ae_sdk import AEClient, HttpTransport, SessionOffer
 from ae_sdk.polling import PollingReceiver
-from tests.conftest import ADMIN, Http
-from tests.sdk.session_pair import CSI1, CSI2, T, until
+from tests.conftest import Http
+from tests.sdk.session_pair import CSI1, CSI2, T, start_registered_pair
 
 
 async def test_session_offer_across_two_cses_through_the_polling_channel(
         cse_process: Callable[..., Any], http: Http) -> None:
-    cse1 = await cse_process(cse_id=CSI1, name="cse1", subdir="cse1")
-    reg = (f'[registrar]\ncse_id = "{CSI1}"\nname = "cse1"\npoa = "{cse1.url}"\ncheck_interval_s = 0.5\n'
-           "\n[forwarding]\ntimeout_s = 5\n")
-    cse2 = await cse_process(cse_id=CSI2, name="cse2", subdir="cse2", extra=reg)
-
-    async def registered() -> bool:
-        there = await http.send("GET", f"{cse2.url}/~{CSI1}/cse1", fr=ADMIN)
-        back = await http.send("GET", f"{cse1.url}/~{CSI2}/cse2", fr=ADMIN)
-        return there.rsc == back.rsc == 2000
-    await until(registered, "CSE2 registered with CSE1 (both ways)")
+    cse1, cse2 = await start_registered_pair(cse_process, http)
 
     ae1 = AEClient(HttpTransport(cse1.url, timeout=T), cse_name="cse1", cse_id=CSI1)
     ae2 = AEClient(HttpTransport(cse2.url, timeout=T), cse_name="cse2", cse_id=CSI2)
