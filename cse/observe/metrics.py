@@ -1,10 +1,13 @@
 """Prometheus metrics of one CSE, in its own :class:`CollectorRegistry`.
 
 Several CSEs may run in one process (tests, benchmarks), so nothing goes to
-prometheus_client's global registry. The request path pays for one counter
-increment and one histogram observation, on label children cached here
-(``labels()`` builds a tuple and takes a lock each time); everything read
-from the store is taken once per scrape (:mod:`cse.observe.state`).
+prometheus_client's global registry. The request path pays for two list-item
+increments and one float addition: the counts live in plain lists owned by
+this object (one event loop thread updates them, so no lock) and become
+Prometheus families only when scraped; prometheus_client's own ``Counter``
+and ``Histogram`` take a lock and walk the buckets on every observation,
+which cost a few per cent of a RETRIEVE. Everything read from the store is
+also taken once per scrape (:mod:`cse.observe.state`).
 
 Label values are bounded: ``op`` is one of the five operations, ``ty`` a
 declared resource type's short name (else ``-``), ``rsc`` a status code
@@ -14,10 +17,11 @@ series without bound (docs/security.md "Limits").
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
@@ -72,6 +76,64 @@ class _State(Collector):
         yield GaugeMetricFamily("cse_http_connections", "HTTP connections open", value=snap.connections)
 
 
+class _Histogram:
+    """Observations bucketed as Prometheus does (``le``: upper bound inclusive)."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        """Add this histogram's cumulative buckets, as a series of ``family``."""
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip((*(repr(b) for b in self.bounds), "+Inf"), self.counts, strict=True):
+            running += n
+            buckets.append((bound, running))
+        family.add_metric(labels, buckets, self.total)
+
+
+class _Requests(Collector):
+    """``cse_requests_total``, ``cse_request_duration_seconds`` and
+    ``cse_store_commit_seconds``, from counts kept in plain Python."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], list[int]] = {}  # labels -> [n]: one shared cell
+        self.latency: dict[str, _Histogram] = {}
+        self.commit = _Histogram(_COMMIT_BUCKETS)
+
+    def series(self, op: str, ty: str, rsc: str) -> tuple[list[int], _Histogram]:
+        """The count cell of ``(op, ty, rsc)`` and the latency histogram of ``op``."""
+        cell = self.counts.setdefault((op, ty, rsc), [0])
+        latency = self.latency.get(op)
+        if latency is None:
+            latency = self.latency[op] = _Histogram(_LATENCY_BUCKETS)
+        return cell, latency
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("cse_requests", "requests answered, by operation, resource type and rsc",
+                                       labels=["op", "ty", "rsc"])
+        for labels, cell in sorted(self.counts.items()):
+            requests.add_metric(list(labels), cell[0])
+        yield requests
+        latency = HistogramMetricFamily("cse_request_duration_seconds", "time to answer a request, by operation",
+                                        labels=["op"])
+        for op, histogram in sorted(self.latency.items()):
+            histogram.add_to(latency, [op])
+        yield latency
+        commit = HistogramMetricFamily("cse_store_commit_seconds", "time for a store commit (the journal write "
+                                       "of a durable store)")
+        self.commit.add_to(commit, [])
+        yield commit
+
+
 class Metrics:
     """The metrics of one CSE (module docstring)."""
 
@@ -81,15 +143,11 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._type_names = dict(type_names)
         self._root_names = dict(root_names)
-        self._requests = Counter("cse_requests", "requests answered, by operation, resource type and rsc",
-                                 ["op", "ty", "rsc"], registry=self.registry)
-        self._latency = Histogram("cse_request_duration_seconds", "time to answer a request, by operation",
-                                  ["op"], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self._commit = Histogram("cse_store_commit_seconds", "time for a store commit (the journal write "
-                                 "of a durable store)", buckets=_COMMIT_BUCKETS, registry=self.registry)
+        self._requests = _Requests()
+        self.registry.register(self._requests)
         self._state = _State()
         self.registry.register(self._state)
-        self._series: dict[tuple[object, ...], tuple[Counter, Histogram]] = {}
+        self._series: dict[tuple[object, ...], tuple[list[int], _Histogram]] = {}
 
     def request(self, req: Request | None, resp: Response, seconds: float) -> None:
         """Count one answered request (the request path: keep it cheap);
@@ -108,11 +166,11 @@ class Metrics:
             pair = self._pair(raw)
             if len(self._series) < _CACHED:
                 self._series[raw] = pair
-        pair[0].inc()
+        pair[0][0] += 1
         pair[1].observe(seconds)
 
-    def _pair(self, raw: tuple[object, ...]) -> tuple[Counter, Histogram]:
-        """The request counter and latency series for ``(op, ty, root, rsc)``, labels bounded."""
+    def _pair(self, raw: tuple[object, ...]) -> tuple[list[int], _Histogram]:
+        """The request count cell and latency histogram for ``(op, ty, root, rsc)``, labels bounded."""
         op, ty, root, rsc = raw
         op_name = _OPS.get(op, "-") if isinstance(op, int) else "-"
         if isinstance(ty, int):
@@ -120,11 +178,11 @@ class Metrics:
         else:
             ty_name = self._root_names.get(root, "-") if isinstance(root, str) else "-"
         rsc_name = str(rsc) if rsc in _KNOWN_RSC else "other"
-        return self._requests.labels(op_name, ty_name, rsc_name), self._latency.labels(op_name)
+        return self._requests.series(op_name, ty_name, rsc_name)
 
     def commit(self, seconds: float) -> None:
         """One store commit took ``seconds`` (the executor's observer)."""
-        self._commit.observe(seconds)
+        self._requests.commit.observe(seconds)
 
     def render(self, snapshot: Snapshot) -> bytes:
         """The text exposition of everything, with ``snapshot`` as the gauges."""
