@@ -154,11 +154,13 @@ async def test_tree_opens_on_demand_and_the_form_creates_a_container(env: Env) -
     there = await env.http.send("GET", f"{env.cse1.url}/cse1/treeae/fromForm", fr=aei)
     assert there.rsc == 2000 and there.body["m2m:cnt"]["rn"] == "fromForm", there.body
 
-    # the AE may not read the CSE's own sessions collection: the console has no more powers than it
+    # access control applies as to any client: the AE does not see the CSEBase's sessions (the admin does)
+    assert await page.locator('li[data-path="cse1/sessions"]').count() == 0
     await page.click("#discover-box summary")
     await page.fill("#discover-query", "fu=1&ty=3")
     await page.click("#discover-submit")
     await expect(page.locator("#discover-results")).to_contain_text("cse1/treeae/fromForm", timeout=WAIT_MS)
+    await page.evaluate("window.scrollTo(0, 0)")
     png = await shot(env, page, "tree")
     if SCREENSHOT_OUT:
         Path(SCREENSHOT_OUT).write_bytes(png)
@@ -177,6 +179,7 @@ async def test_markup_in_resources_is_shown_as_text_and_never_runs(env: Env) -> 
     csp = resp.headers.get("Content-Security-Policy", "")
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp, csp
     page = await env.page(env.cse1)
+    await expect(page.locator('li[data-path="cse1/sessions"]')).to_be_visible(timeout=WAIT_MS)
     ae = page.locator('li[data-path="cse1/xssae"]')
     await expect(ae).to_contain_text(evil, timeout=WAIT_MS)  # the markup, as characters
     await ae.locator(":scope > .toggle").click()
