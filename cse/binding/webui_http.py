@@ -97,7 +97,7 @@ class WebConsole:
         name = path[len(PREFIX) + 1:] or "index.html"
         if name == "config.json":
             return web.Response(status=200, body=self.config, headers=_headers("application/json"))
-        if name == "log" and self.feed is not None:
+        if name == "log" and self.feed is not None and request.method == "GET":
             return await self._log(request, self.feed)
         found = self.files.get(name)
         if found is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -164,6 +165,24 @@ async def test_tree_opens_on_demand_and_the_form_creates_a_container(env: Env) -
     png = await shot(env, page, "tree")
     if SCREENSHOT_OUT:
         Path(SCREENSHOT_OUT).write_bytes(png)
+
+    # UPDATE and DELETE through the forms, on the container the form made
+    created = page.locator('li[data-path="cse1/treeae/fromForm"]')
+    await created.locator(":scope > .label").click()
+    await expect(page.locator("#detail-json")).to_contain_text('"rn": "fromForm"', timeout=WAIT_MS)
+    await page.click("#update-box summary")
+    await page.fill("#update-body", '{"m2m:cnt": {"lbl": ["edited"], "mni": 3}}')
+    await page.click("#update-submit")
+    await expect(page.locator("#status")).to_contain_text("2004", timeout=WAIT_MS)
+    there = await env.http.send("GET", f"{env.cse1.url}/cse1/treeae/fromForm", fr=aei)
+    assert (there.body["m2m:cnt"]["lbl"], there.body["m2m:cnt"]["mni"]) == (["edited"], 3), there.body
+    await page.click("#delete-button")  # the first click only asks
+    await expect(page.locator("#delete-button")).to_contain_text("Really delete")
+    assert (await env.http.send("GET", f"{env.cse1.url}/cse1/treeae/fromForm", fr=aei)).rsc == 2000
+    await page.click("#delete-button")
+    await expect(page.locator("#status")).to_contain_text("2002", timeout=WAIT_MS)
+    await expect(created).to_have_count(0)
+    assert (await env.http.send("GET", f"{env.cse1.url}/cse1/treeae/fromForm", fr=aei)).rsc == 4004
     assert page.errors == []  # type: ignore[attr-defined]
     await page.close()
 
@@ -252,8 +271,10 @@ async def test_a_session_shows_on_both_cses_of_the_pair_without_its_key(env: Env
         await page.click('#tabs button[data-tab="remotes"]')
         remotes = page.locator("#remotes")
         await expect(remotes).to_contain_text(CSI1, timeout=WAIT_MS)
-        await expect(remotes.locator("tbody tr", has_text=CSI1)).to_contain_text("reachable")
-        await expect(remotes.locator("tbody tr", has_text=CSI1)).to_contain_text("smg")
+        row = remotes.locator("tbody tr", has_text=CSI1)
+        await expect(row.locator("td", has_text=re.compile(r"^reachable$"))).to_have_count(1)
+        await expect(row.locator("td", has_text=re.compile(r"^registered$"))).to_have_count(1)
+        await expect(row).to_contain_text("smg")
         await page.close()
     finally:
         await ae1.close()

@@ -156,3 +156,21 @@ async def test_feed_bounds_readers_and_never_waits_for_one() -> None:
     assert await a.next(0.01) == [{"n": 3}]
     assert await a.next(0.01) == []  # quiet: nothing, but still open
     feed.subscribe()  # b's place is free
+
+
+async def test_with_bearer_tokens_the_log_needs_a_token_allowing_the_admin(tmp_path: Path) -> None:
+    secret = tmp_path / "hs256.secret"
+    secret.write_bytes(b"s" * 40)
+    extra = f'\n[auth]\nenabled = true\nhs256_secret_file = "{secret}"\n'
+    async with serving(_config(tmp_path, extra)) as (cse, url), aiohttp.ClientSession() as s:
+        guard = cse.security.binding.guard if cse.security.binding is not None else None
+        assert guard is not None
+        for token in (None, guard.mint("Cother", ["Cother"])[0]):
+            headers = {"X-M2M-Origin": ADMIN, **({"Authorization": f"Bearer {token}"} if token else {})}
+            async with s.get(f"{url}/webui/log", headers=headers) as r:
+                assert (r.status, r.headers["X-M2M-RSC"]) == (403, "4103")
+                assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        headers = {"X-M2M-Origin": ADMIN, "Authorization": f"Bearer {guard.mint(ADMIN, [ADMIN])[0]}"}
+        async with s.get(f"{url}/webui/log", headers=headers) as log:
+            assert log.status == 200
+            assert (await _event(log))[0] == "open"
