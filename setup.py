@@ -7,5 +7,7 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["cse", "cse.*", "ae_sdk", "ae_sdk.*"]), "cse_resources"],
     package_dir={"cse_resources": "resources"},
-    package_data={"cse_resources": ["types/*.json", "types/*/*.json", "schemas/*.json"]},
+    package_data={"cse_resources": ["types/*.json", "types/*/*.json", "schemas/*.json"],
+                  # the web console's static files (cse.binding.webui_http, docs/webui.md)
+                  "cse": ["webui/*.html", "webui/*.js", "webui/*.css"]},
 )

@@ -24,6 +24,7 @@ from cse.binding.ops_http import OpsEndpoints
 from cse.binding.outbound_mux import MqttOutbound, SchemeOutbound
 from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
+from cse.binding.webui_http import WebConsole
 from cse.config import Config, MqttConfig, cse_type_number
 from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
 from cse.core.dispatcher import Dispatcher
@@ -58,6 +59,7 @@ from cse.csf.smg import SMG
 from cse.csf.smg.model import SESSION_TY, State
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
 from cse.observe.metrics import Metrics
+from cse.observe.requestlog import RequestFeed
 from cse.observe.state import Snapshot
 from cse.security.binding import build_security
 from cse.security.exposure import open_originator_warning
@@ -215,6 +217,9 @@ class CSE:
                                 csi=config.cse.cse_id,
                                 exempt=frozenset({config.cse.admin, config.cse.cse_id}))
         self.http: HttpServer | None = None
+        wui = config.webui  # the console's live request log (docs/webui.md), fed by the HTTP binding
+        self.request_feed = (RequestFeed(max_clients=wui.max_log_clients, buffer=wui.log_buffer)
+                             if wui.enabled else None)
 
     def _ops(self) -> OpsEndpoints | None:
         """/health and /metrics, unless both are switched off (cse.binding.ops_http)."""
@@ -223,6 +228,13 @@ class CSE:
             return None
         return OpsEndpoints(self.snapshot, self.metrics, health=obs.health,
                             metrics_allow=parse_networks(obs.metrics_allow))
+
+    def _console(self) -> WebConsole | None:
+        """The web console at /webui and its live request log, unless switched off (docs/webui.md)."""
+        if self.request_feed is None:
+            return None
+        return WebConsole(self.request_feed, admin=self.config.cse.admin, cse_id=self.config.cse.cse_id,
+                          cse_name=self.config.cse.name, security=self.security.binding)
 
     async def snapshot(self) -> Snapshot:
         """The state readiness and the gauges report (cse.observe.state): read
@@ -313,7 +325,7 @@ class CSE:
                                    max_connections=self.config.limits.max_connections,
                                    max_connections_per_peer=self.config.limits.max_connections_per_peer,
                                    ssl_context=self.security.server_ssl, security=self.security.binding,
-                                   ops=self._ops(),
+                                   ops=self._ops(), feed=self.request_feed, console=self._console(),
                                    observe=self.metrics.request if self.metrics is not None else None)
             try:
                 await self.http.start()

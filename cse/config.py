@@ -24,7 +24,7 @@ from cse.security.settings import (
 from cse.store.pg_schema import valid_schema_name
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "LimitsConfig", "OutboundConfig", "MqttConfig", "ObserveConfig", "Config", "load_config"]
+           "LimitsConfig", "OutboundConfig", "MqttConfig", "ObserveConfig", "WebUIConfig", "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -153,6 +153,15 @@ class ObserveConfig:
 
 
 @dataclass(frozen=True)
+class WebUIConfig:
+    """``[webui]``: the web console at /webui (docs/webui.md "Switching it off")."""
+
+    enabled: bool = True
+    max_log_clients: int = 4  # live request log readers at once
+    log_buffer: int = 256     # entries buffered per reader; one that falls further behind is dropped
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     """The MQTT binding (docs/bindings.md "MQTT"): the broker the CSE connects to as a client."""
 
@@ -190,6 +199,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     auth_client: AuthClientConfig | None = None
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    webui: WebUIConfig = field(default_factory=WebUIConfig)
 
 
 _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -221,6 +231,7 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
              "tls": (bool,), "ca": (str,), "client_id": (str,), "qos": (int,), "keepalive_s": (int,),
              "timeout_s": (int, float), "max_payload": (int,), "max_in_flight": (int,),
              "reconnect_min_s": (int, float), "reconnect_max_s": (int, float)},
+    "webui": {"enabled": (bool,), "max_log_clients": (int,), "log_buffer": (int,)},
     **SECURITY_SECTIONS,
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
@@ -353,9 +364,13 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     if cse_store.key_file is not None and not cse_store.key_file:
         raise ConfigError("'store.key_file' must name a file")
     _check_backend(cse_store)
+    webui = WebUIConfig(**raw.get("webui", {}))
+    for name in ("max_log_clients", "log_buffer"):
+        if getattr(webui, name) < 1:
+            raise ConfigError(f"'webui.{name}' must be at least 1, got {getattr(webui, name)}")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
-                  auth_client=auth_client, mqtt=mqtt, log_format=log_format, observe=observe)
+                  auth_client=auth_client, mqtt=mqtt, log_format=log_format, observe=observe, webui=webui)
 
 
 def _mqtt(values: dict[str, Any]) -> MqttConfig:

@@ -34,9 +34,11 @@ from cse.core.timestamps import format_ts
 from .http_mapping import request_from_http, response_media, response_to_http
 
 if TYPE_CHECKING:
+    from cse.observe.requestlog import RequestFeed
     from cse.security.binding import BindingSecurity
 
     from .ops_http import OpsEndpoints
+    from .webui_http import WebConsole
 
 __all__ = ["HttpServer", "ConnectionLimits"]
 
@@ -268,13 +270,19 @@ class HttpServer:
                  security: BindingSecurity | None = None, body_timeout: float = 30.0,
                  keepalive: float = 75.0, header_timeout: float = 10.0, max_connections: int = 512,
                  max_connections_per_peer: int = 128, ops: OpsEndpoints | None = None,
-                 observe: Callable[[Request | None, Response, float], None] | None = None) -> None:
+                 observe: Callable[[Request | None, Response, float], None] | None = None,
+                 feed: RequestFeed | None = None, console: WebConsole | None = None) -> None:
         """``ops`` answers /health and /metrics (cse.binding.ops_http);
         ``observe(request, response, seconds)`` counts each oneM2M request
         answered (cse.observe.metrics), with None for one refused before it
-        was a oneM2M request (a malformed header, an oversized body)."""
+        was a oneM2M request (a malformed header, an oversized body);
+        ``feed`` receives the fields of each request log line (the web
+        console's live log, cse.observe.requestlog); ``console`` answers
+        ``/webui`` (cse.binding.webui_http)."""
         self.handle = handle
         self.ops = ops
+        self.feed = feed
+        self.console = console
         self._ops_paths = ops.paths if ops is not None else frozenset()
         self.observe = observe
         self.limits = ConnectionLimits(max_connections, max_connections_per_peer, header_timeout)
@@ -320,29 +328,36 @@ class HttpServer:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, close."""
+        if self.feed is not None:
+            self.feed.close()  # open live log streams end now, not at the shutdown timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     @staticmethod
-    def _log(request: web.BaseRequest, resp: Response, took: float) -> None:
-        """The request line at info (docs/configuration.md "[log]"):
-        method, path with its query string, originator, rsc, time, and the
-        dbg of an error; the same fields under ``request`` for the JSON format."""
-        target = request.raw_path[:300]  # still percent-encoded: no newline reaches the log
-        origin = request.headers.get("X-M2M-Origin", "-")[:80]
-        ms = took * 1000
-        dbg = resp.pc.get("m2m:dbg") if resp.rsc >= 4000 and isinstance(resp.pc, dict) else None
-        fields: dict[str, Any] = {"method": request.method, "target": target, "origin": origin,
-                                  "rsc": resp.rsc, "ms": round(ms, 2),
+    def _fields(request: web.BaseRequest, resp: Response, took: float) -> dict[str, Any]:
+        """The request line's fields (docs/configuration.md "[log]"): method,
+        path with its query string, originator, rsc, time, request ID, and
+        the dbg of an error; bounded, and the target still percent-encoded,
+        so no newline reaches a log."""
+        fields: dict[str, Any] = {"method": request.method, "target": request.raw_path[:300],
+                                  "origin": request.headers.get("X-M2M-Origin", "-")[:80],
+                                  "rsc": resp.rsc, "ms": round(took * 1000, 2),
                                   "rqi": request.headers.get("X-M2M-RI", "")[:80]}
+        dbg = resp.pc.get("m2m:dbg") if resp.rsc >= 4000 and isinstance(resp.pc, dict) else None
         if isinstance(dbg, str):
             fields["dbg"] = dbg[:300]
-            log.info("%s %s from %s -> %d (%.1f ms) dbg=%s", request.method, target, origin, resp.rsc, ms,
-                     json.dumps(dbg[:300]), extra={"request": fields})
+        return fields
+
+    @staticmethod
+    def _log(fields: dict[str, Any]) -> None:
+        """The request line at info; the same fields under ``request`` for the JSON format."""
+        if "dbg" in fields:
+            log.info("%s %s from %s -> %d (%.1f ms) dbg=%s", fields["method"], fields["target"], fields["origin"],
+                     fields["rsc"], fields["ms"], json.dumps(fields["dbg"]), extra={"request": fields})
         else:
-            log.info("%s %s from %s -> %d (%.1f ms)", request.method, target, origin, resp.rsc, ms,
-                     extra={"request": fields})
+            log.info("%s %s from %s -> %d (%.1f ms)", fields["method"], fields["target"], fields["origin"],
+                     fields["rsc"], fields["ms"], extra={"request": fields})
 
     async def _read_body(self, request: web.BaseRequest) -> bytes:
         length = request.content_length
@@ -386,7 +401,9 @@ class HttpServer:
         if self._ops_paths and (path := request.raw_path.partition("?")[0]) in self._ops_paths:
             assert self.ops is not None
             return await self.ops.answer(request, path)
-        timed = self._log_info or self.observe is not None
+        if self.console is not None and self.console.serves(request.raw_path):
+            return await self.console.answer(request)
+        timed = self._log_info or self.observe is not None or self.feed is not None
         started = time.perf_counter() if timed else 0.0
         media: str | None = None  # the request body's serialization, once parsed
         extra: dict[str, str] = {}
@@ -419,8 +436,12 @@ class HttpServer:
             took = time.perf_counter() - started
             if self.observe is not None:
                 self.observe(req, resp, took)
-            if self._log_info:
-                self._log(request, resp, took)
+            if self._log_info or self.feed is not None:
+                fields = self._fields(request, resp, took)
+                if self._log_info:
+                    self._log(fields)
+                if self.feed is not None:
+                    self.feed.publish(fields)
         out = web.Response(status=status, headers=headers, body=payload)
         if close:
             out.force_close()

@@ -54,6 +54,10 @@ def test_regular_install_has_no_top_level_resources_and_finds_every_type(tmp_pat
                     "--no-index", "--target", str(target), str(src)], check=True, capture_output=True, timeout=300)
     assert not (target / "resources").exists()
     assert _declared(target / "cse_resources" / "types") == TYPES
+    # the web console's static files ship with the package (docs/webui.md): no build step for the user
+    console = sorted(p.name for p in (ROOT / "cse" / "webui").iterdir() if p.suffix in (".html", ".js", ".css"))
+    assert "index.html" in console
+    assert sorted(p.name for p in (target / "cse" / "webui").iterdir()) == console
     assert {"cse", "cse-cluster", "ae-sdk"} <= {p.name for p in (target / "bin").iterdir()}
     # -I: no PYTHONPATH, no current directory on the path; the installed copy comes first
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
