@@ -69,6 +69,7 @@ NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 log = logging.getLogger("ae_sdk.mqtt")
 
 _MAX_PAYLOAD = 1024 * 1024
+_MANY_PUBLISHES = 10_000  # publishes waiting for the broker before aiomqtt warns (its default: 10)
 
 OnRequest = Callable[[Request], Awaitable[Response]]
 
@@ -124,6 +125,7 @@ class MqttTransport:
                                     identifier=self._client_id, tls_context=self._ssl, clean_session=True,
                                     timeout=self.timeout,
                               socket_options=NO_DELAY)
+            client.pending_calls_threshold = _MANY_PUBLISHES  # concurrent requests are normal, not a warning
             try:
                 await client.__aenter__()
             except aiomqtt.MqttError as exc:

@@ -150,10 +150,14 @@ class MqttBinding:
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.settings
-        return aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
-                              identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
-                              keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
-                              socket_options=NO_DELAY)
+        client = aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
+                                identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
+                                keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
+                                socket_options=NO_DELAY)
+        # answers and requests in flight at once are bounded above (max_in_flight, _BACKLOG, _MAX_PENDING):
+        # that many publishes waiting for the broker is load, not a fault to log a WARNING for
+        client.pending_calls_threshold = s.max_in_flight * (1 + _BACKLOG) + _MAX_PENDING
+        return client
 
     async def _run(self) -> None:
         s = self.settings
