@@ -121,17 +121,18 @@ class AEClient:
     ``csz=["application/cbor"]`` to be notified in CBOR too). For a broker
     URL ``mqtt://host:port`` an :class:`~ae_sdk.mqtt_transport.MqttTransport`
     to ``cse_id`` (default ``/id-in``) is made, whose notifications arrive over
-    MQTT too (docs/bindings.md).
+    MQTT too (docs/bindings.md); ``serialization="cbor"`` makes it publish CBOR
+    primitives on the ``.../cbor`` topics.
     """
 
     def __init__(self, transport: Transport | str, *, cse_name: str | None = None, cse_id: str | None = None,
                  originator: str | None = None, token: str | None = None, cafile: str | None = None,
                  ssl: SSLContext | None = None, serialization: Serialization = "json") -> None:
         if isinstance(transport, str) and transport.startswith(("mqtt://", "mqtts://")):
-            if token is not None or cafile is not None or serialization != "json":
-                raise ValueError("token, cafile and serialization are for HTTP: requests over MQTT carry "
-                                 "no token and are JSON")
-            transport = MqttTransport(transport, cse_id=cse_id or DEFAULT_CSE_ID, ssl=ssl)
+            if token is not None or cafile is not None:
+                raise ValueError("token and cafile are for HTTP: requests over MQTT carry no token")
+            transport = MqttTransport(transport, cse_id=cse_id or DEFAULT_CSE_ID, ssl=ssl,
+                                      serialization=serialization)
         elif isinstance(transport, str):
             base, in_url_id, in_url_name = _split_cse_url(transport)
             cse_name = cse_name or in_url_name

@@ -5,14 +5,17 @@ notifications from it through a broker (docs/bindings.md "MQTT", docs/sdk.md).
 request is published as a JSON request primitive on
 ``/oneM2M/req/<originator>/<CSE-ID>/json`` (:mod:`cse.core.mqtt_wire`) and
 its answer is the response primitive on ``/oneM2M/resp/<originator>/<CSE-ID>/json``
-with the same ``rqi``. ``<originator>`` is the AE-ID once it has one; before
+with the same ``rqi``. With ``serialization="cbor"`` the primitives are CBOR
+on the ``.../cbor`` topics instead (TS-0010 6.4), except a session-based
+request carrying its signed JSON body, which goes as JSON so the MAC holds.
+``<originator>`` is the AE-ID once it has one; before
 (the registration, From ``C``/``S``) it is a random ``C...`` tag of this
 transport, so parallel registrations do not read each other's answers.
 
 :class:`MqttNotificationReceiver` is the
 :class:`~ae_sdk.notify_server.NotificationServer` of an AE on MQTT: it
-serves requests published to ``/oneM2M/req/+/<AE-ID>/json`` (the CSE's
-notifications) with the same rules and callbacks as the HTTP server, and
+serves requests published to ``/oneM2M/req/+/<AE-ID>/json`` and ``.../cbor``
+(the CSE's notifications, answered in the format they came in) with the same rules and callbacks as the HTTP server, and
 its ``url`` -- ``mqtt://host:port/<AE-ID>`` -- is what goes into ``nu``
 (the AE's ``poa`` is the plain ``mqtt://host:port``, :attr:`MqttTransport.poa`).
 
@@ -38,9 +41,10 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from cse.core.errors import M2MError
+from cse.core.errors import M2MError, UnsupportedMediaType
 from cse.core.messages import Operation, Request, Response
 from cse.core.mqtt_wire import (
+    FORMATS,
     encode_request,
     encode_response,
     parse_topic,
@@ -55,6 +59,7 @@ from cse.core.timestamps import format_ts
 
 from .errors import TransportError
 from .notify_server import Answer, NotificationCallback, NotificationServer, VerifyHook, reject_info
+from .transport import Serialization
 
 __all__ = ["MqttTransport", "MqttNotificationReceiver"]
 
@@ -64,6 +69,7 @@ NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 log = logging.getLogger("ae_sdk.mqtt")
 
 _MAX_PAYLOAD = 1024 * 1024
+_MANY_PUBLISHES = 10_000  # publishes waiting for the broker before aiomqtt warns (its default: 10)
 
 OnRequest = Callable[[Request], Awaitable[Response]]
 
@@ -72,13 +78,16 @@ class MqttTransport:
     """Requests to the CSE ``cse_id`` through the broker at ``url`` (module docstring).
 
     ``url`` is ``mqtt://host:port`` (``mqtts://`` with ``ssl``); ``timeout``
-    bounds one exchange in seconds. Connects lazily on the first request;
-    :meth:`close` (or ``async with``) disconnects.
+    bounds one exchange in seconds; ``serialization`` is ``json`` or ``cbor``
+    (module docstring). Connects lazily on the first request; :meth:`close`
+    (or ``async with``) disconnects.
     """
 
     def __init__(self, url: str, *, cse_id: str, timeout: float = 10.0, username: str | None = None,
                  password: str | None = None, ssl: Any = None, client_id: str | None = None,
-                 qos: int = 1) -> None:
+                 qos: int = 1, serialization: Serialization = "json") -> None:
+        if serialization not in ("json", "cbor"):
+            raise ValueError(f"serialization must be 'json' or 'cbor', not {serialization!r}")
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(f"'{url}' is not an mqtt URL of a broker, e.g. mqtt://127.0.0.1:1883")
@@ -88,6 +97,7 @@ class MqttTransport:
         self.cse = topic_id(cse_id)
         self.timeout = timeout
         self.qos = qos
+        self.serialization = serialization
         self._auth = (username, password)
         self._ssl = ssl
         self._client_id = client_id or "ae-" + secrets.token_hex(8)
@@ -115,6 +125,7 @@ class MqttTransport:
                                     identifier=self._client_id, tls_context=self._ssl, clean_session=True,
                                     timeout=self.timeout,
                               socket_options=NO_DELAY)
+            client.pending_calls_threshold = _MANY_PUBLISHES  # concurrent requests are normal, not a warning
             try:
                 await client.__aenter__()
             except aiomqtt.MqttError as exc:
@@ -123,7 +134,7 @@ class MqttTransport:
             self._subscribed.clear()
             self._reader = asyncio.get_running_loop().create_task(self._read(client), name="ae-mqtt")
             for receiver in self._served:
-                await client.subscribe(request_topic("+", receiver, "json"), qos=self.qos)
+                await client.subscribe(request_topic("+", receiver, "+"), qos=self.qos)
             return client
 
     async def _subscribe(self, client: aiomqtt.Client, topic: str) -> None:
@@ -136,11 +147,12 @@ class MqttTransport:
         client = await self._connect()
         fr = req.fr or ""
         origin = topic_id(fr) if fr and fr not in ("C", "S") else self._tag
+        fmt = "json" if req.body else self.serialization  # a signed body is JSON bytes: the MAC covers them
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[req.rqi] = future
         try:
-            await self._subscribe(client, response_topic(origin, self.cse, "json"))
-            await client.publish(request_topic(origin, self.cse, "json"), encode_request(req), qos=self.qos)
+            await self._subscribe(client, response_topic(origin, self.cse, fmt))
+            await client.publish(request_topic(origin, self.cse, fmt), encode_request(req, fmt), qos=self.qos)
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             raise TransportError(f"no answer from {self.cse} over MQTT ({self.poa}) within "
@@ -157,7 +169,7 @@ class MqttTransport:
         client = await self._connect()
         for form in {topic_id(receiver), topic_id(receiver.rsplit("/", 1)[-1])}:
             self._served.add(form)
-            await client.subscribe(request_topic("+", form, "json"), qos=self.qos)
+            await client.subscribe(request_topic("+", form, "+"), qos=self.qos)
 
     async def _read(self, client: aiomqtt.Client) -> None:
         try:
@@ -166,17 +178,18 @@ class MqttTransport:
                 parsed = parse_topic(str(message.topic))
                 if parsed is None or len(data) > _MAX_PAYLOAD:
                     continue
-                kind, originator, receiver, _fmt = parsed
+                kind, originator, receiver, fmt = parsed
                 if kind == "resp":
                     try:
-                        resp = response_from_primitive(data)
+                        resp = response_from_primitive(data, fmt)
                     except M2MError:
                         continue
                     future = self._pending.get(resp.rqi)
                     if future is not None and not future.done():
                         future.set_result(resp)
                 elif receiver in self._served:
-                    task = asyncio.get_running_loop().create_task(self._answer(client, originator, receiver, data))
+                    task = asyncio.get_running_loop().create_task(
+                        self._answer(client, originator, receiver, fmt, data))
                     self._answering.add(task)  # held until done (the loop keeps only weak references)
                     task.add_done_callback(self._answering.discard)
         except aiomqtt.MqttError as exc:
@@ -189,20 +202,25 @@ class MqttTransport:
                 if not future.done():
                     future.set_exception(TransportError(f"the connection to the MQTT broker {self.poa} was lost"))
 
-    async def _answer(self, client: aiomqtt.Client, originator: str, receiver: str, data: bytes) -> None:
+    async def _answer(self, client: aiomqtt.Client, originator: str, receiver: str, fmt: str,
+                      data: bytes) -> None:
         req: Request | None = None
+        answer_fmt = fmt if fmt in FORMATS else "json"
         try:
-            req = request_from_primitive(data)
+            if fmt not in FORMATS:
+                raise UnsupportedMediaType(f"serialization '{fmt[:20]}' is not supported: use json or cbor")
+            req = request_from_primitive(data, fmt)
             handler = self._on_request
             resp = await handler(req) if handler else Response(rsc=5103, rqi=req.rqi)
         except M2MError as exc:
-            resp = Response(rsc=int(exc.rsc), rqi=rqi_of(data), pc={"m2m:dbg": exc.message})
+            resp = Response(rsc=int(exc.rsc), rqi=rqi_of(data, answer_fmt), pc={"m2m:dbg": exc.message})
         except Exception:  # a bug in the receiver: logged, answered 5000
             log.exception("failed to handle a request over MQTT")
             resp = Response(rsc=5000, rqi=req.rqi if req else "", pc={"m2m:dbg": "internal error (logged)"})
-        out = encode_response(resp, to=req.fr if req else None, fr=receiver, now_ts=format_ts(time.time()))
+        out = encode_response(resp, to=req.fr if req else None, fr=receiver, now_ts=format_ts(time.time()),
+                              fmt=answer_fmt)
         with contextlib.suppress(aiomqtt.MqttError):
-            await client.publish(response_topic(originator, receiver, "json"), out, qos=self.qos)
+            await client.publish(response_topic(originator, receiver, answer_fmt), out, qos=self.qos)
 
     async def _drop(self) -> None:
         client, self._client = self._client, None
@@ -229,7 +247,7 @@ class MqttTransport:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"MqttTransport({self.poa!r}, cse={self.cse!r})"
+        return f"MqttTransport({self.poa!r}, cse={self.cse!r}, serialization={self.serialization!r})"
 
 
 class MqttNotificationReceiver(NotificationServer):

@@ -35,6 +35,9 @@ TARGETS = (
     Target("start-up with 100k <= 3 s", "startup_100k", None, 3.0, key="value", at_most=True, unit="s"),
     Target("RSS delta for 100k cin <= 150 MB", "rss_per_10k_cin", None, 150.0, key="delta_for_100k_cin_mb",
            at_most=True, unit="MB"),
+    # the SDK over MQTT against the SDK over HTTP, one CSE (bench/scenarios/mqtt.py; docs/bindings.md "Throughput")
+    Target("MQTT RETRIEVE >= 25% of HTTP (SDK)", "mqtt_retrieve", "mqtt_http_retrieve", 0.25),
+    Target("MQTT CREATE >= 25% of HTTP (SDK)", "mqtt_create", "mqtt_http_create", 0.25),
 )
 
 

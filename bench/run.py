@@ -14,6 +14,9 @@ Groups and scenarios (``--only`` takes either):
   create_cin_100k, rss_per_10k_cin, startup_100k
 * ``pair``: plain_update, session_update, client_ceiling_session_update,
   sf_store, sf_flush
+* ``mqtt``: mqtt_http_retrieve, mqtt_retrieve, mqtt_http_create, mqtt_create
+  (bench/scenarios/mqtt.py: the SDK over both bindings, MQTT as ratios to
+  HTTP; needs a broker on 127.0.0.1:1883, else skipped with a note)
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -40,13 +43,14 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
 from bench.report import evaluate, summary
-from bench.scenarios import ceiling, pair, single
+from bench.scenarios import ceiling, mqtt, pair, single
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "ceiling": ("ceiling_get", "ceiling_post", "client_ceiling_get"),
     "single": single.NAMES,
     "pair": pair.NAMES,
+    "mqtt": mqtt.NAMES,
 }
 ALL = tuple(n for names in GROUPS.values() for n in names)
 
@@ -82,6 +86,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(pair.NAMES):
             print("pair CSE1 -> CSE2", flush=True)
             await pair.run(bench, want)
+        if want & set(mqtt.NAMES):
+            print("MQTT vs HTTP through the SDK (one CSE, broker 127.0.0.1:1883)", flush=True)
+            await mqtt.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench

@@ -266,12 +266,14 @@ class CSE:
         await asyncio.sleep(max(0.0, t - self.clock.now()))
 
     def _poas(self, port: int) -> tuple[str, ...]:
-        """The CSE's points of access: its HTTP URL, and the broker's when MQTT is on."""
+        """The CSE's points of access: its HTTP URL, and the broker's when MQTT is on
+        (first with ``mqtt.poa_first``: peers try a poa in order, docs/bindings.md "MQTT")."""
         mq = self.config.mqtt
         if not mq.enabled:
             return (self._url(port),)
         host = f"[{mq.host}]" if ":" in mq.host else mq.host
-        return (self._url(port), f"{'mqtts' if mq.tls else 'mqtt'}://{host}:{mq.port}")
+        broker = f"{'mqtts' if mq.tls else 'mqtt'}://{host}:{mq.port}"
+        return (broker, self._url(port)) if mq.poa_first else (self._url(port), broker)
 
     def _url(self, port: int) -> str:
         host = self.config.http.host

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cse.csf.outbound import DEFAULT_DENY, parse_networks
 from cse.security.settings import (
@@ -180,6 +181,7 @@ class MqttConfig:
     max_in_flight: int = 64  # requests from the broker handled at once
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    poa_first: bool = False  # list the broker before the HTTP URL in the poa: peers try it first
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "mqtt": {"enabled": (bool,), "host": (str,), "port": (int,), "username": (str,), "password": (str,),
              "tls": (bool,), "ca": (str,), "client_id": (str,), "qos": (int,), "keepalive_s": (int,),
              "timeout_s": (int, float), "max_payload": (int,), "max_in_flight": (int,),
-             "reconnect_min_s": (int, float), "reconnect_max_s": (int, float)},
+             "reconnect_min_s": (int, float), "reconnect_max_s": (int, float), "poa_first": (bool,)},
     "webui": {"enabled": (bool,), "max_log_clients": (int,), "log_buffer": (int,)},
     **SECURITY_SECTIONS,
 }
@@ -323,8 +325,8 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         registrar = RegistrarConfig(**raw["registrar"])
         if not registrar.cse_id.startswith("/"):
             raise ConfigError(f"'registrar.cse_id' must look like '/id-in', got '{registrar.cse_id}'")
-        if not registrar.poa.startswith(("http://", "https://")):
-            raise ConfigError(f"'registrar.poa' must be an http(s) URL, got '{registrar.poa}'")
+        if not registrar.poa.startswith(("http://", "https://", "mqtt://", "mqtts://")):
+            raise ConfigError(f"'registrar.poa' must be an http(s) or mqtt(s) URL, got '{registrar.poa}'")
         if registrar.cse_id == cse.cse_id:
             raise ConfigError("'registrar.cse_id' is this CSE's own CSE-ID")
     try:
@@ -358,6 +360,8 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
         if not value > 0:
             raise ConfigError(f"'{name}' must be positive, got {value}")
     mqtt = _mqtt(raw.get("mqtt", {}))
+    if registrar is not None and registrar.poa.startswith(("mqtt://", "mqtts://")):
+        _check_mqtt_registrar(registrar.poa, mqtt)
     if mqtt.enabled and auth.enabled:  # requests over MQTT carry no bearer token (docs/bindings.md "MQTT")
         raise ConfigError("'mqtt.enabled' cannot be combined with 'auth.enabled': requests over MQTT "
                           "carry no bearer token, so any client of the broker could act as any originator")
@@ -371,6 +375,20 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
                   auth_client=auth_client, mqtt=mqtt, log_format=log_format, observe=observe, webui=webui)
+
+
+def _check_mqtt_registrar(poa: str, mqtt: MqttConfig) -> None:
+    """An ``mqtt://`` registrar is reached through the CSE's own broker only (docs/bindings.md "MQTT")."""
+    if not mqtt.enabled:
+        raise ConfigError("'registrar.poa' is an mqtt URL: it needs [mqtt] enabled")
+    parts = urlsplit(poa)
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise ConfigError(f"'registrar.poa' has an invalid port: '{poa}'") from None
+    if (parts.hostname, port) != (mqtt.host.strip("[]"), mqtt.port):
+        raise ConfigError(f"'registrar.poa' {poa} names another broker than [mqtt] ({mqtt.host}:{mqtt.port}): "
+                          "requests over MQTT go through the broker of [mqtt] only")
 
 
 def _mqtt(values: dict[str, Any]) -> MqttConfig:

@@ -6,10 +6,13 @@ subscribes to
 * ``/oneM2M/req/+/<own CSE-ID>/+`` -- requests to it: each payload becomes
   the one :class:`Request` (:mod:`cse.core.mqtt_wire`), goes through the
   same ``handle`` as an HTTP request (rate limit, dispatcher), and the
-  answer is published on ``/oneM2M/resp/<originator>/<own CSE-ID>/<format>``;
+  answer is published on ``/oneM2M/resp/<originator>/<own CSE-ID>/<format>``
+  in the request's format (``json`` or ``cbor``, TS-0010 6.4);
 * ``/oneM2M/resp/<own CSE-ID>/+/+`` -- answers to the requests the CSE sends
   over MQTT (:meth:`MqttBinding.request`: notifications, forwarding),
-  matched to their request by ``rqi``.
+  matched to their request by ``rqi``. A request goes as ``cbor`` when its
+  content is CBOR (``Request.media``: a notification target that prefers
+  CBOR, a forwarded request that came in CBOR), else as ``json``.
 
 Bounds (docs/bindings.md "Limits"): at most ``max_in_flight`` requests are
 handled at once and ``_BACKLOG`` times as many wait for a turn; a request
@@ -44,6 +47,7 @@ from cse.core.mqtt_wire import (
     FORMATS,
     encode_request,
     encode_response,
+    format_for,
     parse_topic,
     request_from_primitive,
     request_topic,
@@ -146,10 +150,14 @@ class MqttBinding:
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.settings
-        return aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
-                              identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
-                              keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
-                              socket_options=NO_DELAY)
+        client = aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
+                                identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
+                                keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
+                                socket_options=NO_DELAY)
+        # answers and requests in flight at once are bounded above (max_in_flight, _BACKLOG, _MAX_PENDING):
+        # that many publishes waiting for the broker is load, not a fault to log a WARNING for
+        client.pending_calls_threshold = s.max_in_flight * (1 + _BACKLOG) + _MAX_PENDING
+        return client
 
     async def _run(self) -> None:
         s = self.settings
@@ -191,15 +199,16 @@ class MqttBinding:
             return  # not a oneM2M topic: nothing to answer on
         kind, originator, receiver, fmt = parsed
         if kind == "resp":
-            self._on_response(data)
+            self._on_response(data, fmt)
             return
         if receiver != self.own:
             return
         if len(self._tasks) >= self.settings.max_in_flight * (1 + _BACKLOG):
-            busy = Response(rsc=5207, rqi=rqi_of(data[:65536]),
+            fmt = fmt if fmt in FORMATS else "json"
+            busy = Response(rsc=5207, rqi=rqi_of(data[:65536], fmt),
                             pc={"m2m:dbg": f"{len(self._tasks)} requests over MQTT are in progress or waiting, "
                                            "the limit (mqtt.max_in_flight); try again later"})
-            await self._publish(originator, busy, None)
+            await self._publish(originator, busy, None, fmt)
             return
         task = asyncio.get_running_loop().create_task(self._take_turn(originator, fmt, data), name="mqtt-req")
         self._tasks.add(task)
@@ -209,11 +218,11 @@ class MqttBinding:
         async with self._slots:
             await self._serve(originator, fmt, data)
 
-    def _on_response(self, data: bytes) -> None:
-        if len(data) > self.settings.max_payload:
+    def _on_response(self, data: bytes, fmt: str) -> None:
+        if len(data) > self.settings.max_payload or fmt not in FORMATS:
             return
         try:
-            resp = response_from_primitive(data)
+            resp = response_from_primitive(data, fmt)
         except M2MError:
             log.info("MQTT: malformed response primitive ignored")
             return
@@ -224,35 +233,38 @@ class MqttBinding:
     async def _serve(self, originator: str, fmt: str, data: bytes) -> None:
         started = time.perf_counter()
         req: Request | None = None
+        answer_fmt = fmt if fmt in FORMATS else "json"  # an unsupported format is answered (4015) in JSON
         try:
             if fmt not in FORMATS:
-                raise UnsupportedMediaType(f"serialization '{fmt[:20]}' is not supported over MQTT: use json")
+                raise UnsupportedMediaType(f"serialization '{fmt[:20]}' is not supported over MQTT: "
+                                           "use json or cbor")
             if len(data) > self.settings.max_payload:
                 raise BadRequest(f"request primitive of {len(data)} bytes exceeds the limit of "
                                  f"{self.settings.max_payload} bytes (mqtt.max_payload)")
-            req = request_from_primitive(data)
+            req = request_from_primitive(data, fmt)
             resp = await self.handle(req)
         except M2MError as exc:
-            resp = Response(rsc=int(exc.rsc), rqi=req.rqi if req else rqi_of(data[:65536]),
+            resp = Response(rsc=int(exc.rsc), rqi=req.rqi if req else rqi_of(data[:65536], answer_fmt),
                             pc={"m2m:dbg": exc.message})
         except Exception:  # a bug: answered 5000 (logged), the binding goes on
             log.exception("MQTT: failed to handle a request from %s", originator[:100])
             resp = Response(rsc=5000, rqi=req.rqi if req else "", pc={"m2m:dbg": "internal error (logged)"})
-        await self._publish(originator, resp, req.fr if req else None)
+        await self._publish(originator, resp, req.fr if req else None, answer_fmt)
         if log.isEnabledFor(logging.INFO):
             log.info("MQTT op %s %s from %s -> %d (%.1f ms)", int(req.op) if req else "-",
                      req.to[:200] if req else "-", originator[:80], resp.rsc,
                      (time.perf_counter() - started) * 1000)
 
-    async def _publish(self, originator: str, resp: Response, to: str | None) -> None:
-        """Publish ``resp`` on the response topic of ``originator`` (lost, and logged, when not connected)."""
-        out = encode_response(resp, to=to, fr=self.csi, now_ts=format_ts(self.clock()))
+    async def _publish(self, originator: str, resp: Response, to: str | None, fmt: str) -> None:
+        """Publish ``resp`` in ``fmt`` on the response topic of ``originator`` (lost, and logged, when
+        not connected)."""
+        out = encode_response(resp, to=to, fr=self.csi, now_ts=format_ts(self.clock()), fmt=fmt)
         client = self._client
         if client is None:
             log.info("MQTT: answer to %s lost: not connected", originator[:100])
             return
         try:
-            await client.publish(response_topic(originator, self.own, "json"), out, qos=self.settings.qos)
+            await client.publish(response_topic(originator, self.own, fmt), out, qos=self.settings.qos)
         except aiomqtt.MqttError as exc:
             log.info("MQTT: answer to %s not published: %s", originator[:100], exc)
 
@@ -260,8 +272,9 @@ class MqttBinding:
     async def request(self, receiver: str, req: Request, *, timeout: float) -> Response:
         """Publish ``req`` to ``receiver`` (an entity ID) and wait for its answer.
 
-        Raises 5103 when not connected or when the connection is lost while
-        waiting, 4008 when no answer comes within ``timeout``.
+        It goes as ``cbor`` when its content is CBOR, else as ``json``
+        (module docstring). Raises 5103 when not connected or when the
+        connection is lost while waiting, 4008 when no answer comes within ``timeout``.
         """
         client = self._client
         if client is None:
@@ -273,7 +286,8 @@ class MqttBinding:
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[req.rqi] = future
         try:
-            await client.publish(request_topic(self.own, topic_id(receiver), "json"), encode_request(req),
+            fmt = format_for(req.media)
+            await client.publish(request_topic(self.own, topic_id(receiver), fmt), encode_request(req, fmt),
                                  qos=self.settings.qos)
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:

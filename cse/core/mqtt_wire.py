@@ -12,7 +12,11 @@ headers of docs/sessions.md) as MQTT payloads on these topics
 
 ``<originator>`` and ``<receiver>`` are entity IDs without their leading
 ``/`` and with any other ``/`` replaced by ``:`` (:func:`topic_id`);
-``<format>`` is ``json`` here (CBOR and XML are answered with 4015).
+``<format>`` is ``json`` or ``cbor`` (TS-0010 6.4; XML is answered with
+4015). A ``cbor`` primitive is the same map of short names as one CBOR data
+item, decoded as strictly as a CBOR body over HTTP
+(:func:`cse.core.serialization.decode_cbor`); the answer goes in the
+request's format. Every function below takes the format as ``fmt``.
 
 Receiving: :func:`request_from_primitive` builds the one :class:`Request`
 from a payload (malformed input raises :class:`BadRequest`, 4000, naming the
@@ -30,12 +34,13 @@ from typing import Any
 from .errors import BadRequest, ReleaseVersionNotSupported
 from .http_wire import parse_json_body
 from .messages import SUPPORTED_RVI, Operation, Request, Response
+from .serialization import CBOR, CBOR_TYPES, JSON, decode_cbor, encode_body
 
 __all__ = ["FORMATS", "topic_id", "request_topic", "response_topic", "parse_topic", "request_from_primitive",
-           "encode_request", "encode_response", "response_from_primitive", "rqi_of"]
+           "encode_request", "encode_response", "response_from_primitive", "rqi_of", "format_for"]
 
 #: Serializations this binding reads and writes (TS-0010 6.4 ``<format>``).
-FORMATS = frozenset({"json"})
+FORMATS = frozenset({"json", "cbor"})
 
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _MAX_ID = 1024  # longest originator/receiver/rqi/to accepted (docs/bindings.md "MQTT")
@@ -54,6 +59,20 @@ def request_topic(originator: str, receiver: str, fmt: str = "json") -> str:
 def response_topic(originator: str, receiver: str, fmt: str = "json") -> str:
     """``/oneM2M/resp/<originator>/<receiver>/<format>`` (IDs already topic levels)."""
     return f"/oneM2M/resp/{originator}/{receiver}/{fmt}"
+
+
+def format_for(media: str) -> str:
+    """The topic ``<format>`` that carries a content of ``media``: ``cbor`` for CBOR, else ``json``."""
+    return "cbor" if media in CBOR_TYPES else "json"
+
+
+def _load(payload: bytes, fmt: str) -> Any:
+    """A primitive's bytes as a value (4000 naming the problem when they are not ``fmt``)."""
+    return decode_cbor(payload) if fmt == "cbor" else parse_json_body(payload)
+
+
+def _dump(prim: dict[str, Any], fmt: str) -> bytes:
+    return encode_body(prim, CBOR) if fmt == "cbor" else _compact(prim).encode("utf-8")
 
 
 def parse_topic(topic: str) -> tuple[str, str, str, str] | None:
@@ -121,16 +140,17 @@ def _filter_query(fc: Any) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def request_from_primitive(payload: bytes) -> Request:
-    """A :class:`Request` from a JSON request primitive (module docstring).
+def request_from_primitive(payload: bytes, fmt: str = "json") -> Request:
+    """A :class:`Request` from a request primitive in ``fmt`` (module docstring).
 
     The checks follow the HTTP binding's (``cse.binding.http_mapping``):
     ``op``, ``to``, ``rqi`` and ``rvi`` are mandatory, ``ty`` only with CREATE;
     a malformed primitive raises 4000 (a release version not supported: 4001).
     """
-    prim = parse_json_body(payload)
+    prim = _load(payload, fmt)
     if not isinstance(prim, dict):
-        raise BadRequest("request primitive must be a JSON object")
+        raise BadRequest("request primitive must be a JSON object" if fmt == "json" else
+                         "request primitive must be a CBOR map")
     op_value = _int(prim, "op", range(1, 6))
     if op_value is None:
         raise BadRequest("request primitive lacks 'op'")
@@ -179,26 +199,29 @@ def request_from_primitive(payload: bytes) -> Request:
                    oet=_text(prim, "oet"), rp=_text(prim, "rp"), ec=_int(prim, "ec"), vsi=_text(prim, "vsi"),
                    sid=_text(prim, "sid"), smac=_text(prim, "smac"), query=query,
                    # a session-based request's MAC covers the content as the HTTP binding sends it
-                   # (compact JSON; docs/bindings.md "Sessions over MQTT")
-                   body=_session_body(pc) if prim.get("sid") is not None else b"")
+                   # (compact JSON, or CBOR; docs/bindings.md "Sessions over MQTT")
+                   body=_session_body(pc, fmt) if prim.get("sid") is not None else b"",
+                   media=CBOR if fmt == "cbor" else JSON)
 
 
-def _session_body(pc: Any) -> bytes:
-    return b"" if pc is None else json.dumps(pc, separators=(",", ":")).encode("utf-8")
+def _session_body(pc: Any, fmt: str) -> bytes:
+    if pc is None:
+        return b""
+    return encode_body(pc, CBOR) if fmt == "cbor" else json.dumps(pc, separators=(",", ":")).encode("utf-8")
 
 
-def rqi_of(payload: bytes) -> str:
+def rqi_of(payload: bytes, fmt: str = "json") -> str:
     """The ``rqi`` of a (maybe malformed) primitive, for the answer to it; '' if none."""
     try:
-        prim = json.loads(payload)
-    except (ValueError, RecursionError):
+        prim = _load(payload, fmt)
+    except (BadRequest, ValueError, RecursionError):
         return ""
     rqi = prim.get("rqi") if isinstance(prim, dict) else None
     return rqi[:_MAX_ID] if isinstance(rqi, str) else ""
 
 
-def encode_response(resp: Response, *, to: str | None, fr: str, now_ts: str) -> bytes:
-    """The JSON response primitive for ``resp`` (``to``: the request's originator)."""
+def encode_response(resp: Response, *, to: str | None, fr: str, now_ts: str, fmt: str = "json") -> bytes:
+    """The response primitive for ``resp`` in ``fmt`` (``to``: the request's originator)."""
     prim: dict[str, Any] = {"rsc": resp.rsc, "rqi": resp.rqi, "rvi": resp.rvi, "ot": now_ts, "fr": fr}
     if to:
         prim["to"] = to
@@ -208,13 +231,13 @@ def encode_response(resp: Response, *, to: str | None, fr: str, now_ts: str) -> 
         prim["cnst"] = resp.cnst
         if resp.cnot is not None:
             prim["cnot"] = resp.cnot
-    return _compact(prim).encode("utf-8")
+    return _dump(prim, fmt)
 
 
 # -- sending requests ---------------------------------------------------------------------
 
-def encode_request(req: Request) -> bytes:
-    """The JSON request primitive for ``req`` (the inverse of :func:`request_from_primitive`)."""
+def encode_request(req: Request, fmt: str = "json") -> bytes:
+    """The request primitive for ``req`` in ``fmt`` (the inverse of :func:`request_from_primitive`)."""
     prim: dict[str, Any] = {"op": int(req.op), "to": req.to, "rqi": req.rqi, "rvi": req.rvi}
     if req.fr:
         prim["fr"] = req.fr
@@ -241,12 +264,12 @@ def encode_request(req: Request) -> bytes:
         fc[key] = list(values) if len(values) > 1 else values[0]
     if fc:
         prim["fc"] = fc
-    return _compact(prim).encode("utf-8")
+    return _dump(prim, fmt)
 
 
-def response_from_primitive(payload: bytes) -> Response:
-    """A :class:`Response` from a JSON response primitive; BadRequest when it is not one."""
-    prim = parse_json_body(payload)
+def response_from_primitive(payload: bytes, fmt: str = "json") -> Response:
+    """A :class:`Response` from a response primitive in ``fmt``; BadRequest when it is not one."""
+    prim = _load(payload, fmt)
     if not isinstance(prim, dict):
         raise BadRequest("response primitive must be a JSON object")
     rsc = prim.get("rsc")

@@ -7,6 +7,9 @@ The notifier decides with :func:`target_media` when it resolves a target
 content accordingly. The choice, in order:
 
 * a URL target with a ``ct=`` hint (``ct=cbor`` / ``ct=json``) gets that;
+* an ``mqtt(s)://host:port/<AE-ID>`` target naming a local AE (the receiver
+  of TS-0010 6.4, :func:`mqtt_receiver`) gets what that AE's ``csz`` asks for,
+  like the AE-ID itself;
 * an AE-ID target gets the first entry of the AE's ``csz`` we speak (JSON or
   CBOR; an AE listing only XML gets JSON, the one we always speak);
 * anything else gets JSON.
@@ -24,7 +27,7 @@ from cse.core.serialization import CBOR, JSON, preferred
 
 from .outbound import is_url
 
-__all__ = ["notification_media", "target_media"]
+__all__ = ["mqtt_receiver", "notification_media", "target_media"]
 
 _CT = {"cbor": CBOR, "json": JSON}
 
@@ -38,9 +41,16 @@ def _url_hint(url: str) -> str:
     return JSON
 
 
+def mqtt_receiver(url: str) -> str | None:
+    """The entity an ``mqtt(s)://host:port/<receiver>`` URL names, None for any other URL."""
+    if not url.startswith(("mqtt://", "mqtts://")):
+        return None
+    return urlsplit(url).path.strip("/") or None
+
+
 def target_media(target: str, ae: Doc | None) -> str:
     """The media type for ``target``, given the local AE it names (None: none)."""
-    if is_url(target):
+    if is_url(target) and (ae is None or "ct=" in target):
         return _url_hint(target)
     if ae is None or ae.get("ty") != 2:
         return JSON
@@ -49,5 +59,6 @@ def target_media(target: str, ae: Doc | None) -> str:
 
 async def notification_media(store: Store, csi: str, target: str) -> str:
     """The media type to send a notification to ``target`` in (module docstring)."""
-    ae = None if is_url(target) else await store.get(normalize_originator(target, csi) or "")
+    named = mqtt_receiver(target) if is_url(target) else target
+    ae = await store.get(normalize_originator(named, csi) or "") if named else None
     return target_media(target, ae)

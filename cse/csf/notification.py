@@ -95,7 +95,7 @@ from cse.core.outcome import Batching, Notification, OnSent, Outcome
 from cse.core.ports import Doc, Op, Outbound
 from cse.core.tasks import cancel_and_wait
 
-from .content_serialization import target_media
+from .content_serialization import mqtt_receiver, target_media
 from .outbound import Destination, OutboundPolicy, VerifiedTargets, is_url, strip_ct
 from .polling import POLLING_CHANNEL_TY, Mailboxes
 from .send_slots import SendSlots
@@ -619,7 +619,9 @@ class Notifier:
         if self.is_remote(target):
             return Destination(target, target, remote=True)
         if is_url(target):
-            return replace(await self.policy.check(strip_ct(target)), media=target_media(target, None))
+            named = mqtt_receiver(target)  # an mqtt URL names its receiver: a local AE's csz counts
+            ae = await self.target_ae(named) if named else None
+            return replace(await self.policy.check(strip_ct(target)), media=target_media(target, ae))
         ae = await self.target_ae(target)
         if ae is not None and ae.get("rr") is False:
             if await self.has_channel(ae):

@@ -326,8 +326,14 @@ class RegistrarLink:
 
     async def _store_registrar(self, peer: dict[str, Any]) -> None:
         """Create or refresh the local remoteCSE that represents the registrar;
-        its ``scp`` says whether the registrar holds sessions (:func:`session_capable`)."""
-        attrs: dict[str, Any] = {"poa": peer.get("poa") or [self.poa], "srv": peer.get("srv", ["3"])}
+        its ``scp`` says whether the registrar holds sessions (:func:`session_capable`).
+        Its ``poa`` is the registrar's own, with the configured address first
+        when the registrar lists it: requests forwarded there go the way the
+        registration went (an ``mqtt://`` registrar over MQTT, docs/bindings.md "MQTT")."""
+        poa = [p for p in peer.get("poa") or () if isinstance(p, str)] or [self.poa]
+        if self.poa in poa:
+            poa = [self.poa] + [p for p in poa if p != self.poa]
+        attrs: dict[str, Any] = {"poa": poa, "srv": peer.get("srv", ["3"])}
         if session_capable(peer):
             attrs["scp"] = list(peer.get("scp") or [SMG])
         existing = await self.ctx.store.get(csr_name(self.csi))

@@ -72,16 +72,23 @@ class Flow:
         return r.rsc, r.body
 
 
-async def start_registered_pair(cse_process: Callable[..., Any], http: Http) -> tuple[CSEProcess, CSEProcess]:
-    """CSE1 and CSE2 (registered with CSE1), once each reaches the other."""
-    cse1 = await cse_process(cse_id=CSI1, name="cse1", subdir="cse1")
-    reg = (f'[registrar]\ncse_id = "{CSI1}"\nname = "cse1"\npoa = "{cse1.url}"\ncheck_interval_s = 0.5\n'
-           "\n[forwarding]\ntimeout_s = 5\n")
-    cse2 = await cse_process(cse_id=CSI2, name="cse2", subdir="cse2", extra=reg)
+async def start_registered_pair(cse_process: Callable[..., Any], http: Http, *,
+                                ids: tuple[str, str] = (CSI1, CSI2), extra1: str = "", extra2: str = "",
+                                registrar_poa: str | None = None) -> tuple[CSEProcess, CSEProcess]:
+    """CSE1 and CSE2 (registered with CSE1), once each reaches the other.
+
+    ``ids`` are their CSE-IDs, ``extra1``/``extra2`` more configuration of
+    each (an ``[mqtt]`` section, say), ``registrar_poa`` the address CSE2 is
+    given for CSE1 (default: CSE1's HTTP URL)."""
+    csi1, csi2 = ids
+    cse1 = await cse_process(cse_id=csi1, name="cse1", subdir="cse1", extra=extra1)
+    reg = (f'[registrar]\ncse_id = "{csi1}"\nname = "cse1"\npoa = "{registrar_poa or cse1.url}"\n'
+           "check_interval_s = 0.5\n\n[forwarding]\ntimeout_s = 5\n" + extra2)
+    cse2 = await cse_process(cse_id=csi2, name="cse2", subdir="cse2", extra=reg)
 
     async def registered() -> bool:
-        there = await http.send("GET", f"{cse2.url}/~{CSI1}/cse1", fr=ADMIN)
-        back = await http.send("GET", f"{cse1.url}/~{CSI2}/cse2", fr=ADMIN)
+        there = await http.send("GET", f"{cse2.url}/~{csi1}/cse1", fr=ADMIN)
+        back = await http.send("GET", f"{cse1.url}/~{csi2}/cse2", fr=ADMIN)
         return there.rsc == back.rsc == 2000
     await until(registered, "CSE2 registered with CSE1 (both ways)")
     return cse1, cse2

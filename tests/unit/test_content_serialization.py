@@ -3,7 +3,8 @@ docs/onem2m.md "Serializations").
 
 Why: an AE that lists CBOR first in ``csz`` must get CBOR, one that lists
 something we do not speak first must still get the first one we do, and a
-URL's ``ct=`` hint decides for URL targets; everything else stays JSON.
+URL's ``ct=`` hint decides for URL targets, an ``mqtt://`` URL naming a local
+AE asks that AE; everything else stays JSON.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ async def test_notification_media_by_target() -> None:
     assert await notification_media(store, "/id-in", "http://127.0.0.1:9/n?ct=cbor") == CBOR
     assert await notification_media(store, "/id-in", "http://127.0.0.1:9/n?a=1&ct=json") == JSON
     assert await notification_media(store, "/id-in", "http://127.0.0.1:9/n") == JSON
+    # an mqtt URL names its receiver (TS-0010): a local AE there is asked like its AE-ID; ct= still wins
+    assert await notification_media(store, "/id-in", "mqtt://127.0.0.1:1883/Ccb") == CBOR
+    assert await notification_media(store, "/id-in", "mqtt://127.0.0.1:1883/Ccb?ct=json") == JSON
+    assert await notification_media(store, "/id-in", "mqtt://127.0.0.1:1883/Cjs") == JSON
+    assert await notification_media(store, "/id-in", "mqtt://127.0.0.1:1883") == JSON
+    assert await notification_media(store, "/id-in", "http://127.0.0.1:9/Ccb") == JSON
 
 
 @pytest.mark.parametrize("accept, request_media, chosen", [
