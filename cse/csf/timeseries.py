@@ -10,8 +10,9 @@ timeSeries, so instances arriving in order cost no scan).
 Missing data: with ``mdd`` true and ``pei`` set, every instance arriving at
 ``t`` means the next is expected with ``dgt`` + ``pei`` and is declared
 missing when none arrives by ``t + pei + mdt`` (milliseconds; ``mdt``
-absent is 0). A missing point is its expected ``dgt``: appended to ``mdlt``
-(at most ``mdn`` entries, the oldest dropped; ``mdc`` is how many it holds),
+absent is 0; ``pei`` at least 100 ms, else 4000). A missing point is its
+expected ``dgt``: appended to ``mdlt`` (at most ``mdn`` entries, 1000 without
+``mdn``, the oldest dropped; ``mdc`` is how many it holds),
 and the next one is expected a ``pei`` later, until an instance arrives.
 Detection starts with the first instance and stops when ``mdd`` goes false.
 
@@ -58,6 +59,9 @@ NET_MISSING_DATA = 8
 # Missing points recorded for one timeSeries in one run of the job: a CSE that
 # was stopped for long catches up at most this many, then skips to now.
 _MAX_CATCH_UP = 1000
+_DEFAULT_MDN = 1000  # mdlt's bound when mdn is absent: a list that only grows is not kept
+# The shortest pei detection accepts: each pei is a run of the timer's job.
+_MIN_DETECT_PEI_MS = 100
 
 Notify = Callable[[Doc, list[str]], list[Notification]]
 
@@ -123,8 +127,8 @@ class TimeSeriesCSF:
         if newest is None or dgt > newest:
             ts["_mxd"] = dgt
         ops = await add_instance(ctx, ts, doc, content_size(doc["con"]), what="timeSeriesInstance")
-        if _detecting(ts):
-            ts["_mdg"] = format_ts(parse_ts(dgt) + ts["pei"] / 1000.0)
+        if _detecting(ts):  # the next point is expected a pei after the newest one
+            ts["_mdg"] = format_ts(parse_ts(ts["_mxd"]) + ts["pei"] / 1000.0)
             ts["_mdx"] = _next_check(ts, parse_ts(doc["ct"]))
         ops.append(Put(ts))
         return ops
@@ -185,9 +189,9 @@ class TimeSeriesCSF:
             expected += skipped * pei
             ts["_mdx"] += skipped * pei
         ts["_mdg"] = format_ts(expected)
-        mdn = ts.get("mdn")
+        mdn = ts.get("mdn") or _DEFAULT_MDN
         mdlt = [*(ts.get("mdlt") or []), *points]
-        if mdn is not None and len(mdlt) > mdn:
+        if len(mdlt) > mdn:
             mdlt = mdlt[len(mdlt) - mdn:]
         ts["mdlt"] = mdlt
         ts["mdc"] = len(mdlt)
@@ -234,7 +238,13 @@ def _collect(md: dict[str, Any] | None, window: dict[str, Any] | None, points: l
 
 
 def _check(doc: Doc) -> None:
-    """``mdd`` needs ``pei``: without it there is no expected time."""
-    if doc.get("mdd") and doc.get("pei") is None:
+    """``mdd`` needs ``pei`` (without it there is no expected time), and one
+    of at least ``_MIN_DETECT_PEI_MS``: every period costs a run of the timer."""
+    if not doc.get("mdd"):
+        return
+    if doc.get("pei") is None:
         raise BadRequest("missingDataDetect (mdd) needs periodicInterval (pei): the interval at which "
                          "timeSeriesInstances are expected")
+    if doc["pei"] < _MIN_DETECT_PEI_MS:
+        raise BadRequest(f"periodicInterval (pei) {doc['pei']} ms is too short for missingDataDetect (mdd): "
+                         f"this CSE detects missing data at intervals of {_MIN_DETECT_PEI_MS} ms or more")
