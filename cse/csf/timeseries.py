@@ -170,8 +170,8 @@ class TimeSeriesCSF:
                 continue
             ts = dict(stored)  # a stored document is never changed in place
             outcome = await self._missing(ts, now)
-            self._due[ri] = ts["_mdx"]
             await self.ctx.apply(outcome)
+            self._due[ri] = ts["_mdx"]  # only once recorded: a failed commit is retried at the next run
         return min(self._due.values(), default=None)
 
     async def _missing(self, ts: Doc, now: float) -> Outcome:

@@ -55,14 +55,16 @@ async def test_create_and_update_keep_snapshots_and_mni_evicts_oldest(app: dict[
     assert (await ip.call(DELETE, "cse-in/app/f/ol", aei)).rsc == 2002
     r = await ip.call(RETRIEVE, "cse-in/app/f", aei)
     assert (r.pc["m2m:fcnt"]["cni"], r.pc["m2m:fcnt"]["cbs"]) == (1, 11), r.pc
-
-
-async def test_without_limits_no_history(app: dict[str, Any]) -> None:
-    ip, aei = app["ip"], app["aei"]
-    f = await mk_flex(ip, aei, "f", temp=1)
-    await set_attrs(ip, aei, "f", temp=2)
-    assert "cni" not in f and await instances(ip, "f") == []
-    r = await ip.call(RETRIEVE, "cse-in/app/f/la", aei)
+    # clients cannot create or update instances
+    r = await ip.call(CREATE, "cse-in/app/f", aei, ty=58, pc={"m2m:fcin": {"temp": 5}})
+    assert r.rsc == 4005 and "flexContainerInstance" in dbg(r), r.pc
+    r = await ip.call(UPDATE, f"cse-in/app/f/{got[-1]['rn']}", aei, pc={"m2m:fcin": {"temp": 5}})
+    assert r.rsc == 4005, r.pc
+    # without mni, mbs or mia no history is kept
+    g = await mk_flex(ip, aei, "g", temp=1)
+    await set_attrs(ip, aei, "g", temp=2)
+    assert "cni" not in g and await instances(ip, "g") == []
+    r = await ip.call(RETRIEVE, "cse-in/app/g/la", aei)
     assert r.rsc == 4004 and "flexContainerInstance" in dbg(r), r.pc
 
 
@@ -86,17 +88,8 @@ async def test_mbs_and_lowered_mni_and_mia(app: dict[str, Any]) -> None:
     assert r.pc["m2m:fcnt"]["cni"] == 0 and await instances(ip, "f") == [], r.pc
 
 
-async def test_clients_cannot_create_or_update_instances(app: dict[str, Any]) -> None:
-    ip, aei = app["ip"], app["aei"]
-    await mk_flex(ip, aei, "f", mni=3, temp=1)
-    r = await ip.call(CREATE, "cse-in/app/f", aei, ty=58, pc={"m2m:fcin": {"temp": 5}})
-    assert r.rsc == 4005 and "flexContainerInstance" in dbg(r), r.pc
-    (inst,) = await instances(ip, "f")
-    r = await ip.call(UPDATE, f"cse-in/app/f/{inst['rn']}", aei, pc={"m2m:fcin": {"temp": 5}})
-    assert r.rsc == 4005, r.pc
-
-
-async def test_specialization_snapshot_acp_and_discovery(app: dict[str, Any]) -> None:
+async def test_specialization_snapshot_acp_discovery_and_subscription(
+        app: dict[str, Any], receiver: Receiver) -> None:
     ip, aei = app["ip"], app["aei"]
     r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"cod:binSh": {"rn": "sw", "cnd": BINSH,
                                                                             "powSe": False, "mni": 5}})
@@ -109,10 +102,7 @@ async def test_specialization_snapshot_acp_and_discovery(app: dict[str, Any]) ->
     assert r.rsc == 4103, r.pc  # the parent's access decides
     r = await ip.call(RETRIEVE, "cse-in/app", aei, query={"fu": ("1",), "ty": ("58",)})
     assert r.rsc == 2000 and len(r.pc["m2m:uril"]) == 2, r.pc
-
-
-async def test_subscription_hears_instance_creation(app: dict[str, Any], receiver: Receiver) -> None:
-    ip, aei = app["ip"], app["aei"]
+    # a subscription on the flexContainer hears each new instance (net 3)
     await mk_flex(ip, aei, "f", mni=3, temp=1)
     r = await ip.call(CREATE, "cse-in/app/f", aei, ty=23,
                       pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [3]}}})

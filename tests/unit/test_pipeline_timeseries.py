@@ -11,8 +11,8 @@ from typing import Any
 from cse.app import CSE
 from cse.config import load_config
 from cse.core.messages import Operation
-from cse.core.timestamps import format_ts, parse_ts
-from tests.conftest import InProc
+from cse.core.timestamps import format_ts
+from tests.conftest import InProc, started_inproc
 from tests.notify_receiver import Receiver
 from tests.unit.pipeline import dbg
 
@@ -152,24 +152,23 @@ async def test_without_md_each_point_is_sent_and_net8_only_on_timeseries(
     assert r.rsc == 4000, r.pc
 
 
-async def test_restart_rearms_detection_from_the_store(app: dict[str, Any]) -> None:
-    ip, aei = app["ip"], app["aei"]
-    await mk_ts(ip, aei, pei=1000, mdd=True)
-    t0 = ip.clock.now()
-    assert (await add(ip, aei, t0)).rsc == 2001
-    store = ip.cse.store
-    await ip.cse.stop()
-    ip.clock.advance(3.2)  # down for three periods
-    again = CSE(load_config(None, db=":memory:"), store=store, clock=ip.clock, monotonic=ip.clock.monotonic,
-                wait_until=ip.clock.wait_until)
+async def test_restart_rearms_detection_from_the_store() -> None:
+    async with started_inproc() as ip:
+        aei = await ip.register("app")
+        await mk_ts(ip, aei, pei=1000, mdd=True)
+        t0 = ip.clock.now()
+        assert (await add(ip, aei, t0)).rsc == 2001
+        store, clock = ip.cse.store, ip.clock
+    clock.advance(3.2)  # down for three periods
+    again = CSE(load_config(None, db=":memory:"), store=store, clock=clock, monotonic=clock.monotonic,
+                wait_until=clock.wait_until)
     await again.start(serve_http=False)
     try:
         assert again.md_timer.deadline == t0 + 1.0  # armed at start from the stored timeSeries
         await again.md_timer.stop()
-        await again.timeseries.detect(ip.clock.now())
-        s = (await InProc(again, ip.clock).call(RETRIEVE, "cse-in/app/ts", ADMIN)).pc["m2m:ts"]
+        await again.timeseries.detect(clock.now())
+        s = (await InProc(again, clock).call(RETRIEVE, "cse-in/app/ts", ADMIN)).pc["m2m:ts"]
         assert s["mdlt"] == [format_ts(t0 + k) for k in (1, 2, 3)], s
-        assert parse_ts(format_ts(again.timeseries._due[s["ri"]])) == t0 + 4.0
+        assert again.timeseries._due[s["ri"]] == t0 + 4.0
     finally:
         await again.stop()
-        await ip.cse.start(serve_http=False)  # the fixture stops it
