@@ -24,7 +24,7 @@ ROOTS: dict[int, str] = {
     1: "m2m:acp", 2: "m2m:ae", 3: "m2m:cnt", 4: "m2m:cin", 5: "m2m:cb", 6: "m2m:dlv",
     9: "m2m:grp", 14: "m2m:nod", 15: "m2m:pch", 16: "m2m:csr", 17: "m2m:req",
     18: "m2m:sch", 23: "m2m:sub", 24: "m2m:smd", 28: "m2m:fcnt", 29: "m2m:ts", 30: "m2m:tsi",
-    48: "m2m:crs",
+    48: "m2m:crs", 58: "m2m:fcin",
     # Session Management (docs/sessions.md "Resource types")
     9001: "m2m:sesc", 9002: "m2m:sess", 9003: "m2m:sep", 9004: "m2m:nhp", 9005: "m2m:spc",
     9006: "m2m:spo",

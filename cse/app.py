@@ -43,6 +43,7 @@ from cse.csf.container import CONTAINER_HOOKS, INSTANCE_HOOKS
 from cse.csf.cse_base import ensure_cse_base
 from cse.csf.data import DataCSF
 from cse.csf.expiry import expire_due
+from cse.csf.flex_history import FLEX_HOOKS, FLEX_INSTANCE_HOOKS
 from cse.csf.forwarding import Forwarder
 from cse.csf.group import GROUP_TY, GroupCSF
 from cse.csf.hooks import TypeHooks
@@ -58,6 +59,7 @@ from cse.csf.send_slots import SendSlots
 from cse.csf.smg import SMG
 from cse.csf.smg.model import SESSION_TY, State
 from cse.csf.subscription import SUBSCRIPTION_TY, SubscriptionCSF
+from cse.csf.timeseries import MISSING_DATA, TimeSeriesCSF
 from cse.observe.metrics import Metrics
 from cse.observe.requestlog import RequestFeed
 from cse.observe.state import Snapshot
@@ -106,7 +108,7 @@ def mqtt_settings(mq: MqttConfig) -> MqttSettings:
 def type_hooks() -> dict[int, TypeHooks]:
     """The per-type hooks, by ``ty``."""
     return {1: ACP_HOOKS, 2: AE_HOOKS, 3: CONTAINER_HOOKS, 4: INSTANCE_HOOKS, 14: NODE_HOOKS,
-            16: REMOTE_CSE_HOOKS}
+            16: REMOTE_CSE_HOOKS, 28: FLEX_HOOKS, 58: FLEX_INSTANCE_HOOKS}
 
 
 class CSE:
@@ -137,12 +139,16 @@ class CSE:
         self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now, monotonic=monotonic)
         self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now,
                                       monotonic=monotonic)
+        # timeSeries missing-data detection (docs/onem2m.md "timeSeries")
+        self.md_timer = DeadlineTimer(MISSING_DATA, lambda now: self.timeseries.detect(now), self.clock.now,
+                                      monotonic=monotonic)
         self.executor = Executor(
             self.store,
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
-                       self._registrar_events),
+                       self._registrar_events, lambda events: self.timeseries.on_events(events)),
             deliver=lambda notification: self.notifier.deliver(notification),
-            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer}, outbox=self.outbox,
+            timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer, MISSING_DATA: self.md_timer},
+            outbox=self.outbox,
             observe_commit=self.metrics.commit if self.metrics is not None else None)
         reg = config.registrar
         self.ctx = Context(
@@ -181,6 +187,8 @@ class CSE:
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              removal=lambda doc, originator: self.data.removal(doc, originator),
                                              max_subscriptions=out.max_subscriptions)
+        self.timeseries = TimeSeriesCSF(self.ctx,
+                                        notify=lambda sub, points: self.subscriptions.missing_data(sub, points))
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
                                    timeout=config.forwarding.timeout_s)
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
@@ -196,7 +204,7 @@ class CSE:
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),
                                max_parallel=config.limits.max_fanout_parallel)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
-                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks()})
+                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks(), **self.timeseries.hooks()})
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
                                       settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, fan_out=self.groups.fan_out,
@@ -318,6 +326,7 @@ class CSE:
         if stored:
             log.info("%d stored session request(s) waiting for their window", stored)
         self.sf_timer.start(first=self.clock.now())
+        self.md_timer.start(first=await self.timeseries.load())  # detection goes on where it was
         if serve_http:
             self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
                                    max_body=self.config.http.max_body, clock=self.clock.now,
@@ -335,6 +344,7 @@ class CSE:
                     self.ctx.reachable_at(self._poas(self.http.port))
                     await ensure_cse_base(self.ctx)
             except BaseException:
+                await self.md_timer.stop()
                 await self.sf_timer.stop()
                 await self.expiry.stop()
                 await self.notifier.stop()
@@ -367,6 +377,7 @@ class CSE:
         if self.mqtt is not None:
             await self.mqtt.stop()
         await self.sf_timer.stop()
+        await self.md_timer.stop()
         await self.nonblocking.stop()
         await self.expiry.stop()
         await self.clock_guard.record()  # the newest time seen, for the next start's check

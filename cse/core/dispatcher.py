@@ -52,10 +52,8 @@ __all__ = ["Dispatcher", "Resolved", "Local"]
 
 log = logging.getLogger("cse.dispatcher")
 
-CONTAINER_TY = 3
 AE_TY = 2
 _SESSIONS_RN = "sessions"  # an AE's session collection (docs/sessions.md), present with scp ["smg"]
-INSTANCE_TY = 4
 GROUP_TY = 9
 FOPT = "fopt"
 REQUEST_TY = 17
@@ -223,7 +221,7 @@ class Dispatcher:
                     return Resolved(group, FOPT, rest="/".join(segs[i + 1:]))
             if len(segs) > 1 and segs[-1] in ("la", "ol", "pcu"):
                 parent = await store.get_by_path("/".join(segs[:-1]))
-                if parent is not None and parent["ty"] == CONTAINER_TY and segs[-1] != "pcu":
+                if parent is not None and segs[-1] != "pcu" and self._keeps_instances(parent):
                     return await self._virtual(parent, segs[-1], op)
                 if parent is not None and parent["ty"] == POLLING_CHANNEL_TY and segs[-1] == "pcu":
                     return Resolved(parent, "pcu")  # docs/onem2m.md "pollingChannel"
@@ -234,7 +232,7 @@ class Dispatcher:
         for i, seg in enumerate(segs[1:], start=1):
             if seg == FOPT and doc["ty"] == GROUP_TY:
                 return Resolved(doc, FOPT, rest="/".join(segs[i + 1:]))
-            if seg in ("la", "ol") and doc["ty"] == CONTAINER_TY and i == len(segs) - 1:
+            if seg in ("la", "ol") and i == len(segs) - 1 and self._keeps_instances(doc):
                 return await self._virtual(doc, seg, op)
             if seg == "pcu" and doc["ty"] == POLLING_CHANNEL_TY and i == len(segs) - 1:
                 return Resolved(doc, "pcu")
@@ -255,15 +253,24 @@ class Dispatcher:
         return (": the AE was registered without session capability; register it with scp [\"smg\"] "
                 "to have a sessions collection")
 
+    def _keeps_instances(self, doc: Doc) -> bool:
+        """Whether ``doc`` has ``la``/``ol`` (its type declares ``instances``)."""
+        rtype = self.ctx.registry.by_ty.get(doc["ty"])
+        return rtype is not None and rtype.instance_ty is not None
+
     async def _virtual(self, container: Doc, name: str, op: Operation) -> Resolved:
         if op not in (Operation.RETRIEVE, Operation.DELETE):
             raise OperationNotAllowed(f"'{name}' is a virtual resource: only RETRIEVE and DELETE apply")
         if container.get("disr"):
             raise OperationNotAllowed(
                 f"retrieval is disabled (disr) on container '{container['_srn']}'")
-        doc = await self.ctx.store.edge_child(container["ri"], INSTANCE_TY, newest=(name == "la"))
+        rtype = self.ctx.registry.get(container["ty"])
+        instance_ty = rtype.instance_ty
+        assert instance_ty is not None  # _keeps_instances
+        doc = await self.ctx.store.edge_child(container["ri"], instance_ty, newest=(name == "la"))
         if doc is None:
-            raise NotFound(f"container '{container['_srn']}' has no contentInstance")
+            raise NotFound(f"{rtype.name} '{container['_srn']}' has no "
+                           f"{self.ctx.registry.get(instance_ty).name}")
         return Resolved(doc, name, container)
 
 

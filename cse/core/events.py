@@ -22,6 +22,7 @@ class EventKind:
     DELETE = 2
     CREATE_CHILD = 3
     DELETE_CHILD = 4
+    MISSING_DATA = 8  # reportOnGeneratedMissingDataPoints: sent by the timeSeries timer, never a commit event
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,10 @@ class ResourceType:
     # cnd this CSE does not know, TS-0001 9.6.35).
     custom_attributes: bool = False
     json_root: str | None = None
+    # The instance type a history-keeping parent holds and evicts oldest
+    # first, reachable as its ``la``/``ol`` virtual children (TS-0001 9.6.6,
+    # 9.6.35, 9.6.36): contentInstance, flexContainerInstance, timeSeriesInstance.
+    instance_ty: int | None = None
 
     @property
     def specializations(self) -> list[ResourceType]:
@@ -243,6 +247,7 @@ class Registry:
                 variants=variants, abstract=base is None and bool(d.get("abstract")),
                 custom_attributes=base is None and bool(d.get("customAttributes")),
                 json_root=d.get("root"),
+                instance_ty=name_to_ty[flags["instances"]] if flags.get("instances") else None,
             )
 
         types = []

@@ -33,7 +33,7 @@ from cse.core.events import Event, EventKind
 from cse.core.ids import new_ri
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome, Removal
-from cse.core.ports import Delete, Doc, Put
+from cse.core.ports import Delete, Doc, Op, Put
 from cse.core.registry import ResourceType
 from cse.core.timestamps import FOREVER, format_ts, normalize_ts, parse_ts
 from cse.core.validate import extract_attributes, validate_create, validate_update
@@ -126,7 +126,8 @@ class DataCSF:
         for op in extra:
             if type(op) is Delete and op.ri == ri:  # evicted at once: answered, never stored
                 return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)])
-        return Outcome(resp, [Put(doc), *extra], [Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr)])
+        events = [Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr), *_announced(hooks, extra, doc)]
+        return Outcome(resp, [Put(doc), *extra], events)
 
     async def _check_quota(self, owner: str | None) -> None:
         """5207 when ``owner`` already holds ``limits.max_resources_per_originator``
@@ -245,7 +246,8 @@ class DataCSF:
             pc = wrap(ctx.registry, new)
         else:
             pc = self._modified(new, attrs, old)
-        return Outcome(Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi), [Put(new), *extra], [event])
+        return Outcome(Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi), [Put(new), *extra],
+                       [event, *_announced(hooks, extra, new)])
 
     # -- DELETE ---------------------------------------------------------------
     async def delete(self, req: Request, doc: Doc, fc: FilterCriteria | None, grant: Grant = None) -> Outcome:
@@ -283,6 +285,15 @@ class DataCSF:
         extra = await hooks.on_delete(ctx, doc) if hooks.on_delete else []
         parent = await ctx.store.get(doc["pi"]) if doc.get("pi") else None
         return also.adding(ops=[Delete(doc["ri"]), *extra]).with_removal(Removal(doc, parent, originator)), note
+
+
+def _announced(hooks: TypeHooks, extra: list[Op], doc: Doc) -> list[Event]:
+    """CREATE_CHILD events for the new children of ``doc`` its hooks put
+    (:attr:`TypeHooks.announces`): made by the CSE, so no originator."""
+    if not hooks.announces:
+        return []
+    return [Event(EventKind.CREATE_CHILD, op.doc, doc) for op in extra
+            if type(op) is Put and op.doc.get("ty") in hooks.announces and op.doc.get("pi") == doc["ri"]]
 
 
 def _own_copy(value: Any) -> Any:

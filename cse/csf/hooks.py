@@ -63,6 +63,10 @@ class TypeHooks:
     verify_update: VerifyUpdate | None = None
     pre_delete: PreDelete | None = None
     view_created: ViewCreated | None = None
+    # Child types whose documents this type's on_create/on_update put as new
+    # children of the resource: the data CSF announces each as a child
+    # creation (net 3), as if a client had created it (flexContainerInstance).
+    announces: frozenset[int] = frozenset()
 
 
 NO_HOOKS = TypeHooks()

@@ -54,7 +54,8 @@ log = logging.getLogger("cse.subscription")
 
 SUBSCRIPTION_TY = 23
 SESSIONS_TY = 9001
-_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
+_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}, 8: {5}}
+TIME_SERIES_TY = 29
 # batchNotify (TS-0001 9.6.8, TS-0004 6.3.5 m2m:batchNotify): both parts are
 # optional; the Hosting CSE stores its defaults in the resource, so that a
 # RETRIEVE shows how the subscription actually behaves (docs/onem2m.md "Choices").
@@ -65,6 +66,7 @@ _DEFAULT_BN_NUM = 100  # with only ``dur`` given: ``dur`` decides, this bounds o
 # stops counting after this long.
 _PENDING_S = 60.0
 _EC_LATEST = 4  # TS-0004 m2m:stdEventCats "latest"
+NET_MISSING = EventKind.MISSING_DATA
 
 
 Removal = Callable[[Doc, str | None], Awaitable[tuple[Outcome, str | None]]]
@@ -111,6 +113,7 @@ class SubscriptionCSF:
         for net in doc["enc"]["net"]:
             if nct not in _NCT_FOR_NET[net]:
                 raise BadRequest(f"notificationContentType nct={nct} is not valid with net={net}")
+        _check_missing_data(doc["enc"], parent)
         chty = doc["enc"].get("chty")
         if chty and parent:
             allowed = set(self.ctx.registry.child_types(parent["ty"]))
@@ -298,8 +301,17 @@ class SubscriptionCSF:
             return wrap(self.ctx.registry, ev.doc, {k: ev.doc[k] for k in ev.modified if k in ev.doc})
         return wrap(self.ctx.registry, ev.doc)
 
+    def missing_data(self, sub: Doc, points: list[str]) -> list[Notification]:
+        """net 8 (TS-0001 10.2.4.29): ``points`` a timeSeries missed, as
+        ``m2m:tsn`` (cse.csf.timeseries decides when)."""
+        tsn = {"m2m:tsn": {"mdlt": points, "mdc": len(points)}}
+        return self._deliveries(sub, tsn, EventKind.MISSING_DATA, alive=True)
+
     def _notify(self, sub: Doc, ev: Event, *, alive: bool) -> list[Notification]:
-        sgn: dict[str, Any] = {"nev": {"rep": self._rep(sub, ev), "net": ev.kind}, "sur": self.sur(sub)}
+        return self._deliveries(sub, self._rep(sub, ev), ev.kind, alive=alive)
+
+    def _deliveries(self, sub: Doc, rep: Any, net: int, *, alive: bool) -> list[Notification]:
+        sgn: dict[str, Any] = {"nev": {"rep": rep, "net": net}, "sur": self.sur(sub)}
         if sub.get("cr"):
             sgn["cr"] = sub["cr"]
         payload = {"m2m:sgn": sgn}
@@ -337,6 +349,20 @@ def _event_category(sub: Doc) -> int | None:
     return int(nec) if isinstance(nec, int) else None
 
 
+def _check_missing_data(enc: dict[str, Any], parent: Doc) -> None:
+    """net 8 and ``md`` are about a timeSeries' missing data (TS-0001 10.2.4.29)."""
+    if NET_MISSING in enc["net"] and parent and parent.get("ty") != TIME_SERIES_TY:
+        raise BadRequest("net 8 (missing data points) applies to a timeSeries only")
+    md = enc.get("md")
+    if md is not None and NET_MISSING not in enc["net"]:
+        raise BadRequest("enc.md (missingData) needs net 8 in enc.net")
+    if md and md.get("dur") is not None:
+        try:
+            parse_duration(md["dur"])
+        except ValueError as exc:
+            raise BadRequest(f"enc.md dur: {exc}") from None
+
+
 def _owner(sub: Doc) -> str | None:
     """The originator a subscription notifies for: its creator."""
     owner = sub.get("cr") or sub.get("_own")
@@ -350,7 +376,7 @@ def _defaults(doc: Doc) -> None:
     by new dicts, never changed where they may be shared."""
     enc = doc.get("enc", {"net": [1]})
     doc["enc"] = {**enc, "net": enc.get("net", [1])}
-    doc.setdefault("nct", 1)
+    doc.setdefault("nct", 5 if doc["enc"]["net"] == [NET_MISSING] else 1)
     bn = doc.get("bn")
     if isinstance(bn, dict):
         doc["bn"] = {"num": bn.get("num", _DEFAULT_BN_NUM), "dur": bn.get("dur", _DEFAULT_BN_DUR), **bn}

@@ -236,8 +236,9 @@ async def _apply_relative(ctx: Context, doc: Doc, path: str) -> Doc | None:
     for seg in path.strip("/").split("/"):
         if cur is None:
             return None
-        if seg in ("la", "ol") and cur["ty"] == 3:
-            cur = await ctx.store.edge_child(cur["ri"], 4, newest=(seg == "la"))
+        if seg in ("la", "ol") and ctx.registry.get(cur["ty"]).instance_ty is not None:
+            cur = await ctx.store.edge_child(cur["ri"], ctx.registry.get(cur["ty"]).instance_ty or 0,
+                                            newest=(seg == "la"))
         elif seg == "..":
             cur = await ctx.store.get(cur["pi"]) if cur.get("pi") else None
         elif seg in ("", "."):

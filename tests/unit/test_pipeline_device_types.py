@@ -186,9 +186,9 @@ async def test_flex_container_of_unknown_cnd_takes_custom_attributes(app: dict[s
     many = {f"a{i}": i for i in range(65)}
     r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"cnd": "c", **many}})
     assert r.rsc == 4000 and "custom attributes" in dbg(r), r.pc
-    # instance history is not implemented: 5001 naming it
+    # instance history is kept (tests/unit/test_pipeline_flex_history.py)
     r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"cnd": "c", "mni": 5}})
-    assert r.rsc == 5001 and "'mni'" in dbg(r), r.pc
+    assert r.rsc == 2001 and r.pc["m2m:fcnt"]["cni"] == 1, r.pc
 
 
 async def test_flex_container_acp_applies(inproc: Any) -> None:

@@ -42,7 +42,7 @@ async def parents(ip: InProc) -> dict[str, tuple[str, str]]:
     return {"AE": ("cse-in", "C"), "container": ("cse-in/app", aei), "contentInstance": ("cse-in/app/data", aei),
             "accessControlPolicy": ("cse-in/app", aei), "subscription": ("cse-in/app/data", aei),
             "remoteCSE": ("cse-in", "/id-mn"), "node": ("cse-in", ADMIN), "flexContainer": ("cse-in/app", aei),
-            "group": ("cse-in/app", aei)}
+            "group": ("cse-in/app", aei), "timeSeries": ("cse-in/app", aei)}
 
 
 def body(name: str, aei: str) -> dict[str, Any]:
@@ -54,7 +54,8 @@ def body(name: str, aei: str) -> dict[str, Any]:
             "remoteCSE": {"cb": "/id-mn/mn", "rr": True, "poa": ["http://127.0.0.1:9"]},
             "node": {"ni": "urn:dev:1"},
             "flexContainer": {"cnd": "com.example.x"},
-            "group": {"mt": 3, "mid": ["cse-in/app/data"]}}[name]
+            "group": {"mt": 3, "mid": ["cse-in/app/data"]},
+            "timeSeries": {}}[name]
 
 
 REFUSED = sorted((t.name, t.ty, sn) for t in Registry.load().by_ty.values() if t.can_create
