@@ -38,6 +38,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiomqtt
 
@@ -69,6 +70,16 @@ Handle = Callable[[Request], Awaitable[Response]]
 
 _MAX_PENDING = 1024  # requests sent over MQTT waiting for their answer
 _BACKLOG = 4  # requests received that may wait for a turn, per request handled at once
+
+
+class _Client(aiomqtt.Client):
+    """An aiomqtt client told at construction how many publishes waiting
+    for the broker are normal load (aiomqtt has no constructor argument for
+    its WARNING threshold, only the attribute)."""
+
+    def __init__(self, pending_calls_threshold: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending_calls_threshold = pending_calls_threshold
 
 
 class MqttSettings:
@@ -150,14 +161,13 @@ class MqttBinding:
 
     def _new_client(self) -> aiomqtt.Client:
         s = self.settings
-        client = aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
-                                identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
-                                keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
-                                socket_options=NO_DELAY)
         # answers and requests in flight at once are bounded above (max_in_flight, _BACKLOG, _MAX_PENDING):
         # that many publishes waiting for the broker is load, not a fault to log a WARNING for
-        client.pending_calls_threshold = s.max_in_flight * (1 + _BACKLOG) + _MAX_PENDING
-        return client
+        return _Client(s.max_in_flight * (1 + _BACKLOG) + _MAX_PENDING,
+                       s.host, s.port, username=s.username, password=s.password,
+                       identifier=s.client_id or f"cse-{self.own}"[:64], tls_context=s.tls,
+                       keepalive=s.keepalive_s, clean_session=True, timeout=s.timeout_s,
+                       socket_options=NO_DELAY)
 
     async def _run(self) -> None:
         s = self.settings
