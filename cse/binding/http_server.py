@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from cse.security.binding import BindingSecurity
 
     from .ops_http import OpsEndpoints
+    from .ws import WsBinding
 
 __all__ = ["HttpServer", "ConnectionLimits"]
 
@@ -268,12 +269,15 @@ class HttpServer:
                  security: BindingSecurity | None = None, body_timeout: float = 30.0,
                  keepalive: float = 75.0, header_timeout: float = 10.0, max_connections: int = 512,
                  max_connections_per_peer: int = 128, ops: OpsEndpoints | None = None,
-                 observe: Callable[[Request | None, Response, float], None] | None = None) -> None:
+                 observe: Callable[[Request | None, Response, float], None] | None = None,
+                 websocket: WsBinding | None = None) -> None:
         """``ops`` answers /health and /metrics (cse.binding.ops_http);
         ``observe(request, response, seconds)`` counts each oneM2M request
         answered (cse.observe.metrics), with None for one refused before it
-        was a oneM2M request (a malformed header, an oversized body)."""
+        was a oneM2M request (a malformed header, an oversized body).
+        ``websocket`` serves the WebSocket upgrades (TS-0020, cse.binding.ws)."""
         self.handle = handle
+        self.websocket = websocket
         self.ops = ops
         self._ops_paths = ops.paths if ops is not None else frozenset()
         self.observe = observe
@@ -386,6 +390,8 @@ class HttpServer:
         if self._ops_paths and (path := request.raw_path.partition("?")[0]) in self._ops_paths:
             assert self.ops is not None
             return await self.ops.answer(request, path)
+        if self.websocket is not None and self.websocket.wants(request):
+            return await self.websocket.serve(request)  # its own checks: token, subprotocol, limits
         timed = self._log_info or self.observe is not None
         started = time.perf_counter() if timed else 0.0
         media: str | None = None  # the request body's serialization, once parsed
