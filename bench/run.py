@@ -14,6 +14,9 @@ Groups and scenarios (``--only`` takes either):
   create_cin_100k, rss_per_10k_cin, startup_100k
 * ``pair``: plain_update, session_update, client_ceiling_session_update,
   sf_store, sf_flush
+* ``ws`` (only with ``--only ws``): sdk_http_retrieve, ws_retrieve,
+  sdk_http_create, ws_create (the WebSocket binding, each ``ws_*`` with
+  ``ratio_to_http`` of the same run)
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -40,15 +43,18 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
 from bench.report import evaluate, summary
-from bench.scenarios import ceiling, pair, single
+from bench.scenarios import ceiling, pair, single, ws
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "ceiling": ("ceiling_get", "ceiling_post", "client_ceiling_get"),
     "single": single.NAMES,
     "pair": pair.NAMES,
+    "ws": ws.NAMES,
 }
-ALL = tuple(n for names in GROUPS.values() for n in names)
+OPT_IN = ("ws",)  # groups run only when --only names them (the quick smoke run stays within its minute)
+ALL = tuple(n for g, names in GROUPS.items() if g not in OPT_IN for n in names)
+KNOWN = tuple(n for names in GROUPS.values() for n in names)
 
 
 def selected(only: list[str] | None) -> set[str]:
@@ -60,11 +66,11 @@ def selected(only: list[str] | None) -> set[str]:
         for part in item.split(","):
             if part in GROUPS:
                 want |= set(GROUPS[part])
-            elif part in ALL:
+            elif part in KNOWN:
                 want.add(part)
             else:
                 raise SystemExit(f"bench: unknown scenario or group '{part}' (known: "
-                                 f"{', '.join(list(GROUPS) + list(ALL))})")
+                                 f"{', '.join(list(GROUPS) + list(KNOWN))})")
     return want
 
 
@@ -82,6 +88,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(pair.NAMES):
             print("pair CSE1 -> CSE2", flush=True)
             await pair.run(bench, want)
+        if want & set(ws.NAMES):
+            print("WebSocket against HTTP, both through the SDK (ratio_to_http)", flush=True)
+            await ws.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench
