@@ -50,7 +50,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -69,7 +69,6 @@ from cse.core.ws_wire import (
     response_from_message,
     rqi_of,
 )
-from cse.csf.polling import Mailboxes
 
 if TYPE_CHECKING:
     from cse.security.binding import BindingSecurity
@@ -81,6 +80,19 @@ log = logging.getLogger("cse.ws")
 Handle = Callable[[Request], Awaitable[Response]]
 #: The ri of the local AE whose AE-ID is given, or None.
 ResolveAE = Callable[[str], Awaitable[str | None]]
+
+class Mailboxes(Protocol):
+    """The AEs' mailboxes (``cse.csf.polling.Mailboxes``, given by the composition
+    root): where the CSE's requests for an AE wait for its connection."""
+
+    def attach(self, ae: str) -> None: ...
+
+    async def poll(self, ae: str, wait_s: float) -> Request | None: ...
+
+    def answer(self, ae: str, rsp: Response) -> bool: ...
+
+    async def give_back(self, ae: str, req: Request) -> None: ...
+
 
 _POLL_S = 30.0  # one wait of a connection's poll of its AE's mailbox (repeated while open)
 _AE_TY = 2
@@ -267,7 +279,7 @@ class WsBinding:
         if conn.ae_id is not None and fr != conn.ae_id:
             raise OriginatorHasNoPrivilege(f"this WebSocket speaks for AE {conn.ae_id[:80]}: a request from "
                                            f"{fr[:80]} needs a connection of its own (TS-0020 7.4)")
-        if conn.ae_id is None and self.security is None:
+        if conn.ae_id is None and (self.security is None or self.security.guard is None):
             holder = next((c for c in self._by_ae.values() if c.ae_id == fr and c is not conn), None)
             if holder is not None:
                 raise OriginatorHasNoPrivilege(f"AE {fr[:80]} is connected over another WebSocket: "

@@ -8,7 +8,8 @@ of the wrong shape, messages over ``websocket.max_message``, CBOR that does
 not decode on ``oneM2M.cbor``, text on ``oneM2M.cbor`` -- each gets exactly
 one response primitive with a known RSC (never 5000) and an ``m2m:dbg`` for
 every error; bytes that are not WebSocket frames close that connection
-(RFC 6455), and the CSE goes on serving and logs no traceback.
+(RFC 6455), and the CSE goes on serving and logs no traceback. Past
+``websocket.max_connections`` a handshake is refused (HTTP 503, 5207).
 
 An in-process CSE on a free port; each example on a fresh connection (one
 connection speaks for one AE). CI: derandomized, 80 examples; ``--long``:
@@ -40,7 +41,7 @@ T = 10.0
 @pytest.fixture
 async def ws_url(tmp_path: Path) -> AsyncIterator[str]:
     cfg = tmp_path / "cse.toml"
-    cfg.write_text(f'[cse]\nadmin = "CAdmin"\n\n[websocket]\nmax_message = {MAX_PAYLOAD}\n')
+    cfg.write_text(f'[cse]\nadmin = "CAdmin"\n\n[websocket]\nmax_message = {MAX_PAYLOAD}\nmax_connections = 3\n')
     cse = CSE(load_config(str(cfg), http_port=0, http_host="127.0.0.1", db=":memory:"), store=MemoryStore())
     await cse.start()
     try:
@@ -115,6 +116,13 @@ async def test_malformed_messages_get_onem2m_errors(ws_url: str, long_run: bool,
         final = await _exchange(session, ws_url, json.dumps({"op": 2, "to": "cse-in", "fr": "CAdmin", "rqi": "final",
                                                              "rvi": "3"}), "oneM2M.json")
         assert final["rsc"] == 2000
+        # past websocket.max_connections a handshake is refused with 5207
+        async with session.ws_connect(ws_url, protocols=("oneM2M.json",)), \
+                session.ws_connect(ws_url, protocols=("oneM2M.json",)), \
+                session.ws_connect(ws_url, protocols=("oneM2M.json",)):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(ws_url, protocols=("oneM2M.json",))
+            assert refused.value.status == 503 and refused.value.headers["X-M2M-RSC"] == "5207"
     assert counts.get(4000, 0) > 20 and sum(counts.values()) >= 80, counts
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records
                                                                             if r.levelno >= logging.ERROR][:5]
