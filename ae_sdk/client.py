@@ -167,7 +167,7 @@ class AEClient:
         self._smg: SessionManager | None = None
 
     async def _announce(self) -> None:
-        """Tell the CSE which AE this WebSocket speaks for (TS-0020 7.4): a
+        """Tell the CSE which AE this WebSocket speaks for (TS-0020 6.4): a
         RETRIEVE of the AE itself, as the AE (docs/bindings.md "WebSocket")."""
         if self.originator is None or self.ae is None:
             raise SDKError("a WebSocket is associated with a registered AE: register first")

@@ -9,7 +9,7 @@ one primitive (:mod:`cse.core.ws_wire`):
 * a request primitive goes through the same ``handle`` as an HTTP request
   (rate limit, dispatcher) and its response primitive goes back on the
   connection, under the request's ``rqi``;
-* the connection is associated with the AE-ID it speaks for (TS-0020 7.4):
+* the connection is associated with the AE-ID it speaks for (TS-0020 6.4):
   the AE it registers, or the AE whose AE-ID a request it sent names as
   originator and that was answered with success. From then on the CSE's
   requests for that AE -- notifications, verification requests, session
@@ -171,7 +171,7 @@ class WsBinding:
         if protocol is None:
             offered = request.headers.get("Sec-WebSocket-Protocol", "")[:100] or "none"
             return _refusal(400, 4000, f"subprotocol {offered} is not supported: offer one of "
-                                       f"{', '.join(SUBPROTOCOLS)} (TS-0020 6.2.2.2)")
+                                       f"{', '.join(SUBPROTOCOLS)} (TS-0020 6.2.2)")
         authorization = request.headers.get("Authorization", "")
         guard = self.security.guard if self.security is not None else None
         if guard is not None:
@@ -278,7 +278,7 @@ class WsBinding:
             return
         if conn.ae_id is not None and fr != conn.ae_id:
             raise OriginatorHasNoPrivilege(f"this WebSocket speaks for AE {conn.ae_id[:80]}: a request from "
-                                           f"{fr[:80]} needs a connection of its own (TS-0020 7.4)")
+                                           f"{fr[:80]} needs a connection of its own (TS-0020 6.4)")
         if conn.ae_id is None and (self.security is None or self.security.guard is None):
             holder = next((c for c in self._by_ae.values() if c.ae_id == fr and c is not conn), None)
             if holder is not None:

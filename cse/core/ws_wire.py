@@ -42,7 +42,7 @@ __all__ = ["JSON_PROTOCOL", "CBOR_PROTOCOL", "SUBPROTOCOLS", "Kind", "WS_PATH", 
 
 JSON_PROTOCOL = "oneM2M.json"
 CBOR_PROTOCOL = "oneM2M.cbor"
-#: The subprotocols this binding speaks, in order of preference (TS-0020 6.2.2.2).
+#: The subprotocols this binding speaks, in order of preference (TS-0020 6.2.2).
 SUBPROTOCOLS = (JSON_PROTOCOL, CBOR_PROTOCOL)
 #: The request target of the opening handshake (TS-0020 6.2.2.1).
 WS_PATH = "/"
