@@ -123,6 +123,14 @@ class _Conn:
         self.pump: asyncio.Task[None] | None = None
         self.send_lock = asyncio.Lock()
 
+    def adopt(self, token: str) -> None:
+        """Act with ``token`` from now on (the one minted for the AE-ID it registered)."""
+        self.authorization = f"Bearer {token}"
+
+    def speak_for(self, ae_id: str, ri: str, pump: asyncio.Task[None]) -> None:
+        """Associate with the AE ``ae_id`` (resource ``ri``), whose requests ``pump`` hands over."""
+        self.ae_id, self.ae_ri, self.pump = ae_id, ri, pump
+
 
 def _refusal(status: int, rsc: int, dbg: str) -> web.Response:
     return web.Response(status=status, body=json.dumps({"m2m:dbg": dbg}).encode(), content_type="application/json",
@@ -296,7 +304,7 @@ class WsBinding:
                     issued = self.security.response_headers(req, resp)
                     token = next(iter(issued.values()), None)
                     if token:
-                        conn.authorization = f"Bearer {token}"
+                        conn.adopt(token)
                 await self._bind(conn, normalize_originator(ae["aei"], self.csi) or ae["aei"], ae["ri"])
             return
         fr = normalize_originator(req.fr, self.csi) or "C"
@@ -316,10 +324,9 @@ class WsBinding:
             conn.pump.cancel()
         if conn.ae_ri is not None and self._by_ae.get(conn.ae_ri) is conn:
             del self._by_ae[conn.ae_ri]
-        conn.ae_id, conn.ae_ri = ae_id, ri
+        conn.speak_for(ae_id, ri, asyncio.get_running_loop().create_task(self._pump(conn, ri), name="ws-pump"))
         self._by_ae[ri] = conn
         self.boxes.attach(ri)
-        conn.pump = asyncio.get_running_loop().create_task(self._pump(conn, ri), name="ws-pump")
         log.info("WebSocket from %s speaks for AE %s", conn.peer, ae_id[:100])
 
     # -- sending ---------------------------------------------------------------
