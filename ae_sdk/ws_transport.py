@@ -46,6 +46,7 @@ from cse.core.ws_wire import (
     CBOR_PROTOCOL,
     JSON_PROTOCOL,
     WS_PATH,
+    access_token,
     encode_request,
     encode_response,
     kind_of,
@@ -74,7 +75,9 @@ class WsTransport:
     ``url`` is ``ws://host:port`` (``wss://`` with ``cafile`` or ``ssl``
     saying whom to trust); ``timeout`` bounds one exchange in seconds;
     ``token`` goes into the handshake as ``Authorization: Bearer``
-    (docs/security.md); ``serialization="cbor"`` speaks ``oneM2M.cbor``.
+    (docs/security.md), replaced by the token of the AE-ID when the CSE
+    returns one with a registration (``atk``, as ``X-Access-Token`` over
+    HTTP); ``serialization="cbor"`` speaks ``oneM2M.cbor``.
     Connects lazily; :meth:`close` (or ``async with``) disconnects.
     """
 
@@ -216,6 +219,9 @@ class WsTransport:
                         resp = response_from_message(raw)
                     except M2MError:
                         continue
+                    issued = access_token(raw)
+                    if issued:  # the CSE assigned our AE-ID and a token for it: the next handshakes use it
+                        self.token = issued
                     future = self._pending.get(resp.rqi)
                     if future is not None and not future.done():
                         future.set_result(resp)

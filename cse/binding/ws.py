@@ -24,7 +24,9 @@ Who may speak for whom (docs/security.md): the same rules as over HTTP.
 With ``[auth] enabled`` the handshake must carry ``Authorization: Bearer
 <token>`` and every request's ``fr`` must be allowed by it (else 4103, the
 request unhandled); a registration with a CSE-assigned AE-ID lets the
-connection act as the new AE-ID, as the token returned over HTTP would. A
+connection act as the new AE-ID, and the answer carries that AE-ID's
+token in ``atk`` (:func:`cse.core.ws_wire.encode_response`), as the
+``X-Access-Token`` header does over HTTP. A
 connection speaks for one AE only: once associated, a request from
 another originator (but ``C``/``S``, a new registration) is refused 4103;
 and an AE-ID held by a live connection cannot be claimed by another
@@ -260,18 +262,19 @@ class WsBinding:
     async def _serve(self, conn: _Conn, raw: bytes) -> None:
         started = time.perf_counter()
         req: Request | None = None
+        token: str | None = None
         try:
             req = request_from_message(raw)
             self._authorize(conn, req)
             resp = await self.handle(req)
-            await self._associate(conn, req, resp)
+            token = await self._associate(conn, req, resp)
         except M2MError as exc:
             resp = Response(rsc=int(exc.rsc), rqi=req.rqi if req else rqi_of(raw, "oneM2M.json"),
                             pc={"m2m:dbg": exc.message})
         except Exception:  # a bug: answered 5000 (logged), the connection goes on
             log.exception("WebSocket: failed to handle a request from %s", conn.peer)
             resp = Response(rsc=5000, rqi=req.rqi if req else "", pc={"m2m:dbg": "internal error (logged)"})
-        await self._answer(conn, resp, req.fr if req else None)
+        await self._answer(conn, resp, req.fr if req else None, token)
         if log.isEnabledFor(logging.INFO):
             log.info("WS op %s %s from %s -> %d (%.1f ms)", int(req.op) if req else "-",
                      req.to[:200] if req else "-", (req.fr or "-")[:80] if req else conn.peer, resp.rsc,
@@ -293,26 +296,28 @@ class WsBinding:
                 raise OriginatorHasNoPrivilege(f"AE {fr[:80]} is connected over another WebSocket: "
                                                "a connection without a token cannot take it over")
 
-    async def _associate(self, conn: _Conn, req: Request, resp: Response) -> None:
-        """Associate ``conn`` with the AE it registered or proved to be (module docstring)."""
+    async def _associate(self, conn: _Conn, req: Request, resp: Response) -> str | None:
+        """Associate ``conn`` with the AE it registered or proved to be
+        (module docstring); the token minted for a new AE-ID, if any."""
         if resp.rsc >= 4000:
-            return
+            return None
+        token: str | None = None
         if req.op == Operation.CREATE and req.ty == _AE_TY and resp.rsc == 2001 and isinstance(resp.pc, dict):
             ae = resp.pc.get("m2m:ae")
             if isinstance(ae, dict) and isinstance(ae.get("aei"), str) and isinstance(ae.get("ri"), str):
                 if self.security is not None:  # the new AE-ID's token, as over HTTP (X-Access-Token)
-                    issued = self.security.response_headers(req, resp)
-                    token = next(iter(issued.values()), None)
+                    token = next(iter(self.security.response_headers(req, resp).values()), None)
                     if token:
                         conn.adopt(token)
                 await self._bind(conn, normalize_originator(ae["aei"], self.csi) or ae["aei"], ae["ri"])
-            return
+            return token
         fr = normalize_originator(req.fr, self.csi) or "C"
         if conn.ae_id is not None or fr in ("C", "S") or fr.startswith("/"):
-            return
+            return None
         ri = await self.resolve_ae(fr)
         if ri is not None:
             await self._bind(conn, fr, ri)
+        return None
 
     async def _bind(self, conn: _Conn, ae_id: str, ri: str) -> None:
         old = self._by_ae.get(ri)
@@ -350,8 +355,8 @@ class WsBinding:
                 await self.boxes.give_back(ri, req)
                 raise
 
-    async def _answer(self, conn: _Conn, resp: Response, to: str | None) -> None:
-        out = encode_response(resp, conn.protocol, to=to, fr=self.csi, now_ts=format_ts(self.clock()))
+    async def _answer(self, conn: _Conn, resp: Response, to: str | None, token: str | None = None) -> None:
+        out = encode_response(resp, conn.protocol, to=to, fr=self.csi, now_ts=format_ts(self.clock()), token=token)
         try:
             async with conn.send_lock:
                 await self._send(conn, out)

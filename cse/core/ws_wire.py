@@ -37,8 +37,9 @@ from .mqtt_wire import (
 )
 from .serialization import decode_cbor
 
-__all__ = ["JSON_PROTOCOL", "CBOR_PROTOCOL", "SUBPROTOCOLS", "Kind", "WS_PATH", "choose_protocol", "kind_of",
-           "request_from_message", "response_from_message", "encode_request", "encode_response", "rqi_of"]
+__all__ = ["JSON_PROTOCOL", "CBOR_PROTOCOL", "SUBPROTOCOLS", "Kind", "WS_PATH", "TOKEN_FIELD", "choose_protocol",
+           "kind_of", "request_from_message", "response_from_message", "encode_request", "encode_response",
+           "access_token", "rqi_of"]
 
 JSON_PROTOCOL = "oneM2M.json"
 CBOR_PROTOCOL = "oneM2M.cbor"
@@ -46,6 +47,8 @@ CBOR_PROTOCOL = "oneM2M.cbor"
 SUBPROTOCOLS = (JSON_PROTOCOL, CBOR_PROTOCOL)
 #: The request target of the opening handshake (TS-0020 6.2.2.1).
 WS_PATH = "/"
+#: The response field with the token of a new AE-ID (:func:`encode_response`).
+TOKEN_FIELD = "atk"
 
 Kind = Literal["request", "response"]
 
@@ -114,6 +117,29 @@ def encode_request(req: Request, protocol: str) -> bytes | str:
     return _out(_encode_request_json(req), protocol)
 
 
-def encode_response(resp: Response, protocol: str, *, to: str | None, fr: str, now_ts: str) -> bytes | str:
-    """A response primitive as a message: text for JSON, bytes for CBOR."""
-    return _out(_encode_response_json(resp, to=to, fr=fr, now_ts=now_ts), protocol)
+def encode_response(resp: Response, protocol: str, *, to: str | None, fr: str, now_ts: str,
+                    token: str | None = None) -> bytes | str:
+    """A response primitive as a message: text for JSON, bytes for CBOR.
+
+    ``token``: the access token minted for the AE-ID a registration just
+    got, in :data:`TOKEN_FIELD` -- what the ``X-Access-Token`` header carries
+    over HTTP (docs/security.md "Bearer tokens"; an extension of this CSE,
+    as that header is)."""
+    out = _encode_response_json(resp, to=to, fr=fr, now_ts=now_ts)
+    if token:
+        prim = json.loads(out)
+        prim[TOKEN_FIELD] = token
+        out = json.dumps(prim, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _out(out, protocol)
+
+
+def access_token(raw_json: bytes) -> str | None:
+    """The :data:`TOKEN_FIELD` of a response primitive's JSON bytes, if any."""
+    if TOKEN_FIELD.encode() not in raw_json:
+        return None
+    try:
+        prim = json.loads(raw_json)
+    except (ValueError, RecursionError):
+        return None
+    token = prim.get(TOKEN_FIELD) if isinstance(prim, dict) else None
+    return token if isinstance(token, str) and token else None

@@ -3,7 +3,8 @@
 
 A handshake without a token is refused (HTTP 403, 4103); a registration
 credential (a token allowing ``C``) registers an AE and the connection may
-then act as the new AE-ID, as the token returned over HTTP would allow; a
+then act as the new AE-ID; the answer hands the SDK that AE-ID's token
+(``atk``), with which it opens its next connection after a drop; a
 connection whose token allows another originator cannot claim that AE-ID
 (4103), nor can the AE's own connection claim the admin. In process, on a
 free port.
@@ -19,12 +20,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ae_sdk import AEClient
+from ae_sdk import AEClient, WsTransport
 from cse.app import CSE
 from cse.config import load_config
 from cse.core.messages import Operation
 from cse.security.guard import Guard
 from cse.store.memory import MemoryStore
+from tests.waiting import until
 
 T = 10.0
 
@@ -64,6 +66,16 @@ async def test_websocket_originators_follow_the_token(cse: CSE) -> None:
     async with AEClient(url, token=registration) as client:
         ae = await client.register("tokenapp")
         assert (await client.create_container("tokenapp", "data"))["rn"] == "data"  # as the new AE-ID
+        transport = client.transport
+        assert isinstance(transport, WsTransport) and transport.token not in (None, registration)
+        assert guard.claims(f"Bearer {transport.token}")["orig"] == [ae["aei"]]  # the AE-ID's token (atk)
+        # the next connection is made with it: a drop, a reconnection, the AE named again on it
+        await client.start_notifications()
+        await transport.drop()
+        async def reconnected() -> bool:
+            return transport.connects == 2 and transport.connected
+        await until(reconnected, "the WebSocket reconnected", timeout=T)
+        assert (await client.retrieve("tokenapp/data"))["rn"] == "data"
         resp = await client.transport.send(client.build(Operation.RETRIEVE, "cse-in", fr="CAdmin"))
         assert resp.rsc == 4103 and "not allowed by the access token" in resp.pc["m2m:dbg"]
 
