@@ -25,7 +25,8 @@ from ae_sdk import AEClient, M2MResponseError, WsTransport
 T = 10.0  # upper bound of every wait (not a performance target)
 
 
-async def test_ae_over_websocket_crud_discovery_notifications_and_reconnect(cse_process: Any) -> None:
+async def test_ae_over_websocket_crud_discovery_notifications_and_reconnect(
+        cse_process: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     cse = await cse_process()
     url = cse.url.replace("http://", "ws://")
     async with AEClient(url) as client:
@@ -44,9 +45,18 @@ async def test_ae_over_websocket_crud_discovery_notifications_and_reconnect(cse_
         # the connection drops; a notification meanwhile waits and comes after the reconnection
         transport = client.transport
         assert isinstance(transport, WsTransport)
+        gate = asyncio.Event()  # the SDK reconnects only once the change below was made
+        connect = transport._connect
+
+        async def gated() -> Any:
+            await gate.wait()
+            return await connect()
+        monkeypatch.setattr(transport, "_connect", gated)
         await transport.drop()
         async with AEClient(cse.url, originator="CAdmin") as admin:  # another AE's change, over HTTP
             await admin.create_content_instance(f"{client.cse_name}/wsapp/data", "22.0")
+        assert got.empty() and not transport.connected
+        gate.set()
         sgn = await asyncio.wait_for(got.get(), T)
         assert sgn["nev"]["rep"]["m2m:cin"]["con"] == "22.0"
         assert transport.connects == 2
