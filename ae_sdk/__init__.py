@@ -5,8 +5,9 @@ Public surface:
 
 * :class:`AEClient` -- registration, CRUD, discovery, non-blocking requests
   (``rt=1``/``rt=2``, :meth:`AEClient.wait_request`) and subscriptions.
-* :class:`Transport`, :class:`HttpTransport`, :class:`MqttTransport`, :class:`InProcessTransport` --
-  how requests reach the CSE (HTTP, MQTT through a broker, or a direct call for tests).
+* :class:`Transport`, :class:`HttpTransport`, :class:`MqttTransport`, :class:`WsTransport`,
+  :class:`InProcessTransport` -- how requests reach the CSE (HTTP, MQTT through a broker,
+  a WebSocket, or a direct call for tests).
 * :class:`NotificationServer`, :class:`Notification` -- receiving NOTIFY
   requests (verification, notifications, deletion, ``m2m:rsp`` results).
 * :class:`SDKError`, :class:`M2MResponseError`, :class:`TransportError`.
@@ -60,6 +61,7 @@ from .session_manager import SessionManager
 from .sync import SyncAEClient, SyncSession
 from .tokens import mint_token
 from .transport import HttpTransport, InProcessTransport, Transport
+from .ws_transport import WsNotificationReceiver, WsTransport
 
 __all__ = [
     "ROOTS",
@@ -70,6 +72,8 @@ __all__ = [
     "M2MResponseError",
     "MqttNotificationReceiver",
     "MqttTransport",
+    "WsNotificationReceiver",
+    "WsTransport",
     "Notification",
     "NotificationCallback",
     "NotificationServer",

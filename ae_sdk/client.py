@@ -63,6 +63,7 @@ from .notify_server import NotificationCallback, NotificationServer, VerifyHook
 from .session import OnRequest, Session, SessionCallback, TerminatedCallback, UpdateCallback
 from .session_manager import DEFAULT_SUBSCRIPTION_RN, SessionManager
 from .transport import HttpTransport, Serialization, Transport
+from .ws_transport import WsNotificationReceiver, WsTransport
 
 __all__ = ["AEClient"]
 
@@ -122,7 +123,11 @@ class AEClient:
     URL ``mqtt://host:port`` an :class:`~ae_sdk.mqtt_transport.MqttTransport`
     to ``cse_id`` (default ``/id-in``) is made, whose notifications arrive over
     MQTT too (docs/bindings.md); ``serialization="cbor"`` makes it publish CBOR
-    primitives on the ``.../cbor`` topics.
+    primitives on the ``.../cbor`` topics. For ``ws://host:port`` (``wss://``) a
+    :class:`~ae_sdk.ws_transport.WsTransport` is made (``token``, ``cafile``,
+    ``ssl`` and ``serialization`` go to it): requests and notifications share
+    one WebSocket, no port is opened and no ``poa`` is needed (docs/bindings.md
+    "WebSocket").
     """
 
     def __init__(self, transport: Transport | str, *, cse_name: str | None = None, cse_id: str | None = None,
@@ -133,6 +138,8 @@ class AEClient:
                 raise ValueError("token and cafile are for HTTP: requests over MQTT carry no token")
             transport = MqttTransport(transport, cse_id=cse_id or DEFAULT_CSE_ID, ssl=ssl,
                                       serialization=serialization)
+        elif isinstance(transport, str) and transport.startswith(("ws://", "wss://")):
+            transport = WsTransport(transport, token=token, cafile=cafile, ssl=ssl, serialization=serialization)
         elif isinstance(transport, str):
             base, in_url_id, in_url_name = _split_cse_url(transport)
             cse_name = cse_name or in_url_name
@@ -151,10 +158,24 @@ class AEClient:
         self.registration_reused = False
         self.last_response: Response | None = None
         mqtt = transport if isinstance(transport, MqttTransport) else None
+        ws = transport if isinstance(transport, WsTransport) else None
         self._notify = Notifications(self, None if mqtt is None else (
             lambda verify, catch_all: MqttNotificationReceiver(mqtt, lambda: self.originator, verify=verify,
                                                                catch_all=catch_all)))
+        if ws is not None:
+            self._notify.make_receiver = lambda verify, catch_all: WsNotificationReceiver(
+                ws, lambda: self.originator, self._announce, verify=verify, catch_all=catch_all)
         self._smg: SessionManager | None = None
+
+    async def _announce(self) -> None:
+        """Tell the CSE which AE this WebSocket speaks for (TS-0020 6.4): a
+        RETRIEVE of the AE itself, as the AE (docs/bindings.md "WebSocket")."""
+        if self.originator is None or self.ae is None:
+            raise SDKError("a WebSocket is associated with a registered AE: register first")
+        req = self.build(Operation.RETRIEVE, self.ri_path(str(self.ae["ri"])))
+        resp = await self.transport.send(req)
+        if not resp.ok:
+            raise M2MResponseError(resp, req)
 
     # -- the CSE ------------------------------------------------------------------
     @property

@@ -17,6 +17,9 @@ Groups and scenarios (``--only`` takes either):
 * ``mqtt``: mqtt_http_retrieve, mqtt_retrieve, mqtt_http_create, mqtt_create
   (bench/scenarios/mqtt.py: the SDK over both bindings, MQTT as ratios to
   HTTP; needs a broker on 127.0.0.1:1883, else skipped with a note)
+* ``ws`` (only with ``--only ws``): sdk_http_retrieve, ws_retrieve,
+  sdk_http_create, ws_create (the WebSocket binding, each ``ws_*`` with
+  ``ratio_to_http`` of the same run)
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -43,7 +46,7 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
 from bench.report import evaluate, summary
-from bench.scenarios import ceiling, mqtt, pair, single
+from bench.scenarios import ceiling, mqtt, pair, single, ws
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -51,8 +54,11 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "single": single.NAMES,
     "pair": pair.NAMES,
     "mqtt": mqtt.NAMES,
+    "ws": ws.NAMES,
 }
-ALL = tuple(n for names in GROUPS.values() for n in names)
+OPT_IN = ("ws",)  # groups run only when --only names them (the quick smoke run stays within its minute)
+ALL = tuple(n for g, names in GROUPS.items() if g not in OPT_IN for n in names)
+KNOWN = tuple(n for names in GROUPS.values() for n in names)
 
 
 def selected(only: list[str] | None) -> set[str]:
@@ -64,11 +70,11 @@ def selected(only: list[str] | None) -> set[str]:
         for part in item.split(","):
             if part in GROUPS:
                 want |= set(GROUPS[part])
-            elif part in ALL:
+            elif part in KNOWN:
                 want.add(part)
             else:
                 raise SystemExit(f"bench: unknown scenario or group '{part}' (known: "
-                                 f"{', '.join(list(GROUPS) + list(ALL))})")
+                                 f"{', '.join(list(GROUPS) + list(KNOWN))})")
     return want
 
 
@@ -89,6 +95,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(mqtt.NAMES):
             print("MQTT vs HTTP through the SDK (one CSE, broker 127.0.0.1:1883)", flush=True)
             await mqtt.run(bench, want)
+        if want & set(ws.NAMES):
+            print("WebSocket against HTTP, both through the SDK (ratio_to_http)", flush=True)
+            await ws.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench

@@ -25,11 +25,13 @@ from cse.binding.outbound_mux import MqttOutbound, SchemeOutbound
 from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
 from cse.binding.webui_http import WebConsole
+from cse.binding.ws import WsBinding, WsSettings
 from cse.config import Config, MqttConfig, cse_type_number
 from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
 from cse.core.dispatcher import Dispatcher
 from cse.core.events import Event
 from cse.core.executor import Executor
+from cse.core.ids import normalize_originator
 from cse.core.messages import Request, Response
 from cse.core.outbox import Outbox
 from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
@@ -228,6 +230,7 @@ class CSE:
         wui = config.webui  # the console's live request log (docs/webui.md), fed by the HTTP binding
         self.request_feed = (RequestFeed(max_clients=wui.max_log_clients, buffer=wui.log_buffer)
                              if wui.enabled else None)
+        self.ws: WsBinding | None = None  # WebSockets on the HTTP port (docs/bindings.md "WebSocket")
 
     def _ops(self) -> OpsEndpoints | None:
         """/health and /metrics, unless both are switched off (cse.binding.ops_http)."""
@@ -287,6 +290,21 @@ class CSE:
         host = self.config.http.host
         return f"{self.security.scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
 
+    def _websocket(self) -> WsBinding | None:
+        """The WebSocket binding on the HTTP port (docs/bindings.md "WebSocket"), unless turned off."""
+        ws = self.config.websocket
+        if not ws.enabled:
+            return None
+
+        async def local_ae(aei: str) -> str | None:  # the ri of the AE with exactly this AE-ID
+            ae = await self.notifier.target_ae(aei)
+            same = ae is not None and normalize_originator(ae.get("aei"), self.config.cse.cse_id) == aei
+            return str(ae["ri"]) if ae is not None and same else None
+        return WsBinding(self.handle, self.config.cse.cse_id, self.mailboxes, local_ae,
+                         WsSettings(max_connections=ws.max_connections, max_message=ws.max_message,
+                                    max_pending=ws.max_pending, heartbeat_s=ws.heartbeat_s),
+                         security=self.security.binding, clock=self.clock.now)
+
     async def handle(self, req: Request) -> Response:
         """Process one request arriving at this CSE (from the HTTP binding or
         the SDK's in-process transport), within its originator's request rate."""
@@ -328,6 +346,7 @@ class CSE:
         self.sf_timer.start(first=self.clock.now())
         self.md_timer.start(first=await self.timeseries.load())  # detection goes on where it was
         if serve_http:
+            self.ws = self._websocket()
             self.http = HttpServer(self.handle, self.config.http.host, self.config.http.port,
                                    max_body=self.config.http.max_body, clock=self.clock.now,
                                    body_timeout=self.config.http.body_timeout_s,
@@ -337,6 +356,7 @@ class CSE:
                                    max_connections_per_peer=self.config.limits.max_connections_per_peer,
                                    ssl_context=self.security.server_ssl, security=self.security.binding,
                                    ops=self._ops(), feed=self.request_feed, console=self._console(),
+                                   websocket=self.ws,
                                    observe=self.metrics.request if self.metrics is not None else None)
             try:
                 await self.http.start()
@@ -371,6 +391,8 @@ class CSE:
         """Finish in-flight requests, stop timers, flush and close the store."""
         if self.registrar is not None:
             await self.registrar.stop()
+        if self.ws is not None:
+            await self.ws.stop()
         if self.http is not None:
             await self.http.stop()
             self.http = None

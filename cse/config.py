@@ -25,7 +25,8 @@ from cse.security.settings import (
 from cse.store.pg_schema import valid_schema_name
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
-           "LimitsConfig", "OutboundConfig", "MqttConfig", "ObserveConfig", "WebUIConfig", "Config", "load_config"]
+           "LimitsConfig", "OutboundConfig", "MqttConfig", "WebSocketConfig", "ObserveConfig", "WebUIConfig",
+           "Config", "load_config"]
 
 
 class ConfigError(Exception):
@@ -185,6 +186,17 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class WebSocketConfig:
+    """The WebSocket binding on the HTTP port (docs/bindings.md "WebSocket")."""
+
+    enabled: bool = True
+    max_connections: int = 256  # open WebSockets
+    max_message: int = 1024 * 1024  # bytes of one message (primitive)
+    max_pending: int = 16  # requests of one connection handled at once
+    heartbeat_s: float = 30.0  # ping interval; a peer that does not answer is closed
+
+
+@dataclass(frozen=True)
 class Config:
     cse: CSEConfig = field(default_factory=CSEConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -202,6 +214,7 @@ class Config:
     auth_client: AuthClientConfig | None = None
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     webui: WebUIConfig = field(default_factory=WebUIConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
 
 
 _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -234,6 +247,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
              "timeout_s": (int, float), "max_payload": (int,), "max_in_flight": (int,),
              "reconnect_min_s": (int, float), "reconnect_max_s": (int, float), "poa_first": (bool,)},
     "webui": {"enabled": (bool,), "max_log_clients": (int,), "log_buffer": (int,)},
+    "websocket": {"enabled": (bool,), "max_connections": (int,), "max_message": (int,), "max_pending": (int,),
+                  "heartbeat_s": (int, float)},
     **SECURITY_SECTIONS,
 }
 _CSE_TYPES = {"IN": 1, "MN": 2, "ASN": 3}
@@ -365,6 +380,10 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
     if mqtt.enabled and auth.enabled:  # requests over MQTT carry no bearer token (docs/bindings.md "MQTT")
         raise ConfigError("'mqtt.enabled' cannot be combined with 'auth.enabled': requests over MQTT "
                           "carry no bearer token, so any client of the broker could act as any originator")
+    websocket = WebSocketConfig(**raw.get("websocket", {}))
+    for name in ("max_connections", "max_message", "max_pending", "heartbeat_s"):
+        if not getattr(websocket, name) > 0:
+            raise ConfigError(f"'websocket.{name}' must be positive, got {getattr(websocket, name)}")
     if cse_store.key_file is not None and not cse_store.key_file:
         raise ConfigError("'store.key_file' must name a file")
     _check_backend(cse_store)
@@ -374,7 +393,8 @@ def load_config(path: str | None, *, http_port: int | None = None, http_host: st
             raise ConfigError(f"'webui.{name}' must be at least 1, got {getattr(webui, name)}")
     return Config(cse=cse, http=http, store=cse_store, registrar=registrar, forwarding=forwarding,
                   smg=smg, limits=limits, outbound=outbound, log_level=level.lower(), tls=tls, auth=auth,
-                  auth_client=auth_client, mqtt=mqtt, log_format=log_format, observe=observe, webui=webui)
+                  auth_client=auth_client, mqtt=mqtt, log_format=log_format, observe=observe, webui=webui,
+                  websocket=websocket)
 
 
 def _check_mqtt_registrar(poa: str, mqtt: MqttConfig) -> None:

@@ -25,6 +25,14 @@ step it shows:
 * flow 3 -- AE1 terminates the session; AE2 hears it (typ 3); the old
   session ID is refused (4004) at both CSEs.
 
+``--ae2-transport ws`` runs AE2 over a WebSocket to CSE2 (TS-0020) and
+``--ae2-transport mqtt`` over MQTT through CSE2's broker (TS-0010; CSE2
+needs ``[mqtt] enabled``): AE2 then opens no port at all, and is still the
+target of the session -- the offer, the session events and the termination
+reach it on its own connection (docs/bindings.md)::
+
+    python -m cse.cluster samples/pair --var var/demo --run "python samples/session_demo.py --ae2-transport ws"
+
 A summary table ends the run; the exit code is 0 only if every step is OK.
 AE names are unique per run and both AEs are deregistered at the end, so
 the demo can run again against the same pair. Every wait has a deadline.
@@ -43,7 +51,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ae_sdk import AEClient, HttpTransport, M2MResponseError, PendingResult, Session, SessionOffer
+from ae_sdk import (
+    AEClient,
+    HttpTransport,
+    M2MResponseError,
+    MqttTransport,
+    PendingResult,
+    Session,
+    SessionOffer,
+    WsTransport,
+)
 from ae_sdk.session_crypto import canonical, derive_keys, is_token, mac, sp_relative_to
 from cse.core.messages import Operation, Request
 from cse.core.timestamps import format_ts
@@ -169,15 +186,17 @@ class Story:
 
 
 class Demo:
-    def __init__(self, url1: str, url2: str, admin: str) -> None:
+    def __init__(self, url1: str, url2: str, admin: str, ae2_transport: str = "http",
+                 mqtt_url: str = "mqtt://127.0.0.1:1883") -> None:
         self.url1, self.url2 = url1, url2
+        self.ae2_transport, self.mqtt_url = ae2_transport, mqtt_url
         run = time.strftime("%H%M%S", time.gmtime()) + secrets.token_hex(2)
         self.rn1, self.rn2 = f"demo-ae1-{run}", f"demo-ae2-{run}"
         self.story = Story()
         self.admin1 = self._client(url1, CB1, CSI1, originator=admin)
         self.admin2 = self._client(url2, CB2, CSI2, originator=admin)
         self.ae1 = self._client(url1, CB1, CSI1)
-        self.ae2 = self._client(url2, CB2, CSI2)
+        self.ae2 = self._ae2_client()
         self.offers: list[SessionOffer] = []
         self.s1: Session | None = None
         self.s2: Session | None = None
@@ -190,6 +209,18 @@ class Demo:
     @staticmethod
     def _client(url: str, cb: str, csi: str, originator: str | None = None) -> AEClient:
         return AEClient(HttpTransport(url, timeout=STEP_TIMEOUT), cse_name=cb, cse_id=csi, originator=originator)
+
+    def _ae2_client(self) -> AEClient:
+        """AE2 over HTTP (a notification server on a port of its own), over a
+        WebSocket to CSE2 or over MQTT through CSE2's broker: then it opens no
+        port, and the session offer and events reach it on that connection
+        (docs/bindings.md)."""
+        if self.ae2_transport == "ws":
+            ws_url = "ws" + self.url2[len("http"):] if self.url2.startswith("http") else self.url2
+            return AEClient(WsTransport(ws_url, timeout=STEP_TIMEOUT), cse_name=CB2, cse_id=CSI2)
+        if self.ae2_transport == "mqtt":
+            return AEClient(MqttTransport(self.mqtt_url, cse_id=CSI2, timeout=STEP_TIMEOUT), cse_name=CB2, cse_id=CSI2)
+        return self._client(self.url2, CB2, CSI2)
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -241,11 +272,13 @@ class Demo:
 
     async def f1_register(self) -> None:
         for name, client, rn, csi in (("AE1", self.ae1, self.rn1, CSI1), ("AE2", self.ae2, self.rn2, CSI2)):
-            ae = await client.register(rn, api=f"N{rn.split('-')[1]}", scp=["smg"])
+            poa = [self.mqtt_url] if client is self.ae2 and self.ae2_transport == "mqtt" else None
+            ae = await client.register(rn, api=f"N{rn.split('-')[1]}", scp=["smg"], poa=poa)
             sessions = await client.retrieve(f"{client.cse_name}/{rn}/sessions")
             check(sessions.get("ty") == 9001, f"{name} has no sessions collection (ty 9001)")
-            self.story.say(F1, "step 2", f"{name} registered at {csi} as {ae['aei']} ('{rn}', session "
-                           f"capable: scp {ae.get('scp')}; the CSE made its 'sessions' collection)")
+            over = self.ae2_transport if client is self.ae2 else "http"
+            self.story.say(F1, "step 2", f"{name} registered at {csi} over {over} as {ae['aei']} ('{rn}', "
+                           f"session capable: scp {ae.get('scp')}; the CSE made its 'sessions' collection)")
 
     def decide(self, offer: SessionOffer) -> dict[str, Any] | bool:
         """AE2's answer to an establishment question (before the CSE hears it)."""
@@ -520,8 +553,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="CSE2's URL (default: $CSE_URL_CSE2, else http://127.0.0.1:8082)")
     p.add_argument("--admin", default=ADMIN, help="the CSEs' admin originator, to show their remoteCSEs "
                    "and check what they hold (default CAdmin)")
+    p.add_argument("--ae2-transport", choices=("http", "ws", "mqtt"), default="http",
+                   help="how AE2 talks to CSE2: http (default; it listens on a port of its own for "
+                   "notifications), ws (one WebSocket to CSE2, no open port) or mqtt (through the broker of "
+                   "CSE2's [mqtt], no open port)")
+    p.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883", help="the broker, with --ae2-transport mqtt")
     args = p.parse_args(argv)
-    return 0 if asyncio.run(Demo(args.cse1, args.cse2, args.admin).main()) else 1
+    demo = Demo(args.cse1, args.cse2, args.admin, ae2_transport=args.ae2_transport, mqtt_url=args.mqtt_url)
+    return 0 if asyncio.run(demo.main()) else 1
 
 
 if __name__ == "__main__":

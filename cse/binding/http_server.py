@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .ops_http import OpsEndpoints
     from .webui_http import WebConsole
+    from .ws import WsBinding
 
 __all__ = ["HttpServer", "ConnectionLimits"]
 
@@ -271,15 +272,18 @@ class HttpServer:
                  keepalive: float = 75.0, header_timeout: float = 10.0, max_connections: int = 512,
                  max_connections_per_peer: int = 128, ops: OpsEndpoints | None = None,
                  observe: Callable[[Request | None, Response, float], None] | None = None,
-                 feed: RequestFeed | None = None, console: WebConsole | None = None) -> None:
+                 feed: RequestFeed | None = None, console: WebConsole | None = None,
+                 websocket: WsBinding | None = None) -> None:
         """``ops`` answers /health and /metrics (cse.binding.ops_http);
         ``observe(request, response, seconds)`` counts each oneM2M request
         answered (cse.observe.metrics), with None for one refused before it
         was a oneM2M request (a malformed header, an oversized body);
         ``feed`` receives the fields of each request log line (the web
         console's live log, cse.observe.requestlog); ``console`` answers
-        ``/webui`` (cse.binding.webui_http)."""
+        ``/webui`` (cse.binding.webui_http); ``websocket`` serves the
+        WebSocket upgrades (TS-0020, cse.binding.ws)."""
         self.handle = handle
+        self.websocket = websocket
         self.ops = ops
         self.feed = feed
         self.console = console
@@ -403,6 +407,8 @@ class HttpServer:
             return await self.ops.answer(request, path)
         if self.console is not None and self.console.serves(request.raw_path):
             return await self.console.answer(request)
+        if self.websocket is not None and self.websocket.wants(request):
+            return await self.websocket.serve(request)  # its own checks: token, subprotocol, limits
         timed = self._log_info or self.observe is not None or self.feed is not None
         started = time.perf_counter() if timed else 0.0
         media: str | None = None  # the request body's serialization, once parsed

@@ -46,7 +46,9 @@ AE with ``rr`` false is not reachable (TS-0001 9.6.5): nothing is sent to
 its ``poa``; with a ``<pollingChannel>`` the notification waits in its
 mailbox until the AE fetches and answers it through ``pcu``
 (cse/csf/polling.py; settled in the outbox only then, failed after the
-timeout like any target), without one it counts as failed. An AE whose
+timeout like any target), without one it counts as failed. An AE that
+connected over a WebSocket (docs/bindings.md "WebSocket") is served from
+that same mailbox by its connection, whatever its ``rr`` and ``poa``. An AE whose
 ``srv`` is known is spoken to in the newest release both support, a
 release 2 one without ``X-M2M-RVI``; each NOTIFY carries its
 subscription's event category (``ec``, ``X-M2M-EC``).
@@ -623,6 +625,8 @@ class Notifier:
             ae = await self.target_ae(named) if named else None
             return replace(await self.policy.check(strip_ct(target)), media=target_media(target, ae))
         ae = await self.target_ae(target)
+        if ae is not None and self.over_websocket(ae):  # docs/bindings.md "WebSocket"
+            return Destination(f"pcu:{ae['ri']}", f"pcu:{ae['ri']}", rvi=rvi_for(ae.get("srv")), channel=ae["ri"])
         if ae is not None and ae.get("rr") is False:
             if await self.has_channel(ae):
                 return Destination(f"pcu:{ae['ri']}", f"pcu:{ae['ri']}", rvi=rvi_for(ae.get("srv")),
@@ -634,6 +638,11 @@ class Notifier:
         if ae is None or url is None:
             raise TargetNotReachable(f"notification target '{target[:100]}' has no reachable http(s) address")
         return replace(await self.policy.check(url), rvi=rvi_for(ae.get("srv")), media=target_media(target, ae))
+
+    def over_websocket(self, ae: Doc) -> bool:
+        """The AE is reached over its WebSocket (TS-0020; docs/bindings.md
+        "WebSocket"): its requests wait in its mailbox for the connection."""
+        return self.channels is not None and self.channels.attached(ae["ri"])
 
     async def has_channel(self, ae: Doc) -> bool:
         """The AE has a pollingChannel this CSE serves (docs/onem2m.md "pollingChannel")."""
@@ -675,8 +684,8 @@ class Notifier:
         newest release the AE's ``srv`` shares with ours; an AE with ``rr``
         false gets nothing (:class:`NotRequestReachable`).
         """
-        if ae.get("rr") is False:
-            if self.channels is not None and await self.has_channel(ae):
+        if ae.get("rr") is False or self.over_websocket(ae):
+            if self.channels is not None and (self.over_websocket(ae) or await self.has_channel(ae)):
                 rvi = rvi_for(ae.get("srv"))
                 return await self.channels.exchange(ae["ri"], req if rvi is None else replace(req, rvi=rvi),
                                                     self.timeout)

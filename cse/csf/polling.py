@@ -24,12 +24,19 @@ at most ``max_wait_s`` (less when its ``X-M2M-RET`` comes earlier); with
 nothing to hand out it is answered 4008. Only the AE the channel belongs
 to may RETRIEVE or NOTIFY its ``pcu`` (4103 for anyone else, the admin
 included: the requests are the AE's own).
+
+An AE connected over a WebSocket (TS-0020; docs/bindings.md "WebSocket")
+is served from the same mailbox: its connection is the poller
+(:meth:`Mailboxes.attach` marks the AE, the binding polls and answers for
+it), so a request for it waits here while the connection is gone and is
+handed out when the AE connects again. At most :data:`MAX_ATTACHED` AEs
+are remembered as attached (the least recently attached is forgotten).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +59,7 @@ __all__ = ["Mailboxes", "PollingCSF", "POLLING_CHANNEL_TY", "primitive"]
 
 POLLING_CHANNEL_TY = 15
 AE_TY = 2
+MAX_ATTACHED = 100_000
 
 
 @dataclass
@@ -85,6 +93,29 @@ class Mailboxes:
         self.max_pollers = max_pollers
         self._boxes: dict[str, _Box] = {}
         self._pollers: Counter[str] = Counter()  # AE ri -> RETRIEVEs of its pcu waiting now
+        self._attached: OrderedDict[str, None] = OrderedDict()  # AEs reached over a WebSocket
+
+    def attach(self, ae: str) -> None:
+        """``ae`` (its ri) is reached over a WebSocket: requests for it wait
+        here for its connection, connected or not (module docstring)."""
+        self._attached[ae] = None
+        self._attached.move_to_end(ae)
+        while len(self._attached) > MAX_ATTACHED:
+            self._attached.popitem(last=False)
+
+    def attached(self, ae: str) -> bool:
+        """Whether ``ae`` was attached (:meth:`attach`)."""
+        return ae in self._attached
+
+    async def give_back(self, ae: str, req: Request) -> None:
+        """Put a request handed out by :meth:`poll` back at the head of the
+        queue (its WebSocket closed before it could be sent), if it still waits."""
+        box = self._boxes.get(ae)
+        fut = box.answers.get(req.rqi) if box is not None else None
+        if box is not None and fut is not None and not fut.done() and req not in box.pending:
+            async with box.ready:
+                box.pending.appendleft(req)
+                box.ready.notify()
 
     def _drop_if_idle(self, ae: str) -> None:
         box = self._boxes.get(ae)

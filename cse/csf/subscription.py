@@ -186,12 +186,15 @@ class SubscriptionCSF:
     async def _later(self, target: str) -> bool:
         """Whether the originator's own AE-ID ``target`` is asked only once it
         has a ``poa``: a local entity that is not an AE (the admin) or an
-        AE without one, unless its ``rr`` is false."""
+        AE without one, unless its ``rr`` is false or it is connected over
+        a WebSocket."""
         if self.notifier.is_remote(target):
             return False
         ae = await self.notifier.target_ae(target)
         if ae is None:
             return True
+        if self.notifier.over_websocket(ae):  # its connection answers (docs/bindings.md "WebSocket")
+            return False
         return ae.get("rr") is not False and self.notifier.poa_url(ae) is None
 
     # -- subscriptions per originator ------------------------------------------------
