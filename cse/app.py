@@ -170,7 +170,9 @@ class CSE:
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
                                                  per_originator=out.max_per_originator),
                                  max_per_target=out.max_pending_per_target, max_total=out.max_pending,
-                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri))
+                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri),
+                                 attempted=lambda key, target, answered: self.subscriptions.stats.record(
+                                     key, target, answered))
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
                                           blocking_only=frozenset({SESSION_TY}),
@@ -194,11 +196,12 @@ class CSE:
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),
                                max_parallel=config.limits.max_fanout_parallel)
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
-                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks()})
+                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks()},
+                            before_update=self.subscriptions.blocking.before_update)
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
                                       settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, fan_out=self.groups.fan_out,
-                                  polling=self.polling.handle)
+                                  polling=self.polling.handle, retrieved=self.subscriptions.retrieved)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),
@@ -357,6 +360,7 @@ class CSE:
         await self.expiry.stop()
         await self.clock_guard.record()  # the newest time seen, for the next start's check
         await self.notifier.stop()
+        await self.subscriptions.stats.stop()  # the last nsi counts, before the store closes
         await self.outbound.close()
         await self.store.close()
 

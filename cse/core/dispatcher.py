@@ -48,7 +48,7 @@ from .outcome import Outcome
 from .ports import CommitResult, Doc
 from .timestamps import parse_abs_rel
 
-__all__ = ["Dispatcher", "Resolved", "Local"]
+__all__ = ["Dispatcher", "Resolved", "Local", "NoInstance"]
 
 log = logging.getLogger("cse.dispatcher")
 
@@ -85,6 +85,18 @@ Gate = Callable[[Request, Target], Awaitable[Outcome]]
 Accept = Callable[[Request], Awaitable[Response]]
 Execute = Callable[[Outcome], Awaitable[CommitResult]]
 WaitUntil = Callable[[float], Awaitable[None]]
+
+
+class NoInstance(NotFound):
+    """4004: ``la``/``ol`` of a container without contentInstance. A
+    RETRIEVE of it is still handed to the local handler (with a
+    :class:`Resolved` without ``doc``): the attempt is an event that a
+    subscription may watch (net 5, TS-0001 9.6.8)."""
+
+    def __init__(self, message: str, container: Doc, virtual: str) -> None:
+        super().__init__(message)
+        self.container = container
+        self.virtual = virtual
 
 
 class Dispatcher:
@@ -153,7 +165,12 @@ class Dispatcher:
             return await self.forward(req, target)
         if oet is not None:
             await self._until(oet, req.oet or "")
-        resolved = await self.resolve(target, req.op)
+        try:
+            resolved = await self.resolve(target, req.op)
+        except NoInstance as exc:
+            if req.op != Operation.RETRIEVE:
+                raise
+            resolved = Resolved(None, exc.virtual, exc.container)  # answered 4004 by the handler
         return await self._applied(await self.local(req, resolved))
 
     async def _applied(self, outcome: Outcome) -> Response:
@@ -263,7 +280,7 @@ class Dispatcher:
                 f"retrieval is disabled (disr) on container '{container['_srn']}'")
         doc = await self.ctx.store.edge_child(container["ri"], INSTANCE_TY, newest=(name == "la"))
         if doc is None:
-            raise NotFound(f"container '{container['_srn']}' has no contentInstance")
+            raise NoInstance(f"container '{container['_srn']}' has no contentInstance", container, name)
         return Resolved(doc, name, container)
 
 

@@ -16,7 +16,7 @@ of the request (:mod:`.access`), passed explicitly wherever access is decided.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cse.core.context import Context
@@ -51,12 +51,21 @@ SUBSCRIPTION_TY = 23
 REGISTRATION_TYPES = frozenset({2, 16})  # AE, remoteCSE
 
 
+# (req, old_doc, new_doc, changed_attrs) -> None, raising to refuse the UPDATE.
+BeforeUpdate = Callable[[Request, Doc, Doc, dict[str, Any]], Awaitable[None]]
+
+
 class DataCSF:
     """CRUD on resources hosted by this CSE."""
 
-    def __init__(self, ctx: Context, hooks: Mapping[int, TypeHooks]) -> None:
+    def __init__(self, ctx: Context, hooks: Mapping[int, TypeHooks], *,
+                 before_update: BeforeUpdate | None = None) -> None:
+        """``before_update`` may refuse an UPDATE of any resource after its
+        type's hooks accepted it: a blockingUpdate subscriber's answer
+        (cse/csf/blocking_update.py)."""
         self.ctx = ctx
         self.hooks = hooks
+        self.before_update = before_update
 
     # -- CREATE -------------------------------------------------------------
     async def create(self, req: Request, parent: Doc, grant: Grant = None) -> Outcome:
@@ -234,6 +243,8 @@ class DataCSF:
             new["st"] = old.get("st", 0) + 1
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
         extra = await hooks.on_update(ctx, req, old, new, attrs) if hooks.on_update else []
+        if self.before_update is not None:
+            await self.before_update(req, old, new, attrs)
         if hooks.verify_update is not None:
             extra = [*extra, *(await hooks.verify_update(ctx, req, old, new) or [])]
             if await ctx.store.get(old["ri"]) is None:

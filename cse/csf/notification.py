@@ -138,6 +138,9 @@ class _Queue:
     sealed: int = 0           # under ``ln`` and ``bn``: head jobs that each close a batch (never replaced)
 
 
+Attempted = Callable[[str, str, bool], None]
+"""(queue key, target, answered): one notification request was sent."""
+
 CountDown = Callable[[str], Awaitable[Outcome | None]]
 """The outcome counting a subscription's ``exc`` down by one (None: nothing to count)."""
 
@@ -161,7 +164,8 @@ class Notifier:
                  max_per_key: int = 1000, quarantine: float = 10.0, warn_interval: float = 60.0,
                  max_unreported: int = 10_000, max_per_target: int = 10_000, max_total: int = 100_000,
                  outbox: Outbox | None = None, count_down: CountDown | None = None,
-                 settle_after: float = 0.05, channels: Mailboxes | None = None) -> None:
+                 settle_after: float = 0.05, channels: Mailboxes | None = None,
+                 attempted: Attempted | None = None) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
@@ -177,7 +181,10 @@ class Notifier:
         commit for all settled meanwhile: a crash in between sends them
         again, as at-least-once allows). ``channels`` reaches AEs with
         ``rr`` false that have a pollingChannel (none: they are not
-        reached at all)."""
+        reached at all). ``attempted(key, target, answered)`` hears of each
+        notification request sent from a queue (notification statistics,
+        cse/csf/sub_monitor.py)."""
+        self.attempted = attempted
         self.ctx = ctx
         self.channels = channels
         self.outbound = outbound
@@ -811,7 +818,14 @@ class Notifier:
                 dest = await self.destination(target)
                 async with self.slots.hold(dest.lane, q.owner):
                     await self._ensure_verified(dest, target, q.owner or "", vrq, self.timeout)
-                    resp = await self._post(dest, target, payload, self.timeout, q.ec)
+                    try:
+                        resp = await self._post(dest, target, payload, self.timeout, q.ec)
+                    except M2MError:
+                        if self.attempted is not None:
+                            self.attempted(q.key, target, False)
+                        raise
+                    if self.attempted is not None:
+                        self.attempted(q.key, target, True)
                 if resp.rsc < 4000:
                     self.sent += 1
                     self._down_until.pop(target, None)

@@ -22,6 +22,13 @@ TS-0004 7.4.8 / 7.5.1, docs/onem2m.md "Subscriptions and notifications".
   ``rep`` follows ``nct``: the whole resource, the modified attributes, or
   its address. ``exc`` counts down and removes the
   subscription at 0. A removed subscription sends ``sud`` to ``su``.
+* net 5: a RETRIEVE of ``la``/``ol`` of the subscribed-to container while
+  it has no contentInstance (only under a container, else 4000; ``rep`` is
+  the container). net 6 (trigger received for an AE) is 5001: this CSE
+  receives no device triggers (docs/onem2m.md "Subscriptions and
+  notifications"). net 7, blockingUpdate: cse/csf/blocking_update.py.
+* ``enc.om`` (operationMonitor) and ``nse``/``nsi`` (statistics):
+  cse/csf/sub_monitor.py.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from cse.core.context import Context
 from cse.core.errors import (
     BadRequest,
     M2MError,
+    NotImplementedOp,
     OriginatorHasNoPrivilege,
     SubscriptionVerificationInitiationFailed,
 )
@@ -44,9 +52,11 @@ from cse.core.outcome import Batching, Notification, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import parse_duration
 
+from .blocking_update import BlockingUpdates
 from .hooks import TypeHooks
 from .notification import Notifier
 from .result import wrap
+from .sub_monitor import NotificationStats, Watched, monitored, reset_stats
 
 __all__ = ["SubscriptionCSF", "SUBSCRIPTION_TY"]
 
@@ -54,7 +64,9 @@ log = logging.getLogger("cse.subscription")
 
 SUBSCRIPTION_TY = 23
 SESSIONS_TY = 9001
-_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}}
+_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}, 5: {1, 3}, 7: {1, 2}}
+CONTAINER_TY = 3
+_NET_NO_CHILD, _NET_TRIGGER, _NET_BLOCKING = 5, 6, 7
 # batchNotify (TS-0001 9.6.8, TS-0004 6.3.5 m2m:batchNotify): both parts are
 # optional; the Hosting CSE stores its defaults in the resource, so that a
 # RETRIEVE shows how the subscription actually behaves (docs/onem2m.md "Choices").
@@ -73,11 +85,13 @@ Removal = Callable[[Doc, str | None], Awaitable[tuple[Outcome, str | None]]]
 class SubscriptionCSF:
     """Owns subscription behaviour."""
 
-    def __init__(self, ctx: Context, notifier: Notifier, removal: Removal, *, max_subscriptions: int = 100) -> None:
+    def __init__(self, ctx: Context, notifier: Notifier, removal: Removal, *, max_subscriptions: int = 100,
+                 blocking_timeout: float = 5.0) -> None:
         """``removal`` gives the outcome deleting a resource outside a
         request (the data CSF's), for a subscription whose ``exc`` ran out.
         ``max_subscriptions`` is the most an originator (other than the
-        admin) may have."""
+        admin) may have; ``blocking_timeout`` bounds the wait for a
+        blockingUpdate subscriber's answer."""
         self.ctx = ctx
         self.notifier = notifier
         self.policy = notifier.policy
@@ -85,6 +99,9 @@ class SubscriptionCSF:
         self.max_subscriptions = max_subscriptions
         self._owned: dict[str, int] | None = None  # subscriptions per originator, from commit events
         self._pending: dict[str, tuple[str, float]] = {}  # ri -> (originator, since): being verified
+        self.blocking = BlockingUpdates(ctx, notifier, timeout=blocking_timeout)
+        self.watched = Watched(ctx)
+        self.stats = NotificationStats(ctx, self.watched)
 
     def hooks(self) -> TypeHooks:
         """The subscription type's hooks."""
@@ -97,18 +114,31 @@ class SubscriptionCSF:
         if "cr" not in doc:
             doc["cr"] = req.fr
         self._check(doc, parent)
+        await self.blocking.check_subscription(doc, self.policy.fan_out(doc["nu"], self.ctx.identity.csi))
+        reset_stats(None, doc)
         return []
 
     async def _on_update(self, ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
         _defaults(new)
         parent = await ctx.store.get(old["pi"])
         self._check(new, parent or {})
+        await self.blocking.check_subscription(new, self.policy.fan_out(new["nu"], self.ctx.identity.csi))
+        reset_stats(old, new)
         return []
 
     def _check(self, doc: Doc, parent: Doc) -> None:
         self.policy.check_count(doc["nu"], "nu")
         nct = doc["nct"]
-        for net in doc["enc"]["net"]:
+        nets = doc["enc"]["net"]
+        if _NET_TRIGGER in nets:
+            raise NotImplementedOp(
+                "net 6 (trigger received for AE) is not supported: it reports device triggers received "
+                "through an underlying network, and this CSE receives none (docs/onem2m.md "
+                "\"Subscriptions and notifications\")")
+        if _NET_NO_CHILD in nets and parent and parent.get("ty") != CONTAINER_TY:
+            raise BadRequest("net 5 (retrieve of a container with no child) needs a container as the "
+                             "subscribed-to resource")
+        for net in nets:
             if nct not in _NCT_FOR_NET[net]:
                 raise BadRequest(f"notificationContentType nct={nct} is not valid with net={net}")
         chty = doc["enc"].get("chty")
@@ -138,6 +168,8 @@ class SubscriptionCSF:
                 if su not in targets:
                     targets.append(su)
             await self._verify_targets(targets, _owner(doc) or req.fr or "", self.sur(doc), req.fr)
+            # the round trip let another net 7 subscription in: one only (4124)
+            await self.blocking.check_subscription(doc, self.policy.fan_out(doc["nu"], self.ctx.identity.csi))
         except BaseException:
             self._pending.pop(doc["ri"], None)
             raise
@@ -242,6 +274,8 @@ class SubscriptionCSF:
     async def on_events(self, events: Sequence[Event]) -> Outcome | None:
         """Turn committed events into notifications (the executor queues them)."""
         self._count(events)
+        await self.watched.load()
+        self.watched.on_events(events)
         sends: list[Notification] = []
         ops: list[Op] = []
         removed_subs: dict[str, list[Doc]] = {}
@@ -269,8 +303,10 @@ class SubscriptionCSF:
             for sub in subs:
                 if sub["ri"] == ev.doc["ri"]:
                     continue  # a subscription is not notified of its own creation
-                if self._matches(sub, ev):
-                    sends.extend(self._notify(sub, ev, alive=ev.kind != EventKind.DELETE))
+                net = self._matches(sub, ev)
+                om = monitored(sub, ev)
+                if net or om is not None:
+                    sends.extend(self._notify(sub, ev, alive=ev.kind != EventKind.DELETE, net=net, om=om))
         for subs in removed_subs.values():
             for sub in subs:
                 if sub.get("su"):
@@ -298,8 +334,14 @@ class SubscriptionCSF:
             return wrap(self.ctx.registry, ev.doc, {k: ev.doc[k] for k in ev.modified if k in ev.doc})
         return wrap(self.ctx.registry, ev.doc)
 
-    def _notify(self, sub: Doc, ev: Event, *, alive: bool) -> list[Notification]:
-        sgn: dict[str, Any] = {"nev": {"rep": self._rep(sub, ev), "net": ev.kind}, "sur": self.sur(sub)}
+    def _notify(self, sub: Doc, ev: Event, *, alive: bool, net: bool = True,
+                om: dict[str, Any] | None = None) -> list[Notification]:
+        nev: dict[str, Any] = {"rep": self._rep(sub, ev)}
+        if net:
+            nev["net"] = ev.kind
+        if om is not None:
+            nev["om"] = om
+        sgn: dict[str, Any] = {"nev": nev, "sur": self.sur(sub)}
         if sub.get("cr"):
             sgn["cr"] = sub["cr"]
         payload = {"m2m:sgn": sgn}
@@ -313,6 +355,13 @@ class SubscriptionCSF:
         ec = _event_category(sub)
         return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event, ec=ec)
                 for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
+
+    async def retrieved(self, req: Request, doc: Doc) -> list[Event]:
+        """The event of a RETRIEVE of ``doc``, when an operationMonitor
+        watches it (none otherwise: a read is normally no event)."""
+        if await self.watched.retrieved(doc["ri"]):
+            return [Event(EventKind.RETRIEVED, doc, originator=req.fr)]
+        return []
 
     async def count_down(self, ri: str) -> Outcome | None:
         """The outcome of ``exc`` minus one after a delivered notification; at
@@ -350,7 +399,8 @@ def _defaults(doc: Doc) -> None:
     by new dicts, never changed where they may be shared."""
     enc = doc.get("enc", {"net": [1]})
     doc["enc"] = {**enc, "net": enc.get("net", [1])}
-    doc.setdefault("nct", 1)
+    # blockingUpdate alone: the modified attributes (what the subscriber decides on)
+    doc.setdefault("nct", 2 if set(doc["enc"]["net"]) == {_NET_BLOCKING} else 1)
     bn = doc.get("bn")
     if isinstance(bn, dict):
         doc["bn"] = {"num": bn.get("num", _DEFAULT_BN_NUM), "dur": bn.get("dur", _DEFAULT_BN_DUR), **bn}
