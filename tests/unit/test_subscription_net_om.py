@@ -46,7 +46,8 @@ async def quiet(ip: Any, rcv: Receiver) -> None:
 
 # -- net 5 ------------------------------------------------------------------------------
 
-async def test_net5_retrieve_of_empty_container_notifies(app: dict[str, Any], receiver: Receiver) -> None:
+async def test_net5_retrieve_of_empty_container_notifies_and_net6_is_refused(app: dict[str, Any],
+                                                                            receiver: Receiver) -> None:
     ip, aei = app["ip"], app["aei"]
     sub = await subscribe(ip, aei, receiver, enc={"net": [5]})
     r = await ip.call(RETRIEVE, f"{DATA}/la", aei)
@@ -59,31 +60,25 @@ async def test_net5_retrieve_of_empty_container_notifies(app: dict[str, Any], re
     assert (await ip.call(RETRIEVE, f"{DATA}/ol", aei)).rsc == 2000
     assert (await ip.call(UPDATE, DATA, aei, pc={"m2m:cnt": {"lbl": ["b"]}})).rsc == 2004
     await quiet(ip, receiver)
-
-
-async def test_net5_not_heard_by_originator_without_access(app: dict[str, Any], receiver: Receiver) -> None:
-    ip, aei = app["ip"], app["aei"]
-    await subscribe(ip, aei, receiver, enc={"net": [5]})
+    # an originator who may not retrieve the container: the same 4004, nobody hears of it
+    assert (await ip.call(Operation.DELETE, f"{DATA}/ol", aei)).rsc == 2002
     other = await ip.register("other", fr="Cother")
     r = await ip.call(RETRIEVE, f"{DATA}/la", other)
     assert r.rsc == 4004
     await quiet(ip, receiver)
-
-
-async def test_net5_needs_a_container_and_net6_is_refused(app: dict[str, Any], receiver: Receiver) -> None:
-    ip, aei = app["ip"], app["aei"]
+    # net 5 only under a container; net 6 refused; nct 2 does not fit net 5
     r = await ip.call(CREATE, "cse-in/app", aei, ty=23, pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [5]}}})
     assert r.rsc == 4000 and "net 5" in dbg(r)
     r = await ip.call(CREATE, "cse-in/app", aei, ty=23, pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [6]}}})
     assert r.rsc == 5001 and "net 6" in dbg(r) and "trigger" in dbg(r)
     r = await ip.call(CREATE, DATA, aei, ty=23, pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [5]}, "nct": 2}})
     assert r.rsc == 4000 and "nct" in dbg(r)
-    assert receiver.pending() == []
+    await quiet(ip, receiver)
 
 
 # -- net 7 ------------------------------------------------------------------------------
 
-async def test_net7_accepted_update_is_performed(app: dict[str, Any], receiver: Receiver) -> None:
+async def test_net7_accepted_update_is_performed_refused_is_4127(app: dict[str, Any], receiver: Receiver) -> None:
     ip, aei = app["ip"], app["aei"]
     sub = await subscribe(ip, aei, receiver, enc={"net": [7]})
     assert sub["nct"] == 2  # the default for a blockingUpdate subscription
@@ -93,20 +88,15 @@ async def test_net7_accepted_update_is_performed(app: dict[str, Any], receiver: 
     assert sgn["nev"] == {"net": 7, "rep": {"m2m:cnt": {"lbl": ["b"]}}} and sgn["sur"] == f"/id-in/{sub['ri']}"
     assert (await ip.call(RETRIEVE, DATA, aei)).pc["m2m:cnt"]["lbl"] == ["b"]
     await quiet(ip, receiver)  # sent once, before the UPDATE: no net 1 notification after it
-
-
-async def test_net7_refused_update_is_4127_and_nothing_changes(app: dict[str, Any], receiver: Receiver) -> None:
-    ip, aei = app["ip"], app["aei"]
-    await subscribe(ip, aei, receiver, enc={"net": [7]})
-    receiver.rsc = 4103  # the subscriber now says no
-    r = await ip.call(UPDATE, DATA, aei, pc={"m2m:cnt": {"lbl": ["b"]}})
+    before = (await ip.call(RETRIEVE, DATA, aei)).pc["m2m:cnt"]
+    receiver.rsc = 4103  # the subscriber now says no: 4127, nothing changes
+    r = await ip.call(UPDATE, DATA, aei, pc={"m2m:cnt": {"lbl": ["c"]}})
     assert r.rsc == 4127 and "refused" in dbg(r)
-    assert (await receiver.next()).sgn["nev"]["net"] == 7
-    got = (await ip.call(RETRIEVE, DATA, aei)).pc["m2m:cnt"]
-    assert got["lbl"] == ["a"] and got["lt"] == app["cnt"]["lt"]
+    assert (await receiver.next()).sgn["nev"]["rep"] == {"m2m:cnt": {"lbl": ["c"]}}
+    assert (await ip.call(RETRIEVE, DATA, aei)).pc["m2m:cnt"] == before
 
 
-async def test_net7_unanswered_update_times_out_at_its_rqet(app: dict[str, Any], receiver: Receiver) -> None:
+async def test_net7_unanswered_update_times_out_at_its_rqet_and_rules(app: dict[str, Any], receiver: Receiver) -> None:
     ip, aei = app["ip"], app["aei"]
     await subscribe(ip, aei, receiver, enc={"net": [7]})
     receiver.gate()  # the subscriber never answers
@@ -114,17 +104,14 @@ async def test_net7_unanswered_update_times_out_at_its_rqet(app: dict[str, Any],
     assert r.rsc == 4008 and "did not answer" in dbg(r)
     receiver.release()
     assert (await ip.call(RETRIEVE, DATA, aei)).pc["m2m:cnt"]["lbl"] == ["a"]
-
-
-async def test_net7_rules(app: dict[str, Any], receiver: Receiver) -> None:
-    ip, aei = app["ip"], app["aei"]
+    await receiver.next()
+    # the rules: one target, no ln/bn, one net 7 subscription per resource
     r = await ip.call(CREATE, DATA, aei, ty=23,
                       pc={"m2m:sub": {"nu": [receiver.url, aei], "enc": {"net": [7]}}})
     assert r.rsc == 4000 and "exactly one" in dbg(r)
     r = await ip.call(CREATE, DATA, aei, ty=23,
                       pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [7]}, "ln": True}})
     assert r.rsc == 4000 and "latestNotify" in dbg(r)
-    await subscribe(ip, aei, receiver, enc={"net": [7]})
     r = await ip.call(CREATE, DATA, aei, ty=23, pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [7]}}})
     assert r.rsc == 4124 and "only one" in dbg(r)
     # a subscription without net 7 may become one only while there is none
@@ -135,7 +122,7 @@ async def test_net7_rules(app: dict[str, Any], receiver: Receiver) -> None:
 
 # -- operationMonitor -------------------------------------------------------------------------
 
-async def test_om_reports_monitored_retrieve_by_listed_originator(app: dict[str, Any], receiver: Receiver) -> None:
+async def test_om_reports_monitored_operations_by_listed_originators(app: dict[str, Any], receiver: Receiver) -> None:
     ip, aei = app["ip"], app["aei"]
     sub = await subscribe(ip, aei, receiver, enc={"net": [3], "om": {"ops": [2], "org": [aei]}})
     assert (await ip.call(RETRIEVE, DATA, "CAdmin")).rsc == 2000  # not a listed originator
@@ -149,10 +136,7 @@ async def test_om_reports_monitored_retrieve_by_listed_originator(app: dict[str,
     assert (await ip.call(Operation.DELETE, f"{DATA}/{sub['rn']}", aei)).rsc == 2002
     assert (await ip.call(RETRIEVE, DATA, aei)).rsc == 2000
     await quiet(ip, receiver)
-
-
-async def test_om_with_net_joins_one_notification(app: dict[str, Any], receiver: Receiver) -> None:
-    ip, aei = app["ip"], app["aei"]
+    # with net: one notification carrying both
     await subscribe(ip, aei, receiver, enc={"net": [1], "om": {"ops": [1, 3]}})
     assert (await ip.call(UPDATE, DATA, aei, pc={"m2m:cnt": {"lbl": ["b"]}})).rsc == 2004
     nev = (await receiver.next()).sgn["nev"]
