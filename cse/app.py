@@ -194,7 +194,8 @@ class CSE:
         # fanOutPoint member requests run through the whole pipeline (docs/security.md "Groups")
         self.groups = GroupCSF(self.ctx, dispatch=lambda req: self.dispatcher.handle(req),
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),
-                               max_parallel=config.limits.max_fanout_parallel)
+                               max_parallel=config.limits.max_fanout_parallel,
+                               notify=lambda req, group: self.subscriptions.group_notification(req, group))
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
                                        GROUP_TY: self.groups.hooks(), **self.smg.hooks()},
                             before_update=self.subscriptions.blocking.before_update)

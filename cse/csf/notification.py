@@ -145,6 +145,11 @@ CountDown = Callable[[str], Awaitable[Outcome | None]]
 """The outcome counting a subscription's ``exc`` down by one (None: nothing to count)."""
 
 
+def is_fan_out_point(target: str) -> bool:
+    """``target`` names a group's fanOutPoint (``.../<group>/fopt``), not a URL."""
+    return not is_url(target) and target.rstrip("/").rsplit("/", 1)[-1] == "fopt"
+
+
 def verification_request(sur: str | None, cr: str | None) -> dict[str, Any]:
     """``{"m2m:sgn": {"vrq": true, "sur": ..., "cr": ...}}`` (TS-0004 7.4.8.2.1); absent parts left out."""
     sgn: dict[str, Any] = {"vrq": True}
@@ -623,7 +628,9 @@ class Notifier:
         URL (an AE without an http(s) ``poa``) or its name does not resolve,
         :class:`NotRequestReachable` (5103) for an AE with ``rr`` false.
         """
-        if self.is_remote(target):
+        if self.is_remote(target) or is_fan_out_point(target):
+            # another CSE, or a group's fanOutPoint here (a group subscription's
+            # nfu, cse/csf/group_subscription.py): through the dispatcher
             return Destination(target, target, remote=True)
         if is_url(target):
             return replace(await self.policy.check(strip_ct(target)), media=target_media(target, None))

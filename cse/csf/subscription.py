@@ -53,6 +53,7 @@ from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import parse_duration
 
 from .blocking_update import BlockingUpdates
+from .group_subscription import check_group, forwarded
 from .hooks import TypeHooks
 from .notification import Notifier
 from .result import wrap
@@ -115,6 +116,7 @@ class SubscriptionCSF:
             doc["cr"] = req.fr
         self._check(doc, parent)
         await self.blocking.check_subscription(doc, self.policy.fan_out(doc["nu"], self.ctx.identity.csi))
+        await check_group(ctx, doc, parent)
         reset_stats(None, doc)
         return []
 
@@ -353,8 +355,13 @@ class SubscriptionCSF:
         latest = bool(sub.get("ln"))
         owner, sur = _owner(sub), self.sur(sub)
         ec = _event_category(sub)
+        # a group subscription's notifications go one by one to the group's fanOutPoint (nfu),
+        # which forwards them, batched there (cse/csf/group_subscription.py)
+        targets = self.policy.fan_out(sub["nu"], self.ctx.identity.csi)
+        if sub.get("nfu"):
+            targets, latest, batching = [str(sub["nfu"])], False, None
         return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event, ec=ec)
-                for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
+                for target in targets]
 
     async def retrieved(self, req: Request, doc: Doc) -> list[Event]:
         """The event of a RETRIEVE of ``doc``, when an operationMonitor
@@ -362,6 +369,10 @@ class SubscriptionCSF:
         if await self.watched.retrieved(doc["ri"]):
             return [Event(EventKind.RETRIEVED, doc, originator=req.fr)]
         return []
+
+    async def group_notification(self, req: Request, group: Doc) -> Outcome:
+        """A NOTIFY received at ``group``'s fanOutPoint (cse/csf/group_subscription.py)."""
+        return await forwarded(self.ctx, self.policy, req, group)
 
     async def count_down(self, ri: str) -> Outcome | None:
         """The outcome of ``exc`` minus one after a delivered notification; at

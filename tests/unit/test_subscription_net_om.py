@@ -174,3 +174,45 @@ async def test_nse_counts_per_target_and_restarts_when_enabled_again(app: dict[s
     assert got["nsi"] == [{"tg": receiver.url, "rqs": 2, "rsr": 2}]  # kept, not counted while off
     r = await ip.call(UPDATE, path, aei, pc={"m2m:sub": {"nse": True}})
     assert r.rsc == 2004 and r.pc["m2m:sub"]["nsi"] == []  # false -> true starts afresh
+
+
+# -- group subscriptions ---------------------------------------------------------------------
+
+async def test_group_subscription_through_fopt_is_forwarded_and_aggregated(app: dict[str, Any],
+                                                                           receiver: Receiver) -> None:
+    ip, aei = app["ip"], app["aei"]
+    assert (await ip.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "more"}})).rsc == 2001
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=9,
+                      pc={"m2m:grp": {"rn": "both", "mt": 3, "mid": [DATA, "cse-in/app/more"]}})
+    assert r.rsc == 2001, r.pc
+    grp = r.pc["m2m:grp"]
+    r = await ip.call(CREATE, "cse-in/app/both/fopt", aei, ty=23,
+                      pc={"m2m:sub": {"rn": "gs", "nu": [receiver.url], "enc": {"net": [3]},
+                                      "bn": {"num": 2, "dur": "PT5S"}}})
+    assert r.rsc == 2000, r.pc
+    rsps = r.pc["m2m:agr"]["m2m:rsp"]
+    assert [x["rsc"] for x in rsps] == [2001, 2001], rsps
+    subs = [x["pc"]["m2m:sub"] for x in rsps]
+    nfu = f"/id-in/{grp['ri']}/fopt"
+    assert all(s["gpi"] == grp["ri"] and s["nfu"] == nfu for s in subs), subs
+    for _ in subs:
+        assert (await receiver.next()).is_verification
+    for container in (DATA, "cse-in/app/more"):
+        assert (await ip.call(CREATE, container, aei, ty=4, pc={"m2m:cin": {"con": "x"}})).rsc == 2001
+    agn = (await receiver.next()).body["m2m:agn"]["m2m:sgn"]  # one batch at the group, from both members
+    assert sorted(s["sur"] for s in agn) == sorted(f"/id-in/{s['ri']}" for s in subs)
+    assert all(s["nev"]["net"] == 3 for s in agn)
+    await quiet(ip, receiver)
+    # gpi/nfu only as the group sets them
+    body = {"nu": [receiver.url], "gpi": grp["ri"]}
+    r = await ip.call(CREATE, DATA, aei, ty=23, pc={"m2m:sub": body})
+    assert r.rsc == 4000 and "both" in dbg(r)
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=23, pc={"m2m:sub": {**body, "nfu": nfu}})
+    assert r.rsc == 4000 and "not a member" in dbg(r)
+    r = await ip.call(CREATE, DATA, aei, ty=23, pc={"m2m:sub": {**body, "nfu": "/id-in/other/fopt"}})
+    assert r.rsc == 4000 and "fanOutPoint" in dbg(r)
+    r = await ip.call(CREATE, DATA, aei, ty=23, pc={"m2m:sub": {**body, "gpi": "/id-mn/grp1", "nfu": nfu}})
+    assert r.rsc == 5001
+    # the fanOutPoint takes notifications from this CSE only
+    r = await ip.call(Operation.NOTIFY, "cse-in/app/both/fopt", aei, pc={"m2m:sgn": {"sur": "/id-in/x"}})
+    assert r.rsc == 4005
