@@ -26,12 +26,12 @@ from cse.binding.resolver import resolve_host
 from cse.binding.scheduler import DeadlineTimer
 from cse.config import Config, MqttConfig, cse_type_number
 from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
-from cse.core.dispatcher import Dispatcher
+from cse.core.dispatcher import Dispatcher, Resolved
 from cse.core.events import Event
 from cse.core.executor import Executor
 from cse.core.messages import Request, Response
 from cse.core.outbox import Outbox
-from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
+from cse.core.outcome import EXPIRY, STORE_AND_FORWARD, Outcome
 from cse.core.ports import Clock, Store
 from cse.core.rate import RequestRate
 from cse.core.registry import Registry
@@ -141,7 +141,10 @@ class CSE:
                        self._registrar_events),
             deliver=lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer}, outbox=self.outbox,
-            observe_commit=self.metrics.commit if self.metrics is not None else None)
+            observe_commit=self.metrics.commit if self.metrics is not None else None,
+            # an outcome's question (a blockingUpdate's) is sent now, verified first like any notification
+            ask=lambda ask: self.notifier.send_now(ask.target, ask.payload, timeout=ask.timeout,
+                                                   owner=ask.owner, sur=ask.sur))
         reg = config.registrar
         self.ctx = Context(
             identity=CSEIdentity(
@@ -185,7 +188,7 @@ class CSE:
                                    timeout=config.forwarding.timeout_s)
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
                        resolve=lambda target, op: self.dispatcher.resolve(target, op),
-                       serve=lambda req, target, grant: self.router.handle(req, target, grant),
+                       serve=lambda req, target, grant: self._served(req, target, grant),
                        keyring=self.store_key.keyring(),
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
@@ -206,7 +209,8 @@ class CSE:
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),
-                                     wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s)
+                                     wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s,
+                                     settle=self.executor.settle)
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
@@ -245,6 +249,11 @@ class CSE:
             notifications={k: int(stats[k]) for k in ("sent", "failed", "dropped", "coalesced")},
             stored_requests=await self.smg.queue.count(), sessions=sessions,
             resources=await self.store.count(), connections=self.http.limits.open if self.http else 0)
+
+    async def _served(self, req: Request, target: Resolved, grant: frozenset[str] | None) -> Outcome:
+        """A session-based request served locally, its questions (if any)
+        answered: the SMG reads the response (docs/sessions.md)."""
+        return await self.executor.settle(await self.router.handle(req, target, grant))
 
     async def _registrar_events(self, events: Sequence[Event]) -> None:
         """Remote CSEs that come and go here change the descendants (dcse) we

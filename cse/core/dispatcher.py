@@ -39,6 +39,7 @@ from .errors import (
     NonBlockingSynchNotSupported,
     NotAcceptable,
     NotFound,
+    NotImplementedOp,
     OperationNotAllowed,
     RequestTimeout,
 )
@@ -84,6 +85,7 @@ Forward = Callable[[Request, Target], Awaitable[Response]]
 Gate = Callable[[Request, Target], Awaitable[Outcome]]
 Accept = Callable[[Request], Awaitable[Response]]
 Execute = Callable[[Outcome], Awaitable[CommitResult]]
+Settle = Callable[[Outcome], Awaitable[Outcome]]
 WaitUntil = Callable[[float], Awaitable[None]]
 
 
@@ -105,10 +107,11 @@ class Dispatcher:
     def __init__(self, ctx: Context, local: Local, execute: Execute, *, forward: Forward | None = None,
                  nonblocking: Accept | None = None, session_gate: Gate | None = None,
                  check_originator: Check | None = None, wait_until: WaitUntil | None = None,
-                 max_oet_delay_s: float = 0.0) -> None:
+                 max_oet_delay_s: float = 0.0, settle: Settle | None = None) -> None:
         """``wait_until(t)`` returns once the clock reads ``t`` (epoch
         seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207."""
         self.ctx = ctx
+        self.settle = settle  # asks an outcome's question (cse.core.executor.Executor.settle)
         self.wait_until = wait_until
         self.max_oet_delay_s = max_oet_delay_s
         self.check_originator = check_originator  # raises unless the originator is known here
@@ -176,7 +179,12 @@ class Dispatcher:
     async def _applied(self, outcome: Outcome) -> Response:
         """Apply ``outcome`` (commit, emit, send, arm), then answer. A read
         changes nothing: its outcome skips the executor (applying it would
-        do nothing either)."""
+        do nothing either). An outcome that asks a question is settled
+        first: its answer decides the outcome (cse/core/outcome.py ``Ask``)."""
+        if outcome.ask is not None:
+            if self.settle is None:
+                raise NotImplementedOp("this CSE cannot ask questions before answering")
+            outcome = await self.settle(outcome)
         if outcome.ops or outcome.events or outcome.sends or outcome.deadlines or outcome.removal is not None:
             await self.execute(outcome)
         assert outcome.response is not None, "a request's outcome always carries its response"

@@ -12,8 +12,9 @@ subscription's target, and performed only when the target accepts it
   net 7 subscription) the attributes the UPDATE sets, 1 the resource as
   it would be after it. It is sent at once, off the delivery queues
   (verified first like every notification, docs/security.md "Outbound
-  requests"), the way a session establishment question is
-  (cse/csf/smg/events.py): the UPDATE waits for the answer.
+  requests"): the UPDATE's outcome is an :class:`~cse.core.outcome.Ask`
+  that the executor sends and waits for; this CSF only decides from the
+  answer (it sends nothing and waits for nothing itself).
 * The wait is bounded: at most ``timeout`` seconds, less when the
   UPDATE's own request expiration (``rqet``) comes sooner (read on the
   CSE's clock). An answer 2000 (any 2xxx) lets the UPDATE proceed; any
@@ -26,7 +27,7 @@ subscription's target, and performed only when the target accepts it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from cse.core.context import Context
@@ -39,17 +40,19 @@ from cse.core.errors import (
     OperationDeniedByRemoteEntity,
     RequestTimeout,
 )
-from cse.core.messages import Request
+from cse.core.messages import Request, Response
+from cse.core.outcome import Ask, Outcome
 from cse.core.ports import Doc
 from cse.core.timestamps import parse_abs_rel
 
-from .notification import Notifier
+from .outbound import OutboundPolicy
 from .result import wrap
 
 __all__ = ["BlockingUpdates", "NET_BLOCKING_UPDATE"]
 
 NET_BLOCKING_UPDATE = 7
 SUBSCRIPTION_TY = 23
+Proceed = Callable[[], Awaitable[Outcome]]
 
 
 def is_blocking(sub: Doc) -> bool:
@@ -60,9 +63,9 @@ def is_blocking(sub: Doc) -> bool:
 class BlockingUpdates:
     """Checks net 7 subscriptions and asks their target before an UPDATE."""
 
-    def __init__(self, ctx: Context, notifier: Notifier, *, timeout: float = 5.0) -> None:
+    def __init__(self, ctx: Context, policy: OutboundPolicy, *, timeout: float = 5.0) -> None:
         self.ctx = ctx
-        self.notifier = notifier
+        self.policy = policy
         self.timeout = timeout
 
     async def check_subscription(self, doc: Doc, targets: Sequence[str]) -> None:
@@ -81,15 +84,20 @@ class BlockingUpdates:
                     f"the subscribed-to resource already has a blockingUpdate (net 7) subscription "
                     f"'{other['ri']}': only one is allowed (TS-0004 7.5.1)")
 
-    async def before_update(self, req: Request, old: Doc, new: Doc, attrs: dict[str, Any]) -> None:
-        """Ask the net 7 subscription of ``old`` (if any) whether the UPDATE
-        may happen; raise when not (module docstring)."""
+    async def before_update(self, req: Request, old: Doc, new: Doc, attrs: dict[str, Any],
+                            proceed: Proceed) -> Outcome | None:
+        """None when ``old`` has no net 7 subscription; else the outcome
+        asking its subscriber, which the executor settles: ``proceed()``
+        once the subscriber accepted, a refusal otherwise (module docstring)."""
         if old.get("ty") == SUBSCRIPTION_TY:
-            return  # a subscription has no subscriptions
+            return None  # a subscription has no subscriptions
         subs = [s for s in await self.ctx.store.children(old["ri"], SUBSCRIPTION_TY) if is_blocking(s)]
         if not subs:
-            return
+            return None
         sub = subs[0]
+        targets = self.policy.fan_out(sub.get("nu") or (), self.ctx.identity.csi)
+        if not targets:
+            return None
         limit = self._limit(req)
         sur = f"{self.ctx.identity.csi}/{sub['ri']}"
         if sub.get("nct", 2) == 1:
@@ -100,28 +108,29 @@ class BlockingUpdates:
         owner = sub.get("cr") or sub.get("_own")
         if sub.get("cr"):
             sgn["cr"] = sub["cr"]
-        targets = self.notifier.policy.fan_out(sub.get("nu") or (), self.ctx.identity.csi)
-        if not targets:
-            return
-        try:
-            resp = await self.notifier.send_now(targets[0], {"m2m:sgn": sgn}, timeout=limit,
-                                                owner=str(owner) if owner else None, sur=sur)
-        except RequestTimeout:
-            raise RequestTimeout(f"blockingUpdate: the subscriber of '{sub['ri']}' did not answer within "
-                                 f"{limit:g} s; the UPDATE is not performed") from None
-        except M2MError as exc:
-            raise type(exc)(f"blockingUpdate: the subscriber of '{sub['ri']}' could not be asked "
-                            f"({exc.message}); the UPDATE is not performed") from None
-        if not 2000 <= resp.rsc < 3000:
-            raise OperationDeniedByRemoteEntity(
-                f"blockingUpdate: the subscriber of '{sub['ri']}' refused the UPDATE (answered {resp.rsc})")
-        current = await self.ctx.store.get(old["ri"])
-        if current is None:
-            raise NotFound(f"'{old.get('_srn', old['ri'])}' was deleted while its blockingUpdate subscriber "
-                           "was asked")
-        if current.get("lt") != old.get("lt"):
-            raise Conflict(f"'{old.get('_srn', old['ri'])}' was changed while its blockingUpdate subscriber "
-                           "was asked: send the UPDATE again")
+        name = sub["ri"]
+
+        async def judged(answer: Response | M2MError) -> Outcome:
+            if isinstance(answer, RequestTimeout):
+                raise RequestTimeout(f"blockingUpdate: the subscriber of '{name}' did not answer within "
+                                     f"{limit:g} s; the UPDATE is not performed")
+            if isinstance(answer, M2MError):
+                raise type(answer)(f"blockingUpdate: the subscriber of '{name}' could not be asked "
+                                   f"({answer.message}); the UPDATE is not performed")
+            if not 2000 <= answer.rsc < 3000:
+                raise OperationDeniedByRemoteEntity(
+                    f"blockingUpdate: the subscriber of '{name}' refused the UPDATE (answered {answer.rsc})")
+            current = await self.ctx.store.get(old["ri"])
+            if current is None:
+                raise NotFound(f"'{old.get('_srn', old['ri'])}' was deleted while its blockingUpdate "
+                               "subscriber was asked")
+            if current.get("lt") != old.get("lt"):
+                raise Conflict(f"'{old.get('_srn', old['ri'])}' was changed while its blockingUpdate "
+                               "subscriber was asked: send the UPDATE again")
+            return await proceed()
+
+        return Outcome(ask=Ask(targets[0], {"m2m:sgn": sgn}, limit, judged,
+                               owner=str(owner) if owner else None, sur=sur))
 
     def _limit(self, req: Request) -> float:
         """How long to wait: ``timeout``, or less until the UPDATE's ``rqet``."""

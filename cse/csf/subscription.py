@@ -100,7 +100,7 @@ class SubscriptionCSF:
         self.max_subscriptions = max_subscriptions
         self._owned: dict[str, int] | None = None  # subscriptions per originator, from commit events
         self._pending: dict[str, tuple[str, float]] = {}  # ri -> (originator, since): being verified
-        self.blocking = BlockingUpdates(ctx, notifier, timeout=blocking_timeout)
+        self.blocking = BlockingUpdates(ctx, notifier.policy, timeout=blocking_timeout)
         self.watched = Watched(ctx)
         self.stats = NotificationStats(ctx, self.watched)
 
