@@ -17,6 +17,11 @@ Rules every call follows:
   ``rt=2`` the CSE also NOTIFYs the result (``m2m:rsp``) to ``rtu`` -- by
   default the notification server if started, else (no RTU) the AE's
   ``poa`` -- and ``on_result=`` receives it.
+* ``rt=4`` (flexBlocking) lets the CSE choose: the call returns the result
+  when the CSE answered at once, else (1001/1002) the ``<request>``
+  reference as for ``rt=1``/``rt=2``. ``rt=5`` (noResponse) returns
+  ``None`` as soon as the CSE accepted the request: no result is ever
+  returned to the caller (docs/onem2m.md "Non-blocking requests").
 * M2M service sessions (docs/sessions.md; :mod:`ae_sdk.session`):
   :meth:`AEClient.enable_sessions`, :meth:`AEClient.establish`,
   :meth:`AEClient.on_session`, :meth:`AEClient.next_session`,
@@ -58,7 +63,7 @@ from .client_notify import Notifications
 from .content import is_root, unwrap, wrap
 from .errors import M2MResponseError, SDKError
 from .mqtt_transport import MqttNotificationReceiver, MqttTransport
-from .nonblocking import reference_of, wait_request
+from .nonblocking import ACCEPTED_RSCS, reference_of, wait_request
 from .notify_server import NotificationCallback, NotificationServer, VerifyHook
 from .session import OnRequest, Session, SessionCallback, TerminatedCallback, UpdateCallback
 from .session_manager import DEFAULT_SUBSCRIPTION_RN, SessionManager
@@ -73,8 +78,22 @@ DEFAULT_CSE_NAME = "cse-in"  # the single CSE's names (docs/configuration.md "[c
 DEFAULT_CSE_ID = "/id-in"
 NonBlocking = Literal[1, 2]
 Blocking = Literal[3] | None
+FlexBlocking = Literal[4]
+NoResponse = Literal[5]
+_RESPONSE_TYPES = (None, 1, 2, 3, 4, 5)
 StrList = str | Sequence[str]
 _UNSET: Any = object()
+
+
+def _result(resp: Response, rt: int | None) -> dict[str, Any] | str | None:
+    """What a CRUD call returns for ``rt``: the ``<request>`` reference of a
+    non-blocking answer (rt 1/2, rt 4 when the CSE chose so), nothing for
+    rt 5 (noResponse: the CSE returns no result), else the result."""
+    if rt == 5:
+        return None
+    if rt in (1, 2) or (rt == 4 and resp.rsc in ACCEPTED_RSCS):
+        return reference_of(resp)
+    return unwrap(resp.pc)
 
 
 def _strings(value: StrList) -> list[str]:
@@ -255,8 +274,8 @@ class AEClient:
               atrl: StrList = (), query: Mapping[str, Sequence[str]] | None = None, drt: int = 1,
               fr: str | None = _UNSET) -> Request:
         """A Request from this client (fresh RI, RVI 3, the originator unless ``fr``)."""
-        if rt not in (None, 1, 2, 3):
-            raise ValueError(f"rt={rt} is not supported by the SDK (use 1, 2 or 3)")
+        if rt not in _RESPONSE_TYPES:
+            raise ValueError(f"rt={rt} is not a response type (use 1, 2, 3, 4 or 5)")
         return Request(op=op, to=self.target(path), fr=self.originator if fr is _UNSET else fr,
                        rqi=self.new_rqi(), rvi="3", ty=ty, pc=pc, rcn=rcn, rt=rt or 3,
                        rtu=tuple(rtu) if rtu is not None else None, drt=drt, atrl=tuple(_strings(atrl)),
@@ -301,7 +320,7 @@ class AEClient:
         server = self._notify.server
         if rt == 2 and rtu is None and server is not None and server.running:
             rtu = (server.url,)
-        req = self.build(op, path, rt=rt, rtu=rtu if rt == 2 else None, **kw)
+        req = self.build(op, path, rt=rt, rtu=rtu if rt in (2, 4) else None, **kw)
         if on_result is None:
             return await self.send(req)
         if rt != 2:
@@ -412,15 +431,25 @@ class AEClient:
                      rcn: int | None = ..., rt: NonBlocking, rtu: Sequence[str] | None = ...,
                      on_result: NotificationCallback | None = ...) -> str: ...
 
+    @overload
+    async def create(self, parent_path: str, ty: int, attrs: Mapping[str, Any], *, rn: str | None = ...,
+                     rcn: int | None = ..., rt: FlexBlocking, rtu: Sequence[str] | None = ...
+                     ) -> dict[str, Any] | str: ...
+
+    @overload
+    async def create(self, parent_path: str, ty: int, attrs: Mapping[str, Any], *, rn: str | None = ...,
+                     rcn: int | None = ..., rt: NoResponse) -> None: ...
+
     async def create(self, parent_path: str, ty: int, attrs: Mapping[str, Any], *, rn: str | None = None,
                      rcn: int | None = None, rt: int | None = None, rtu: Sequence[str] | None = None,
-                     on_result: NotificationCallback | None = None) -> dict[str, Any] | str:
+                     on_result: NotificationCallback | None = None) -> dict[str, Any] | str | None:
         """Create a resource of type ``ty`` under ``parent_path``.
 
         ``attrs`` are the attributes (or the content already wrapped,
         ``{"m2m:xyz": {...}}``); returns the created resource's attributes as
         the CSE answered them (``rcn`` 1 by default; ``{}`` for ``rcn=0``), or
-        with ``rt`` 1/2 the ``<request>`` reference.
+        with ``rt`` 1/2 the ``<request>`` reference (``rt`` 4: either, as the
+        CSE chose; ``rt`` 5: None).
 
         Example::
 
@@ -431,7 +460,7 @@ class AEClient:
             inner = next(iter(content.values()))
             content = {next(iter(content)): {**inner, "rn": rn}}
         resp = await self._call(Operation.CREATE, parent_path, rt, rtu, on_result, ty=ty, pc=content, rcn=rcn)
-        return reference_of(resp) if rt in (1, 2) else unwrap(resp.pc)
+        return _result(resp, rt)
 
     async def create_container(self, parent: str, rn: str, *, exist_ok: bool = False,
                                **attrs: Any) -> dict[str, Any]:
@@ -462,13 +491,21 @@ class AEClient:
                        rt: NonBlocking, rtu: Sequence[str] | None = ...,
                        on_result: NotificationCallback | None = ...) -> str: ...
 
+    @overload
+    async def retrieve(self, path: str, *, rcn: int | None = ..., atrl: StrList | None = ...,
+                       rt: FlexBlocking, rtu: Sequence[str] | None = ...) -> dict[str, Any] | str: ...
+
+    @overload
+    async def retrieve(self, path: str, *, rcn: int | None = ..., atrl: StrList | None = ...,
+                       rt: NoResponse) -> None: ...
+
     async def retrieve(self, path: str, *, rcn: int | None = None, atrl: StrList | None = None,
                        rt: int | None = None, rtu: Sequence[str] | None = None,
-                       on_result: NotificationCallback | None = None) -> dict[str, Any] | str:
+                       on_result: NotificationCallback | None = None) -> dict[str, Any] | str | None:
         """The resource's attributes (only those in ``atrl``, if given; with
         ``rcn`` 4/5/6/8 also its children as the CSE shapes them)."""
         resp = await self._call(Operation.RETRIEVE, path, rt, rtu, on_result, rcn=rcn, atrl=atrl or ())
-        return reference_of(resp) if rt in (1, 2) else unwrap(resp.pc)
+        return _result(resp, rt)
 
     @overload
     async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = ...,
@@ -479,9 +516,18 @@ class AEClient:
                      rcn: int | None = ..., rt: NonBlocking, rtu: Sequence[str] | None = ...,
                      on_result: NotificationCallback | None = ...) -> str: ...
 
+    @overload
+    async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = ...,
+                     rcn: int | None = ..., rt: FlexBlocking, rtu: Sequence[str] | None = ...
+                     ) -> dict[str, Any] | str: ...
+
+    @overload
+    async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = ...,
+                     rcn: int | None = ..., rt: NoResponse) -> None: ...
+
     async def update(self, path: str, attrs: Mapping[str, Any], *, ty: int | None = None,
                      rcn: int | None = None, rt: int | None = None, rtu: Sequence[str] | None = None,
-                     on_result: NotificationCallback | None = None) -> dict[str, Any] | str:
+                     on_result: NotificationCallback | None = None) -> dict[str, Any] | str | None:
         """Update attributes (``None`` deletes one); returns the resource after
         the update. The content needs the resource's JSON root: give ``ty``,
         or wrapped ``attrs``, or the SDK asks the CSE first (a partial RETRIEVE
@@ -497,7 +543,7 @@ class AEClient:
                 raise SDKError(f"cannot tell the resource type of {path}: pass ty=")
             content = {root: dict(attrs)}
         resp = await self._call(Operation.UPDATE, path, rt, rtu, on_result, pc=content, rcn=rcn)
-        return reference_of(resp) if rt in (1, 2) else unwrap(resp.pc)
+        return _result(resp, rt)
 
     @overload
     async def delete(self, path: str, *, rt: Blocking = ...) -> None: ...
@@ -506,11 +552,18 @@ class AEClient:
     async def delete(self, path: str, *, rt: NonBlocking, rtu: Sequence[str] | None = ...,
                      on_result: NotificationCallback | None = ...) -> str: ...
 
+    @overload
+    async def delete(self, path: str, *, rt: FlexBlocking, rtu: Sequence[str] | None = ...) -> str | None: ...
+
+    @overload
+    async def delete(self, path: str, *, rt: NoResponse) -> None: ...
+
     async def delete(self, path: str, *, rt: int | None = None, rtu: Sequence[str] | None = None,
                      on_result: NotificationCallback | None = None) -> str | None:
-        """Delete the resource and its subtree."""
+        """Delete the resource and its subtree (``rt`` 1/2, or 4 when the CSE
+        chose non-blocking: the ``<request>`` reference)."""
         resp = await self._call(Operation.DELETE, path, rt, rtu, on_result)
-        return reference_of(resp) if rt in (1, 2) else None
+        return reference_of(resp) if rt in (1, 2) or (rt == 4 and resp.rsc in ACCEPTED_RSCS) else None
 
     async def discover(self, path: str, **filters: Any) -> list[str]:
         """Addresses of the resources below ``path`` matching ``filters``.

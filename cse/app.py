@@ -28,13 +28,13 @@ from cse.binding.webui_http import WebConsole
 from cse.binding.ws import WsBinding, WsSettings
 from cse.config import Config, MqttConfig, cse_type_number
 from cse.core.context import Context, CSEIdentity, MonotonicClock, SystemClock
-from cse.core.dispatcher import Dispatcher
+from cse.core.dispatcher import Dispatcher, Resolved
 from cse.core.events import Event
 from cse.core.executor import Executor
 from cse.core.ids import normalize_originator
 from cse.core.messages import Request, Response
 from cse.core.outbox import Outbox
-from cse.core.outcome import EXPIRY, STORE_AND_FORWARD
+from cse.core.outcome import EXPIRY, STORE_AND_FORWARD, Outcome
 from cse.core.ports import Clock, Store
 from cse.core.rate import RequestRate
 from cse.core.registry import Registry
@@ -151,7 +151,10 @@ class CSE:
             deliver=lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer, MISSING_DATA: self.md_timer},
             outbox=self.outbox,
-            observe_commit=self.metrics.commit if self.metrics is not None else None)
+            observe_commit=self.metrics.commit if self.metrics is not None else None,
+            # an outcome's question (a blockingUpdate's) is sent now, verified first like any notification
+            ask=lambda ask: self.notifier.send_now(ask.target, ask.payload, timeout=ask.timeout,
+                                                   owner=ask.owner, sur=ask.sur))
         reg = config.registrar
         self.ctx = Context(
             identity=CSEIdentity(
@@ -180,7 +183,9 @@ class CSE:
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
                                                  per_originator=out.max_per_originator),
                                  max_per_target=out.max_pending_per_target, max_total=out.max_pending,
-                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri))
+                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri),
+                                 attempted=lambda key, target, answered: self.subscriptions.stats.record(
+                                     key, target, answered))
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
                                           blocking_only=frozenset({SESSION_TY}),
@@ -195,7 +200,7 @@ class CSE:
                                    timeout=config.forwarding.timeout_s)
         self.smg = SMG(self.ctx, self.forwarder, self.notifier, self.nonblocking,
                        resolve=lambda target, op: self.dispatcher.resolve(target, op),
-                       serve=lambda req, target, grant: self.router.handle(req, target, grant),
+                       serve=lambda req, target, grant: self._served(req, target, grant),
                        keyring=self.store_key.keyring(),
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
@@ -204,17 +209,20 @@ class CSE:
         # fanOutPoint member requests run through the whole pipeline (docs/security.md "Groups")
         self.groups = GroupCSF(self.ctx, dispatch=lambda req: self.dispatcher.handle(req),
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),
-                               max_parallel=config.limits.max_fanout_parallel)
+                               max_parallel=config.limits.max_fanout_parallel,
+                               notify=lambda req, group: self.subscriptions.group_notification(req, group))
         self.data = DataCSF(self.ctx, {**type_hooks(), SUBSCRIPTION_TY: self.subscriptions.hooks(),
-                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks(), **self.timeseries.hooks()})
+                                       GROUP_TY: self.groups.hooks(), **self.smg.hooks(), **self.timeseries.hooks()},
+                            before_update=self.subscriptions.blocking.before_update)
         self.clock_guard = ClockGuard(self.ctx, monotonic, jump_s=config.cse.clock_jump_s,
                                       settle_s=config.cse.clock_settle_s, accept=config.cse.accept_clock_jump)
         self.router = LocalRouter(self.ctx, self.data, self.notifier.relay, fan_out=self.groups.fan_out,
-                                  polling=self.polling.handle)
+                                  polling=self.polling.handle, retrieved=self.subscriptions.retrieved)
         self.dispatcher = Dispatcher(self.ctx, self.router.handle, self.executor.run, forward=self.smg.forward,
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),
-                                     wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s)
+                                     wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s,
+                                     settle=self.executor.settle)
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
@@ -264,6 +272,11 @@ class CSE:
             notifications={k: int(stats[k]) for k in ("sent", "failed", "dropped", "coalesced")},
             stored_requests=await self.smg.queue.count(), sessions=sessions,
             resources=await self.store.count(), connections=self.http.limits.open if self.http else 0)
+
+    async def _served(self, req: Request, target: Resolved, grant: frozenset[str] | None) -> Outcome:
+        """A session-based request served locally, its questions (if any)
+        answered: the SMG reads the response (docs/sessions.md)."""
+        return await self.executor.settle(await self.router.handle(req, target, grant))
 
     async def _registrar_events(self, events: Sequence[Event]) -> None:
         """Remote CSEs that come and go here change the descendants (dcse) we
@@ -404,6 +417,7 @@ class CSE:
         await self.expiry.stop()
         await self.clock_guard.record()  # the newest time seen, for the next start's check
         await self.notifier.stop()
+        await self.subscriptions.stats.stop()  # the last nsi counts, before the store closes
         await self.outbound.close()
         await self.store.close()
 

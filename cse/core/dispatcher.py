@@ -39,6 +39,7 @@ from .errors import (
     NonBlockingSynchNotSupported,
     NotAcceptable,
     NotFound,
+    NotImplementedOp,
     OperationNotAllowed,
     RequestTimeout,
 )
@@ -48,7 +49,7 @@ from .outcome import Outcome
 from .ports import CommitResult, Doc
 from .timestamps import parse_abs_rel
 
-__all__ = ["Dispatcher", "Resolved", "Local"]
+__all__ = ["Dispatcher", "Resolved", "Local", "NoInstance"]
 
 log = logging.getLogger("cse.dispatcher")
 
@@ -82,7 +83,20 @@ Forward = Callable[[Request, Target], Awaitable[Response]]
 Gate = Callable[[Request, Target], Awaitable[Outcome]]
 Accept = Callable[[Request], Awaitable[Response]]
 Execute = Callable[[Outcome], Awaitable[CommitResult]]
+Settle = Callable[[Outcome], Awaitable[Outcome]]
 WaitUntil = Callable[[float], Awaitable[None]]
+
+
+class NoInstance(NotFound):
+    """4004: ``la``/``ol`` of a container without contentInstance. A
+    RETRIEVE of it is still handed to the local handler (with a
+    :class:`Resolved` without ``doc``): the attempt is an event that a
+    subscription may watch (net 5, TS-0001 9.6.8)."""
+
+    def __init__(self, message: str, container: Doc, virtual: str) -> None:
+        super().__init__(message)
+        self.container = container
+        self.virtual = virtual
 
 
 class Dispatcher:
@@ -91,10 +105,11 @@ class Dispatcher:
     def __init__(self, ctx: Context, local: Local, execute: Execute, *, forward: Forward | None = None,
                  nonblocking: Accept | None = None, session_gate: Gate | None = None,
                  check_originator: Check | None = None, wait_until: WaitUntil | None = None,
-                 max_oet_delay_s: float = 0.0) -> None:
+                 max_oet_delay_s: float = 0.0, settle: Settle | None = None) -> None:
         """``wait_until(t)`` returns once the clock reads ``t`` (epoch
         seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207."""
         self.ctx = ctx
+        self.settle = settle  # asks an outcome's question (cse.core.executor.Executor.settle)
         self.wait_until = wait_until
         self.max_oet_delay_s = max_oet_delay_s
         self.check_originator = check_originator  # raises unless the originator is known here
@@ -151,13 +166,23 @@ class Dispatcher:
             return await self.forward(req, target)
         if oet is not None:
             await self._until(oet, req.oet or "")
-        resolved = await self.resolve(target, req.op)
+        try:
+            resolved = await self.resolve(target, req.op)
+        except NoInstance as exc:
+            if req.op != Operation.RETRIEVE:
+                raise
+            resolved = Resolved(None, exc.virtual, exc.container)  # answered 4004 by the handler
         return await self._applied(await self.local(req, resolved))
 
     async def _applied(self, outcome: Outcome) -> Response:
         """Apply ``outcome`` (commit, emit, send, arm), then answer. A read
         changes nothing: its outcome skips the executor (applying it would
-        do nothing either)."""
+        do nothing either). An outcome that asks a question is settled
+        first: its answer decides the outcome (cse/core/outcome.py ``Ask``)."""
+        if outcome.ask is not None:
+            if self.settle is None:
+                raise NotImplementedOp("this CSE cannot ask questions before answering")
+            outcome = await self.settle(outcome)
         if outcome.ops or outcome.events or outcome.sends or outcome.deadlines or outcome.removal is not None:
             await self.execute(outcome)
         assert outcome.response is not None, "a request's outcome always carries its response"
@@ -269,8 +294,8 @@ class Dispatcher:
         assert instance_ty is not None  # _keeps_instances
         doc = await self.ctx.store.edge_child(container["ri"], instance_ty, newest=(name == "la"))
         if doc is None:
-            raise NotFound(f"{rtype.name} '{container['_srn']}' has no "
-                           f"{self.ctx.registry.get(instance_ty).name}")
+            raise NoInstance(f"{rtype.name} '{container['_srn']}' has no "
+                             f"{self.ctx.registry.get(instance_ty).name}", container, name)
         return Resolved(doc, name, container)
 
 

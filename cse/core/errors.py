@@ -18,6 +18,8 @@ __all__ = [
     "NotFound",
     "OperationNotAllowed",
     "RequestTimeout",
+    "BlockingSubscriptionAlreadyExists",
+    "OperationDeniedByRemoteEntity",
     "UnsupportedMediaType",
     "SubscriptionCreatorHasNoPrivilege",
     "ContentsUnacceptable",
@@ -70,6 +72,8 @@ class RSC(IntEnum):
     INVALID_CHILD_RESOURCE_TYPE = 4108
     GROUP_MEMBER_TYPE_INCONSISTENT = 4110
     ORIGINATOR_HAS_ALREADY_REGISTERED = 4117
+    BLOCKING_SUBSCRIPTION_ALREADY_EXISTS = 4124
+    OPERATION_DENIED_BY_REMOTE_ENTITY = 4127
     INTERNAL_SERVER_ERROR = 5000
     NOT_IMPLEMENTED = 5001
     TARGET_NOT_REACHABLE = 5103
@@ -205,6 +209,18 @@ class OriginatorHasAlreadyRegistered(M2MError):
     """4117."""
 
     rsc = RSC.ORIGINATOR_HAS_ALREADY_REGISTERED
+
+
+class BlockingSubscriptionAlreadyExists(M2MError):
+    """4124: the resource already has a blockingUpdate (net 7) subscription (TS-0004 7.5.1)."""
+
+    rsc = RSC.BLOCKING_SUBSCRIPTION_ALREADY_EXISTS
+
+
+class OperationDeniedByRemoteEntity(M2MError):
+    """4127: the subscriber of a blockingUpdate (net 7) subscription refused the UPDATE."""
+
+    rsc = RSC.OPERATION_DENIED_BY_REMOTE_ENTITY
 
 
 class InternalServerError(M2MError):

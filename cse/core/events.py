@@ -23,6 +23,13 @@ class EventKind:
     CREATE_CHILD = 3
     DELETE_CHILD = 4
     MISSING_DATA = 8  # reportOnGeneratedMissingDataPoints: sent by the timeSeries timer, never a commit event
+    # net 5: a RETRIEVE of the latest/oldest instance of a container that has
+    # none (TS-0001 9.6.8 "Retrieve_of_container_resource_with_no_child_resource";
+    # ``doc`` is the container)
+    RETRIEVE_NO_CHILD = 5
+    # not a net value: a RETRIEVE of ``doc`` that an operationMonitor (``enc.om``)
+    # watches; only produced when one does (docs/onem2m.md "Subscriptions and notifications")
+    RETRIEVED = 100
 
 
 @dataclass(frozen=True, slots=True)

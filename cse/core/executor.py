@@ -29,25 +29,37 @@ read and the commit see the same tree; should a backend suspend and a
 commit remove more than was read, the listeners hear of the rest after the
 commit and its notifications get a commit of their own.
 
+An outcome that asks a question first (:class:`~cse.core.outcome.Ask`) is
+settled before anything else (:meth:`Executor.settle`): the executor sends
+the question through its ``ask`` port, waits at most the question's
+timeout, and the asking step's continuation decides the final outcome. A
+CSF that needs an answer thus never sends or waits itself.
+
 Nothing here reads the clock or knows a CSF; the composition root passes
-the store, the listeners, the delivery queue, the outbox and the timers in.
+the store, the listeners, the delivery queue, the outbox, the timers and
+the ``ask`` port in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from .errors import M2MError, NotImplementedOp, RequestTimeout
 from .events import Event, EventKind
+from .messages import Response
 from .outbox import Outbox
-from .outcome import EXPIRY, Notification, Outcome
+from .outcome import EXPIRY, Ask, Notification, Outcome
 from .ports import CommitResult, Doc, Put, Store, Timer
 from .timestamps import format_ts, parse_ts
 
-__all__ = ["Executor", "Listener", "Deliver"]
+__all__ = ["Executor", "Listener", "Deliver", "AskPort"]
 
 Listener = Callable[[Sequence[Event]], Awaitable[Outcome | None]]
 Deliver = Callable[[Notification], None]
+AskPort = Callable[[Ask], Awaitable[Response]]
+_MAX_ASKS = 4  # questions one request may chain before it is answered
 
 _NOTHING = CommitResult()
 
@@ -58,10 +70,13 @@ class Executor:
     def __init__(self, store: Store, *, listeners: Sequence[Listener] = (), deliver: Deliver | None = None,
                  timers: Mapping[str, Timer] | None = None, outbox: Outbox | None = None,
                  observe_commit: Callable[[float], None] | None = None,
-                 perf: Callable[[], float] = time.perf_counter) -> None:
+                 perf: Callable[[], float] = time.perf_counter, ask: AskPort | None = None) -> None:
         """Without an ``outbox`` notifications are handed out unstored (tests
         of other steps). ``observe_commit(seconds)`` hears how long each
-        store commit took, on ``perf``'s clock (cse.observe.metrics)."""
+        store commit took, on ``perf``'s clock (cse.observe.metrics).
+        ``ask`` sends an outcome's question and returns the answer
+        (the notifier's immediate send)."""
+        self._ask = ask
         self._observe_commit = observe_commit
         self._perf = perf
         self._store = store
@@ -72,8 +87,31 @@ class Executor:
         self._expiry = self._timers.get(EXPIRY)
         self._armed: tuple[float | None, str] = (None, "")
 
+    async def settle(self, outcome: Outcome) -> Outcome:
+        """``outcome`` with its questions asked and answered (module
+        docstring); raises what a continuation raises to refuse."""
+        for _ in range(_MAX_ASKS):
+            ask = outcome.ask
+            if ask is None:
+                return outcome
+            answer: Response | M2MError
+            if self._ask is None:
+                answer = NotImplementedOp("this CSE cannot ask questions before answering")
+            else:
+                try:
+                    answer = await asyncio.wait_for(self._ask(ask), ask.timeout)
+                except TimeoutError:
+                    answer = RequestTimeout(f"no answer from {ask.target[:100]} within {ask.timeout:g} s")
+                except M2MError as exc:
+                    answer = exc
+            outcome = await ask.then(answer)
+        raise NotImplementedOp(f"a request asked more than {_MAX_ASKS} questions before it could be answered")
+
     async def run(self, outcome: Outcome) -> CommitResult:
-        """Emit, commit, send, arm (module docstring); the commit's result."""
+        """Emit, commit, send, arm (module docstring); the commit's result.
+        An outcome that still asks a question is settled first."""
+        if outcome.ask is not None:
+            outcome = await self.settle(outcome)
         events = list(outcome.events)
         removal = outcome.removal
         read: set[str] | None = None

@@ -18,11 +18,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import M2MError
 from .events import Event
 from .messages import Response
 from .ports import Doc, Op
 
-__all__ = ["Batching", "Deadline", "Notification", "OnSent", "Outcome", "Removal", "EXPIRY", "STORE_AND_FORWARD"]
+__all__ = ["Ask", "Batching", "Deadline", "Notification", "OnSent", "Outcome", "Removal", "EXPIRY",
+           "STORE_AND_FORWARD"]
 
 EXPIRY = "expiry"
 STORE_AND_FORWARD = "store-and-forward"
@@ -90,8 +92,27 @@ class Removal:
 
 
 @dataclass(frozen=True, slots=True)
+class Ask:
+    """A question the step needs answered before it can decide: send
+    ``payload`` as a NOTIFY to ``target`` (verified first for ``owner``,
+    about ``sur``) and wait at most ``timeout`` seconds. The executor sends
+    it (:meth:`cse.core.executor.Executor.settle`) and hands the answer --
+    the Response, or the :class:`M2MError` of a send that failed or timed
+    out -- to ``then``, whose outcome replaces the asking one (it may raise
+    to refuse the request). E.g. a blockingUpdate (cse/csf/blocking_update.py)."""
+
+    target: str
+    payload: dict[str, Any]
+    timeout: float
+    then: Callable[[Response | M2MError], Awaitable[Outcome]]
+    owner: str | None = None
+    sur: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
-    """Everything one step decided (module docstring)."""
+    """Everything one step decided (module docstring). An outcome with an
+    ``ask`` is not final: the executor settles it first (:class:`Ask`)."""
 
     response: Response | None = None
     ops: Sequence[Op] = ()
@@ -99,17 +120,18 @@ class Outcome:
     removal: Removal | None = None
     sends: Sequence[Notification] = ()
     deadlines: Sequence[Deadline] = ()
+    ask: Ask | None = None
 
     def adding(self, *, ops: Sequence[Op] = (), sends: Sequence[Notification] = (),
                deadlines: Sequence[Deadline] = ()) -> Outcome:
         """This outcome with more operations (same commit), sends and deadlines."""
         return Outcome(self.response, (*self.ops, *ops), self.events, self.removal,
-                       (*self.sends, *sends), (*self.deadlines, *deadlines))
+                       (*self.sends, *sends), (*self.deadlines, *deadlines), self.ask)
 
     def with_removal(self, removal: Removal) -> Outcome:
         """This outcome, its commit's removals reported as ``removal``."""
-        return Outcome(self.response, self.ops, self.events, removal, self.sends, self.deadlines)
+        return Outcome(self.response, self.ops, self.events, removal, self.sends, self.deadlines, self.ask)
 
     def answering(self, response: Response) -> Outcome:
         """This outcome with ``response`` as its answer."""
-        return Outcome(response, self.ops, self.events, self.removal, self.sends, self.deadlines)
+        return Outcome(response, self.ops, self.events, self.removal, self.sends, self.deadlines, self.ask)

@@ -16,7 +16,7 @@ of the request (:mod:`.access`), passed explicitly wherever access is decided.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cse.core.context import Context
@@ -51,12 +51,23 @@ SUBSCRIPTION_TY = 23
 REGISTRATION_TYPES = frozenset({2, 16})  # AE, remoteCSE
 
 
+# (req, old_doc, new_doc, changed_attrs, proceed) -> None (go on), or an
+# outcome that asks a question first and calls proceed() once it may; raising refuses.
+BeforeUpdate = Callable[[Request, Doc, Doc, dict[str, Any], Callable[[], Awaitable[Outcome]]],
+                        Awaitable[Outcome | None]]
+
+
 class DataCSF:
     """CRUD on resources hosted by this CSE."""
 
-    def __init__(self, ctx: Context, hooks: Mapping[int, TypeHooks]) -> None:
+    def __init__(self, ctx: Context, hooks: Mapping[int, TypeHooks], *,
+                 before_update: BeforeUpdate | None = None) -> None:
+        """``before_update`` may hold an UPDATE of any resource, after its
+        type's hooks accepted it, until a question is answered: a
+        blockingUpdate subscriber's (cse/csf/blocking_update.py)."""
         self.ctx = ctx
         self.hooks = hooks
+        self.before_update = before_update
 
     # -- CREATE -------------------------------------------------------------
     async def create(self, req: Request, parent: Doc, grant: Grant = None) -> Outcome:
@@ -235,19 +246,28 @@ class DataCSF:
             new["st"] = old.get("st", 0) + 1
         hooks = self.hooks.get(rtype.ty, NO_HOOKS)
         extra = await hooks.on_update(ctx, req, old, new, attrs) if hooks.on_update else []
-        if hooks.verify_update is not None:
-            extra = [*extra, *(await hooks.verify_update(ctx, req, old, new) or [])]
-            if await ctx.store.get(old["ri"]) is None:
-                raise NotFound(f"'{old['_srn']}' was deleted while the request was processed")
-        event = Event(EventKind.UPDATE, new, modified=tuple(attrs), originator=req.fr)
-        if rcn == 0:
-            pc: Any = None
-        elif rcn == 1:
-            pc = wrap(ctx.registry, new)
-        else:
-            pc = self._modified(new, attrs, old)
-        return Outcome(Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi), [Put(new), *extra],
-                       [event, *_announced(hooks, extra, new)])
+
+        async def proceed() -> Outcome:
+            more = extra
+            if hooks.verify_update is not None:
+                more = [*more, *(await hooks.verify_update(ctx, req, old, new) or [])]
+                if await ctx.store.get(old["ri"]) is None:
+                    raise NotFound(f"'{old['_srn']}' was deleted while the request was processed")
+            event = Event(EventKind.UPDATE, new, modified=tuple(attrs), originator=req.fr)
+            if rcn == 0:
+                pc: Any = None
+            elif rcn == 1:
+                pc = wrap(ctx.registry, new)
+            else:
+                pc = self._modified(new, attrs, old)
+            return Outcome(Response(rsc=2004, rqi=req.rqi, pc=pc, rvi=req.rvi), [Put(new), *more],
+                           [event, *_announced(hooks, more, new)])
+
+        if self.before_update is not None:
+            gated = await self.before_update(req, old, new, attrs, proceed)
+            if gated is not None:
+                return gated  # a question first (an Ask the executor settles), then proceed
+        return await proceed()
 
     # -- DELETE ---------------------------------------------------------------
     async def delete(self, req: Request, doc: Doc, fc: FilterCriteria | None, grant: Grant = None) -> Outcome:

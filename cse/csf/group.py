@@ -56,6 +56,7 @@ from cse.core.ports import Doc, Op
 
 from . import access
 from .access import Grant, Permission
+from .group_subscription import with_group
 from .hooks import TypeHooks
 
 __all__ = ["GroupCSF", "GROUP_TY", "MIXED"]
@@ -63,11 +64,13 @@ __all__ = ["GroupCSF", "GROUP_TY", "MIXED"]
 log = logging.getLogger("cse.group")
 
 GROUP_TY = 9
+SUBSCRIPTION_TY = 23
 MIXED = 24  # memberType "mixed" (TS-0004 7.4.13)
 ABANDON_MEMBER, ABANDON_GROUP, SET_MIXED = 1, 2, 3
 
 Dispatch = Callable[[Request], Awaitable[Response]]
 Resolve = Callable[[Target, Operation], Awaitable[Resolved]]
+Notify = Callable[[Request, Doc], Awaitable[Outcome]]
 
 _PERM = {Operation.CREATE: Permission.CREATE, Operation.RETRIEVE: Permission.RETRIEVE,
          Operation.UPDATE: Permission.UPDATE, Operation.DELETE: Permission.DELETE}
@@ -76,10 +79,14 @@ _PERM = {Operation.CREATE: Permission.CREATE, Operation.RETRIEVE: Permission.RET
 class GroupCSF:
     """Group member validation and fan-out (module docstring)."""
 
-    def __init__(self, ctx: Context, dispatch: Dispatch, resolve: Resolve, *, max_parallel: int = 8) -> None:
+    def __init__(self, ctx: Context, dispatch: Dispatch, resolve: Resolve, *, max_parallel: int = 8,
+                 notify: Notify | None = None) -> None:
         """``dispatch`` runs one request through the whole pipeline (the
         dispatcher, late-bound); ``resolve`` finds a local target;
-        ``max_parallel`` bounds the member requests in flight per fan-out."""
+        ``max_parallel`` bounds the member requests in flight per fan-out;
+        ``notify`` takes a NOTIFY at the fanOutPoint (a member
+        subscription's notification, cse/csf/group_subscription.py)."""
+        self.notify = notify
         self.ctx = ctx
         self.dispatch = dispatch
         self.resolve = resolve
@@ -163,6 +170,8 @@ class GroupCSF:
         """The aggregated answer of ``req`` sent to every member (module docstring)."""
         group = target.doc
         assert group is not None
+        if req.op == Operation.NOTIFY and self.notify is not None and not target.rest:
+            return await self.notify(req, group)  # a group subscription's notification (TS-0001 10.2.7)
         perm = _PERM.get(req.op)
         if perm is None:
             raise OperationNotAllowed(f"{req.op.name} is not supported on a fanOutPoint")
@@ -174,6 +183,9 @@ class GroupCSF:
         members: list[str] = list(group.get("mid") or [])[: group.get("mnm") or None]
         if grant is not None:
             await self._all_inside(members, group, grant)
+        if req.op == Operation.CREATE and req.ty == SUBSCRIPTION_TY and not target.rest:
+            # a group subscription: each member's carries gpi and nfu (cse/csf/group_subscription.py)
+            req = replace(req, pc=with_group(req.pc, group["ri"], self.ctx.identity.csi))
         # each member request has its own ID: two to one CSE at once are not a forwarding loop
         subs = [replace(req, to=f"{m}/{target.rest}" if target.rest else m, rqi=f"{req.rqi}-m{i}", sid=None,
                         smac=None, rt=ResponseType.BLOCKING, rtu=None) for i, m in enumerate(members)]

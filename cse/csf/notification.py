@@ -140,8 +140,16 @@ class _Queue:
     sealed: int = 0           # under ``ln`` and ``bn``: head jobs that each close a batch (never replaced)
 
 
+Attempted = Callable[[str, str, bool], None]
+"""(queue key, target, answered): one notification request was sent."""
+
 CountDown = Callable[[str], Awaitable[Outcome | None]]
 """The outcome counting a subscription's ``exc`` down by one (None: nothing to count)."""
+
+
+def is_fan_out_point(target: str) -> bool:
+    """``target`` names a group's fanOutPoint (``.../<group>/fopt``), not a URL."""
+    return not is_url(target) and target.rstrip("/").rsplit("/", 1)[-1] == "fopt"
 
 
 def verification_request(sur: str | None, cr: str | None) -> dict[str, Any]:
@@ -163,7 +171,8 @@ class Notifier:
                  max_per_key: int = 1000, quarantine: float = 10.0, warn_interval: float = 60.0,
                  max_unreported: int = 10_000, max_per_target: int = 10_000, max_total: int = 100_000,
                  outbox: Outbox | None = None, count_down: CountDown | None = None,
-                 settle_after: float = 0.05, channels: Mailboxes | None = None) -> None:
+                 settle_after: float = 0.05, channels: Mailboxes | None = None,
+                 attempted: Attempted | None = None) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
@@ -179,7 +188,10 @@ class Notifier:
         commit for all settled meanwhile: a crash in between sends them
         again, as at-least-once allows). ``channels`` reaches AEs with
         ``rr`` false that have a pollingChannel (none: they are not
-        reached at all)."""
+        reached at all). ``attempted(key, target, answered)`` hears of each
+        notification request sent from a queue (notification statistics,
+        cse/csf/sub_monitor.py)."""
+        self.attempted = attempted
         self.ctx = ctx
         self.channels = channels
         self.outbound = outbound
@@ -618,7 +630,9 @@ class Notifier:
         URL (an AE without an http(s) ``poa``) or its name does not resolve,
         :class:`NotRequestReachable` (5103) for an AE with ``rr`` false.
         """
-        if self.is_remote(target):
+        if self.is_remote(target) or is_fan_out_point(target):
+            # another CSE, or a group's fanOutPoint here (a group subscription's
+            # nfu, cse/csf/group_subscription.py): through the dispatcher
             return Destination(target, target, remote=True)
         if is_url(target):
             named = mqtt_receiver(target)  # an mqtt URL names its receiver: a local AE's csz counts
@@ -822,7 +836,14 @@ class Notifier:
                 dest = await self.destination(target)
                 async with self.slots.hold(dest.lane, q.owner):
                     await self._ensure_verified(dest, target, q.owner or "", vrq, self.timeout)
-                    resp = await self._post(dest, target, payload, self.timeout, q.ec)
+                    try:
+                        resp = await self._post(dest, target, payload, self.timeout, q.ec)
+                    except M2MError:
+                        if self.attempted is not None:
+                            self.attempted(q.key, target, False)
+                        raise
+                    if self.attempted is not None:
+                        self.attempted(q.key, target, True)
                 if resp.rsc < 4000:
                     self.sent += 1
                     self._down_until.pop(target, None)

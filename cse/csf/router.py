@@ -9,12 +9,13 @@ RETRIEVE from another CSE's originator gets its references SP-relative
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from cse.core.context import Context
 from cse.core.dispatcher import FOPT, Resolved
-from cse.core.errors import BadRequest, NotFound, OperationNotAllowed
+from cse.core.errors import BadRequest, M2MError, NotFound, OperationNotAllowed
+from cse.core.events import Event, EventKind
 from cse.core.messages import Operation, Request, Response
 from cse.core.outcome import Outcome
 from cse.core.ports import Doc
@@ -31,15 +32,20 @@ __all__ = ["LocalRouter"]
 Relay = Callable[[Request, Doc], Awaitable[Response]]
 FanOut = Callable[[Request, Resolved, Grant], Awaitable[Outcome]]
 Poll = Callable[[Request, Doc], Awaitable[Outcome]]
+Retrieved = Callable[[Request, Doc], Awaitable[Sequence[Event]]]
 
 
 class LocalRouter:
     """The dispatcher's handler for targets hosted here."""
 
     def __init__(self, ctx: Context, data: DataCSF, relay_notify: Relay | None = None,
-                 fan_out: FanOut | None = None, polling: Poll | None = None) -> None:
+                 fan_out: FanOut | None = None, polling: Poll | None = None,
+                 retrieved: Retrieved | None = None) -> None:
         """``fan_out`` serves a group's fanOutPoint (:mod:`.group`); ``polling``
-        serves ``<pollingChannel>/pcu`` (docs/onem2m.md "pollingChannel")."""
+        serves ``<pollingChannel>/pcu`` (docs/onem2m.md "pollingChannel");
+        ``retrieved`` gives the events of a RETRIEVE (those a subscription's
+        operationMonitor watches; none for most)."""
+        self.retrieved = retrieved
         self.ctx = ctx
         self.data = data
         self.relay_notify = relay_notify
@@ -50,7 +56,8 @@ class LocalRouter:
         """The outcome of ``req`` on the local ``target``; ``grant`` is the
         session grant when the SMG serves a session-based request."""
         doc = target.doc
-        assert doc is not None
+        if doc is None:
+            return await self._no_instance(req, target, grant)
         if target.virtual == FOPT:
             if self.fan_out is None:
                 raise NotFound(f"'{doc['_srn']}/{FOPT}': this CSE serves no fanOutPoint")
@@ -81,7 +88,8 @@ class LocalRouter:
             csi = self.ctx.identity.csi
             if resp.ok and not originator_is_local(req.fr, csi):
                 resp = replace(resp, pc=refs_sp_relative(resp.pc, csi))
-            return Outcome(resp)
+            events = await self.retrieved(req, doc) if self.retrieved is not None and resp.ok else ()
+            return Outcome(resp, events=events)
         if op == Operation.CREATE:
             return await self.data.create(req, doc, grant)
         if op == Operation.UPDATE:
@@ -95,6 +103,21 @@ class LocalRouter:
                 await access.check(self.ctx, req.fr, Permission.NOTIFY, doc, grant)
             return Outcome(await self.relay_notify(req, doc))
         raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported: only AEs receive notifications")
+
+    async def _no_instance(self, req: Request, target: Resolved, grant: Grant) -> Outcome:
+        """A RETRIEVE of ``la``/``ol`` of a container that has no
+        contentInstance: 4004, and the net 5 event (TS-0001 9.6.8) when
+        the originator may retrieve the container (else the same 4004,
+        and nobody hears of the attempt)."""
+        container = target.container
+        assert container is not None
+        message = f"container '{container['_srn']}' has no contentInstance"
+        resp = Response(rsc=4004, rqi=req.rqi, pc={"m2m:dbg": message}, rvi=req.rvi)
+        try:
+            await access.check(self.ctx, req.fr, Permission.RETRIEVE, container, grant)
+        except M2MError:
+            raise NotFound(message) from None
+        return Outcome(resp, events=[Event(EventKind.RETRIEVE_NO_CHILD, container, originator=req.fr)])
 
     def _not_a_create(self, req: Request) -> None:
         """A POST without ``ty`` is a NOTIFY (TS-0009 6.4.2); when its body is

@@ -22,6 +22,13 @@ TS-0004 7.4.8 / 7.5.1, docs/onem2m.md "Subscriptions and notifications".
   ``rep`` follows ``nct``: the whole resource, the modified attributes, or
   its address. ``exc`` counts down and removes the
   subscription at 0. A removed subscription sends ``sud`` to ``su``.
+* net 5: a RETRIEVE of ``la``/``ol`` of the subscribed-to container while
+  it has no contentInstance (only under a container, else 4000; ``rep`` is
+  the container). net 6 (trigger received for an AE) is 5001: this CSE
+  receives no device triggers (docs/onem2m.md "Subscriptions and
+  notifications"). net 7, blockingUpdate: cse/csf/blocking_update.py.
+* ``enc.om`` (operationMonitor) and ``nse``/``nsi`` (statistics):
+  cse/csf/sub_monitor.py.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from cse.core.context import Context
 from cse.core.errors import (
     BadRequest,
     M2MError,
+    NotImplementedOp,
     OriginatorHasNoPrivilege,
     SubscriptionVerificationInitiationFailed,
 )
@@ -44,9 +52,12 @@ from cse.core.outcome import Batching, Notification, Outcome
 from cse.core.ports import Doc, Op, Put
 from cse.core.timestamps import parse_duration
 
+from .blocking_update import BlockingUpdates
+from .group_subscription import check_group, forwarded
 from .hooks import TypeHooks
 from .notification import Notifier
 from .result import wrap
+from .sub_monitor import NotificationStats, Watched, monitored, reset_stats
 
 __all__ = ["SubscriptionCSF", "SUBSCRIPTION_TY"]
 
@@ -54,8 +65,10 @@ log = logging.getLogger("cse.subscription")
 
 SUBSCRIPTION_TY = 23
 SESSIONS_TY = 9001
-_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}, 8: {5}}
+_NCT_FOR_NET = {1: {1, 2, 3}, 2: {1, 3}, 3: {1, 3}, 4: {1, 3}, 5: {1, 3}, 7: {1, 2}, 8: {5}}
 TIME_SERIES_TY = 29
+CONTAINER_TY = 3
+_NET_NO_CHILD, _NET_TRIGGER, _NET_BLOCKING = 5, 6, 7
 # batchNotify (TS-0001 9.6.8, TS-0004 6.3.5 m2m:batchNotify): both parts are
 # optional; the Hosting CSE stores its defaults in the resource, so that a
 # RETRIEVE shows how the subscription actually behaves (docs/onem2m.md "Choices").
@@ -75,11 +88,13 @@ Removal = Callable[[Doc, str | None], Awaitable[tuple[Outcome, str | None]]]
 class SubscriptionCSF:
     """Owns subscription behaviour."""
 
-    def __init__(self, ctx: Context, notifier: Notifier, removal: Removal, *, max_subscriptions: int = 100) -> None:
+    def __init__(self, ctx: Context, notifier: Notifier, removal: Removal, *, max_subscriptions: int = 100,
+                 blocking_timeout: float = 5.0) -> None:
         """``removal`` gives the outcome deleting a resource outside a
         request (the data CSF's), for a subscription whose ``exc`` ran out.
         ``max_subscriptions`` is the most an originator (other than the
-        admin) may have."""
+        admin) may have; ``blocking_timeout`` bounds the wait for a
+        blockingUpdate subscriber's answer."""
         self.ctx = ctx
         self.notifier = notifier
         self.policy = notifier.policy
@@ -87,6 +102,9 @@ class SubscriptionCSF:
         self.max_subscriptions = max_subscriptions
         self._owned: dict[str, int] | None = None  # subscriptions per originator, from commit events
         self._pending: dict[str, tuple[str, float]] = {}  # ri -> (originator, since): being verified
+        self.blocking = BlockingUpdates(ctx, notifier.policy, timeout=blocking_timeout)
+        self.watched = Watched(ctx)
+        self.stats = NotificationStats(ctx, self.watched)
 
     def hooks(self) -> TypeHooks:
         """The subscription type's hooks."""
@@ -99,18 +117,32 @@ class SubscriptionCSF:
         if "cr" not in doc:
             doc["cr"] = req.fr
         self._check(doc, parent)
+        await self.blocking.check_subscription(doc, self.policy.fan_out(doc["nu"], self.ctx.identity.csi))
+        await check_group(ctx, doc, parent)
+        reset_stats(None, doc)
         return []
 
     async def _on_update(self, ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
         _defaults(new)
         parent = await ctx.store.get(old["pi"])
         self._check(new, parent or {})
+        await self.blocking.check_subscription(new, self.policy.fan_out(new["nu"], self.ctx.identity.csi))
+        reset_stats(old, new)
         return []
 
     def _check(self, doc: Doc, parent: Doc) -> None:
         self.policy.check_count(doc["nu"], "nu")
         nct = doc["nct"]
-        for net in doc["enc"]["net"]:
+        nets = doc["enc"]["net"]
+        if _NET_TRIGGER in nets:
+            raise NotImplementedOp(
+                "net 6 (trigger received for AE) is not supported: it reports device triggers received "
+                "through an underlying network, and this CSE receives none (docs/onem2m.md "
+                "\"Subscriptions and notifications\")")
+        if _NET_NO_CHILD in nets and parent and parent.get("ty") != CONTAINER_TY:
+            raise BadRequest("net 5 (retrieve of a container with no child) needs a container as the "
+                             "subscribed-to resource")
+        for net in nets:
             if nct not in _NCT_FOR_NET[net]:
                 raise BadRequest(f"notificationContentType nct={nct} is not valid with net={net}")
         _check_missing_data(doc["enc"], parent)
@@ -141,6 +173,8 @@ class SubscriptionCSF:
                 if su not in targets:
                     targets.append(su)
             await self._verify_targets(targets, _owner(doc) or req.fr or "", self.sur(doc), req.fr)
+            # the round trip let another net 7 subscription in: one only (4124)
+            await self.blocking.check_subscription(doc, self.policy.fan_out(doc["nu"], self.ctx.identity.csi))
         except BaseException:
             self._pending.pop(doc["ri"], None)
             raise
@@ -248,6 +282,8 @@ class SubscriptionCSF:
     async def on_events(self, events: Sequence[Event]) -> Outcome | None:
         """Turn committed events into notifications (the executor queues them)."""
         self._count(events)
+        await self.watched.load()
+        self.watched.on_events(events)
         sends: list[Notification] = []
         ops: list[Op] = []
         removed_subs: dict[str, list[Doc]] = {}
@@ -275,8 +311,10 @@ class SubscriptionCSF:
             for sub in subs:
                 if sub["ri"] == ev.doc["ri"]:
                     continue  # a subscription is not notified of its own creation
-                if self._matches(sub, ev):
-                    sends.extend(self._notify(sub, ev, alive=ev.kind != EventKind.DELETE))
+                net = self._matches(sub, ev)
+                om = monitored(sub, ev)
+                if net or om is not None:
+                    sends.extend(self._notify(sub, ev, alive=ev.kind != EventKind.DELETE, net=net, om=om))
         for subs in removed_subs.values():
             for sub in subs:
                 if sub.get("su"):
@@ -310,11 +348,20 @@ class SubscriptionCSF:
         tsn = {"m2m:tsn": {"mdlt": points, "mdc": len(points)}}
         return self._deliveries(sub, tsn, EventKind.MISSING_DATA, alive=True)
 
-    def _notify(self, sub: Doc, ev: Event, *, alive: bool) -> list[Notification]:
-        return self._deliveries(sub, self._rep(sub, ev), ev.kind, alive=alive)
+    def _notify(self, sub: Doc, ev: Event, *, alive: bool, net: bool = True,
+                om: dict[str, Any] | None = None) -> list[Notification]:
+        return self._deliveries(sub, self._rep(sub, ev), ev.kind if net else None, alive=alive, om=om)
 
-    def _deliveries(self, sub: Doc, rep: Any, net: int, *, alive: bool) -> list[Notification]:
-        sgn: dict[str, Any] = {"nev": {"rep": rep, "net": net}, "sur": self.sur(sub)}
+    def _deliveries(self, sub: Doc, rep: Any, net: int | None, *, alive: bool,
+                    om: dict[str, Any] | None = None) -> list[Notification]:
+        """The notifications of one event to ``sub``'s targets: ``nev`` has
+        ``net`` unless None (an operationMonitor match alone) and ``om`` if given."""
+        nev: dict[str, Any] = {"rep": rep}
+        if net is not None:
+            nev["net"] = net
+        if om is not None:
+            nev["om"] = om
+        sgn: dict[str, Any] = {"nev": nev, "sur": self.sur(sub)}
         if sub.get("cr"):
             sgn["cr"] = sub["cr"]
         payload = {"m2m:sgn": sgn}
@@ -326,8 +373,24 @@ class SubscriptionCSF:
         latest = bool(sub.get("ln"))
         owner, sur = _owner(sub), self.sur(sub)
         ec = _event_category(sub)
+        # a group subscription's notifications go one by one to the group's fanOutPoint (nfu),
+        # which forwards them, batched there (cse/csf/group_subscription.py)
+        targets = self.policy.fan_out(sub["nu"], self.ctx.identity.csi)
+        if sub.get("nfu"):
+            targets, latest, batching = [str(sub["nfu"])], False, None
         return [Notification(sub["ri"], target, payload, latest, batching, None, owner, sur, exc, event, ec=ec)
-                for target in self.policy.fan_out(sub["nu"], self.ctx.identity.csi)]
+                for target in targets]
+
+    async def retrieved(self, req: Request, doc: Doc) -> list[Event]:
+        """The event of a RETRIEVE of ``doc``, when an operationMonitor
+        watches it (none otherwise: a read is normally no event)."""
+        if await self.watched.retrieved(doc["ri"]):
+            return [Event(EventKind.RETRIEVED, doc, originator=req.fr)]
+        return []
+
+    async def group_notification(self, req: Request, group: Doc) -> Outcome:
+        """A NOTIFY received at ``group``'s fanOutPoint (cse/csf/group_subscription.py)."""
+        return await forwarded(self.ctx, self.policy, req, group)
 
     async def count_down(self, ri: str) -> Outcome | None:
         """The outcome of ``exc`` minus one after a delivered notification; at
@@ -379,7 +442,10 @@ def _defaults(doc: Doc) -> None:
     by new dicts, never changed where they may be shared."""
     enc = doc.get("enc", {"net": [1]})
     doc["enc"] = {**enc, "net": enc.get("net", [1])}
-    doc.setdefault("nct", 5 if doc["enc"]["net"] == [NET_MISSING] else 1)
+    # net 8 alone: a timeSeriesNotification; blockingUpdate alone: the modified
+    # attributes (what the subscriber decides on)
+    net = set(doc["enc"]["net"])
+    doc.setdefault("nct", 5 if net == {NET_MISSING} else 2 if net == {_NET_BLOCKING} else 1)
     bn = doc.get("bn")
     if isinstance(bn, dict):
         doc["bn"] = {"num": bn.get("num", _DEFAULT_BN_NUM), "dur": bn.get("dur", _DEFAULT_BN_DUR), **bn}

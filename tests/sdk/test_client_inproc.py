@@ -276,7 +276,7 @@ async def test_wait_request_times_out() -> None:
 async def test_bad_rt_and_misuse(client: AEClient) -> None:
     await client.register("app")
     with pytest.raises(ValueError):
-        await client.retrieve("app", rt=5)  # type: ignore[call-overload]
+        await client.retrieve("app", rt=6)  # type: ignore[call-overload]
     with pytest.raises(ValueError):
         await client.retrieve("app", on_result=lambda rsp: None)  # type: ignore[call-overload]
     with pytest.raises(SDKError):

@@ -28,10 +28,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "releases.md"
 # A value of each refused attribute that asks for its behaviour (valid per its schema).
 ENGAGED: dict[str, Any] = {
     "at": ["/id-other"], "aa": ["lbl"], "ast": 1, "daci": ["acp1"], "cstn": "Ccustodian",
-    "gpi": "grp1", "nfu": "http://127.0.0.1:9/fwd", "rl": {"maxN": 1}, "psn": 1, "pn": 1, "nsp": 1,
-    "acrs": ["crs1"], "nse": True, "mni": 5, "mbs": 5, "mia": 5,
+    "rl": {"maxN": 1}, "psn": 1, "pn": 1, "nsp": 1,
+    "acrs": ["crs1"], "mni": 5, "mbs": 5, "mia": 5,
 }
-INERT: dict[str, Any] = {"at": [], "aa": [], "daci": [], "acrs": [], "nse": False}
+INERT: dict[str, Any] = {"at": [], "aa": [], "daci": [], "acrs": []}
 
 
 async def parents(ip: InProc) -> dict[str, tuple[str, str]]:
