@@ -105,13 +105,17 @@ class LocalRouter:
         raise OperationNotAllowed(f"NOTIFY to '{doc['_srn']}' is not supported: only AEs receive notifications")
 
     async def _no_instance(self, req: Request, target: Resolved, grant: Grant) -> Outcome:
-        """A RETRIEVE of ``la``/``ol`` of a container that has no
-        contentInstance: 4004, and the net 5 event (TS-0001 9.6.8) when
-        the originator may retrieve the container (else the same 4004,
-        and nobody hears of the attempt)."""
+        """A RETRIEVE of ``la``/``ol`` of a resource that keeps instances
+        (container, flexContainer, timeSeries) and has none: 4004, and the
+        net 5 event (TS-0001 9.6.8; subscriptions allow it on a container
+        only) when the originator may retrieve the parent (else the same
+        4004, and nobody hears of the attempt)."""
         container = target.container
         assert container is not None
-        message = f"container '{container['_srn']}' has no contentInstance"
+        rtype = self.ctx.registry.get(container["ty"])
+        instance = self.ctx.registry.get(rtype.instance_ty) if rtype.instance_ty is not None else None
+        message = (f"{rtype.name} '{container['_srn']}' has no "
+                   f"{instance.name if instance is not None else 'instance'}")
         resp = Response(rsc=4004, rqi=req.rqi, pc={"m2m:dbg": message}, rvi=req.rvi)
         try:
             await access.check(self.ctx, req.fr, Permission.RETRIEVE, container, grant)
