@@ -430,16 +430,17 @@ class StoreAndForward:
             ops.extend(await record_many_ops(self.ctx, ri, entries, self.history))
         return Outcome(ops=ops, sends=sends)
 
-    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response,
-                      record: tuple[str, str] | None = None) -> None:
-        """Record the outcome in the ``<request>`` and forget the stored
-        request in one commit (with the session context entry when
-        ``record`` gives the session ri and hop): a crash leaves all or none."""
-        await self.ctx.apply(await self._finishing(key, item, req, resp, record))
+    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response) -> None:
+        """Record an outcome that was not a delivery (a failure) in the
+        ``<request>`` and forget the stored request in one commit: a crash
+        leaves both or neither. Delivered answers go through :meth:`_record`."""
+        await self.ctx.apply(await self._finishing(key, item, req, resp))
 
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
-                         record: tuple[str, str] | None = None, keep_until: str | None = None) -> Outcome:
-        """``keep_until``: the ``<request>``'s new ``et``, for a failure
+                         keep_until: str | None = None) -> Outcome:
+        """The ``<request>`` outcome and the removal of the stored request
+        (the caller adds the session context entry of a delivery).
+        ``keep_until``: the ``<request>``'s new ``et``, for a failure
         recorded as it expires (:meth:`fail_expired`). Otherwise the outcome
         stays readable for at least a request lifetime: a ``<request>`` whose
         ``et`` is sooner (say, past after a restart long after it was stored)
@@ -457,8 +458,6 @@ class StoreAndForward:
             if doc.get("et") is not None and doc["et"] < least:
                 doc = {**doc, "et": least}
         ops: list[Op] = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
-        if record is not None:
-            ops.extend(await record_many_ops(self.ctx, record[0], [(req, resp, record[1])], self.history))
         sends = self.nonblocking.outcome_notices(doc, req, resp) if doc is not None else []
         return Outcome(ops=ops, sends=sends)
 
