@@ -25,13 +25,13 @@ class Target:
 
 TARGETS = (
     Target("RETRIEVE CSEBase >= 50% of ceiling GET", "retrieve_csebase", "ceiling_get", 0.50),
-    Target("RETRIEVE container >= 50% of ceiling GET", "retrieve_container", "ceiling_get", 0.50),
-    Target("CREATE cin (durable) >= 35% of ceiling POST", "create_cin", "ceiling_post", 0.35),
+    Target("RETRIEVE container >= 60% of ceiling GET", "retrieve_container", "ceiling_get", 0.60),
+    Target("CREATE cin (durable) >= 40% of ceiling POST", "create_cin", "ceiling_post", 0.40),
     Target("CREATE cin at 100k >= 90% of at 1k", "create_cin_100k", "create_cin", 0.90),
     Target("CREATE cin at 100k: p99 <= 3x p50", "create_cin_100k", None, 3.0, key="p99_ms", at_most=True,
            unit="x", over="p50_ms"),
-    Target("session UPDATE >= 50% of plain forwarded", "session_update", "plain_update", 0.50),
-    Target("S&F flush >= 3000 req/s, none lost", "sf_flush", None, 3000.0, unit="req/s"),
+    Target("session UPDATE >= 60% of plain forwarded", "session_update", "plain_update", 0.60),
+    Target("S&F flush >= 3500 req/s, none lost", "sf_flush", None, 3500.0, unit="req/s"),
     Target("start-up with 100k <= 3 s", "startup_100k", None, 3.0, key="value", at_most=True, unit="s"),
     Target("RSS delta for 100k cin <= 150 MB", "rss_per_10k_cin", None, 150.0, key="delta_for_100k_cin_mb",
            at_most=True, unit="MB"),

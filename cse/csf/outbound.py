@@ -65,6 +65,18 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
+_LITERAL_MAX = 4096  # allowed address URLs remembered by OutboundPolicy.check
+
+
+def _is_address(host: str) -> bool:
+    """Whether ``host`` (as urlsplit gives it) is an IP address rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 #: URL schemes the CSE sends to, and the port each defaults to.
 SCHEMES = {"http": 80, "https": 443, "mqtt": 1883, "mqtts": 8883}
 
@@ -112,6 +124,9 @@ class OutboundPolicy:
         self.deny = parse_networks(deny)
         self.resolve = resolve
         self.max_targets = max_targets
+        # URL -> its destination, for URLs whose host is an address: the
+        # verdict depends on nothing else (a name is resolved every time)
+        self._literal: dict[str, Destination] = {}
 
     def refusal(self, address: Address) -> str | None:
         """Why ``address`` may not be sent to, or None."""
@@ -136,7 +151,12 @@ class OutboundPolicy:
 
         Raises 4000 for a URL the policy refuses (or one that is not an
         http(s) or mqtt(s) URL with a host), 5103 for a name that does not resolve.
+        An allowed URL naming an address is remembered (at most
+        ``_LITERAL_MAX``): every notification to an AE's ``poa`` asks again.
         """
+        known = self._literal.get(url)
+        if known is not None:
+            return known
         parts = urlsplit(url)
         host = parts.hostname
         if parts.scheme not in SCHEMES or not host:
@@ -152,7 +172,12 @@ class OutboundPolicy:
                 raise BadRequest(f"notification target '{url[:100]}' is refused by the outbound policy: {why}")
         first = addresses[0]
         where = f"[{first}]" if first.version == 6 else str(first)
-        return Destination(url, f"{parts.scheme}://{where}:{port}")
+        dest = Destination(url, f"{parts.scheme}://{where}:{port}")
+        if _is_address(host):
+            if len(self._literal) >= _LITERAL_MAX:
+                self._literal.clear()
+            self._literal[url] = dest
+        return dest
 
     async def _addresses(self, url: str, host: str, port: int) -> list[Address]:
         """The literal address, or every address the name resolves to."""

@@ -41,6 +41,7 @@ single journal thread, which serialises appends, rotation and removal.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import zlib
@@ -93,13 +94,31 @@ def _diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Any]:
         if before is value:
             continue
         if type(value) is list and type(before) is list and value:
-            drop = len(before) - len(value) + 1  # shifted by one appended item?
-            if 0 <= drop <= len(before) and all(a is b for a, b in zip(value, before[drop:], strict=False)):
-                lists[key] = [drop, value[-1:]]
+            tail = _appended(before, value)
+            if tail is not None:
+                lists[key] = [len(before) - len(value) + tail, value[-tail:]]
                 continue
         changed[key] = value
     removed = [key for key in old if key not in new]
     return ["u", new["ri"], changed, removed, lists]
+
+
+_TAIL_MAX = 256  # appended items a list patch looks for at most
+
+
+def _appended(before: list[Any], value: list[Any]) -> int | None:
+    """``n`` when ``value`` is ``before`` shifted by ``n`` appended items
+    (the oldest dropped, same objects; a history that gained one entry, or
+    a batch of entries in one commit), else None."""
+    nv, nb = len(value), len(before)
+    for n in range(max(1, nv - nb), min(nv, _TAIL_MAX) + 1):
+        drop = nb - nv + n  # >= 0 from the first n on
+        keep = nv - n
+        if keep and value[0] is not before[drop]:
+            continue  # the usual miss, found without a scan
+        if all(map(operator.is_, value[:keep], before[drop:])):  # C-level loop: a 50-entry history per commit
+            return n
+    return None
 
 
 def apply_patch(old: Mapping[str, Any], patch: Patch) -> dict[str, Any]:

@@ -50,6 +50,24 @@ def test_a_bounded_history_append_is_journalled_as_its_new_entry() -> None:
     assert rebuilt == new
 
 
+def test_a_batch_of_history_entries_is_journalled_as_its_new_entries() -> None:
+    """Store-and-forward records the answers of a batch of deliveries in one
+    commit: the history gains several entries at once (the oldest shifted
+    out) and only those are journalled."""
+    old = session([{"rqi": f"r{i}", "rsc": 2001} for i in range(50)], 50)
+    batch = [{"rqi": f"r{50 + i}", "rsc": 2001} for i in range(7)]
+    new = {**old, "hst": [*old["hst"], *batch][-50:], "rqn": 57}
+    line = encode_record(8, [Put(new)], {"s1": old}.get)
+    [op] = _payload(line)["o"]
+    assert op == ["u", "s1", {"rqn": 57}, [], {"hst": [7, batch]}]
+    assert apply_patch(old, Patch(op[1], op[2], op[3], op[4])) == new
+    short = session([{"rqi": "a"}], 1)  # a history not full yet grows by the batch
+    grown = {**short, "hst": [*short["hst"], *batch], "rqn": 8}
+    [op] = _payload(encode_record(9, [Put(grown)], {"s1": short}.get))["o"]
+    assert op[4] == {"hst": [0, batch]}
+    assert apply_patch(short, Patch(op[1], op[2], op[3], op[4])) == grown
+
+
 def test_removed_and_replaced_attributes_and_new_documents() -> None:
     old = {**session([], 0), "lbl": ["a"], "et": "20300101T000000"}
     new = {k: v for k, v in old.items() if k != "lbl"}

@@ -141,6 +141,25 @@ def test_networks_are_parsed_strictly() -> None:
 
 # -- at connection time: a name cannot change its answer after the check --------------------
 
+async def test_an_address_url_is_checked_once_a_name_every_time() -> None:
+    """Every notification asks where its URL may go; an address URL's
+    verdict cannot change and is remembered, a name is asked again (it
+    may resolve elsewhere next time) and a refusal is never remembered."""
+    names = Names({"ae.example": ["127.0.0.1"]})
+    policy = OutboundPolicy(resolve=names)
+    first = await policy.check("http://127.0.0.1:9/notify")
+    assert await policy.check("http://127.0.0.1:9/notify") is first
+    assert first.lane == "http://127.0.0.1:9"
+    await policy.check("http://ae.example:9/n")
+    names.answers["ae.example"] = ["169.254.169.254"]
+    with pytest.raises(BadRequest):
+        await policy.check("http://ae.example:9/n")
+    assert names.asked == ["ae.example", "ae.example"]
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            await policy.check("http://169.254.169.254/latest")
+
+
 class FixedResolver(AbstractResolver):
     def __init__(self, *hosts: str) -> None:
         self.hosts = hosts

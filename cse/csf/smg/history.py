@@ -20,13 +20,15 @@ moves them, so no crash separates the two.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from cse.core.context import Context
 from cse.core.messages import Request, Response
 from cse.core.ports import KvDelete, KvPut, Op, Put
 
-__all__ = ["REPLAY_KEEP", "MARKS_NS", "record_ops", "remember_ops", "replay_ns", "low_water_mark", "forget_ops"]
+__all__ = ["REPLAY_KEEP", "MARKS_NS", "record_ops", "record_many_ops", "remember_ops", "replay_ns", "low_water_mark",
+           "forget_ops"]
 
 REPLAY_KEEP = 4096
 MARKS_NS = "smg-lwm"  # sid -> {endpoint: newest OT (epoch s) the memory forgot}
@@ -46,12 +48,22 @@ def prune_every(keep: int) -> int:
 async def record_ops(ctx: Context, ri: str, req: Request, resp: Response, hop: str, history: int) -> list[Op]:
     """The change adding the exchange to the context of the session ``ri``
     (nothing when it is gone)."""
+    return await record_many_ops(ctx, ri, [(req, resp, hop)], history)
+
+
+async def record_many_ops(ctx: Context, ri: str, exchanges: Sequence[tuple[Request, Response, str]],
+                          history: int) -> list[Op]:
+    """The change adding ``exchanges`` (request, answer, hop), in order, to
+    the context of the session ``ri``: one ``Put`` for all of them (a batch of delivered stored
+    requests is recorded in one commit; nothing when the session is gone)."""
     session = await ctx.store.get(ri)
-    if session is None:
+    if session is None or not exchanges:
         return []
-    entry = {"rqi": req.rqi, "op": int(req.op), "to": req.to, "rsc": resp.rsc, "ts": ctx.now_ts(), "hop": hop}
-    hst = [*session.get("hst", []), entry][-history:]
-    return [Put({**session, "hst": hst, "rqn": session.get("rqn", 0) + 1})]
+    ts = ctx.now_ts()
+    entries = [{"rqi": req.rqi, "op": int(req.op), "to": req.to, "rsc": resp.rsc, "ts": ts, "hop": hop}
+               for req, resp, hop in exchanges]
+    hst = [*session.get("hst", []), *entries][-history:]
+    return [Put({**session, "hst": hst, "rqn": session.get("rqn", 0) + len(entries)})]
 
 
 async def low_water_mark(ctx: Context, sid: str, toward: str) -> float | None:

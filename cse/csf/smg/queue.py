@@ -29,6 +29,15 @@ Exactly once: a stored request is removed in the same commit that records
 its answer; if the CSE dies after sending it but before that commit, the
 redelivery carries the same request ID and the next hop answers it from its
 memory of the session (:mod:`.gate`) without executing it again.
+
+Answers are recorded in batches: the answers that arrive while one commit
+is being written go together into the next (at most ``_BATCH_MAX``), each
+with its ``<request>`` outcome and its removal from the queue, and the
+session context gains all their entries in one change. A delivery counts
+as done only once its batch is committed; a crash before that leaves the
+whole batch stored, to be redelivered and answered from the next hop's
+memory. Commits per delivered request fall from one to one per batch,
+which is what lets a full buffer drain at the next hop's speed.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cse.core.context import Context
@@ -50,7 +59,7 @@ from cse.core.schedule import Schedule
 from cse.core.timestamps import format_ts
 
 from ..nonblocking import NonBlockingCSF
-from .history import record_ops
+from .history import record_many_ops
 from .model import NEXT_HOP_TY, session_ri
 
 __all__ = ["StoreAndForward", "QUEUE_NS", "may_overlap"]
@@ -61,6 +70,20 @@ log = logging.getLogger("cse.smg")
 
 QUEUE_NS = "smg-queue"
 _MAX_BACKOFF = 60.0
+_BATCH_MAX = 256  # delivered requests recorded per commit at most (module docstring)
+
+
+@dataclass(slots=True)
+class _Answered:
+    """A delivered stored request waiting for the commit that records its
+    answer; ``done`` resolves once that commit is durable."""
+
+    key: str
+    item: dict[str, Any]
+    req: Request
+    resp: Response
+    session_ri: str
+    done: asyncio.Future[None]
 
 
 def _serialize(req: Request) -> dict[str, Any]:
@@ -125,6 +148,8 @@ class StoreAndForward:
         self._seq = 0
         self._retry_at: dict[str, float] = {}  # sid -> monotonic time of the next try
         self._backoff: dict[str, float] = {}
+        self._answered: list[_Answered] = []  # waiting for the next batch commit
+        self._recording = False  # a batch commit is being written
 
     async def load(self, trusted: float | None = None) -> int:
         """Continue the key sequence after a restart; how many are stored.
@@ -356,18 +381,66 @@ class StoreAndForward:
             self._retry_at.pop(sid, None)
             await self._hop_state(session, item["hop"], 1)
         # The answer goes into the session context in the same commit.
-        await self._finish(key, item, req, resp, record=(session["ri"], item["hop"]))
+        await self._record(_Answered(key, item, req, resp, session["ri"],
+                                     asyncio.get_running_loop().create_future()))
 
-    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response,
-                      record: tuple[str, str] | None = None) -> None:
-        """Record the outcome in the ``<request>`` and forget the stored
-        request in one commit (with the session context entry when
-        ``record`` gives the session ri and hop): a crash leaves all or none."""
-        await self.ctx.apply(await self._finishing(key, item, req, resp, record))
+    async def _record(self, answered: _Answered) -> None:
+        """Return once ``answered`` is recorded, in a batch with the answers
+        that arrived meanwhile (module docstring). Whoever finds no batch
+        being written writes the batches until none is left; a failed
+        commit fails its batch (those requests stay stored)."""
+        self._answered.append(answered)
+        if not self._recording:
+            self._recording = True
+            batch: list[_Answered] = []
+            try:
+                while self._answered:
+                    batch, self._answered = self._answered[:_BATCH_MAX], self._answered[_BATCH_MAX:]
+                    try:
+                        await self.ctx.apply(await self._batch_outcome(batch))
+                    except Exception as exc:
+                        for a in batch:
+                            if not a.done.done():
+                                a.done.set_exception(exc)
+                    else:
+                        for a in batch:
+                            if not a.done.done():
+                                a.done.set_result(None)
+                    batch = []
+            finally:
+                self._recording = False
+                for a in [*batch, *self._answered]:  # cancelled meanwhile (shutdown): they stay stored
+                    a.done.cancel()
+                self._answered = []
+        await answered.done
+
+    async def _batch_outcome(self, batch: list[_Answered]) -> Outcome:
+        """One outcome recording every answer of ``batch``: each ``<request>``
+        completed and its stored copy removed, each session's context
+        extended by its exchanges in delivery order."""
+        ops: list[Op] = []
+        sends: list[Any] = []
+        exchanges: dict[str, list[tuple[Request, Response, str]]] = {}
+        for a in batch:
+            done = await self._finishing(a.key, a.item, a.req, a.resp)
+            ops.extend(done.ops)
+            sends.extend(done.sends)
+            exchanges.setdefault(a.session_ri, []).append((a.req, a.resp, a.item["hop"]))
+        for ri, entries in exchanges.items():
+            ops.extend(await record_many_ops(self.ctx, ri, entries, self.history))
+        return Outcome(ops=ops, sends=sends)
+
+    async def _finish(self, key: str, item: dict[str, Any], req: Request, resp: Response) -> None:
+        """Record an outcome that was not a delivery (a failure) in the
+        ``<request>`` and forget the stored request in one commit: a crash
+        leaves both or neither. Delivered answers go through :meth:`_record`."""
+        await self.ctx.apply(await self._finishing(key, item, req, resp))
 
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
-                         record: tuple[str, str] | None = None, keep_until: str | None = None) -> Outcome:
-        """``keep_until``: the ``<request>``'s new ``et``, for a failure
+                         keep_until: str | None = None) -> Outcome:
+        """The ``<request>`` outcome and the removal of the stored request
+        (the caller adds the session context entry of a delivery).
+        ``keep_until``: the ``<request>``'s new ``et``, for a failure
         recorded as it expires (:meth:`fail_expired`). Otherwise the outcome
         stays readable for at least a request lifetime: a ``<request>`` whose
         ``et`` is sooner (say, past after a restart long after it was stored)
@@ -385,8 +458,6 @@ class StoreAndForward:
             if doc.get("et") is not None and doc["et"] < least:
                 doc = {**doc, "et": least}
         ops: list[Op] = [*self.nonblocking.completion_ops(doc, req, resp), KvDelete(QUEUE_NS, key)]
-        if record is not None:
-            ops.extend(await record_ops(self.ctx, record[0], req, resp, record[1], self.history))
         sends = self.nonblocking.outcome_notices(doc, req, resp) if doc is not None else []
         return Outcome(ops=ops, sends=sends)
 
