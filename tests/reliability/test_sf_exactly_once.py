@@ -3,11 +3,12 @@
 Why: a store-and-forward request is redelivered after a crash with the same
 request ID, and the hop that serves it must answer from its memory of the
 session instead of executing it again. That memory is only as good as its
-atomicity with the effect: if the CSE dies after the effect (the created
-contentInstance) is durable but before the answer is remembered, the
-redelivery must still not create a second one. The crash is reproduced
-exactly: the store is abandoned (what ``kill -9`` leaves on disk) right
-after the serving commit, and a new CSE is opened on the same files.
+atomicity with the effect: the effect (the created contentInstance) and the
+remembered answer are one commit, so a CSE that dies right after that
+commit, before its answer left, must answer the redelivery from memory and
+not create a second one. The crash is reproduced exactly: the store is
+abandoned (what ``kill -9`` leaves on disk) right after the commit that
+holds the effect, and a new CSE is opened on the same files.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cse.app import CSE
 from cse.config import load_config
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
-from cse.core.ports import CommitResult, KvDelete, Op
+from cse.core.ports import CommitResult, KvDelete, Op, Put
 from cse.csf.smg.queue import QUEUE_NS
 from tests.conftest import FakeClock, InProc
 from tests.flow2_helpers import COMPLETED, local_session, rqi
@@ -58,15 +59,23 @@ async def test_redelivery_after_a_crash_between_effect_and_answer_executes_once(
             return Request(op=Operation.CREATE, to="cse-in/AE2/container1", fr=ls.aei1, rqi=rq, ty=4, pc=body,
                            **signed)
 
-        async def die(*args: Any, **kw: Any) -> None:  # after the effect's commit, before the answer's
-            await first.store.abort()  # type: ignore[attr-defined]
-            raise Crash()
+        commit = first.store.commit
+        crashed: list[int] = []
 
-        first.smg.gate.record = die  # type: ignore[method-assign]
+        async def die_after_the_effect(ops: Sequence[Any]) -> Any:  # the commit lands, then the 'kill -9'
+            result = await commit(ops)
+            if any(isinstance(op, Put) and op.doc.get("ty") == 4 for op in ops):
+                crashed.append(len(ops))
+                await first.store.abort()  # type: ignore[attr-defined]
+                raise Crash()
+            return result
+
+        first.store.commit = die_after_the_effect  # type: ignore[method-assign]
         try:
             await first.handle(request())
         except Crash:
             pass
+        assert crashed, "no commit held the effect: the crash never happened"
         await first.stop()
 
         second = CSE(config, clock=clock)
