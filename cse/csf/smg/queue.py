@@ -110,10 +110,12 @@ class StoreAndForward:
     """The durable queue of one CSE's stored session requests."""
 
     def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *,
-                 monotonic: Callable[[], float], history: int = 50, window: int = 32) -> None:
+                 monotonic: Callable[[], float], history: int = 50, window: int = 32, tag: str = "") -> None:
         """``forward`` sends a stored request on; ``monotonic`` is the clock
         durations are measured on; ``history`` is how many exchanges a
-        session's context keeps."""
+        session's context keeps; ``tag`` ends every key this instance gives
+        (several workers on one store never give the same one, docs/scaling.md)."""
+        self._tag = tag
         self.ctx = ctx
         self.monotonic = monotonic
         # key -> (monotonic time, seconds buffered at that time) (module docstring)
@@ -134,7 +136,7 @@ class StoreAndForward:
         to it instead of up to the jumped clock (module docstring)."""
         items = await self.ctx.store.kv_items(QUEUE_NS)
         if items:
-            self._seq = int(items[-1][0]) + 1
+            self._seq = max(int(k[:16]) for k, _ in items) + 1
         end = self.ctx.clock.now() if trusted is None else trusted
         mono = self.monotonic()
         for key, item in items:
@@ -165,7 +167,7 @@ class StoreAndForward:
                 f"store-and-forward buffer of session {session['sid'][:16]} is full at "
                 f"{self.ctx.identity.csi} ({mbr} requests, policy mbr)")
         doc, resp = await self.nonblocking.open_request(req)
-        key = f"{self._seq:016d}"
+        key = f"{self._seq:016d}{self._tag}"
         self._seq += 1
         self._age[key] = (self.monotonic(), 0.0)
         item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
