@@ -14,6 +14,11 @@ Groups and scenarios (``--only`` takes either):
   create_cin_100k, rss_per_10k_cin, startup_100k
 * ``pair``: plain_update, session_update, client_ceiling_session_update,
   sf_store, sf_flush
+* ``pg`` (only when asked for: it needs PostgreSQL at 127.0.0.1:5432 or
+  ``CSE_BENCH_PG_DSN``): pg_retrieve_<cfg>, pg_create_<cfg> for cfg embedded, pg (one
+  process), shared1 (one worker of several), workers2 (``--workers 2``):
+  server CPU per request with the PostgreSQL backends, and the scaling of
+  two workers (bench/scenarios/pg.py, docs/scaling.md)
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -39,8 +44,8 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
-from bench.report import evaluate, summary
-from bench.scenarios import ceiling, pair, single
+from bench.report import PG_TARGETS, evaluate, summary
+from bench.scenarios import ceiling, pair, pg, single
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -48,7 +53,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "single": single.NAMES,
     "pair": pair.NAMES,
 }
-ALL = tuple(n for names in GROUPS.values() for n in names)
+ALL = tuple(n for names in GROUPS.values() for n in names)  # what a run without --only measures
+GROUPS["pg"] = pg.NAMES  # asked for by name only
 
 
 def selected(only: list[str] | None) -> set[str]:
@@ -60,11 +66,11 @@ def selected(only: list[str] | None) -> set[str]:
         for part in item.split(","):
             if part in GROUPS:
                 want |= set(GROUPS[part])
-            elif part in ALL:
+            elif part in ALL or part in pg.NAMES:
                 want.add(part)
             else:
                 raise SystemExit(f"bench: unknown scenario or group '{part}' (known: "
-                                 f"{', '.join(list(GROUPS) + list(ALL))})")
+                                 f"{', '.join(list(GROUPS) + list(ALL) + list(pg.NAMES))})")
     return want
 
 
@@ -82,6 +88,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(pair.NAMES):
             print("pair CSE1 -> CSE2", flush=True)
             await pair.run(bench, want)
+        if want & set(pg.NAMES):
+            print("PostgreSQL store: embedded, one process, one worker, two workers", flush=True)
+            await pg.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench
@@ -139,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "options": dict(vars(opts)),
         "machine": {"cpus": os.cpu_count(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                     "python": platform.python_version(), "platform": platform.platform()},
-        "results": bench.results, "targets": evaluate(bench.results), "notes": bench.notes,
+        "results": bench.results, "notes": bench.notes,
+        "targets": evaluate(bench.results) + (evaluate(bench.results, PG_TARGETS) if want & set(pg.NAMES) else []),
     }
     out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / (
         started.replace(":", "") + ("-quick" if a.quick else "") + ".json")
