@@ -180,7 +180,8 @@ class CSE:
                                  slots=SendSlots(total=out.max_in_flight, per_target=out.max_per_target,
                                                  per_originator=out.max_per_originator),
                                  max_per_target=out.max_pending_per_target, max_total=out.max_pending,
-                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri))
+                                 outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri),
+                                 serialize=self._gated if self.coord is not None else None)
         self.outbox_relay = (OutboxRelay(self.store, lambda: self._leads("outbox"), self.notifier.deliver,
                                          poll_s=LEAD_POLL_S) if self.coord is not None else None)
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
@@ -200,7 +201,8 @@ class CSE:
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history,
-                       replay_keep=config.smg.replay_keep, monotonic=monotonic, queue_tag=tag)
+                       replay_keep=config.smg.replay_keep, monotonic=monotonic, queue_tag=tag,
+                       queue_serialize=self._gated if self.coord is not None else None)
         # fanOutPoint member requests run through the whole pipeline (docs/security.md "Groups")
         self.groups = GroupCSF(self.ctx, dispatch=lambda req: self.dispatcher.handle(req),
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),

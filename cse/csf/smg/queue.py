@@ -37,6 +37,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -110,11 +111,15 @@ class StoreAndForward:
     """The durable queue of one CSE's stored session requests."""
 
     def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *,
-                 monotonic: Callable[[], float], history: int = 50, window: int = 32, tag: str = "") -> None:
+                 monotonic: Callable[[], float], history: int = 50, window: int = 32, tag: str = "",
+                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
         """``forward`` sends a stored request on; ``monotonic`` is the clock
         durations are measured on; ``history`` is how many exchanges a
         session's context keeps; ``tag`` ends every key this instance gives
-        (several workers on one store never give the same one, docs/scaling.md)."""
+        (several workers on one store never give the same one, docs/scaling.md);
+        ``serialize`` is their write gate, held from reading what an
+        answer changes (the session context, a next hop's state) to its commit."""
+        self._serialize = serialize or nullcontext
         self._tag = tag
         self.ctx = ctx
         self.monotonic = monotonic
@@ -365,7 +370,8 @@ class StoreAndForward:
         """Record the outcome in the ``<request>`` and forget the stored
         request in one commit (with the session context entry when
         ``record`` gives the session ri and hop): a crash leaves all or none."""
-        await self.ctx.apply(await self._finishing(key, item, req, resp, record))
+        async with self._serialize():
+            await self.ctx.apply(await self._finishing(key, item, req, resp, record))
 
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
                          record: tuple[str, str] | None = None, keep_until: str | None = None) -> Outcome:
@@ -393,6 +399,10 @@ class StoreAndForward:
         return Outcome(ops=ops, sends=sends)
 
     async def _hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
+        async with self._serialize():
+            await self._set_hop_state(session, hop_csi, nst)
+
+    async def _set_hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
         for hop in await self.ctx.store.children(session["ri"], NEXT_HOP_TY):
             if hop["csi"] == hop_csi and hop.get("nst") != nst:
                 await self.ctx.apply(Outcome(ops=[Put({**hop, "nst": nst})]))
