@@ -30,6 +30,8 @@ import pytest
 from cse.core.timestamps import format_ts
 from tests.conftest import CSEProcess, Http
 from tests.e2e.test_http_durability import register
+from tests.e2e.test_intercse_helpers import registrar_toml, wait_csr, wait_registered
+from tests.flow2_helpers import CB1, CB2, CNT_TO, COMPLETED, CSI1, CSI2, PENDING, Flow2, rqi, smg_toml, window_ahead
 from tests.notify_receiver import Received, Receiver
 from tests.pg import PG_DSN, pg_schema, store_toml
 from tests.waiting import until
@@ -84,8 +86,9 @@ def cin_con(item: Received) -> str | None:
     return str(cin["con"]) if isinstance(cin, dict) else None
 
 
-async def test_two_workers_one_port_exact_counters_unique_names_and_one_delivery(
+async def test_two_workers_exact_counters_unique_names_one_delivery_one_expiry_and_takeover(
         cse_process: Any, http: Http, schema: str) -> None:
+    """One pair of workers for all of it: starting two costs seconds."""
     cse, pids = await two_workers(cse_process, schema)
     assert all(tcp_sockets(pid, cse.port, "0A") == 1 for pid in pids), "both workers listen on the one port"
     url = cse.url
@@ -140,6 +143,7 @@ async def test_two_workers_one_port_exact_counters_unique_names_and_one_delivery
         assert r.rsc == 2001
         assert cin_con(await rcv.next_notification(timeout=15.0)) == "marker"
         await until(lambda: db(schema, "SELECT count(*) = 0 FROM S.kv WHERE ns = 'outbox'"), "outbox drained")
+    await expiry_once_then_takeover(cse, pids, http, schema, aei)
     assert await cse.stop(signal.SIGTERM) == 0
     assert not [line for line in cse.lines if "Traceback" in line], "".join(cse.lines)
 
@@ -154,11 +158,10 @@ def leader(cse: CSEProcess, kind: str, pids: list[int]) -> int | None:
     return found
 
 
-async def test_expiry_runs_once_and_moves_to_the_other_worker_when_its_leader_is_killed(
-        cse_process: Any, http: Http, schema: str) -> None:
-    cse, pids = await two_workers(cse_process, schema)
+async def expiry_once_then_takeover(cse: CSEProcess, pids: list[int], http: Http, schema: str, aei: str) -> None:
+    """Each expired resource is removed (and notified) once; SIGKILL the
+    worker leading expiry, flushing and delivery: the other takes them over."""
     url = cse.url
-    aei = (await register(http, url))["aei"]
     async with Receiver() as rcv:
         r = await http.send("POST", f"{url}/cse-in/app", fr=aei, ty=23,
                             body={"m2m:sub": {"rn": "s", "nu": [rcv.url], "enc": {"net": [4]}}})
@@ -201,4 +204,39 @@ async def test_expiry_runs_once_and_moves_to_the_other_worker_when_its_leader_is
         assert leader(cse, "store_and_forward", pids) == other
         assert leader(cse, "outbox", pids) == other
         assert rcv.pending() == [], "each expiry notified once"
-    assert await cse.stop(signal.SIGTERM) == 0
+
+
+async def test_stored_session_requests_are_delivered_once_each_by_two_workers(
+        cse_process: Any, http: Http, schema: str) -> None:
+    """CSE1 of the flow-2 pair (docs/sessions.md "Store-and-forward") on two
+    workers: requests stored by either are flushed by the one leader, each
+    delivered once."""
+    cse1: CSEProcess = await cse_process(cse_id=CSI1, name=CB1, subdir="cse1", start=False,
+                                         extra=store_toml(schema) + smg_toml())
+    cse1.extra_args = ["--workers", "2"]
+    await cse1.start(timeout=40.0)
+    cse2 = await cse_process(cse_id=CSI2, name=CB2, subdir="cse2",
+                             extra=registrar_toml(CSI1, CB1, cse1.url) + smg_toml())
+    await wait_registered(http, cse2, CSI1, CB1)
+    await wait_csr(http, cse1, f"{CB1}/id-cse2")
+    async with Receiver() as rcv1, Receiver() as rcv2:
+        f = await Flow2(http, cse1, cse2, rcv1, rcv2).setup()
+        _, sch = window_ahead(1.5)
+        await f.policy(sch, hop=CSI1)
+        sent = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+            f.http = Http(session)  # a connection per request: both workers store some
+            for i in range(6):
+                rq = rqi(f"w{i}")
+                r = await f.send("POST", cse1, CNT_TO, f.aei1, ty=4, body={"m2m:cin": {"con": f.enc(f"#{i}")}},
+                                 rq=rq)
+                assert r.rsc == 1001, (i, r.rsc, r.body)
+                sent.append((rq, r.body["m2m:uri"]))
+        f.http = http
+        done = [await f.poll_request(ri, lambda q: q["rs"] != PENDING, f"stored request {rq}") for rq, ri in sent]
+        assert all(d["rs"] == COMPLETED and d["ors"]["rsc"] == 2001 for d in done), done
+        # CREATEs into one parent may overlap in flight (cse.csf.smg.queue.may_overlap): each once, any order
+        assert sorted(f.dec(c["con"]) for c in await f.instances()) == [f"#{i}" for i in range(6)]
+        assert sorted(h["rqi"] for h in (await f.session_at(cse2))["hst"]) == sorted(rq for rq, _ in sent)
+        assert (await f.container())["cni"] == 6
+    assert await cse1.stop(signal.SIGTERM) == 0

@@ -29,7 +29,7 @@ def test_workers_on_the_embedded_store_is_a_configuration_error(tmp_path: Path,
 def test_shared_in_the_file_needs_postgresql(tmp_path: Path) -> None:
     cfg = tmp_path / "cse.toml"
     cfg.write_text(f'[store]\npath = "{tmp_path / "cse.db"}"\nshared = true\n')
-    with pytest.raises(ConfigError, match="store.backend"):
+    with pytest.raises(ConfigError, match=r"store\.backend"):
         load_config(str(cfg))
 
 
