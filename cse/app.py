@@ -323,8 +323,8 @@ class CSE:
             log.info("%d notification(s) left pending by the previous run queued again from the outbox", pending)
         trusted = await self.clock_guard.startup(self.clock.now())  # before any duration is measured
         self.notifier.start()
-        if self.outbox_relay is not None:
-            self.coord.on_outbox(self.outbox_relay.wake)  # type: ignore[union-attr]
+        if self.outbox_relay is not None and self.coord is not None:
+            self.coord.on_outbox(self.outbox_relay.wake)
             self.outbox_relay.start()
         self.expiry.start(first=self.clock.now())
         stored = await self.smg.queue.load(trusted)
