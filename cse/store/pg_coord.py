@@ -51,10 +51,9 @@ from typing import Any
 
 import asyncpg
 
-from cse.core.errors import Conflict, InternalServerError
-from cse.core.ports import CommitResult, Delete, Op
-from cse.store.indexed import check_ops
-from cse.store.pg_store import _OP, PgDirectStore, PgStoreWriteError, _op_args
+from cse.core.errors import InternalServerError
+from cse.core.ports import Delete, Doc, Op
+from cse.store.pg_store import _OP, PgDirectStore, _op_args
 
 __all__ = ["PgCoordinator", "PgSharedStore", "LEAD_POLL_S", "JOB_KINDS", "OUTBOX_CHANNEL", "worker_tag"]
 
@@ -87,20 +86,13 @@ class PgSharedStore(PgDirectStore):
     database; a batch without a Delete is one ``executemany`` of ``cse_op``
     (one round trip, atomic), as the in-memory store's group commit."""
 
-    async def commit(self, ops: Sequence[Op]) -> CommitResult:
-        if not isinstance(ops, (list, tuple)):
-            ops = list(ops)
-        if not ops or any(isinstance(op, Delete) for op in ops):
-            return await super().commit(ops)  # a Delete reports what it took
-        check_ops(ops)
-        try:
-            async with self._lock, self._p().acquire() as conn:
-                await conn.executemany(_OP, [_op_args(op) for op in ops])
-        except asyncpg.UniqueViolationError as exc:
-            raise Conflict(f"the store refused the change: {exc.detail or exc}") from exc
-        except _ERRORS as exc:
-            raise PgStoreWriteError(f"the store cannot write: {exc}") from exc
-        return CommitResult()
+    @staticmethod
+    async def _write(pool: asyncpg.Pool[Any], ops: Sequence[Op], removed: list[Doc] | None) -> None:
+        if any(isinstance(op, Delete) for op in ops):
+            await PgDirectStore._write(pool, ops, removed)  # a Delete reports what it took
+            return
+        async with pool.acquire() as conn:
+            await conn.executemany(_OP, [_op_args(op) for op in ops])
 
 
 class PgCoordinator:
