@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TARGETS", "evaluate", "summary"]
+__all__ = ["TARGETS", "PG_TARGETS", "evaluate", "summary"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,26 @@ TARGETS = (
     Target("MQTT CREATE >= 25% of HTTP (SDK)", "mqtt_create", "mqtt_http_create", 0.25),
 )
 
+#: The ``pg`` group's targets (run only with ``--only pg``: it needs a PostgreSQL server).
+PG_TARGETS = (
+    # docs/scaling.md: server CPU (CSE processes + PostgreSQL backends) per request, and two workers' scaling
+    Target("PG RETRIEVE CPU/req <= 3x embedded", "pg_retrieve_pg", "pg_retrieve_embedded", 3.0,
+           key="cpu_ms_per_req", at_most=True),
+    Target("PG CREATE CPU/req <= 3x embedded", "pg_create_pg", "pg_create_embedded", 3.0,
+           key="cpu_ms_per_req", at_most=True),
+    Target("PG 2 workers RETRIEVE CPU/req <= 3x embedded", "pg_retrieve_workers2", "pg_retrieve_embedded", 3.0,
+           key="cpu_ms_per_req", at_most=True),
+    Target("PG 2 workers CREATE CPU/req <= 3x embedded", "pg_create_workers2", "pg_create_embedded", 3.0,
+           key="cpu_ms_per_req", at_most=True),
+    Target("PG 2 workers RETRIEVE >= 1.3x one worker", "pg_retrieve_workers2", "pg_retrieve_shared1", 1.3),
+    Target("PG 2 workers CREATE >= 1.3x one worker", "pg_create_workers2", "pg_create_shared1", 1.3),
+)
 
-def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+
+def evaluate(results: dict[str, dict[str, Any]], targets: tuple[Target, ...] = TARGETS) -> list[dict[str, Any]]:
     """Each target with its measured value, ratio (if relative) and PASS/MISS."""
     out: list[dict[str, Any]] = []
-    for t in TARGETS:
+    for t in targets:
         rec = results.get(t.scenario)
         ref = results.get(t.ref) if t.ref else None
         row: dict[str, Any] = {"target": t.name, "scenario": t.scenario, "reference": t.ref, "bound": t.bound}
@@ -53,7 +68,7 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         elif t.ref:
             ratio = rec[t.key] / ref[t.key] if ref[t.key] else 0.0
             row.update(measured=rec[t.key], reference_value=ref[t.key], ratio=round(ratio, 3),
-                       verdict="PASS" if ratio >= t.bound else "MISS")
+                       verdict="PASS" if (ratio <= t.bound if t.at_most else ratio >= t.bound) else "MISS")
             a, b = cpu_ms_per_req(rec), cpu_ms_per_req(ref)
             if a and b:
                 row["cpu_ratio"] = round(b / a, 3)  # the ratio if both were CPU-bound on one core each

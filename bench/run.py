@@ -20,6 +20,11 @@ Groups and scenarios (``--only`` takes either):
 * ``ws`` (only with ``--only ws``): sdk_http_retrieve, ws_retrieve,
   sdk_http_create, ws_create (the WebSocket binding, each ``ws_*`` with
   ``ratio_to_http`` of the same run)
+* ``pg`` (only when asked for: it needs PostgreSQL at 127.0.0.1:5432 or
+  ``CSE_BENCH_PG_DSN``): pg_retrieve_<cfg>, pg_create_<cfg> for cfg embedded, pg (one
+  process), shared1 (one worker of several), workers2 (``--workers 2``):
+  server CPU per request with the PostgreSQL backends, and the scaling of
+  two workers (bench/scenarios/pg.py, docs/scaling.md)
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -45,8 +50,8 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
-from bench.report import evaluate, summary
-from bench.scenarios import ceiling, mqtt, pair, single, ws
+from bench.report import PG_TARGETS, evaluate, summary
+from bench.scenarios import ceiling, mqtt, pair, pg, single, ws
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -55,8 +60,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "pair": pair.NAMES,
     "mqtt": mqtt.NAMES,
     "ws": ws.NAMES,
+    "pg": pg.NAMES,
 }
-OPT_IN = ("ws",)  # groups run only when --only names them (the quick smoke run stays within its minute)
+# groups run only when --only names them: the quick smoke run stays within its minute, and pg needs PostgreSQL
+OPT_IN = ("ws", "pg")
 ALL = tuple(n for g, names in GROUPS.items() if g not in OPT_IN for n in names)
 KNOWN = tuple(n for names in GROUPS.values() for n in names)
 
@@ -98,6 +105,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(ws.NAMES):
             print("WebSocket against HTTP, both through the SDK (ratio_to_http)", flush=True)
             await ws.run(bench, want)
+        if want & set(pg.NAMES):
+            print("PostgreSQL store: embedded, one process, one worker, two workers", flush=True)
+            await pg.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench
@@ -155,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "options": dict(vars(opts)),
         "machine": {"cpus": os.cpu_count(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                     "python": platform.python_version(), "platform": platform.platform()},
-        "results": bench.results, "targets": evaluate(bench.results), "notes": bench.notes,
+        "results": bench.results, "notes": bench.notes,
+        "targets": evaluate(bench.results) + (evaluate(bench.results, PG_TARGETS) if want & set(pg.NAMES) else []),
     }
     out = Path(a.out) if a.out else Path(__file__).resolve().parent / "results" / (
         started.replace(":", "") + ("-quick" if a.quick else "") + ".json")

@@ -11,9 +11,10 @@ Run: ``python bench/store_backends.py [N] [--dsn postgresql://...]``
 (default N=2000, the test database at 127.0.0.1:5432). For each backend: N
 CREATEs of a contentInstance one after the other, N RETRIEVEs of them, then
 N CREATEs 16 at a time (group commit). ``pg-direct`` is
-:class:`~cse.store.pg_store.PgDirectStore` (every read a query), which the
-CSE does not run on yet: shown for what reads from the database cost, without
-the concurrent run (it would lose cni updates, cse.store.pg_store docstring). ``cse µs`` is this process's CPU
+:class:`~cse.store.pg_store.PgDirectStore` (every read a query), what
+several workers run on (with a write gate, docs/scaling.md): shown for what
+reads from the database cost, without the concurrent run (without that gate
+it would lose cni updates, cse.store.pg_store docstring). ``cse µs`` is this process's CPU
 time per request (``time.process_time``), ``pg µs`` the CPU time of the
 PostgreSQL backends of this run's connections (from /proc, so only on the
 same machine), ``wall µs`` the elapsed time per request. Uses a schema of

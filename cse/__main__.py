@@ -11,6 +11,12 @@ also does that itself when it starts.  ``store export FILE`` / ``store
 import FILE`` copy a (stopped) CSE's store to a file and from a file into
 an empty store, whichever the backend (docs/configuration.md "Moving a
 store between backends").
+
+``--workers N`` (N > 1) serves the CSE with N processes on one port and
+one PostgreSQL store (cse.workers, docs/scaling.md); ``--shared`` runs one
+such worker (what ``--workers`` starts, and what another machine runs to
+join).  Both need ``[store] backend = "postgresql"``: with the embedded
+store they are a configuration error.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ from dataclasses import replace
 
 from cse import __version__
 from cse.app import CSE, build_store
-from cse.config import Config, ConfigError, load_config
+from cse.config import Config, ConfigError, load_config, shared_store
 from cse.logformat import configure as configure_logging
 from cse.store.keyfile import StoreKeyError
 from cse.store.memory import IndexedStore, MemoryStore
 from cse.store.pg_store import PostgresStore, StoreUnavailableError
 from cse.store.tinydb_store import StoreCorruptError
 from cse.store.transfer import TransferError, export_store, import_store
+from cse.workers import supervise
 
 __all__ = ["main"]
 
@@ -47,6 +54,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--accept-clock-jump", action="store_true",
                    help="let expiry run although the clock jumped ahead of the store's last recorded time "
                         "(docs/troubleshooting.md \"Clock jumps\")")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="serve this CSE with N processes on one port and one PostgreSQL store (docs/scaling.md)")
+    p.add_argument("--shared", action="store_true",
+                   help="run as one of several workers on the PostgreSQL store (what --workers starts)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     p.add_argument("command", nargs="?", choices=["run", "migrate", "store"], default="run",
                    help="run (default): serve; migrate: create or migrate the PostgreSQL store's schema and exit; "
@@ -58,6 +69,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("usage: store export FILE | store import FILE")
     if args.command != "store" and args.store_args:
         p.error(f"unexpected arguments: {' '.join(args.store_args)}")
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if (args.workers > 1 or args.shared) and args.command != "run":
+        p.error("--workers and --shared apply to running the CSE only")
     return args
 
 
@@ -126,7 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, store=replace(config.store, allow_empty=True))
     if args.accept_clock_jump:
         config = replace(config, cse=replace(config.cse, accept_clock_jump=True))
+    if args.workers > 1 or args.shared:
+        try:
+            config = shared_store(config)
+        except ConfigError as exc:
+            print(f"cse: configuration error: {exc}", file=sys.stderr)
+            return 2
     configure_logging(config.log_level, config.log_format)
+    if args.workers > 1 and not args.shared:
+        return asyncio.run(supervise(sys.argv[1:] if argv is None else argv, args.workers))
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(config))

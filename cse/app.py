@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 from cse.binding.http_client import HttpOutbound
 from cse.binding.http_server import HttpServer
@@ -53,6 +55,7 @@ from cse.csf.node import NODE_HOOKS
 from cse.csf.nonblocking import NonBlockingCSF
 from cse.csf.notification import Notifier
 from cse.csf.outbound import OutboundPolicy, parse_networks
+from cse.csf.outbox_relay import OutboxRelay
 from cse.csf.polling import Mailboxes, PollingCSF
 from cse.csf.registration import AE_HOOKS
 from cse.csf.remote_cse import REMOTE_CSE_HOOKS, RegistrarLink
@@ -69,7 +72,8 @@ from cse.security.binding import build_security
 from cse.security.exposure import open_originator_warning
 from cse.store.keyfile import StoreKeyError, load_store_key
 from cse.store.memory import MemoryStore
-from cse.store.pg_store import PostgresStore
+from cse.store.pg_coord import LEAD_POLL_S, PgCoordinator, PgSharedStore, worker_tag
+from cse.store.pg_store import PgDirectStore, PostgresStore
 from cse.store.tinydb_store import TinyDBStore
 
 __all__ = ["CSE", "build_store", "type_hooks"]
@@ -89,6 +93,8 @@ def build_store(config: Config) -> Store:
         return MemoryStore()
     if config.store.backend == "postgresql":
         assert config.store.dsn is not None  # checked by load_config
+        if config.store.shared:  # several workers: reads from the database (docs/scaling.md)
+            return PgSharedStore(config.store.dsn, schema=config.store.schema, pool_size=config.store.pool_size)
         return PostgresStore(config.store.dsn, schema=config.store.schema, pool_size=config.store.pool_size)
     return TinyDBStore(config.store.path, fsync=config.store.fsync, compact_bytes=config.store.compact_bytes,
                        allow_empty=config.store.allow_empty)
@@ -133,22 +139,25 @@ class CSE:
         self.security = build_security(config, self.clock.now)  # TLS and tokens (docs/security.md)
         poa = self._poas(config.http.port)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
-        self.outbox = Outbox(self.store)  # pending notifications (docs/architecture.md "The outbox")
+        # Several workers on one PostgreSQL store coordinate through it (docs/scaling.md)
+        self.coord = (PgCoordinator(config.store.dsn, config.store.schema)
+                      if config.store.shared and config.store.dsn else None)
+        tag = worker_tag() if self.coord is not None else ""
+        self.outbox = Outbox(self.store, tag=tag)  # pending notifications (docs/architecture.md "The outbox")
         # per-CSE metrics, never the process-global registry (docs/configuration.md "[metrics]")
         self.metrics = (Metrics({t.ty: t.sn for t in self.registry.by_ty.values()},
                                 {t.root: t.sn for t in self.registry.by_ty.values()})
                         if config.observe.metrics else None)
         self.expiry = DeadlineTimer(EXPIRY, self._expire, self.clock.now, monotonic=monotonic)
-        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, lambda now: self.smg.queue.flush(now), self.clock.now,
-                                      monotonic=monotonic)
+        self.sf_timer = DeadlineTimer(STORE_AND_FORWARD, self._flush, self.clock.now, monotonic=monotonic)
         # timeSeries missing-data detection (docs/onem2m.md "timeSeries")
-        self.md_timer = DeadlineTimer(MISSING_DATA, lambda now: self.timeseries.detect(now), self.clock.now,
-                                      monotonic=monotonic)
+        self.md_timer = DeadlineTimer(MISSING_DATA, self._detect_missing, self.clock.now, monotonic=monotonic)
         self.executor = Executor(
             self.store,
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
                        self._registrar_events, lambda events: self.timeseries.on_events(events)),
-            deliver=lambda notification: self.notifier.deliver(notification),
+            # several workers: the outbox leader sends every notification (cse.csf.outbox_relay)
+            deliver=None if self.coord is not None else lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer, MISSING_DATA: self.md_timer},
             outbox=self.outbox,
             observe_commit=self.metrics.commit if self.metrics is not None else None,
@@ -185,7 +194,10 @@ class CSE:
                                  max_per_target=out.max_pending_per_target, max_total=out.max_pending,
                                  outbox=self.outbox, count_down=lambda ri: self.subscriptions.count_down(ri),
                                  attempted=lambda key, target, answered: self.subscriptions.stats.record(
-                                     key, target, answered))
+                                     key, target, answered),
+                                 serialize=self._gated if self.coord is not None else None)
+        self.outbox_relay = (OutboxRelay(self.store, lambda: self._leads("outbox"), self.notifier.deliver,
+                                         poll_s=LEAD_POLL_S) if self.coord is not None else None)
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
                                           blocking_only=frozenset({SESSION_TY}),
@@ -205,7 +217,8 @@ class CSE:
                        notify_timeout=config.smg.notify_timeout_s,
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history,
-                       replay_keep=config.smg.replay_keep, monotonic=monotonic)
+                       replay_keep=config.smg.replay_keep, monotonic=monotonic, queue_tag=tag,
+                       queue_serialize=self._gated if self.coord is not None else None)
         # fanOutPoint member requests run through the whole pipeline (docs/security.md "Groups")
         self.groups = GroupCSF(self.ctx, dispatch=lambda req: self.dispatcher.handle(req),
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),
@@ -222,7 +235,8 @@ class CSE:
                                      nonblocking=self.nonblocking.accept, session_gate=self.smg.gate.handle,
                                      check_originator=lambda req: originators.check(self.ctx, req),
                                      wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s,
-                                     settle=self.executor.settle)
+                                     settle=self.executor.settle,
+                                     serialize=self.coord.gate if self.coord is not None else None)
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
@@ -239,6 +253,7 @@ class CSE:
         self.request_feed = (RequestFeed(max_clients=wui.max_log_clients, buffer=wui.log_buffer)
                              if wui.enabled else None)
         self.ws: WsBinding | None = None  # WebSockets on the HTTP port (docs/bindings.md "WebSocket")
+        self._registrar_task: asyncio.Task[None] | None = None
 
     def _ops(self) -> OpsEndpoints | None:
         """/health and /metrics, unless both are switched off (cse.binding.ops_http)."""
@@ -333,25 +348,36 @@ class CSE:
             log.warning("%s", warning)
         await self.store.open()
         try:
-            pending = await self.notifier.load()  # before anything is committed: entries named after these
+            if self.coord is not None:
+                await self.coord.open()
+            # before anything is committed: entries named after these (several workers: the relay sends them)
+            pending = await self.notifier.load() if self.coord is None else 0
             key_created = await self._session_keys()
         except BaseException:
+            if self.coord is not None:
+                await self.coord.close()
             await self.store.close()
             raise
-        await ensure_cse_base(self.ctx)
+        async with self._gated():
+            await ensure_cse_base(self.ctx)
         # The loaded tree is long-lived: move it out of the collector's
         # generations so full collections stop re-walking every resource.
         # After the CSEBase is stored: an empty table is not tracked by the
         # collector, so freezing it then would leave it to be walked by every
         # full collection as the store grows (cse.store.indexed docstring).
         gc.freeze()
-        failed = await self.nonblocking.fail_leftovers(keep=await self.smg.queue.request_ris())
+        # several workers: a PENDING <request> may be another worker's; it ends with its et (docs/scaling.md)
+        failed = (await self.nonblocking.fail_leftovers(keep=await self.smg.queue.request_ris())
+                  if self.coord is None else 0)
         if failed:
             log.warning("%d non-blocking request(s) left pending by the previous run marked FAILED", failed)
         if pending:
             log.info("%d notification(s) left pending by the previous run queued again from the outbox", pending)
         trusted = await self.clock_guard.startup(self.clock.now())  # before any duration is measured
         self.notifier.start()
+        if self.outbox_relay is not None and self.coord is not None:
+            self.coord.on_outbox(self.outbox_relay.wake)
+            self.outbox_relay.start()
         self.expiry.start(first=self.clock.now())
         stored = await self.smg.queue.load(trusted)
         if stored:
@@ -370,19 +396,25 @@ class CSE:
                                    ssl_context=self.security.server_ssl, security=self.security.binding,
                                    ops=self._ops(), feed=self.request_feed, console=self._console(),
                                    websocket=self.ws,
-                                   observe=self.metrics.request if self.metrics is not None else None)
+                                   observe=self.metrics.request if self.metrics is not None else None,
+                                   reuse_port=self.coord is not None)
             try:
                 await self.http.start()
                 if self.http.port != self.config.http.port:  # port 0: the OS picked one
                     self.ctx.reachable_at(self._poas(self.http.port))
-                    await ensure_cse_base(self.ctx)
+                    async with self._gated():
+                        await ensure_cse_base(self.ctx)
             except BaseException:
                 await self.md_timer.stop()
                 await self.sf_timer.stop()
                 await self.expiry.stop()
+                if self.outbox_relay is not None:
+                    await self.outbox_relay.stop()
                 await self.notifier.stop()
                 await self.outbound.close()
                 await self.store.close()
+                if self.coord is not None:
+                    await self.coord.close()
                 raise
         if self.mqtt is not None:
             self.mqtt.start()  # connects in the background, and again whenever the broker goes away
@@ -390,19 +422,25 @@ class CSE:
                 log.warning("MQTT: not connected to the broker %s:%d yet; serving HTTP, still trying",
                             self.config.mqtt.host, self.config.mqtt.port)
         if self.registrar is not None:
-            self.registrar.start()
+            if self.coord is None:
+                self.registrar.start()
+            else:  # one worker registers (docs/scaling.md)
+                self._registrar_task = asyncio.get_running_loop().create_task(self._register_when_leading())
         if key_created:  # told once the start-up succeeded: a failed start says one thing only
             log.info("store key file %s created: it unwraps the session keys in the store; keep it, "
                      "apart from the store's backups", self.store_key.path)
         log.info("CSE %s (%s) ready on %s://%s:%s, store %s, %d resources",
                  self.config.cse.cse_id, self.config.cse.name, self.security.scheme, self.config.http.host,
                  self.http.port if self.http else "-",
-                 self.store.where if isinstance(self.store, PostgresStore) else self.config.store.path,
+                 self.store.where if isinstance(self.store, (PostgresStore, PgDirectStore)) else self.config.store.path,
                  await self.store.count())
 
     async def stop(self) -> None:
         """Finish in-flight requests, stop timers, flush and close the store."""
-        if self.registrar is not None:
+        if self._registrar_task is not None:
+            self._registrar_task.cancel()
+            await asyncio.gather(self._registrar_task, return_exceptions=True)
+        if self.registrar is not None and (self.coord is None or "registrar" in self.coord.held):
             await self.registrar.stop()
         if self.ws is not None:
             await self.ws.stop()
@@ -416,10 +454,14 @@ class CSE:
         await self.nonblocking.stop()
         await self.expiry.stop()
         await self.clock_guard.record()  # the newest time seen, for the next start's check
+        if self.outbox_relay is not None:
+            await self.outbox_relay.stop()
         await self.notifier.stop()
         await self.subscriptions.stats.stop()  # the last nsi counts, before the store closes
         await self.outbound.close()
         await self.store.close()
+        if self.coord is not None:
+            await self.coord.close()  # the job leaderships go with the connection
 
     async def _session_keys(self) -> bool:
         """Before anything is served: every stored session key must unwrap
@@ -457,6 +499,47 @@ class CSE:
         the clock again at least every ``_CLOCK_LOOK_S`` (docs/troubleshooting.md "Clock jumps")."""
         if not await self.clock_guard.check(now):
             return now + _CLOCK_LOOK_S
-        await self.smg.queue.fail_expired(now)  # a stored request ends recorded, not with its <request>
-        nxt = await expire_due(self.ctx, self.data, now)
-        return min(nxt, now + _CLOCK_LOOK_S) if nxt is not None else now + _CLOCK_LOOK_S
+        if not await self._leads("expiry"):
+            return now + LEAD_POLL_S  # another worker expires; ask again (it may die)
+        async with self._gated():
+            await self.smg.queue.fail_expired(now)  # a stored request ends recorded, not with its <request>
+            nxt = await expire_due(self.ctx, self.data, now)
+        # several workers: others store resources with an et this timer never heard of
+        look = LEAD_POLL_S if self.coord is not None else _CLOCK_LOOK_S
+        return min(nxt, now + look) if nxt is not None else now + look
+
+    async def _flush(self, now: float) -> float | None:
+        """Store-and-forward: forward what may go now (in one worker only, docs/scaling.md)."""
+        if not await self._leads("store_and_forward"):
+            return now + LEAD_POLL_S
+        nxt = await self.smg.queue.flush(now)
+        if self.coord is None:
+            return nxt
+        return min(nxt, now + LEAD_POLL_S) if nxt is not None else now + LEAD_POLL_S
+
+    async def _detect_missing(self, now: float) -> float | None:
+        """timeSeries missing-data detection (in one worker only, docs/scaling.md)."""
+        if not await self._leads("missing_data"):
+            return now + LEAD_POLL_S
+        async with self._gated():
+            nxt = await self.timeseries.detect(now)
+        if self.coord is None:
+            return nxt
+        return min(nxt, now + LEAD_POLL_S) if nxt is not None else now + LEAD_POLL_S
+
+    async def _leads(self, kind: str) -> bool:
+        """Whether this process runs job ``kind``: always, unless one of several workers (docs/scaling.md)."""
+        return self.coord is None or await self.coord.leads(kind)
+
+    def _gated(self) -> AbstractAsyncContextManager[None]:
+        """The write gate of several workers (cse.store.pg_coord); nothing to wait for in one process."""
+        return self.coord.gate() if self.coord is not None else nullcontext()
+
+    async def _register_when_leading(self) -> None:
+        """Several workers: register with the registrar once this worker leads that job."""
+        assert self.registrar is not None
+        for _ in itertools.count():  # a poll: leadership frees when another worker's connection dies
+            if await self._leads("registrar"):
+                self.registrar.start()
+                return
+            await asyncio.sleep(LEAD_POLL_S)

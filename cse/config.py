@@ -26,7 +26,7 @@ from cse.store.pg_schema import valid_schema_name
 
 __all__ = ["ConfigError", "CSEConfig", "HttpConfig", "StoreConfig", "RegistrarConfig", "ForwardingConfig",
            "LimitsConfig", "OutboundConfig", "MqttConfig", "WebSocketConfig", "ObserveConfig", "WebUIConfig",
-           "Config", "load_config"]
+           "Config", "load_config", "shared_store"]
 
 
 class ConfigError(Exception):
@@ -68,6 +68,7 @@ class StoreConfig:
     dsn: str | None = None  # postgresql://user@host:port/database (backend "postgresql")
     schema: str = "cse"  # the PostgreSQL schema holding this CSE's tables
     pool_size: int = 4  # connections to PostgreSQL
+    shared: bool = False  # one of several workers on this PostgreSQL store (docs/scaling.md)
 
     @property
     def key_path(self) -> str | None:
@@ -224,7 +225,8 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "http": {"host": (str,), "port": (int,), "max_body": (int,), "body_timeout_s": (int, float),
              "keepalive_s": (int, float)},
     "store": {"path": (str,), "fsync": (bool,), "key_file": (str,), "compact_bytes": (int,),
-              "allow_empty": (bool,), "backend": (str,), "dsn": (str,), "schema": (str,), "pool_size": (int,)},
+              "allow_empty": (bool,), "backend": (str,), "dsn": (str,), "schema": (str,), "pool_size": (int,),
+              "shared": (bool,)},
     "registrar": {"cse_id": (str,), "name": (str,), "poa": (str,), "deregister_on_shutdown": (bool,),
                   "check_interval_s": (int, float), "timeout_s": (int, float)},
     "forwarding": {"timeout_s": (int, float)},
@@ -433,11 +435,23 @@ def _mqtt(values: dict[str, Any]) -> MqttConfig:
 _BACKENDS = ("tinydb", "postgresql")
 
 
+def shared_store(config: Config) -> Config:
+    """``config`` for one of several workers on its store (``--workers N``,
+    docs/scaling.md); ConfigError unless the store is PostgreSQL."""
+    store = replace(config.store, shared=True)
+    _check_backend(store)
+    return replace(config, store=store)
+
+
 def _check_backend(store: StoreConfig) -> None:
     """``[store] backend`` and what the PostgreSQL one needs (docs/configuration.md "PostgreSQL store")."""
     if store.backend not in _BACKENDS:
         raise ConfigError(f"'store.backend' must be one of {', '.join(_BACKENDS)}, got '{store.backend}'")
     if store.backend != "postgresql":
+        if store.shared:
+            raise ConfigError("several workers on one store ('store.shared', --workers N > 1) need "
+                              "'store.backend' = \"postgresql\": the embedded store belongs to one process "
+                              "(docs/scaling.md)")
         return
     if not store.dsn or not store.dsn.startswith(("postgresql://", "postgres://")):
         raise ConfigError("'store.dsn' must be a postgresql:// URL when 'store.backend' is \"postgresql\"")

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from cse.store.pg_coord import PgSharedStore
 from cse.store.pg_store import PgDirectStore, PostgresStore
 
 __all__ = ["PG_DSN", "require_pg", "pg_schema", "pg_store", "new_schema_name", "drop_schema", "store_toml"]
@@ -68,8 +69,11 @@ async def pg_schema() -> AsyncIterator[str]:
         await drop_schema(schema)
 
 
-def pg_store(schema: str, *, direct: bool = False) -> PostgresStore | PgDirectStore:
-    """The CSE's PostgreSQL store (or the one reading every time from the database) in ``schema``."""
+def pg_store(schema: str, *, direct: bool = False, shared: bool = False) -> PostgresStore | PgDirectStore:
+    """The CSE's PostgreSQL store (or the one reading every time from the database, or
+    that of one worker among several: docs/scaling.md) in ``schema``."""
+    if shared:
+        return PgSharedStore(PG_DSN, schema=schema)
     return PgDirectStore(PG_DSN, schema=schema) if direct else PostgresStore(PG_DSN, schema=schema)
 
 

@@ -273,8 +273,10 @@ class HttpServer:
                  max_connections_per_peer: int = 128, ops: OpsEndpoints | None = None,
                  observe: Callable[[Request | None, Response, float], None] | None = None,
                  feed: RequestFeed | None = None, console: WebConsole | None = None,
-                 websocket: WsBinding | None = None) -> None:
-        """``ops`` answers /health and /metrics (cse.binding.ops_http);
+                 websocket: WsBinding | None = None, reuse_port: bool = False) -> None:
+        """``reuse_port``: several worker processes listen on one port, the
+        kernel spreading connections among them (SO_REUSEPORT, docs/scaling.md).
+        ``ops`` answers /health and /metrics (cse.binding.ops_http);
         ``observe(request, response, seconds)`` counts each oneM2M request
         answered (cse.observe.metrics), with None for one refused before it
         was a oneM2M request (a malformed header, an oversized body);
@@ -284,6 +286,7 @@ class HttpServer:
         WebSocket upgrades (TS-0020, cse.binding.ws)."""
         self.handle = handle
         self.websocket = websocket
+        self.reuse_port = reuse_port
         self.ops = ops
         self.feed = feed
         self.console = console
@@ -307,7 +310,8 @@ class HttpServer:
         server = _M2MServer(self._serve, limits=self.limits, access_log=None, keepalive_timeout=self.keepalive)
         self._runner = web.ServerRunner(server, shutdown_timeout=10.0, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context,
+                           reuse_port=self.reuse_port or None)
         await site.start()
         if self.port == 0:  # report the port the OS picked
             sockets = getattr(site._server, "sockets", None) or []

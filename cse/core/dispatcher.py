@@ -22,6 +22,13 @@ injected: time is a parameter) at most ``max_oet_delay_s`` ahead; further
 is 5207, this CSE's code for a configured capacity (docs/security.md
 "Limits"). A request for another CSE keeps its OET: the hosting CSE waits.
 
+Several workers on one store (docs/scaling.md): ``serialize`` is the write
+gate (cse.store.pg_coord); every request that may change the store (any
+operation but RETRIEVE and NOTIFY, and every session-based request) runs
+from the resolution of its target to its commit inside it, so what it read
+is still true when it commits. A group's fanOutPoint is resolved inside but
+served outside: each member request takes the gate itself.
+
 The dispatcher knows no aiohttp and no store backend; it is built by the
 composition root with the CSFs it routes to.
 """
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
 from .context import Context
@@ -85,6 +93,8 @@ Accept = Callable[[Request], Awaitable[Response]]
 Execute = Callable[[Outcome], Awaitable[CommitResult]]
 Settle = Callable[[Outcome], Awaitable[Outcome]]
 WaitUntil = Callable[[float], Awaitable[None]]
+Serialize = Callable[[], AbstractAsyncContextManager[None]]
+_UNGATED = (Operation.RETRIEVE, Operation.NOTIFY)
 
 
 class NoInstance(NotFound):
@@ -105,9 +115,12 @@ class Dispatcher:
     def __init__(self, ctx: Context, local: Local, execute: Execute, *, forward: Forward | None = None,
                  nonblocking: Accept | None = None, session_gate: Gate | None = None,
                  check_originator: Check | None = None, wait_until: WaitUntil | None = None,
-                 max_oet_delay_s: float = 0.0, settle: Settle | None = None) -> None:
+                 max_oet_delay_s: float = 0.0, settle: Settle | None = None,
+                 serialize: Serialize | None = None) -> None:
         """``wait_until(t)`` returns once the clock reads ``t`` (epoch
-        seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207."""
+        seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207.
+        ``serialize``: the write gate of several workers (module docstring)."""
+        self.serialize = serialize
         self.ctx = ctx
         self.settle = settle  # asks an outcome's question (cse.core.executor.Executor.settle)
         self.wait_until = wait_until
@@ -146,6 +159,9 @@ class Dispatcher:
         if oet is not None and target.local:
             self._holdable(oet, req.oet or "")  # refused now, not after a non-blocking request was accepted
         if req.sid is not None and self.session_gate is not None:
+            if self.serialize is not None:
+                async with self.serialize():
+                    return await self._applied(await self.session_gate(req, target))
             return await self._applied(await self.session_gate(req, target))  # the SMG runs first (docs/sessions.md)
         if req.rt in (4, 5) and self.nonblocking is None:
             req = replace(req, rt=3)  # flexBlocking may be blocking; noResponse is then served blocking too
@@ -166,13 +182,25 @@ class Dispatcher:
             return await self.forward(req, target)
         if oet is not None:
             await self._until(oet, req.oet or "")
+        if self.serialize is None or req.op in _UNGATED:
+            resolved = await self._resolve_local(target, req.op)
+            return await self._applied(await self.local(req, resolved))
+        async with self.serialize():
+            resolved = await self._resolve_local(target, req.op)
+            if resolved.virtual != FOPT:
+                return await self._applied(await self.local(req, resolved))
+        return await self._applied(await self.local(req, resolved))  # fan-out: members take the gate themselves
+
+    async def _resolve_local(self, target: Target, op: Operation) -> Resolved:
+        """:meth:`resolve`, where ``la``/``ol`` of a parent without instances
+        is still handed to the handler on a RETRIEVE (it answers 4004 and
+        raises the net 5 event, :class:`NoInstance`)."""
         try:
-            resolved = await self.resolve(target, req.op)
+            return await self.resolve(target, op)
         except NoInstance as exc:
-            if req.op != Operation.RETRIEVE:
+            if op != Operation.RETRIEVE:
                 raise
-            resolved = Resolved(None, exc.virtual, exc.container)  # answered 4004 by the handler
-        return await self._applied(await self.local(req, resolved))
+            return Resolved(None, exc.virtual, exc.container)
 
     async def _applied(self, outcome: Outcome) -> Response:
         """Apply ``outcome`` (commit, emit, send, arm), then answer. A read

@@ -11,7 +11,10 @@ settled: accepted by its receiver, or given up and counted as lost
 left is queued again, in the order the entries were written, so a
 notification of an acknowledged change is delivered at least once.
 
-Entries are named by a zero-padded counter: the name order is the commit
+Entries are named by a zero-padded counter, followed by the worker's tag
+when several workers share the store (docs/scaling.md: names never collide;
+there the one worker delivering reads them in commit order from the store,
+cse.store.pg_coord). In one process the name order is the commit
 order (listeners and staging run without suspending before the commit is
 called), which is the FIFO order per subscription and target. The entries
 are store-internal KV data: not resources, never visible in the tree.
@@ -69,8 +72,10 @@ def decode(entry: str, rec: dict[str, Any]) -> Notification:
 class Outbox:
     """Names and stages outbox entries; reads them back at start-up."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, tag: str = "") -> None:
+        """``tag`` ends every name this instance gives (several workers: module docstring)."""
         self._store = store
+        self._tag = tag
         self._next = 0
 
     async def open(self) -> list[Notification]:
@@ -79,7 +84,7 @@ class Outbox:
         anything is committed."""
         items = sorted(await self._store.kv_items(OUTBOX_NS))
         if items:
-            self._next = int(items[-1][0]) + 1
+            self._next = max(int(k[:_WIDTH]) for k, _ in items) + 1
         return [decode(k, v) for k, v in items]
 
     def stage(self, sends: Sequence[Notification]) -> tuple[list[Notification], list[Op]]:
@@ -87,7 +92,7 @@ class Outbox:
         staged: list[Notification] = []
         ops: list[Op] = []
         for n in sends:
-            entry = f"{self._next:0{_WIDTH}d}"
+            entry = f"{self._next:0{_WIDTH}d}{self._tag}"
             self._next += 1
             n = replace(n, entry=entry)
             staged.append(n)

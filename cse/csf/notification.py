@@ -79,6 +79,7 @@ import itertools
 import logging
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -172,7 +173,8 @@ class Notifier:
                  max_unreported: int = 10_000, max_per_target: int = 10_000, max_total: int = 100_000,
                  outbox: Outbox | None = None, count_down: CountDown | None = None,
                  settle_after: float = 0.05, channels: Mailboxes | None = None,
-                 attempted: Attempted | None = None) -> None:
+                 attempted: Attempted | None = None,
+                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
         """``forward`` sends a NOTIFY through the CSEs (the dispatcher) to a
         target on another CSE; ``policy`` says which URLs may be sent to,
         ``slots`` how many sends may be in flight (in all, per target, per
@@ -190,8 +192,11 @@ class Notifier:
         ``rr`` false that have a pollingChannel (none: they are not
         reached at all). ``attempted(key, target, answered)`` hears of each
         notification request sent from a queue (notification statistics,
-        cse/csf/sub_monitor.py)."""
+        cse/csf/sub_monitor.py). ``serialize``: the write gate of several
+        workers (docs/scaling.md), held from reading a subscription for its
+        ``exc`` countdown to committing it."""
         self.attempted = attempted
+        self._serialize = serialize or nullcontext
         self.ctx = ctx
         self.channels = channels
         self.outbound = outbound
@@ -481,20 +486,26 @@ class Notifier:
             return False  # another target's delivery counts (or counted) this event
         self._counting.add(note.event)
         try:
-            outcome = await self.count_down(note.exc) or Outcome()
-            # read after the await: siblings settled meanwhile are gone (never written back)
-            siblings = self._exc_open.pop(note.event, {})
-            ops: list[Op] = []
-            if self.outbox is not None:
-                if note.entry is not None:
-                    ops.extend(self.outbox.done([note.entry]))
-                for other in siblings.values():  # in memory they no longer count: the event left _exc_open
-                    if other is not job and other.note is not None and other.note.entry is not None:
-                        ops.append(self.outbox.rewrite(replace(other.note, exc=None)))
-            await self.ctx.apply(outcome.adding(ops=ops))
+            async with self._serialize():
+                await self._count_down(job, note)
         finally:
             self._counting.discard(note.event)
         return note.entry is not None
+
+    async def _count_down(self, job: _Job, note: Notification) -> None:
+        """Commit ``exc`` minus one with the settled entries (:meth:`_counted`)."""
+        assert self.count_down is not None and note.exc is not None and note.event is not None
+        outcome = await self.count_down(note.exc) or Outcome()
+        # read after the await: siblings settled meanwhile are gone (never written back)
+        siblings = self._exc_open.pop(note.event, {})
+        ops: list[Op] = []
+        if self.outbox is not None:
+            if note.entry is not None:
+                ops.extend(self.outbox.done([note.entry]))
+            for other in siblings.values():  # in memory they no longer count: the event left _exc_open
+                if other is not job and other.note is not None and other.note.entry is not None:
+                    ops.append(self.outbox.rewrite(replace(other.note, exc=None)))
+        await self.ctx.apply(outcome.adding(ops=ops))
 
     # -- losses (docs/onem2m.md "Subscriptions and notifications") ---------------------
     def _lose(self, q: _Queue, n: int, *, failed: bool = False, report: bool = True) -> None:

@@ -114,6 +114,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         END
         $$""",
     )),
+    (3, (
+        # Several workers on one schema (cse.store.pg_coord): the worker
+        # delivering notifications hears of every new outbox entry at the
+        # commit that wrote it (one NOTIFY per transaction: equal payloads fold;
+        # the payload is the schema, as the channel is the database's).
+        """CREATE FUNCTION cse_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('cse_outbox', TG_TABLE_SCHEMA);
+            RETURN NULL;
+        END
+        $$""",
+        """CREATE TRIGGER kv_outbox_notify AFTER INSERT ON kv FOR EACH ROW
+        WHEN (NEW.ns = 'outbox') EXECUTE FUNCTION cse_outbox_notify()""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -31,9 +31,10 @@ Two stores share the writing code (:class:`_PgBase`):
   the indexes, every commit its own transaction, commits of one process
   one at a time in call order, and a read started while one is in flight
   waits for it ("reads see the batch as soon as commit has been called").
-  It passes the same contract suite and is the base for several CSE
-  processes on one schema; the pipeline does not run on it yet, because
-  of the read-compute-commit above.
+  It passes the same contract suite and is the base of
+  :class:`cse.store.pg_coord.PgSharedStore`, the store of several worker
+  processes on one schema (docs/scaling.md), where the read-compute-commit
+  above is kept atomic by a cross-worker write gate.
 
 Both: creation order is the ``seq`` column, taken from a sequence on insert
 and kept by a replace unless ``pi`` or ``ty`` changes (a re-creation, as in
@@ -41,13 +42,11 @@ cse.store.indexed); a ``Delete`` takes the subtree with a recursive query
 over ``pi``; the KV area is table ``kv`` and a replace keeps the key's
 ``seq``.
 
-Several writers on one schema would need more than one transaction per
-outcome: the documents of an outcome are computed from reads made before
-its transaction (a container's ``cni``/``cbs``/``st`` and its oldest
-instance for eviction, a parent's child count for quotas, the outbox
-counter, a session's history), so those reads would have to be made in
-the transaction with a row lock (``SELECT ... FOR UPDATE`` on the parent
-or the session row) or checked against a version column at commit.
+Several writers on one schema: the documents of an outcome are computed
+from reads made before its transaction (a container's ``cni``/``cbs``/``st``
+and its oldest instance for eviction, a parent's child count for quotas, a
+session's history), so the workers of cse.store.pg_coord run every
+writing request from its first read to its commit under one advisory lock.
 """
 
 from __future__ import annotations

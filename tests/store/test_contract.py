@@ -22,11 +22,12 @@ from tests.pg import pg_schema, pg_store
 AE, CNT, CIN, SUB = 2, 3, 4, 23
 
 
-@pytest.fixture(params=["memory", "tinydb", "postgresql", "postgresql-direct"])
+@pytest.fixture(params=["memory", "tinydb", "postgresql", "postgresql-direct", "postgresql-shared"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param.startswith("postgresql"):
         async with pg_schema() as schema:
-            s: Any = pg_store(schema, direct=request.param.endswith("direct"))
+            s: Any = pg_store(schema, direct=request.param.endswith("direct"),
+                              shared=request.param.endswith("shared"))
             await s.open()
             yield s
             await s.close()

@@ -46,6 +46,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -133,10 +134,16 @@ class StoreAndForward:
     """The durable queue of one CSE's stored session requests."""
 
     def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *,
-                 monotonic: Callable[[], float], history: int = 50, window: int = 32) -> None:
+                 monotonic: Callable[[], float], history: int = 50, window: int = 32, tag: str = "",
+                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
         """``forward`` sends a stored request on; ``monotonic`` is the clock
         durations are measured on; ``history`` is how many exchanges a
-        session's context keeps."""
+        session's context keeps; ``tag`` ends every key this instance gives
+        (several workers on one store never give the same one, docs/scaling.md);
+        ``serialize`` is their write gate, held from reading what an
+        answer changes (the session context, a next hop's state) to its commit."""
+        self._serialize = serialize or nullcontext
+        self._tag = tag
         self.ctx = ctx
         self.monotonic = monotonic
         # key -> (monotonic time, seconds buffered at that time) (module docstring)
@@ -159,7 +166,7 @@ class StoreAndForward:
         to it instead of up to the jumped clock (module docstring)."""
         items = await self.ctx.store.kv_items(QUEUE_NS)
         if items:
-            self._seq = int(items[-1][0]) + 1
+            self._seq = max(int(k[:16]) for k, _ in items) + 1
         end = self.ctx.clock.now() if trusted is None else trusted
         mono = self.monotonic()
         for key, item in items:
@@ -190,7 +197,7 @@ class StoreAndForward:
                 f"store-and-forward buffer of session {session['sid'][:16]} is full at "
                 f"{self.ctx.identity.csi} ({mbr} requests, policy mbr)")
         doc, resp = await self.nonblocking.open_request(req)
-        key = f"{self._seq:016d}"
+        key = f"{self._seq:016d}{self._tag}"
         self._seq += 1
         self._age[key] = (self.monotonic(), 0.0)
         item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
@@ -397,7 +404,8 @@ class StoreAndForward:
                 while self._answered:
                     batch, self._answered = self._answered[:_BATCH_MAX], self._answered[_BATCH_MAX:]
                     try:
-                        await self.ctx.apply(await self._batch_outcome(batch))
+                        async with self._serialize():  # several workers: from the reads to the commit
+                            await self.ctx.apply(await self._batch_outcome(batch))
                     except Exception as exc:
                         for a in batch:
                             if not a.done.done():
@@ -434,7 +442,8 @@ class StoreAndForward:
         """Record an outcome that was not a delivery (a failure) in the
         ``<request>`` and forget the stored request in one commit: a crash
         leaves both or neither. Delivered answers go through :meth:`_record`."""
-        await self.ctx.apply(await self._finishing(key, item, req, resp))
+        async with self._serialize():
+            await self.ctx.apply(await self._finishing(key, item, req, resp))
 
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
                          keep_until: str | None = None) -> Outcome:
@@ -462,6 +471,10 @@ class StoreAndForward:
         return Outcome(ops=ops, sends=sends)
 
     async def _hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
+        async with self._serialize():
+            await self._set_hop_state(session, hop_csi, nst)
+
+    async def _set_hop_state(self, session: Doc, hop_csi: str, nst: int) -> None:
         for hop in await self.ctx.store.children(session["ri"], NEXT_HOP_TY):
             if hop["csi"] == hop_csi and hop.get("nst") != nst:
                 await self.ctx.apply(Outcome(ops=[Put({**hop, "nst": nst})]))

@@ -1,0 +1,151 @@
+"""``python -m cse --config FILE --workers N``: one CSE served by N processes (docs/scaling.md).
+
+Why processes: a CSE worker is one asyncio loop on one core; N workers on
+one PostgreSQL store serve the same CSE (same CSE-ID, same resources) on
+one port, the kernel spreading the connections among them (SO_REUSEPORT).
+This module only starts and stops them; how they stay correct together is
+cse.store.pg_coord.
+
+The first worker starts alone: it migrates the schema, creates the CSEBase
+and the store key file; the others start once it is ready, on the port it
+bound (so ``http.port = 0`` works: they all get the port the OS gave the
+first).  Each worker is ``python -m cse ... --shared``, the same command
+a worker on another machine runs.  SIGINT/SIGTERM stop every worker; a
+worker that dies is reported and not restarted (its jobs move to another
+worker, cse.store.pg_coord); the supervisor exits when the last one did.
+On Linux a worker is also sent SIGTERM when the supervisor dies (even by
+SIGKILL: ``PR_SET_PDEATHSIG``), so no worker outlives it unnoticed.
+
+The supervisor prints ``WORKERS pid ...`` then the first worker's
+``READY csi url`` line once all are ready, for scripts and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+__all__ = ["supervise", "worker_argv"]
+
+log = logging.getLogger("cse.workers")
+
+_READY_TIMEOUT_S = 60.0
+
+
+def worker_argv(argv: Sequence[str]) -> list[str]:
+    """The command line of one worker: ``argv`` without ``--workers N``, plus ``--shared``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return [*out, "--shared"]
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the supervisor dies (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def _start(argv: list[str]) -> tuple[asyncio.subprocess.Process, str]:
+    """Start one worker; its READY line once it serves."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cse", *argv, stdout=asyncio.subprocess.PIPE,
+                                                preexec_fn=_die_with_parent)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            while True:
+                line = (await proc.stdout.readline()).decode(errors="replace")
+                if not line:
+                    raise RuntimeError(f"worker exited before it was ready (exit code {await proc.wait()})")
+                if line.startswith("READY "):
+                    return proc, line.strip()
+                sys.stdout.write(line)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+
+
+async def _echo(proc: asyncio.subprocess.Process) -> int:
+    """Pass the worker's output on until it exits; its exit code."""
+    assert proc.stdout is not None
+    while line := await proc.stdout.readline():
+        sys.stdout.write(line.decode(errors="replace"))
+        sys.stdout.flush()
+    return await proc.wait()
+
+
+async def supervise(argv: Sequence[str], n: int) -> int:
+    """Run ``n`` workers of the CSE ``argv`` configures (module docstring); the exit code."""
+    base = worker_argv(argv)
+    procs: list[asyncio.subprocess.Process] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        first, ready = await _start(base)
+        procs.append(first)
+        url = ready.split()[2]
+        port = url.rsplit(":", 1)[1]
+        started = await asyncio.gather(*(_start([*base, "--http-port", port]) for _ in range(n - 1)),
+                                       return_exceptions=True)
+        for item in started:
+            if isinstance(item, BaseException):
+                raise item
+            procs.append(item[0])
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"cse: --workers {n}: a worker did not start: {exc}", file=sys.stderr)
+        await _stop(procs)
+        return 1
+    print("WORKERS " + " ".join(str(p.pid) for p in procs), flush=True)
+    print(ready, flush=True)
+    echoes = [loop.create_task(_echo(p)) for p in procs]
+    stopping = loop.create_task(stop.wait())
+    pending = set(echoes)
+    while pending:
+        done, _ = await asyncio.wait({*pending, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done & pending:
+            pending.discard(task)
+            if not stop.is_set():
+                print(f"cse: a worker exited (code {task.result()}); {len(pending)} still serving",
+                      file=sys.stderr, flush=True)
+        if stopping in done:
+            await _stop(procs)
+            break
+    stopping.cancel()
+    codes = await asyncio.gather(*echoes)
+    return max((c for c in codes if c > 0), default=0)
+
+
+async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
+    for proc in procs:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), 20.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
