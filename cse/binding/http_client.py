@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from cse.core.errors import BadRequest, RequestTimeout, TargetNotReachable
+from cse.core.errors import BadRequest, NotListening, RequestTimeout, TargetNotReachable
 from cse.core.http_wire import decode_response, encode_request
 from cse.core.messages import Request, Response
 
@@ -132,5 +132,8 @@ class HttpOutbound:
                                      f"({exc.certificate_error})") from None
         except aiohttp.ClientSSLError as exc:
             raise TargetNotReachable(f"cannot reach {poa[:100]}: TLS handshake failed ({exc})"[:300]) from None
+        except aiohttp.ClientConnectorError as exc:
+            kind = NotListening if isinstance(exc.os_error, ConnectionRefusedError) else TargetNotReachable
+            raise kind(f"cannot reach {poa[:100]}: {type(exc).__name__}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise TargetNotReachable(f"cannot reach {poa[:100]}: {type(exc).__name__}") from None

@@ -31,7 +31,7 @@ __all__ = [
     "ReleaseVersionNotSupported",
     "InternalServerError",
     "NotImplementedOp",
-    "TargetNotReachable",
+    "TargetNotReachable", "NotListening",
     "ReceiverHasNoPrivilege",
     "AlreadyExists",
     "RemoteEntityNotReachable",
@@ -239,6 +239,12 @@ class TargetNotReachable(M2MError):
     """5103: next hop or target unreachable."""
 
     rsc = RSC.TARGET_NOT_REACHABLE
+
+
+class NotListening(TargetNotReachable):
+    """5103 where nothing listens at the address (connection refused): a
+    peer that is not up, or not up yet -- told apart so that a CSE started
+    before its registrar does not warn about what is normal (docs/troubleshooting.md)."""
 
 
 class ReceiverHasNoPrivilege(M2MError):

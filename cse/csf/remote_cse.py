@@ -36,6 +36,7 @@ from cse.core.errors import (
     BadRequest,
     M2MError,
     NotImplementedOp,
+    NotListening,
     OperationNotAllowed,
     OriginatorHasAlreadyRegistered,
     OriginatorHasNoPrivilege,
@@ -57,6 +58,8 @@ __all__ = ["REMOTE_CSE_HOOKS", "RegistrarLink", "csr_name", "session_capable"]
 log = logging.getLogger("cse.remote")
 
 REMOTE_CSE_TY = 16
+# the registrar may be "not up yet" while the backoff is below this (0.5+1+2+4 s of retries): info, not warning
+_QUIET_UNTIL_S = 8.0
 MAX_DESCENDANTS = 1000  # bounds the dcse we send (docs/onem2m.md "Registration of CSEs")
 
 
@@ -217,6 +220,7 @@ class RegistrarLink:
 
     async def _run(self) -> None:
         backoff = 0.5
+        ever_registered = False
         while True:
             self._wake.clear()  # before reading the store: a change from now on wakes the next pause
             try:
@@ -225,6 +229,7 @@ class RegistrarLink:
                     self.registered.clear()
                     await self.register_once()
                     log.info("registered with %s at %s", self.csi, self.poa)
+                    ever_registered = True
                 else:
                     await self._sync_descendants(held)
                 backoff = 0.5
@@ -233,7 +238,11 @@ class RegistrarLink:
                 raise
             except M2MError as exc:
                 self.registered.clear()
-                log.warning("registration with %s failed (%s); retrying in %.1f s", self.csi, exc.message, backoff)
+                # a registrar that is not up yet (nothing listens, we were never registered,
+                # still early) is how a pair starts: info; anything else, or for longer, a warning
+                waiting = isinstance(exc, NotListening) and not ever_registered and backoff < _QUIET_UNTIL_S
+                log.log(logging.INFO if waiting else logging.WARNING,
+                        "registration with %s failed (%s); retrying in %.1f s", self.csi, exc.message, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
             except Exception:
