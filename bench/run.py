@@ -14,6 +14,8 @@ Groups and scenarios (``--only`` takes either):
   create_cin_100k, rss_per_10k_cin, startup_100k
 * ``pair``: plain_update, session_update, client_ceiling_session_update,
   sf_store, sf_flush
+* ``discovery``: disc_retrieve, disc_tylbl_10k, disc_tylbl_100k,
+  disc_unrestricted_100k, disc_retrieve_during_unrestricted
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -40,13 +42,14 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
 from bench.report import evaluate, summary
-from bench.scenarios import ceiling, pair, single
+from bench.scenarios import ceiling, discovery, pair, single
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "ceiling": ("ceiling_get", "ceiling_post", "client_ceiling_get"),
     "single": single.NAMES,
     "pair": pair.NAMES,
+    "discovery": discovery.NAMES,
 }
 ALL = tuple(n for names in GROUPS.values() for n in names)
 
@@ -82,6 +85,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(pair.NAMES):
             print("pair CSE1 -> CSE2", flush=True)
             await pair.run(bench, want)
+        if want & set(discovery.NAMES):
+            print("discovery at scale (durable store, bulk-built tree)", flush=True)
+            await discovery.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench

@@ -47,6 +47,7 @@ class Granter:
         self._by_acpi: dict[tuple[str, ...], bool] = {}
         self._ae_default: bool | None = None
         reg = ctx.registry
+        self._acpi_types = frozenset(t.ty for t in reg.by_ty.values() if t.has_acpi)
         # Types that only inherit their parent's decision and have no children
         # of their own (contentInstance): under a parent whose decision denies,
         # there is nothing in them to see.
@@ -81,39 +82,46 @@ class Granter:
         """(granted, owned, inherited by children) for ``doc`` given its
         parent's decision. Being allowed to discover an AE (any registered
         originator is) says nothing about what is below it."""
+        known = self.known(doc, parent_granted, owned_above)
+        if known is not None:
+            return known
+        owned = owned_above or (self.originator is not None and doc.get("_own") == self.originator)
+        if doc["ty"] == 2 and self.perm == Permission.DISCOVER and not doc.get("acpi"):
+            # not owned, no acpi: the default policy's "registered originators
+            # may discover an AE", the same answer for every such AE
+            granted = await self._allowed(doc)
+            if self.cached:
+                self._ae_default = granted
+            return granted, owned, False
+        granted = await self._allowed(doc)
+        acpi = doc.get("acpi")
+        if self.cached and doc["ty"] not in _UNCACHED and isinstance(acpi, list) \
+                and all(type(a) is str for a in acpi):
+            self._by_acpi[tuple(acpi)] = granted
+        return granted, owned, granted
+
+    def known(self, doc: Doc, parent_granted: bool, owned_above: bool) -> tuple[bool, bool, bool] | None:
+        """:meth:`decide` when it needs no store read (inherited, owned, or an
+        ACP list already decided in this request); None otherwise."""
         if self.privileged:
             return True, True, True
         owned = owned_above or (self.originator is not None and doc.get("_own") == self.originator)
         ty = doc["ty"]
-        rtype = self.ctx.registry.get(ty)
-        if ty == 1 or (rtype.has_acpi and doc.get("acpi")) or ty in SMG_TYPES:
-            granted = await self._by_acps(doc)
-            return granted, owned, granted
-        if not rtype.has_acpi:
+        has_acpi = ty in self._acpi_types
+        if ty == 1 or (has_acpi and doc.get("acpi")) or ty in SMG_TYPES:
+            acpi = doc["acpi"] if self.cached and ty not in _UNCACHED else None
+            try:
+                hit = self._by_acpi.get(tuple(acpi)) if type(acpi) is list else None
+            except TypeError:  # an unhashable entry: never cached (see decide)
+                hit = None
+            return None if hit is None else (hit, owned, hit)
+        if not has_acpi:
             return parent_granted, owned, parent_granted
         if owned:
             return True, True, True
         if ty == 2 and self.perm == Permission.DISCOVER:
-            # not owned, no acpi: the default policy's "registered originators
-            # may discover an AE", the same answer for every such AE
-            if not self.cached:
-                return await self._allowed(doc), owned, False
-            if self._ae_default is None:
-                self._ae_default = await self._allowed(doc)
-            return self._ae_default, owned, False
+            return None if self._ae_default is None else (self._ae_default, owned, False)
         return False, owned, False
-
-    async def _by_acps(self, doc: Doc) -> bool:
-        """The decision for a resource that names ACPs, once per ACP list."""
-        acpi = doc.get("acpi")
-        if not self.cached or doc["ty"] in _UNCACHED or not isinstance(acpi, list) \
-                or not all(type(a) is str for a in acpi):
-            return await self._allowed(doc)
-        key = tuple(acpi)
-        hit = self._by_acpi.get(key)
-        if hit is None:
-            hit = self._by_acpi[key] = await self._allowed(doc)
-        return hit
 
     async def _allowed(self, doc: Doc) -> bool:
         return await access.allowed(self.ctx, self.originator, self.perm, doc, self.grant)

@@ -475,14 +475,21 @@ class IndexedDocs:
         paths: dict[str, tuple[int, ...] | None] = {root: ()}
         found: list[tuple[tuple[int, ...], Doc]] = []
         seen: set[str] = set()
+        several = len(picked) > 1  # a resource may hold two of the values
         for members in picked:
             for ri in members:
-                if ri in seen:
+                if several:
+                    if ri in seen:
+                        continue
+                    seen.add(ri)
+                doc = docs[ri]
+                pi = doc["pi"]
+                base = paths[pi] if pi in paths else self._path(pi, paths, docs, by_ty)
+                if base is None:
                     continue
-                seen.add(ri)
-                path = self._path(ri, paths, docs, by_ty)
-                if path and len(path) <= max_depth:
-                    found.append((path, docs[ri]))
+                path = (*base, members[ri]) if members is by_ty.get(doc["ty"]) else (*base, by_ty[doc["ty"]][ri])
+                if len(path) <= max_depth:
+                    found.append((path, doc))
         found.sort(key=lambda item: item[0])
         return [(doc, len(path)) for path, doc in found]
 
