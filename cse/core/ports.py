@@ -167,8 +167,11 @@ class SelectIndex(Protocol):
         """``(doc, depth)`` of the descendants of ``root`` (at most
         ``max_depth`` levels below) holding one value of the key with the
         fewest holders (``union``: of any key) among ``keys`` -- ``("ty",
-        types)``, ``("lbl", labels)`` or ``(attr, values)`` for ``cr``,
-        ``aei``, ``csi`` -- in depth-first creation order; None when more than
+        types)``, ``("lbl", labels)``, ``(attr, values)`` for ``cr``,
+        ``aei``, ``csi``, or ``(attr, ranges)`` for ``ct``, ``lt``, ``et``
+        with ``(low, high)`` ranges, low inclusive, high exclusive, either None
+        (a superset: the caller checks every condition) -- in depth-first
+        creation order; None when more than
         ``cap`` would have to be looked at or a key has no index."""
 
     async def deepest(self) -> int:

@@ -3,7 +3,8 @@
 
 Why: a walk visits every resource of the subtree, so a query that finds 100
 of 100,000 costs 100,000 visits.  When the filter criteria name a resource
-type, labels or the creator, the store knows which resources hold them
+type, labels, the creator or a creation/modification/expiration time range,
+the store knows which resources hold them
 (:class:`cse.core.ports.SelectIndex`): only those are looked at -- the
 ones below the discovery root, in the walk's order (depth-first, creation
 order) -- and each is decided as the walk would: its ancestors' decisions
@@ -72,8 +73,17 @@ def _keys(fc: FilterCriteria) -> list[tuple[str, Sequence[Any]]] | None:
         keys.append(("ty", fc.ty))
     if fc.lbl:
         keys.append(("lbl", fc.lbl))
-    unindexed = bool(fc.cty) or any(v is not None for v in (
-        fc.cra, fc.crb, fc.ms, fc.us, fc.exa, fc.exb, fc.sts, fc.stb, fc.sza, fc.szb))
+    for attr, lo, hi in (("ct", fc.cra, fc.crb), ("lt", fc.ms, fc.us), ("et", fc.exa, fc.exb)):
+        if lo is None and hi is None:
+            continue
+        if fc.fo == 2:  # OR: each bound is a condition of its own
+            if lo is not None:
+                keys.append((attr, ((lo, None),)))
+            if hi is not None:
+                keys.append((attr, ((None, hi),)))
+        else:
+            keys.append((attr, ((lo, hi),)))
+    unindexed = bool(fc.cty) or any(v is not None for v in (fc.sts, fc.stb, fc.sza, fc.szb))
     for name, values in fc.attrs:
         if name in _INDEXED_ATTRS and not any("*" in v for v in values):
             keys.append((name, values))
@@ -130,23 +140,32 @@ async def _decide(ctx: Context, root: Doc, originator: str | None, fc: FilterCri
             positions = {k["ri"]: i for i, k in enumerate(await store.children(root_ri), start=1)}
         return positions[top]
 
-    async def step(above: _State, doc: Doc) -> _State:
-        """``doc``'s state from its parent's, as the walk decides it."""
+    known = granter.known
+
+    def step_now(above: _State, doc: Doc) -> _State | None:
+        """``doc``'s state from its parent's, as the walk decides it; None
+        when that needs a store read (:meth:`step`)."""
         top = doc["ri"] if doc["pi"] == root_ri else above[3]
         if not above[0] or (doc["ty"] == 2 and doc.get("regs") == 2):
             return False, False, False, top, False
-        decided = granter.known(doc, above[1], above[2])
-        granted, owned, passed = decided if decided is not None else await granter.decide(doc, above[1], above[2])
+        decided = known(doc, above[1], above[2])
+        if decided is None:
+            return None
+        granted, owned, passed = decided
+        if not granted and doc["ty"] in SESSION_ROOTS:
+            return False, False, owned, top, False
+        return True, passed, owned, top, granted
+
+    async def step(above: _State, doc: Doc) -> _State:
+        """:func:`step_now`, reading what it needs."""
+        top = doc["ri"] if doc["pi"] == root_ri else above[3]
+        granted, owned, passed = await granter.decide(doc, above[1], above[2])
         if not granted and doc["ty"] in SESSION_ROOTS:
             return False, False, owned, top, False
         return True, passed, owned, top, granted
 
     async def state(doc: Doc) -> _State:
         """``doc``'s state, deciding its ancestors first (each once)."""
-        above = states.get(doc["pi"])
-        if above is not None:  # the parent is decided already: the usual case
-            st = states[doc["ri"]] = await step(above, doc)
-            return st
         chain = [doc]
         while chain[-1]["pi"] not in states:
             parent = await store.get(chain[-1]["pi"])
@@ -155,13 +174,18 @@ async def _decide(ctx: Context, root: Doc, originator: str | None, fc: FilterCri
             chain.append(parent)
         above = states[chain[-1]["pi"]]
         for node in reversed(chain):
-            above = states[node["ri"]] = await step(above, node)
+            st = step_now(above, node)
+            above = states[node["ri"]] = st if st is not None else await step(above, node)
         return above
 
     for n, (doc, _depth) in enumerate(candidates, start=1):
         if n % _SLICE == 0:
             await asyncio.sleep(0)  # let other requests in (docs/security.md "Limits")
-        st = states.get(doc["ri"]) or await state(doc)
+        st = states.get(doc["ri"])
+        if st is None:
+            above = states.get(doc["pi"])
+            st = step_now(above, doc) if above is not None else None
+            st = states[doc["ri"]] = st if st is not None else await state(doc)
         if not st[0] or not st[4] or not matches(fc, doc):
             continue
         if first > 1 and await position(st[3]) < first:

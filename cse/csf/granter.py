@@ -14,8 +14,11 @@ are decided one by one: their outcome depends on where they are.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cse.core.context import Context
 from cse.core.ports import Doc, Store
+from cse.core.registry import Registry
 
 from . import access
 from .access import Grant, Permission
@@ -33,6 +36,19 @@ SESSION_ROOTS = frozenset({9001, 9002})
 _UNCACHED = SMG_TYPES | {1, access.SUBSCRIPTION_TY}
 
 
+@lru_cache(maxsize=4)
+def _type_sets(reg: Registry) -> tuple[frozenset[int], frozenset[int]]:
+    """The types with an ``acpi`` attribute, and the dead ends: types that only
+    inherit their parent's decision and have no children of their own
+    (contentInstance), so under a parent whose decision denies there is
+    nothing in them to see.  Once per registry, not per request."""
+    acpi_types = frozenset(t.ty for t in reg.by_ty.values() if t.has_acpi)
+    dead_ends = frozenset(
+        t.ty for t in reg.by_ty.values()
+        if not t.has_acpi and t.ty != 1 and t.ty not in SMG_TYPES and not reg.child_types(t.ty))
+    return acpi_types, dead_ends
+
+
 class Granter:
     """Top-down privilege decisions for one request, caching ACP decisions
     (module docstring); ``cached`` False decides every resource afresh."""
@@ -46,14 +62,7 @@ class Granter:
         self.cached = cached and grant is None
         self._by_acpi: dict[tuple[str, ...], bool] = {}
         self._ae_default: bool | None = None
-        reg = ctx.registry
-        self._acpi_types = frozenset(t.ty for t in reg.by_ty.values() if t.has_acpi)
-        # Types that only inherit their parent's decision and have no children
-        # of their own (contentInstance): under a parent whose decision denies,
-        # there is nothing in them to see.
-        self.dead_ends = frozenset(
-            t.ty for t in reg.by_ty.values()
-            if not t.has_acpi and t.ty != 1 and t.ty not in SMG_TYPES and not reg.child_types(t.ty))
+        self._acpi_types, self.dead_ends = _type_sets(ctx.registry)
 
     def worth_visiting(self, doc: Doc, parent_passed: bool) -> bool:
         """False for a child that cannot be granted whatever it holds (see

@@ -46,20 +46,30 @@ Resolved ambiguities (see also the store contract in ``cse.core.ports``):
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cse.core.ports import CommitResult, Delete, Doc, KvDelete, KvPut, Op, Put
 
-__all__ = ["INDEXED_ATTRS", "SELECT_KEYS", "IndexedDocs", "check_ops"]
+__all__ = ["INDEXED_ATTRS", "SELECT_KEYS", "TIME_ATTRS", "IndexedDocs", "check_ops"]
 
 #: Attributes with a secondary index (``lookup`` on others scans); ``cr``
 #: also selects discovery candidates (TS-0004 7.3.3.17.17, creator).
 INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi", "_own", "cr")
 
+#: Timestamps with a range index: creation, last modification, expiration
+#: (the filter criteria cra/crb, ms/us, exa/exb).
+TIME_ATTRS: tuple[str, ...] = ("ct", "lt", "et")
+
 #: Candidate indexes :meth:`IndexedDocs.select_under` takes: the resource type,
-#: each label, and the string attributes above that are public.
-SELECT_KEYS: frozenset[str] = frozenset({"ty", "lbl", "aei", "csi", "cr"})
+#: each label, the string attributes above that are public, and the timestamps.
+SELECT_KEYS: frozenset[str] = frozenset({"ty", "lbl", "aei", "csi", "cr", *TIME_ATTRS})
+
+#: A timestamp's bucket: its first 13 characters, ``YYYYMMDDThhmm`` (one per
+#: minute).  Any string's prefix orders as the string does, so the buckets
+#: overlapping a range hold every timestamp in it (and a few around it).
+_BUCKET = 13
 
 #: How far :meth:`IndexedDocs.select_under` follows ``pi`` up (no tree is deeper).
 _MAX_CHAIN = 1024
@@ -115,6 +125,8 @@ class IndexedDocs:
         "_by_ty",
         "_by_lbl",
         "_depths",
+        "_time",
+        "_time_keys",
         "_seq",
         "_et",
         "_heap",
@@ -134,6 +146,9 @@ class IndexedDocs:
         self._by_ty: dict[int, dict[str, int]] = {}
         self._by_lbl: dict[str, dict[str, None]] = {}
         self._depths: dict[int, int] = {}  # how many documents sit at each depth (``_srn`` levels)
+        # per timestamp attribute: bucket -> its documents, and the bucket names in order
+        self._time: dict[str, dict[str, dict[str, None]]] = {a: {} for a in TIME_ATTRS}
+        self._time_keys: dict[str, list[str]] = {a: [] for a in TIME_ATTRS}
         self._seq = 0
         self._et: dict[str, str] = {}
         self._heap: list[tuple[str, str]] = []
@@ -227,9 +242,36 @@ class IndexedDocs:
             self._add_labels(lbl, ri)
         depth = doc["_srn"].count("/")
         self._depths[depth] = self._depths.get(depth, 0) + 1
+        for attr in TIME_ATTRS:
+            ts = doc.get(attr)
+            if type(ts) is str:
+                self._add_time(attr, ts, ri)
         et = doc.get("et")
         if et is not None:
             self._set_et(ri, et)
+
+    def _add_time(self, attr: str, ts: str, ri: str) -> None:
+        buckets, bucket = self._time[attr], ts[:_BUCKET]
+        members = buckets.get(bucket)
+        if members is None:
+            buckets[bucket] = {ri: None}
+            insort(self._time_keys[attr], bucket)
+        else:
+            members[ri] = None
+
+    def _drop_time(self, attr: str, ts: Any, ri: str) -> None:
+        if type(ts) is not str:
+            return
+        buckets, bucket = self._time[attr], ts[:_BUCKET]
+        members = buckets.get(bucket)
+        if members is not None:
+            members.pop(ri, None)
+            if not members:
+                del buckets[bucket]
+                keys = self._time_keys[attr]
+                at = bisect_left(keys, bucket)
+                if at < len(keys) and keys[at] == bucket:
+                    del keys[at]
 
     def _add_labels(self, lbl: Any, ri: str) -> None:
         if isinstance(lbl, list):
@@ -263,6 +305,12 @@ class IndexedDocs:
         if srn.count("/") != old["_srn"].count("/"):
             self._drop_depth(old["_srn"])
             self._depths[srn.count("/")] = self._depths.get(srn.count("/"), 0) + 1
+        for attr in TIME_ATTRS:
+            ts, old_ts = doc.get(attr), old.get(attr)
+            if ts != old_ts:
+                self._drop_time(attr, old_ts, ri)
+                if type(ts) is str:
+                    self._add_time(attr, ts, ri)
         lbl, old_lbl = doc.get("lbl"), old.get("lbl")
         if lbl is not old_lbl and lbl != old_lbl:
             self._drop_labels(old_lbl, ri)
@@ -341,6 +389,8 @@ class IndexedDocs:
         if lbl:
             self._drop_labels(lbl, ri)
         self._drop_depth(doc["_srn"])
+        for attr in TIME_ATTRS:
+            self._drop_time(attr, doc.get(attr), ri)
         if self._et.pop(ri, None) is not None:
             self._purge_step()
 
@@ -437,6 +487,18 @@ class IndexedDocs:
         """The most ``_srn`` levels below the CSEBase any document has (0 if none)."""
         return max(self._depths, default=0)
 
+    def _in_range(self, attr: str, bounds: Any) -> list[dict[str, None]]:
+        """The buckets of ``attr`` that may hold a timestamp in ``[lo, hi)``
+        (``bounds``; either may be None: unbounded)."""
+        if not (isinstance(bounds, tuple) and len(bounds) == 2
+                and all(b is None or type(b) is str for b in bounds)):
+            raise ValueError(f"a range of {attr!r} is a (low, high) pair of timestamps or None")
+        lo, hi = bounds
+        keys, buckets = self._time_keys[attr], self._time[attr]
+        start = 0 if lo is None else bisect_left(keys, lo[:_BUCKET])
+        end = len(keys) if hi is None else bisect_right(keys, hi[:_BUCKET])
+        return [buckets[k] for k in keys[start:end]]
+
     def _members(self, key: str, value: Any) -> dict[str, Any] | None:
         if key == "ty":
             return self._by_ty.get(value) if type(value) is int else None
@@ -448,7 +510,10 @@ class IndexedDocs:
                      max_depth: int) -> list[tuple[Doc, int]] | None:
         """Descendants of ``root`` at most ``max_depth`` levels below it that
         hold one of the values of a key (``union`` False: of the key with the
-        fewest holders, the rest is the caller's to check; True: of any key),
+        fewest holders, the rest is the caller's to check; True: of any key;
+        a value of ``ct``/``lt``/``et`` is a ``(low, high)`` range, low
+        inclusive, high exclusive, either None, and what the key yields may
+        include timestamps of the same minute outside it),
         as ``(doc, depth)`` in the order a depth-first walk in creation order
         meets them.  None if more than ``cap`` documents would have to be
         looked at (the walk is cheaper then) or a key is not in
@@ -460,14 +525,23 @@ class IndexedDocs:
         one step each; the sort key is the creation sequence numbers along the
         path from ``root``, which is exactly the walk's order."""
         groups: list[list[dict[str, Any]]] = []
+        overlapping: list[bool] = []  # whether a resource may be in two of a group's member sets
         for key, values in keys:
             if key not in SELECT_KEYS:
                 return None
-            groups.append([m for m in (self._members(key, v) for v in values) if m])
+            overlapping.append(key == "lbl" or (key in self._time and len(values) > 1))
+            if key in self._time:
+                groups.append([m for v in values for m in self._in_range(key, v)])
+            else:
+                groups.append([m for m in (self._members(key, v) for v in values) if m])
         if not groups:
             return None
         sizes = [sum(len(m) for m in g) for g in groups]
-        picked = [g for gs in groups for g in gs] if union else groups[sizes.index(min(sizes))]
+        if union:
+            picked, several = [g for gs in groups for g in gs], True
+        else:
+            best = sizes.index(min(sizes))
+            picked, several = groups[best], overlapping[best]
         if (sum(sizes) if union else min(sizes)) > cap:
             return None
         docs, by_ty = self.docs, self._by_ty
@@ -475,7 +549,6 @@ class IndexedDocs:
         paths: dict[str, tuple[int, ...] | None] = {root: ()}
         found: list[tuple[tuple[int, ...], Doc]] = []
         seen: set[str] = set()
-        several = len(picked) > 1  # a resource may hold two of the values
         for members in picked:
             for ri in members:
                 if several:

@@ -81,3 +81,29 @@ async def test_select_indexes_follow_replaces_recreations_and_deletes(store: Any
     assert ris(await store.select_under("id-in", [("ty", (CNT, CIN))], False, 100, 64)) == []
     assert ris(await store.select_under("id-in", [("lbl", ("new",))], False, 100, 64)) == []
     assert await store.deepest() == 1
+
+
+async def test_time_ranges_select_by_minute_buckets_and_follow_changes(store: Any) -> None:
+    cse = base()
+    ae = child(cse, "ae", AE, ct="20300101T000000,000000", lt="20300101T000000,000000")
+    a = child(ae, "a", CNT, ct="20300101T100000,000000", lt="20300101T100000,000000", et="20310101T000000,000000")
+    b = child(ae, "b", CNT, ct="20300101T100059,999999", lt="20300101T100059,999999")
+    c = child(ae, "c", CNT, ct="20300101T100100,000000", lt="20300101T100100,000000")
+    await put(store, cse, ae, a, b, c)
+
+    async def ct(lo: str | None, hi: str | None, attr: str = "ct") -> list[tuple[str, int]]:
+        return ris(await store.select_under("ae", [(attr, ((lo, hi),))], False, 100, 64))
+
+    # a superset at minute granularity: a and b share 10:00, c is 10:01
+    assert await ct("20300101T100030", None) == [("a", 1), ("b", 1), ("c", 1)]
+    assert await ct("20300101T100100", None) == [("c", 1)]
+    assert await ct(None, "20300101T100100") == [("a", 1), ("b", 1), ("c", 1)]  # the bucket of the bound
+    assert await ct(None, "20300101T100059,999999") == [("a", 1), ("b", 1)]
+    assert await ct("20300102", None) == []
+    assert await ct(None, None, "et") == [("a", 1)]
+    await put(store, {**c, "lt": "20300105T000000,000000"})  # a replace moves c in lt
+    assert await ct("20300102", None, "lt") == [("c", 1)]
+    await store.commit([Delete("c")])
+    assert await ct("20300102", None, "lt") == []
+    with pytest.raises(ValueError):
+        await store.select_under("ae", [("ct", ("20300101",))], False, 100, 64)

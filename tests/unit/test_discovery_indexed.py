@@ -4,7 +4,8 @@
 A differential test: seeded random trees (AEs of three originators, one
 INACTIVE; ACPs granting different originators; nested containers, instances
 and nodes with labels, creators and distinct creation times) and, on each,
-random filter criteria from random roots and originators.  The reference is
+random filter criteria (type, labels, creator, time ranges, fo, lim, ofst,
+lvl, rcn) from random roots and originators.  The reference is
 the walk with every privilege decided afresh (``Walk(cached=False)``); the
 subject is :func:`cse.csf.tree.discover` (indexes where they apply, the
 walk with the ACP cache elsewhere).  Results must be equal in content and
@@ -24,6 +25,7 @@ from cse.app import CSE
 from cse.config import load_config
 from cse.core.messages import Operation, Request
 from cse.core.ports import Doc, Put
+from cse.core.timestamps import format_ts
 from cse.csf import discovery
 from cse.csf.access import Permission
 from cse.csf.filters import FilterCriteria
@@ -53,13 +55,13 @@ class Tree:
         self.n = 0
 
     async def make(self, parent: str, fr: str, ty: int, root: str, body: dict[str, Any]) -> Doc:
-        self.clock.step(1.0 + self.n % 3)  # distinct and some equal-looking gaps
+        self.clock.step(1.0 + (self.n * 37) % 90)  # distinct times spread over several minutes
         self.n += 1
         r = await self.cse.handle(Request(op=C, to=parent, fr=fr, rqi=f"d{self.n}", ty=ty, pc={root: body}))
         assert r.rsc == 2001, (parent, fr, body, r.pc)
         doc = await self.cse.ctx.store.get(r.pc[root]["ri"])
         assert doc is not None
-        self.times.append(doc["ct"])
+        self.times.extend(doc[a] for a in ("ct", "et") if a in doc)
         return doc
 
 
@@ -88,6 +90,8 @@ async def build(tmp: Path, seed: int) -> Tree:
             body["lbl"] = rng.sample(LABELS, rng.randint(1, 2))
         if rng.random() < 0.5:
             body["cr"] = None
+        if rng.random() < 0.3:
+            body["et"] = format_ts(t.clock.now() + rng.randint(600, 90_000))
         cnt = await t.make(path, fr, 3, "m2m:cnt", body)
         if rng.random() < 0.45 and owner == "Cone":
             chosen = rng.sample(acps, rng.randint(1, 2))
@@ -123,8 +127,8 @@ def criteria(rng: random.Random, times: list[str]) -> FilterCriteria:
         kw["lbl"] = tuple(rng.sample(LABELS, rng.randint(1, 3)))
     if rng.random() < 0.2:
         kw["attrs"] = (("cr", (rng.choice(ORIGINATORS),)),)
-    if rng.random() < 0.2:
-        kw[rng.choice(("cra", "crb", "ms", "us"))] = rng.choice(times)
+    for _ in range(rng.choice((0, 0, 1, 2))):
+        kw[rng.choice(("cra", "crb", "ms", "us", "exa", "exb"))] = rng.choice(times)
     if rng.random() < 0.3:
         kw["lim"] = rng.randint(0, 6)
     if rng.random() < 0.3:
