@@ -4,13 +4,15 @@
 * ``disc_retrieve``: RETRIEVE of a container of the 100k AE (the reference);
 * ``disc_tylbl_10k`` / ``disc_tylbl_100k``: ``fu=1&ty=4&lbl=bench:hit``
   matching 100 contentInstances of an AE holding 10,000 / 100,000
-  resources (containers of instances; the same label under both AEs, so
-  the other AE's holders are candidates the subtree check drops);
+  resources (containers of 999 instances; the hits spread over 10 containers
+  at both sizes, so only the size differs; the same label under both AEs,
+  so the other AE's holders are candidates the subtree check drops);
 * ``disc_unrestricted_100k``: ``fu=1`` with no condition from the 100k AE,
   one client (answered within ``limits.max_result``, partial content);
 * ``disc_retrieve_during_unrestricted``: an unrelated RETRIEVE (another
   AE's container), one client, while 4 clients run the unrestricted
-  discovery.
+  discovery (``alone_p50_ms``/``alone_p99_ms``: the same client just before,
+  without them: what the machine gives).
 
 Building 110,000 resources through HTTP would take minutes: the AEs, their
 containers and one instance each are created through HTTP, the CSE is
@@ -93,7 +95,11 @@ async def _bulk(db: Path, plan: dict[str, tuple[dict[str, Any], int]]) -> int:
         for ae, resources in plan.values():
             n_cnt = ae["containers"]
             per = max(1, resources // n_cnt - 1)
-            hits_every = max(1, (n_cnt * per) // HITS)
+            # the same shape of result at every size: the hits in (up to) 10
+            # containers spread over the AE, spread within each container
+            hit_cnts = set(range(0, n_cnt, max(1, n_cnt // 10))[:10])
+            per_hit_cnt = -(-HITS // len(hit_cnts))
+            hits_every = max(1, (per - 1) // per_hit_cnt)
             k = 0
             ops: list[Any] = []
             for i in range(n_cnt):
@@ -104,7 +110,7 @@ async def _bulk(db: Path, plan: dict[str, tuple[dict[str, Any], int]]) -> int:
                 for j in range(1, per):  # the template is the first
                     rn = f"i{j}"
                     doc: Doc = {**tmpl, "ri": f"cin{ae['rn']}x{i}x{j}", "rn": rn, "_srn": f"{cnt['_srn']}/{rn}"}
-                    if k % hits_every == 0 and k // hits_every < HITS:
+                    if i in hit_cnts and (j - 1) % hits_every == 0 and ae.get("hits", 0) < HITS:
                         doc["lbl"] = [LABEL]
                         ae["hits"] = ae.get("hits", 0) + 1
                     k += 1
@@ -157,7 +163,8 @@ async def _measure(bench: Bench, p: Proc, want: set[str], aes: dict[str, dict[st
                 bench.notes.append(f"disc_unrestricted_100k: the query answered {rsc} with {found} results")
         if "disc_retrieve_during_unrestricted" in want:
             retrieve = _get(f"/{CB}/other/cnt", other)
-            side: dict[str, Any] = {}
+            alone = await run_spec(url, retrieve, 1, duration=bench.opts.duration)  # the same client, no discovery
+            side: dict[str, Any] = {"alone_p50_ms": round(alone.p50_ms, 2), "alone_p99_ms": round(alone.p99_ms, 2)}
 
             async def both() -> LoadResult:
                 d = bench.opts.duration

@@ -529,7 +529,7 @@ class IndexedDocs:
         for key, values in keys:
             if key not in SELECT_KEYS:
                 return None
-            overlapping.append(key == "lbl" or (key in self._time and len(values) > 1))
+            overlapping.append((key == "lbl" or key in self._time) and len(values) > 1)
             if key in self._time:
                 groups.append([m for v in values for m in self._in_range(key, v)])
             else:
@@ -550,6 +550,7 @@ class IndexedDocs:
         found: list[tuple[tuple[int, ...], Doc]] = []
         seen: set[str] = set()
         for members in picked:
+            from_ty = any(members is of_ty for of_ty in by_ty.values())  # holds the sequence numbers itself
             for ri in members:
                 if several:
                     if ri in seen:
@@ -560,7 +561,7 @@ class IndexedDocs:
                 base = paths[pi] if pi in paths else self._path(pi, paths, docs, by_ty)
                 if base is None:
                     continue
-                path = (*base, members[ri]) if members is by_ty.get(doc["ty"]) else (*base, by_ty[doc["ty"]][ri])
+                path = (*base, members[ri] if from_ty else by_ty[doc["ty"]][ri])
                 if len(path) <= max_depth:
                     found.append((path, doc))
         found.sort(key=lambda item: item[0])
