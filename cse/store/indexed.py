@@ -487,9 +487,11 @@ class IndexedDocs:
         """The most ``_srn`` levels below the CSEBase any document has (0 if none)."""
         return max(self._depths, default=0)
 
-    def _in_range(self, attr: str, bounds: Any) -> list[dict[str, None]]:
+    def _in_range(self, attr: str, bounds: Any, cap: int) -> list[dict[str, None]]:
         """The buckets of ``attr`` that may hold a timestamp in ``[lo, hi)``
-        (``bounds``; either may be None: unbounded)."""
+        (``bounds``; either may be None: unbounded), in order; no more once
+        they hold over ``cap`` documents (too many to look at anyway: a
+        range over years costs what ``cap`` does, not one step per minute)."""
         if not (isinstance(bounds, tuple) and len(bounds) == 2
                 and all(b is None or type(b) is str for b in bounds)):
             raise ValueError(f"a range of {attr!r} is a (low, high) pair of timestamps or None")
@@ -497,7 +499,15 @@ class IndexedDocs:
         keys, buckets = self._time_keys[attr], self._time[attr]
         start = 0 if lo is None else bisect_left(keys, lo[:_BUCKET])
         end = len(keys) if hi is None else bisect_right(keys, hi[:_BUCKET])
-        return [buckets[k] for k in keys[start:end]]
+        out: list[dict[str, None]] = []
+        held = 0
+        for at in range(start, end):
+            members = buckets[keys[at]]
+            out.append(members)
+            held += len(members)
+            if held > cap:
+                break
+        return out
 
     def _members(self, key: str, value: Any) -> dict[str, Any] | None:
         if key == "ty":
@@ -531,7 +541,7 @@ class IndexedDocs:
                 return None
             overlapping.append((key == "lbl" or key in self._time) and len(values) > 1)
             if key in self._time:
-                groups.append([m for v in values for m in self._in_range(key, v)])
+                groups.append([m for v in values for m in self._in_range(key, v, cap)])
             else:
                 groups.append([m for m in (self._members(key, v) for v in values) if m])
         if not groups:

@@ -107,3 +107,15 @@ async def test_time_ranges_select_by_minute_buckets_and_follow_changes(store: An
     assert await ct("20300102", None, "lt") == []
     with pytest.raises(ValueError):
         await store.select_under("ae", [("ct", ("20300101",))], False, 100, 64)
+
+
+async def test_a_wide_time_range_stops_counting_at_the_cap(store: Any) -> None:
+    """An open range holding more than the cap is refused (None: the walk
+    answers); a narrow one at the end of many minutes is answered."""
+    cse = base()
+    ae = child(cse, "ae", AE)
+    docs = [child(ae, f"c{i}", CNT, ct=f"20300101T{i // 60:02d}{i % 60:02d}00,000000") for i in range(300)]
+    await put(store, cse, ae, *docs)
+    assert await store.select_under("ae", [("ct", (("2030", None),))], False, 10, 64) is None
+    found = await store.select_under("ae", [("ct", (("20300101T0458", None),))], False, 10, 64)
+    assert ris(found) == [("c298", 1), ("c299", 1)]
