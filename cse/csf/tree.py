@@ -119,7 +119,9 @@ class Walk:
                 await asyncio.sleep(0)  # let the other requests in (docs/security.md "Limits")
             if self.discovery and doc["ty"] == 2 and doc.get("regs") == 2:
                 continue
-            granted, owned, passed = await granter.decide(doc, parent_granted, owned_above)
+            decided = granter.known(doc, parent_granted, owned_above)  # most resources: no await
+            granted, owned, passed = decided if decided is not None else \
+                await granter.decide(doc, parent_granted, owned_above)
             if not granted and doc["ty"] in SESSION_ROOTS:
                 continue  # nothing below a hidden sessions collection or session is visible either
             if granted and (fc is None or matches(fc, doc)):
@@ -129,7 +131,7 @@ class Walk:
                 yield doc, depth
                 produced += 1
             if depth < max_depth:
-                children = await granter.children(doc, passed)
+                children = await granter.children(doc, passed) if doc["ty"] not in granter.leaves else None
                 if children:
                     stack.extend((k, depth + 1, passed, owned, top) for k in reversed(children))
             elif asked_depth is None or depth < asked_depth:
