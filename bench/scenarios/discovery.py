@@ -131,12 +131,19 @@ async def _measure(bench: Bench, p: Proc, want: set[str], aes: dict[str, dict[st
                    sizes: dict[str, int]) -> None:
     url, procs = p.url, {"cse": p}
     big = aes["big"]
+    # quick mode (the CI smoke test) only shows the scenarios run: half a second each, no warm-up
+    d = min(bench.opts.duration, 0.5) if bench.opts.quick else bench.opts.duration
+
+    async def warm(spec: LoadSpec) -> None:
+        if not bench.opts.quick:
+            await bench.warm(url, spec)
+
     async with client_session(4) as s:
         m = M2M(s, url, CB)
         if "disc_retrieve" in want:
             spec = _get(f"/{CB}/{big['rn']}/c0", big["aei"])
-            await bench.warm(url, spec)
-            await bench.measure("disc_retrieve", procs, lambda: bench.load(url, spec))
+            await warm(spec)
+            await bench.measure("disc_retrieve", procs, lambda: bench.load(url, spec, d))
         for key, name in (("small", "disc_tylbl_10k"), ("big", "disc_tylbl_100k")):
             if name not in want:
                 continue
@@ -144,8 +151,8 @@ async def _measure(bench: Bench, p: Proc, want: set[str], aes: dict[str, dict[st
             spec = _get(f"/{CB}/{ae['rn']}?fu=1&ty=4&lbl={LABEL}", ae["aei"])
             rsc, pc = await m.call("GET", spec.paths[0], ae["aei"])
             found = len((pc or {}).get("m2m:uril", []))
-            await bench.warm(url, spec)
-            rec = await bench.measure(name, procs, lambda spec=spec: bench.load(url, spec))
+            await warm(spec)
+            rec = await bench.measure(name, procs, lambda spec=spec: bench.load(url, spec, d))
             rec.update(subtree_resources=sizes[key], found=found, query=spec.paths[0])
             if rsc != 2000 or found != ae.get("hits"):
                 rec["errors"] += 1
@@ -154,20 +161,20 @@ async def _measure(bench: Bench, p: Proc, want: set[str], aes: dict[str, dict[st
         if "disc_unrestricted_100k" in want:
             rsc, pc = await m.call("GET", unrestricted.paths[0], big["aei"])
             found = len((pc or {}).get("m2m:uril", []))
-            await run_spec(url, unrestricted, 1, duration=bench.opts.warmup)
+            if not bench.opts.quick:
+                await run_spec(url, unrestricted, 1, duration=bench.opts.warmup)
             rec = await bench.measure("disc_unrestricted_100k", procs,
-                                      lambda: run_spec(url, unrestricted, 1, duration=bench.opts.duration))
+                                      lambda: run_spec(url, unrestricted, 1, duration=d))
             rec.update(subtree_resources=sizes["big"], found=found, query=unrestricted.paths[0])
             if rsc != 2000 or not found:
                 rec["errors"] += 1
                 bench.notes.append(f"disc_unrestricted_100k: the query answered {rsc} with {found} results")
         if "disc_retrieve_during_unrestricted" in want:
             retrieve = _get(f"/{CB}/other/cnt", other)
-            alone = await run_spec(url, retrieve, 1, duration=bench.opts.duration)  # the same client, no discovery
+            alone = await run_spec(url, retrieve, 1, duration=d)  # the same client, no discovery
             side: dict[str, Any] = {"alone_p50_ms": round(alone.p50_ms, 2), "alone_p99_ms": round(alone.p99_ms, 2)}
 
             async def both() -> LoadResult:
-                d = bench.opts.duration
                 disc, ret = await asyncio.gather(run_spec(url, unrestricted, 4, duration=d),
                                                  run_spec(url, retrieve, 1, duration=d))
                 side.update(discovery_req_per_s=round(disc.rps, 1), discovery_p50_ms=round(disc.p50_ms, 2),
