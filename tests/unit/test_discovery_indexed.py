@@ -35,8 +35,8 @@ from cse.store.memory import MemoryStore
 from tests.conftest import ADMIN, FakeClock
 
 C, U = Operation.CREATE, Operation.UPDATE
-SEEDS = (1, 2, 3, 4, 5, 6)
-QUERIES = 120
+SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
+QUERIES = 300
 LABELS = ("a", "b", "c", "d")
 ORIGINATORS = ("Cone", "Ctwo", "Cthree", ADMIN, "Cnobody")
 
