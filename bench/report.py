@@ -33,6 +33,12 @@ TARGETS = (
     Target("session UPDATE >= 60% of plain forwarded", "session_update", "plain_update", 0.60),
     Target("S&F flush >= 3500 req/s, none lost", "sf_flush", None, 3500.0, unit="req/s"),
     Target("start-up with 100k <= 3 s", "startup_100k", None, 3.0, key="value", at_most=True, unit="s"),
+    Target("ty+lbl discovery (100 of 100k) >= 25% of RETRIEVE", "disc_tylbl_100k", "disc_retrieve", 0.25),
+    Target("ty+lbl discovery at 100k >= 80% of at 10k", "disc_tylbl_100k", "disc_tylbl_10k", 0.80),
+    Target("unrestricted discovery at 100k: p50 <= 50 ms", "disc_unrestricted_100k", None, 50.0, key="p50_ms",
+           at_most=True, unit="ms"),
+    Target("RETRIEVE p99 <= 10 ms while 4 clients discover", "disc_retrieve_during_unrestricted", None, 10.0,
+           key="p99_ms", at_most=True, unit="ms"),
     Target("RSS delta for 100k cin <= 150 MB", "rss_per_10k_cin", None, 150.0, key="delta_for_100k_cin_mb",
            at_most=True, unit="MB"),
     # the SDK over MQTT against the SDK over HTTP, one CSE (bench/scenarios/mqtt.py; docs/bindings.md "Throughput")

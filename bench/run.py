@@ -25,6 +25,8 @@ Groups and scenarios (``--only`` takes either):
   process), shared1 (one worker of several), workers2 (``--workers 2``):
   server CPU per request with the PostgreSQL backends, and the scaling of
   two workers (bench/scenarios/pg.py, docs/scaling.md)
+* ``discovery``: disc_retrieve, disc_tylbl_10k, disc_tylbl_100k,
+  disc_unrestricted_100k, disc_retrieve_during_unrestricted
 
 Load: wrk (``--tool wrk``, installed with apt-get when missing, except in
 quick mode or under CI) for the HTTP scenarios, the asyncio client where every
@@ -51,13 +53,14 @@ if __package__ in (None, ""):  # ``python bench/run.py``
 from bench.measure import Bench, Options
 from bench.procs import ProcSet
 from bench.report import PG_TARGETS, evaluate, summary
-from bench.scenarios import ceiling, mqtt, pair, pg, single, ws
+from bench.scenarios import ceiling, discovery, mqtt, pair, pg, single, ws
 from bench.wrk import ensure_wrk
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "ceiling": ("ceiling_get", "ceiling_post", "client_ceiling_get"),
     "single": single.NAMES,
     "pair": pair.NAMES,
+    "discovery": discovery.NAMES,
     "mqtt": mqtt.NAMES,
     "ws": ws.NAMES,
     "pg": pg.NAMES,
@@ -108,6 +111,9 @@ async def run(opts: Options, want: set[str]) -> Bench:
         if want & set(pg.NAMES):
             print("PostgreSQL store: embedded, one process, one worker, two workers", flush=True)
             await pg.run(bench, want)
+        if want & set(discovery.NAMES):
+            print("discovery at scale (durable store, bulk-built tree)", flush=True)
+            await discovery.run(bench, want)
     finally:
         await bench.procs.stop_all()
     return bench

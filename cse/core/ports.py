@@ -44,6 +44,7 @@ __all__ = [
     "Op",
     "CommitResult",
     "Store",
+    "SelectIndex",
     "Clock",
     "Outbound",
     "Timer",
@@ -151,6 +152,30 @@ class Store(Protocol):
 
     async def count(self) -> int:
         """Number of stored documents."""
+
+
+@runtime_checkable
+class SelectIndex(Protocol):
+    """What a store with in-memory candidate indexes adds (the stores that
+    answer reads from memory do; a store without it gets walked).
+
+    Discovery asks it for the few resources that can match instead of
+    visiting a whole subtree (docs/onem2m.md "Discovery and filter criteria")."""
+
+    async def select_under(self, root: str, keys: Sequence[tuple[str, Sequence[Any]]], union: bool, cap: int,
+                           max_depth: int) -> list[tuple[Doc, int]] | None:
+        """``(doc, depth)`` of the descendants of ``root`` (at most
+        ``max_depth`` levels below) holding one value of the key with the
+        fewest holders (``union``: of any key) among ``keys`` -- ``("ty",
+        types)``, ``("lbl", labels)``, ``(attr, values)`` for ``cr``,
+        ``aei``, ``csi``, or ``(attr, ranges)`` for ``ct``, ``lt``, ``et``
+        with ``(low, high)`` ranges, low inclusive, high exclusive, either None
+        (a superset: the caller checks every condition) -- in depth-first
+        creation order; None when more than
+        ``cap`` would have to be looked at or a key has no index."""
+
+    async def deepest(self) -> int:
+        """The most levels below the CSEBase any stored resource has."""
 
 
 class Clock(Protocol):

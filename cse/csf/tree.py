@@ -27,18 +27,13 @@ from cse.core.errors import BadRequest
 from cse.core.messages import Request
 from cse.core.ports import Doc
 
-from . import access
+from . import access, discovery
 from .access import Grant, Permission
 from .filters import FilterCriteria, matches
+from .granter import SESSION_ROOTS, Granter
 from .result import address, child_ref, public, wrap
 
 __all__ = ["Content", "PARTIAL_CONTENT", "WALK_SLICE", "Walk", "discover", "representation"]
-
-SMG_TYPES = frozenset(range(9001, 9007))
-# docs/sessions.md "Who sees sessions": a sessions collection or session the
-# originator may not see is skipped with its whole subtree, decided once
-# before descending (its children are governed by the same rule).
-_SESSION_ROOTS = frozenset({9001, 9002})
 
 #: Resources a walk visits between two yields to the event loop.
 WALK_SLICE = 128
@@ -58,66 +53,6 @@ class Content:
     cnot: int | None = None
 
 
-class _Granter:
-    """Top-down privilege decisions for one walk, caching ACP lookups."""
-
-    def __init__(self, ctx: Context, originator: str | None, perm: int, grant: Grant) -> None:
-        self.ctx = ctx
-        self.originator = originator
-        self.perm = perm
-        self.grant = grant
-        self.privileged = access.is_privileged(ctx, originator)
-        reg = ctx.registry
-        # Types that only inherit their parent's decision and have no children
-        # of their own (contentInstance): under a parent whose decision denies,
-        # there is nothing in them to see.
-        self.dead_ends = frozenset(
-            t.ty for t in reg.by_ty.values()
-            if not t.has_acpi and t.ty != 1 and t.ty not in SMG_TYPES and not reg.child_types(t.ty))
-
-    def worth_visiting(self, doc: Doc, parent_passed: bool) -> bool:
-        """False for a child that cannot be granted whatever it holds (see
-        :meth:`children`)."""
-        return parent_passed or doc["ty"] not in self.dead_ends
-
-    async def children(self, doc: Doc, passed: bool) -> list[Doc]:
-        """The children of ``doc`` worth a visit: when ``doc``'s decision
-        denies and is passed down (``passed`` False), children that would only
-        inherit it and cannot have children are not looked at -- by their
-        counts, so a denied container of 20,000 instances costs nothing."""
-        store = self.ctx.store
-        if passed or not self.dead_ends:
-            return await store.children(doc["ri"])
-        total = await store.count_children(doc["ri"])
-        if not total:
-            return []
-        dead = 0
-        for ty in self.dead_ends:
-            dead += await store.count_children(doc["ri"], ty)
-        if dead == total:
-            return []
-        return [k for k in await store.children(doc["ri"]) if k["ty"] not in self.dead_ends]
-
-    async def decide(self, doc: Doc, parent_granted: bool, owned_above: bool) -> tuple[bool, bool, bool]:
-        """(granted, owned, inherited by children) for ``doc`` given its
-        parent's decision. Being allowed to discover an AE (any registered
-        originator is) says nothing about what is below it."""
-        if self.privileged:
-            return True, True, True
-        owned = owned_above or (self.originator is not None and doc.get("_own") == self.originator)
-        rtype = self.ctx.registry.get(doc["ty"])
-        if doc["ty"] == 1 or (rtype.has_acpi and doc.get("acpi")) or doc["ty"] in SMG_TYPES:
-            granted = await access.allowed(self.ctx, self.originator, self.perm, doc, self.grant)
-            return granted, owned, granted
-        if not rtype.has_acpi:
-            return parent_granted, owned, parent_granted
-        if owned:
-            return True, True, True
-        if doc["ty"] == 2 and self.perm == Permission.DISCOVER:
-            return await access.allowed(self.ctx, self.originator, self.perm, doc, self.grant), owned, False
-        return False, owned, False
-
-
 class Walk:
     """One walk: ``async for doc, depth in Walk(...)`` yields matching,
     visible descendants of ``root``; once it has ended, :attr:`partial` says
@@ -130,11 +65,13 @@ class Walk:
     ``limits.max_depth`` levels below the root; and every
     :data:`WALK_SLICE` resources it yields the event loop, so one long walk
     does not hold up every other request. Subtrees the originator cannot see
-    are not entered (:meth:`_Granter.worth_visiting`).
+    are not entered (:meth:`Granter.worth_visiting`). ``cached`` False
+    decides every resource's privileges afresh (the reference the ACP cache
+    is tested against).
     """
 
     def __init__(self, ctx: Context, root: Doc, originator: str | None, perm: int,
-                 fc: FilterCriteria | None, discovery: bool, grant: Grant = None) -> None:
+                 fc: FilterCriteria | None, discovery: bool, grant: Grant = None, cached: bool = True) -> None:
         self.ctx = ctx
         self.root = root
         self.originator = originator
@@ -142,6 +79,7 @@ class Walk:
         self.fc = fc
         self.discovery = discovery
         self.grant = grant
+        self.cached = cached
         self.partial = False
         self.offset: int | None = None
 
@@ -156,7 +94,7 @@ class Walk:
 
     async def _walk(self) -> AsyncIterator[tuple[Doc, int]]:
         ctx, fc, root = self.ctx, self.fc, self.root
-        granter = _Granter(ctx, self.originator, self.perm, self.grant)
+        granter = Granter(ctx, self.originator, self.perm, self.grant, self.cached)
         # A session grant covers the endpoint AE's subtree as ownership does
         # (access rule 5); what it must not reach is decided per resource below.
         root_owned = (granter.privileged or await access.owns(ctx, self.originator, root)
@@ -181,8 +119,10 @@ class Walk:
                 await asyncio.sleep(0)  # let the other requests in (docs/security.md "Limits")
             if self.discovery and doc["ty"] == 2 and doc.get("regs") == 2:
                 continue
-            granted, owned, passed = await granter.decide(doc, parent_granted, owned_above)
-            if not granted and doc["ty"] in _SESSION_ROOTS:
+            decided = granter.known(doc, parent_granted, owned_above)  # most resources: no await
+            granted, owned, passed = decided if decided is not None else \
+                await granter.decide(doc, parent_granted, owned_above)
+            if not granted and doc["ty"] in SESSION_ROOTS:
                 continue  # nothing below a hidden sessions collection or session is visible either
             if granted and (fc is None or matches(fc, doc)):
                 if produced >= lim:  # one more than fits: the result is partial
@@ -191,7 +131,7 @@ class Walk:
                 yield doc, depth
                 produced += 1
             if depth < max_depth:
-                children = await granter.children(doc, passed)
+                children = await granter.children(doc, passed) if doc["ty"] not in granter.leaves else None
                 if children:
                     stack.extend((k, depth + 1, passed, owned, top) for k in reversed(children))
             elif asked_depth is None or depth < asked_depth:
@@ -203,13 +143,20 @@ class Walk:
 async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rcn: int,
                    grant: Grant = None) -> Content:
     """The discovery result: ``m2m:uril`` (rcn 11) or ``m2m:rrl`` (rcn 6)."""
-    w = Walk(ctx, root, req.fr, Permission.DISCOVER, fc, True, grant)
-    found = [doc async for doc, _ in w]
+    picked = await discovery.select(ctx, root, req.fr, fc, grant)  # the few that can match, if indexed
+    if picked is not None:
+        found, partial, offset = picked.found, picked.partial, picked.offset
+    else:
+        w = Walk(ctx, root, req.fr, Permission.DISCOVER, fc, True, grant)
+        found = [doc async for doc, _ in w]
+        partial, offset = w.partial, w.offset
     if fc.arp:
         found = await _at_relative_path(ctx, req.fr, Permission.DISCOVER, found, fc.arp, grant)
     if rcn == 6:
-        return w.content({"m2m:rrl": {"rrf": [child_ref(d, req.drt) for d in found]}})
-    return w.content({"m2m:uril": [address(d, req.drt) for d in found]})
+        pc: Any = {"m2m:rrl": {"rrf": [child_ref(d, req.drt) for d in found]}}
+    else:
+        pc = {"m2m:uril": [address(d, req.drt) for d in found]}
+    return Content(pc, PARTIAL_CONTENT, offset) if partial else Content(pc)
 
 
 async def _at_relative_path(ctx: Context, originator: str | None, perm: int, found: list[Doc], path: str,

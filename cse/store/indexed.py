@@ -46,15 +46,33 @@ Resolved ambiguities (see also the store contract in ``cse.core.ports``):
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cse.core.ports import CommitResult, Delete, Doc, KvDelete, KvPut, Op, Put
 
-__all__ = ["INDEXED_ATTRS", "IndexedDocs", "check_ops"]
+__all__ = ["INDEXED_ATTRS", "SELECT_KEYS", "TIME_ATTRS", "IndexedDocs", "check_ops"]
 
-#: Attributes with a secondary index (``lookup`` on others scans).
-INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi", "_own")
+#: Attributes with a secondary index (``lookup`` on others scans); ``cr``
+#: also selects discovery candidates (TS-0004 7.3.3.17.17, creator).
+INDEXED_ATTRS: tuple[str, ...] = ("aei", "csi", "_own", "cr")
+
+#: Timestamps with a range index: creation, last modification, expiration
+#: (the filter criteria cra/crb, ms/us, exa/exb).
+TIME_ATTRS: tuple[str, ...] = ("ct", "lt", "et")
+
+#: Candidate indexes :meth:`IndexedDocs.select_under` takes: the resource type,
+#: each label, the string attributes above that are public, and the timestamps.
+SELECT_KEYS: frozenset[str] = frozenset({"ty", "lbl", "aei", "csi", "cr", *TIME_ATTRS})
+
+#: A timestamp's bucket: its first 13 characters, ``YYYYMMDDThhmm`` (one per
+#: minute).  Any string's prefix orders as the string does, so the buckets
+#: overlapping a range hold every timestamp in it (and a few around it).
+_BUCKET = 13
+
+#: How far :meth:`IndexedDocs.select_under` follows ``pi`` up (no tree is deeper).
+_MAX_CHAIN = 1024
 
 _STR_KEYS = ("pi", "rn", "_srn")
 _DRAIN_STEP = 8  # heap entries moved per write while stale ones are purged (_purge_step)
@@ -104,6 +122,12 @@ class IndexedDocs:
         "_kids",
         "_kids_ty",
         "_attr",
+        "_by_ty",
+        "_by_lbl",
+        "_depths",
+        "_time",
+        "_time_keys",
+        "_seq",
         "_et",
         "_heap",
         "_drain",
@@ -117,6 +141,15 @@ class IndexedDocs:
         self._kids: dict[str, dict[str, None]] = {}
         self._kids_ty: dict[tuple[str, int], dict[str, None]] = {}
         self._attr: dict[str, dict[str, dict[str, None]]] = {a: {} for a in INDEXED_ATTRS}
+        # Every document by type, each mapped to its creation sequence number:
+        # the type index and the sibling order of discovery results in one entry.
+        self._by_ty: dict[int, dict[str, int]] = {}
+        self._by_lbl: dict[str, dict[str, None]] = {}
+        self._depths: dict[int, int] = {}  # how many documents sit at each depth (``_srn`` levels)
+        # per timestamp attribute: bucket -> its documents, and the bucket names in order
+        self._time: dict[str, dict[str, dict[str, None]]] = {a: {} for a in TIME_ATTRS}
+        self._time_keys: dict[str, list[str]] = {a: [] for a in TIME_ATTRS}
+        self._seq = 0
         self._et: dict[str, str] = {}
         self._heap: list[tuple[str, str]] = []
         self._drain: list[tuple[str, str]] = []  # a heap being moved into ``_heap`` (stale entries dropped)
@@ -198,9 +231,67 @@ class IndexedDocs:
                     index[value] = {ri: None}
                 else:
                     members[ri] = None
+        self._seq += 1
+        of_ty = self._by_ty.get(doc["ty"])
+        if of_ty is None:
+            self._by_ty[doc["ty"]] = {ri: self._seq}
+        else:
+            of_ty[ri] = self._seq
+        lbl = doc.get("lbl")
+        if lbl:
+            self._add_labels(lbl, ri)
+        depth = doc["_srn"].count("/")
+        self._depths[depth] = self._depths.get(depth, 0) + 1
+        for attr in TIME_ATTRS:
+            ts = doc.get(attr)
+            if type(ts) is str:
+                self._add_time(attr, ts, ri)
         et = doc.get("et")
         if et is not None:
             self._set_et(ri, et)
+
+    def _add_time(self, attr: str, ts: str, ri: str) -> None:
+        buckets, bucket = self._time[attr], ts[:_BUCKET]
+        members = buckets.get(bucket)
+        if members is None:
+            buckets[bucket] = {ri: None}
+            insort(self._time_keys[attr], bucket)
+        else:
+            members[ri] = None
+
+    def _drop_time(self, attr: str, ts: Any, ri: str) -> None:
+        if type(ts) is not str:
+            return
+        buckets, bucket = self._time[attr], ts[:_BUCKET]
+        members = buckets.get(bucket)
+        if members is not None:
+            members.pop(ri, None)
+            if not members:
+                del buckets[bucket]
+                keys = self._time_keys[attr]
+                at = bisect_left(keys, bucket)
+                if at < len(keys) and keys[at] == bucket:
+                    del keys[at]
+
+    def _add_labels(self, lbl: Any, ri: str) -> None:
+        if isinstance(lbl, list):
+            for item in lbl:
+                if type(item) is str:
+                    self._add_member(self._by_lbl, item, ri)
+
+    def _drop_labels(self, lbl: Any, ri: str) -> None:
+        if isinstance(lbl, list):
+            for item in lbl:
+                if type(item) is str:
+                    self._drop_member(self._by_lbl, item, ri)
+
+    def _drop_depth(self, srn: str) -> None:
+        depth = srn.count("/")
+        left = self._depths.get(depth, 0) - 1
+        if left > 0:
+            self._depths[depth] = left
+        else:
+            self._depths.pop(depth, None)
 
     def _replace(self, old: Doc, doc: Doc) -> None:
         """Swap ``old`` for ``doc`` (same ri, pi, ty) keeping every position."""
@@ -211,6 +302,19 @@ class IndexedDocs:
         if old["_srn"] != srn and self._by_path.get(old["_srn"]) == ri:
             del self._by_path[old["_srn"]]
         self._by_path[srn] = ri
+        if srn.count("/") != old["_srn"].count("/"):
+            self._drop_depth(old["_srn"])
+            self._depths[srn.count("/")] = self._depths.get(srn.count("/"), 0) + 1
+        for attr in TIME_ATTRS:
+            ts, old_ts = doc.get(attr), old.get(attr)
+            if ts != old_ts:
+                self._drop_time(attr, old_ts, ri)
+                if type(ts) is str:
+                    self._add_time(attr, ts, ri)
+        lbl, old_lbl = doc.get("lbl"), old.get("lbl")
+        if lbl is not old_lbl and lbl != old_lbl:
+            self._drop_labels(old_lbl, ri)
+            self._add_labels(lbl, ri)
         names = self._by_name[pi]
         rn, old_rn = doc["rn"], old["rn"]
         if old_rn != rn and names.get(old_rn) == ri:
@@ -276,6 +380,17 @@ class IndexedDocs:
                     members.pop(ri, None)
                     if not members:
                         del index[value]
+        of_ty = self._by_ty.get(doc["ty"])
+        if of_ty is not None:
+            of_ty.pop(ri, None)
+            if not of_ty:
+                del self._by_ty[doc["ty"]]
+        lbl = doc.get("lbl")
+        if lbl:
+            self._drop_labels(lbl, ri)
+        self._drop_depth(doc["_srn"])
+        for attr in TIME_ATTRS:
+            self._drop_time(attr, doc.get(attr), ri)
         if self._et.pop(ri, None) is not None:
             self._purge_step()
 
@@ -367,6 +482,121 @@ class IndexedDocs:
             members = index.get(value)
             return len(members) if members else 0
         return sum(1 for d in self.docs.values() if d.get(attr) == value)
+
+    def deepest(self) -> int:
+        """The most ``_srn`` levels below the CSEBase any document has (0 if none)."""
+        return max(self._depths, default=0)
+
+    def _in_range(self, attr: str, bounds: Any, cap: int) -> list[dict[str, None]]:
+        """The buckets of ``attr`` that may hold a timestamp in ``[lo, hi)``
+        (``bounds``; either may be None: unbounded), in order; no more once
+        they hold over ``cap`` documents (too many to look at anyway: a
+        range over years costs what ``cap`` does, not one step per minute)."""
+        if not (isinstance(bounds, tuple) and len(bounds) == 2
+                and all(b is None or type(b) is str for b in bounds)):
+            raise ValueError(f"a range of {attr!r} is a (low, high) pair of timestamps or None")
+        lo, hi = bounds
+        keys, buckets = self._time_keys[attr], self._time[attr]
+        start = 0 if lo is None else bisect_left(keys, lo[:_BUCKET])
+        end = len(keys) if hi is None else bisect_right(keys, hi[:_BUCKET])
+        out: list[dict[str, None]] = []
+        held = 0
+        for at in range(start, end):
+            members = buckets[keys[at]]
+            out.append(members)
+            held += len(members)
+            if held > cap:
+                break
+        return out
+
+    def _members(self, key: str, value: Any) -> dict[str, Any] | None:
+        if key == "ty":
+            return self._by_ty.get(value) if type(value) is int else None
+        if type(value) is not str:
+            return None
+        return (self._by_lbl if key == "lbl" else self._attr[key]).get(value)
+
+    def select_under(self, root: str, keys: Sequence[tuple[str, Sequence[Any]]], union: bool, cap: int,
+                     max_depth: int) -> list[tuple[Doc, int]] | None:
+        """Descendants of ``root`` at most ``max_depth`` levels below it that
+        hold one of the values of a key (``union`` False: of the key with the
+        fewest holders, the rest is the caller's to check; True: of any key;
+        a value of ``ct``/``lt``/``et`` is a ``(low, high)`` range, low
+        inclusive, high exclusive, either None, and what the key yields may
+        include timestamps of the same minute outside it),
+        as ``(doc, depth)`` in the order a depth-first walk in creation order
+        meets them.  None if more than ``cap`` documents would have to be
+        looked at (the walk is cheaper then) or a key is not in
+        :data:`SELECT_KEYS`.
+
+        Why: discovery costs what it finds, not what the subtree holds
+        (docs/onem2m.md "Discovery and filter criteria").  Ancestry is
+        followed up ``pi`` with a memo, so candidates sharing a parent cost
+        one step each; the sort key is the creation sequence numbers along the
+        path from ``root``, which is exactly the walk's order."""
+        groups: list[list[dict[str, Any]]] = []
+        overlapping: list[bool] = []  # whether a resource may be in two of a group's member sets
+        for key, values in keys:
+            if key not in SELECT_KEYS:
+                return None
+            overlapping.append((key == "lbl" or key in self._time) and len(values) > 1)
+            if key in self._time:
+                groups.append([m for v in values for m in self._in_range(key, v, cap)])
+            else:
+                groups.append([m for m in (self._members(key, v) for v in values) if m])
+        if not groups:
+            return None
+        sizes = [sum(len(m) for m in g) for g in groups]
+        if union:
+            picked, several = [g for gs in groups for g in gs], True
+        else:
+            best = sizes.index(min(sizes))
+            picked, several = groups[best], overlapping[best]
+        if (sum(sizes) if union else min(sizes)) > cap:
+            return None
+        docs, by_ty = self.docs, self._by_ty
+        # ri -> path of sequence numbers from ``root`` (None: not below it)
+        paths: dict[str, tuple[int, ...] | None] = {root: ()}
+        found: list[tuple[tuple[int, ...], Doc]] = []
+        seen: set[str] = set()
+        for members in picked:
+            from_ty = any(members is of_ty for of_ty in by_ty.values())  # holds the sequence numbers itself
+            for ri in members:
+                if several:
+                    if ri in seen:
+                        continue
+                    seen.add(ri)
+                doc = docs[ri]
+                pi = doc["pi"]
+                base = paths[pi] if pi in paths else self._path(pi, paths, docs, by_ty)
+                if base is None:
+                    continue
+                path = (*base, members[ri] if from_ty else by_ty[doc["ty"]][ri])
+                if len(path) <= max_depth:
+                    found.append((path, doc))
+        found.sort(key=lambda item: item[0])
+        return [(doc, len(path)) for path, doc in found]
+
+    @staticmethod
+    def _path(ri: str, paths: dict[str, tuple[int, ...] | None], docs: dict[str, Doc],
+              by_ty: dict[int, dict[str, int]]) -> tuple[int, ...] | None:
+        """Sequence numbers from the root of ``paths`` down to ``ri`` (memoised)."""
+        chain: list[Doc] = []
+        cur: str = ri
+        base: tuple[int, ...] | None = None
+        for _ in range(_MAX_CHAIN):
+            if cur in paths:
+                base = paths[cur]
+                break
+            doc = docs.get(cur)
+            if doc is None or not doc["pi"]:
+                break
+            chain.append(doc)
+            cur = doc["pi"]
+        for doc in reversed(chain):
+            base = None if base is None else (*base, by_ty[doc["ty"]][doc["ri"]])
+            paths[doc["ri"]] = base
+        return base
 
     def _top(self) -> list[tuple[str, str]] | None:
         """The heap (``_heap`` or ``_drain``) whose first entry is the

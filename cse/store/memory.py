@@ -68,6 +68,13 @@ class IndexedStore:
     async def count(self) -> int:
         return len(self._idx.docs)
 
+    async def select_under(self, root: str, keys: Sequence[tuple[str, Sequence[Any]]], union: bool, cap: int,
+                           max_depth: int) -> list[tuple[Doc, int]] | None:
+        return self._idx.select_under(root, keys, union, cap, max_depth)
+
+    async def deepest(self) -> int:
+        return self._idx.deepest()
+
     def dump(self) -> tuple[list[Doc], dict[str, dict[str, Any]]]:
         """Every document in creation order and every KV namespace (shallow
         copies; for cse.store.transfer)."""
