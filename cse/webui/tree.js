@@ -110,7 +110,8 @@ export class Tree {
     li.append(ul);
   }
 
-  async select(li) {
+  /** Shows li's resource; `announce: false` keeps the status line (a DELETE's answer stays visible). */
+  async select(li, {announce = true} = {}) {
     for (const x of this.root.querySelectorAll(".selected")) x.classList.remove("selected");
     li.querySelector(":scope > .label").classList.add("selected");
     const path = li.dataset.path;
@@ -121,7 +122,7 @@ export class Tree {
     document.getElementById("delete-button").textContent = "Delete…";
     fill(document.getElementById("detail-title"), `${typeName(Number(li.dataset.ty))} `, h("code", {}, path));
     document.getElementById("detail-json").textContent = r.rsc === 2000 ? pretty(r.body) : `${r.rsc} ${r.dbg}`;
-    this.status.show(`RETRIEVE ${path}`, r);
+    if (announce || r.rsc !== 2000) this.status.show(`RETRIEVE ${path}`, r);
     if (root && res) {
       const body = {[root]: {lbl: Array.isArray(res.lbl) ? res.lbl : []}};
       document.getElementById("update-body").value = JSON.stringify(body, null, 2);
@@ -176,7 +177,7 @@ export class Tree {
     if (r.rsc === 2002) {
       const parent = li.parentElement?.closest("li");
       li.remove();
-      if (parent) await this.select(parent);
+      if (parent) await this.select(parent, {announce: false});
     }
   }
 

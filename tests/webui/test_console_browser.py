@@ -180,8 +180,10 @@ async def test_tree_opens_on_demand_and_the_form_creates_a_container(env: Env) -
     await expect(page.locator("#delete-button")).to_contain_text("Really delete")
     assert (await env.http.send("GET", f"{env.cse1.url}/cse1/treeae/fromForm", fr=aei)).rsc == 2000
     await page.click("#delete-button")
-    await expect(page.locator("#status")).to_contain_text("2002", timeout=WAIT_MS)
-    await expect(created).to_have_count(0)
+    await expect(created).to_have_count(0, timeout=WAIT_MS)
+    # the parent is shown next, and the DELETE's answer stays on the status line (it used to be replaced at once)
+    await expect(page.locator("#detail-json")).to_contain_text('"aei"', timeout=WAIT_MS)
+    await expect(page.locator("#status")).to_contain_text("DELETE cse1/treeae/fromForm → 2002", timeout=WAIT_MS)
     assert (await env.http.send("GET", f"{env.cse1.url}/cse1/treeae/fromForm", fr=aei)).rsc == 4004
     assert page.errors == []  # type: ignore[attr-defined]
     await page.close()
