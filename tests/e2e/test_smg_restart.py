@@ -33,16 +33,19 @@ async def _forwarding(http: Http, url: str) -> bool:
     return (await http.send("GET", url, fr=ADMIN)).rsc == 2000
 
 
-@pytest.mark.parametrize("backend", ["tinydb", "postgresql"])
+@pytest.mark.parametrize("backend", ["tinydb", "postgresql", "mixed"])
 async def test_session_survives_sigterm_of_cse2_and_sigkill_of_cse1(
         cse_process: Callable[..., Any], http: Http, backend: str) -> None:
     """Also with both CSEs on PostgreSQL (docs/configuration.md "PostgreSQL store"):
     the session's resources, its wrapped key and the registrations come back
-    from the tables."""
+    from the tables; and with a mixed pair (CSE1 embedded, CSE2 on PostgreSQL):
+    the hops do not depend on each other's backend."""
     async with contextlib.AsyncExitStack() as stack:
         stores = ["", ""]
         if backend == "postgresql":
             stores = [store_toml(await stack.enter_async_context(pg_schema())) for _ in range(2)]
+        elif backend == "mixed":
+            stores[1] = store_toml(await stack.enter_async_context(pg_schema()))
         await _session_survives_restarts(cse_process, http, *stores)
 
 
