@@ -129,6 +129,9 @@ def bottleneck_notes(bench: Bench) -> list[str]:
         if cap and rate and rate > 0.7 * cap:
             notes.append(f"{name} ({rate:.0f} req/s) is above 70% of what the client alone does "
                          f"({cap:.0f} req/s): the client may be the bottleneck")
+    for name, rec in res.items():  # e.g. a binding's bound answered 5207: the req/s counts refusals too
+        if rec.get("errors"):
+            notes.append(f"{name}: {rec['errors']} requests failed, its figure is not a throughput")
     return notes
 
 
