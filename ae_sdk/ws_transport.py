@@ -78,11 +78,16 @@ class WsTransport:
     (docs/security.md), replaced by the token of the AE-ID when the CSE
     returns one with a registration (``atk``, as ``X-Access-Token`` over
     HTTP); ``serialization="cbor"`` speaks ``oneM2M.cbor``.
+    ``max_in_flight`` bounds the requests waiting for their answers on the
+    connection; more wait here for a turn. The default is the CSE's default
+    ``[websocket] max_pending`` (16), past which the CSE answers 5207
+    (docs/bindings.md "Limits"); a CSE configured lower needs it lower.
     Connects lazily; :meth:`close` (or ``async with``) disconnects.
     """
 
     def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None, cafile: str | None = None,
-                 ssl: _ssl.SSLContext | None = None, serialization: Serialization = "json") -> None:
+                 ssl: _ssl.SSLContext | None = None, serialization: Serialization = "json",
+                 max_in_flight: int = 16) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"'{url}' is not a WebSocket URL of a CSE, e.g. ws://127.0.0.1:8080")
@@ -90,6 +95,8 @@ class WsTransport:
             raise ValueError(f"serialization must be 'json' or 'cbor', not {serialization!r}")
         if cafile is not None and ssl is not None:
             raise ValueError("give cafile or ssl, not both")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
         self.url = f"{parts.scheme}://{parts.netloc}{WS_PATH}"
         self.timeout = timeout
         self.token = token
@@ -102,6 +109,7 @@ class WsTransport:
         self._lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[Response]] = {}
+        self._slots = asyncio.Semaphore(max_in_flight)  # our requests the CSE is handling at once
         self._on_request: OnRequest | None = None
         self._announce: Callable[[], Awaitable[None]] | None = None
         self._keeper: asyncio.Task[None] | None = None
@@ -140,7 +148,13 @@ class WsTransport:
             return ws
 
     async def send(self, req: Request) -> Response:
-        """Send ``req`` and wait for its answer; TransportError when none comes."""
+        """Send ``req`` and wait for its answer; TransportError when none comes.
+        With ``max_in_flight`` requests unanswered it first waits for one of
+        them (each ends within ``timeout``), rather than have the CSE refuse it."""
+        async with self._slots:
+            return await self._exchange(req)
+
+    async def _exchange(self, req: Request) -> Response:
         ws = await self._connect()
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[req.rqi] = future

@@ -44,6 +44,10 @@ TARGETS = (
     # the SDK over MQTT against the SDK over HTTP, one CSE (bench/scenarios/mqtt.py; docs/bindings.md "Throughput")
     Target("MQTT RETRIEVE >= 25% of HTTP (SDK)", "mqtt_retrieve", "mqtt_http_retrieve", 0.25),
     Target("MQTT CREATE >= 25% of HTTP (SDK)", "mqtt_create", "mqtt_http_create", 0.25),
+    # the SDK over a WebSocket against the SDK over HTTP, same CSE (bench/scenarios/ws.py; docs/bindings.md
+    # "WebSocket"): one small message each way, no HTTP head to write and parse, so at least HTTP's figure
+    Target("WebSocket RETRIEVE >= 100% of HTTP (SDK)", "ws_retrieve", "sdk_http_retrieve", 1.0),
+    Target("WebSocket CREATE >= 100% of HTTP (SDK)", "ws_create", "sdk_http_create", 1.0),
 )
 
 #: The ``pg`` group's targets (run only with ``--only pg``: it needs a PostgreSQL server).

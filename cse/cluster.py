@@ -4,7 +4,8 @@ Starts every ``*.toml`` of a directory (or the files given) as its own
 ``python -m cse`` process, waits until each is ready and each one with a
 ``[registrar]`` is registered (its remoteCSE exists on both sides and a
 request through it reaches the registrar), prints where they are, then
-either waits for Ctrl-C/SIGTERM or runs ``--run CMD`` and stops. Every CSE
+either waits for Ctrl-C/SIGTERM or runs ``--run CMD`` (with ``CSE_URL_<NAME>``
+and ``CSE_ID_<NAME>`` of each CSE in its environment) and stops. Every CSE
 it started is stopped with SIGTERM on the way out.
 
 ``--base-port N`` moves the CSEs to ports N, N+1, ... (and rewrites the
@@ -249,7 +250,10 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"{m.csi} ({m.name}) ready at {m.url}{via}", flush=True)
         print("CLUSTER READY", flush=True)
         if args.run:
-            env = {**os.environ, **{f"CSE_URL_{m.name.upper().replace('-', '_')}": m.url for m in cluster.members}}
+            env = {**os.environ}
+            for m in cluster.members:  # where each CSE is, and its CSE-ID (docs/configuration.md "cse-cluster")
+                key = m.name.upper().replace("-", "_")
+                env[f"CSE_URL_{key}"], env[f"CSE_ID_{key}"] = m.url, m.csi
             proc = await asyncio.create_subprocess_shell(args.run, env=env)
             waiter = asyncio.ensure_future(proc.wait())
             stopper = asyncio.ensure_future(stop.wait())

@@ -4,7 +4,8 @@
 
 URLs default to $CSE_URL_CSE1 / $CSE_URL_CSE2 (set by ``python -m cse.cluster
 ... --run``), else http://127.0.0.1:8081 and http://127.0.0.1:8082 (the pair
-of ``samples/pair``). The whole thing in one command, from a fresh checkout::
+of ``samples/pair``); the CSE-IDs to $CSE_ID_CSE1 / $CSE_ID_CSE2 (set the
+same way), else /id-cse1 and /id-cse2. The whole thing in one command, from a fresh checkout::
 
     pip install -e . && python -m cse.cluster samples/pair --var var/demo --run "python samples/session_demo.py"
 
@@ -27,11 +28,14 @@ step it shows:
 
 ``--ae2-transport ws`` runs AE2 over a WebSocket to CSE2 (TS-0020) and
 ``--ae2-transport mqtt`` over MQTT through CSE2's broker (TS-0010; CSE2
-needs ``[mqtt] enabled``): AE2 then opens no port at all, and is still the
-target of the session -- the offer, the session events and the termination
-reach it on its own connection (docs/bindings.md)::
+needs ``[mqtt] enabled``, as in ``samples/pair-mqtt``): AE2 then opens no
+port at all, and is still the target of the session -- the offer, the
+session events and the termination reach it on its own connection
+(docs/bindings.md)::
 
     python -m cse.cluster samples/pair --var var/demo --run "python samples/session_demo.py --ae2-transport ws"
+    python -m cse.cluster samples/pair-mqtt --var var/demo-mqtt \
+        --run "python samples/session_demo.py --ae2-transport mqtt"
 
 A summary table ends the run; the exit code is 0 only if every step is OK.
 AE names are unique per run and both AEs are deregistered at the end, so
@@ -187,15 +191,16 @@ class Story:
 
 class Demo:
     def __init__(self, url1: str, url2: str, admin: str, ae2_transport: str = "http",
-                 mqtt_url: str = "mqtt://127.0.0.1:1883") -> None:
+                 mqtt_url: str = "mqtt://127.0.0.1:1883", csi1: str = CSI1, csi2: str = CSI2) -> None:
         self.url1, self.url2 = url1, url2
+        self.csi1, self.csi2 = csi1, csi2
         self.ae2_transport, self.mqtt_url = ae2_transport, mqtt_url
         run = time.strftime("%H%M%S", time.gmtime()) + secrets.token_hex(2)
         self.rn1, self.rn2 = f"demo-ae1-{run}", f"demo-ae2-{run}"
         self.story = Story()
-        self.admin1 = self._client(url1, CB1, CSI1, originator=admin)
-        self.admin2 = self._client(url2, CB2, CSI2, originator=admin)
-        self.ae1 = self._client(url1, CB1, CSI1)
+        self.admin1 = self._client(url1, CB1, self.csi1, originator=admin)
+        self.admin2 = self._client(url2, CB2, self.csi2, originator=admin)
+        self.ae1 = self._client(url1, CB1, self.csi1)
         self.ae2 = self._ae2_client()
         self.offers: list[SessionOffer] = []
         self.s1: Session | None = None
@@ -217,24 +222,25 @@ class Demo:
         (docs/bindings.md)."""
         if self.ae2_transport == "ws":
             ws_url = "ws" + self.url2[len("http"):] if self.url2.startswith("http") else self.url2
-            return AEClient(WsTransport(ws_url, timeout=STEP_TIMEOUT), cse_name=CB2, cse_id=CSI2)
+            return AEClient(WsTransport(ws_url, timeout=STEP_TIMEOUT), cse_name=CB2, cse_id=self.csi2)
         if self.ae2_transport == "mqtt":
-            return AEClient(MqttTransport(self.mqtt_url, cse_id=CSI2, timeout=STEP_TIMEOUT), cse_name=CB2, cse_id=CSI2)
-        return self._client(self.url2, CB2, CSI2)
+            return AEClient(MqttTransport(self.mqtt_url, cse_id=self.csi2, timeout=STEP_TIMEOUT),
+                            cse_name=CB2, cse_id=self.csi2)
+        return self._client(self.url2, CB2, self.csi2)
 
     # -- helpers ---------------------------------------------------------------------------
     @property
     def ae1_id(self) -> str:
-        return f"{CSI1}/{self.ae1.originator}"
+        return f"{self.csi1}/{self.ae1.originator}"
 
     @property
     def ae2_id(self) -> str:
-        return f"{CSI2}/{self.ae2.originator}"
+        return f"{self.csi2}/{self.ae2.originator}"
 
     @property
     def ae2_sp(self) -> str:
         """AE2's structured SP-relative path."""
-        return f"{CSI2}/{CB2}/{self.rn2}"
+        return f"{self.csi2}/{CB2}/{self.rn2}"
 
     def sessions(self) -> tuple[Session, Session]:
         assert self.s1 is not None and self.s2 is not None
@@ -260,25 +266,27 @@ class Demo:
 
     # -- flow 1 ------------------------------------------------------------------------------
     async def f1_remote_cses(self) -> None:
-        csr1 = await self.admin1.retrieve(f"{CB1}/{CSI2.lstrip('/')}")
-        csr2 = await self.admin2.retrieve(f"{CB2}/{CSI1.lstrip('/')}")
-        for who, csr, peer in (("CSE1", csr1, CSI2), ("CSE2", csr2, CSI1)):
+        csr1 = await self.admin1.retrieve(f"{CB1}/{self.csi2.lstrip('/')}")
+        csr2 = await self.admin2.retrieve(f"{CB2}/{self.csi1.lstrip('/')}")
+        for who, csr, peer in (("CSE1", csr1, self.csi2), ("CSE2", csr2, self.csi1)):
             check(csr.get("csi") == peer and "smg" in (csr.get("scp") or []),
                   f"{who}'s remoteCSE for {peer} lacks csi {peer} / scp smg: {csr}")
-        self.story.say(F1, "step 1", f"CSE1 {CSI1} holds remoteCSE '{csr1['rn']}' for {csr1['csi']} "
+        self.story.say(F1, "step 1", f"CSE1 {self.csi1} holds remoteCSE '{csr1['rn']}' for {csr1['csi']} "
                        f"(poa {csr1.get('poa')}, scp {csr1['scp']})")
-        self.story.say(F1, "step 1", f"CSE2 {CSI2} holds remoteCSE '{csr2['rn']}' for {csr2['csi']} "
+        self.story.say(F1, "step 1", f"CSE2 {self.csi2} holds remoteCSE '{csr2['rn']}' for {csr2['csi']} "
                        f"(poa {csr2.get('poa')}, scp {csr2['scp']})  [read as the admin]")
 
     async def f1_register(self) -> None:
-        for name, client, rn, csi in (("AE1", self.ae1, self.rn1, CSI1), ("AE2", self.ae2, self.rn2, CSI2)):
+        for name, client, rn, csi in (("AE1", self.ae1, self.rn1, self.csi1),
+                                      ("AE2", self.ae2, self.rn2, self.csi2)):
             poa = [self.mqtt_url] if client is self.ae2 and self.ae2_transport == "mqtt" else None
             ae = await client.register(rn, api=f"N{rn.split('-')[1]}", scp=["smg"], poa=poa)
             sessions = await client.retrieve(f"{client.cse_name}/{rn}/sessions")
             check(sessions.get("ty") == 9001, f"{name} has no sessions collection (ty 9001)")
             over = self.ae2_transport if client is self.ae2 else "http"
             self.story.say(F1, "step 2", f"{name} registered at {csi} over {over} as {ae['aei']} ('{rn}', "
-                           f"session capable: scp {ae.get('scp')}; the CSE made its 'sessions' collection)")
+                           f"session capable: scp {ae.get('scp')}, poa {ae.get('poa')}; the CSE made its "
+                           "'sessions' collection)")
 
     def decide(self, offer: SessionOffer) -> dict[str, Any] | bool:
         """AE2's answer to an establishment question (before the CSE hears it)."""
@@ -292,17 +300,24 @@ class Demo:
 
     async def f1_listen(self) -> None:
         sub2 = await self.ae2.enable_sessions(self.decide)
+        server = self.ae2.notifications
+        check(server is not None, "AE2 has no notification receiver")
+        assert server is not None
+        # over HTTP the SDK's receiver is a server on a port of AE2's own; over ws/mqtt its URL is the AE-ID
+        # (or the broker's mqtt:// address and the AE-ID), and no port is opened (docs/bindings.md)
+        where = (f"AE2 listens on {server.url}" if server.url.startswith(("http://", "https://"))
+                 else f"AE2 opens no port: they reach it on its {self.ae2_transport} connection")
         self.story.say(F1, "steps 3-5", f"AE2 subscribed to {CB2}/{self.rn2}/sessions (sub '{sub2['rn']}', "
-                       f"nu {sub2['nu'][0]}): verification answered, 2001")
+                       f"nu {sub2['nu'][0]}; {where}): verification answered, 2001")
         await self.ae1.enable_sessions(lambda offer: False)
         self.story.say(F1, "steps 3-5", f"AE1 subscribed to {CB1}/{self.rn1}/sessions too (to hear "
                        f"terminations; it declines offers): 2001")
 
     async def f1_discover(self) -> None:
-        found = await self.ae1.discover(f"{CSI2}/{CB2}", ty=2, scp="smg")
+        found = await self.ae1.discover(f"{self.csi2}/{CB2}", ty=2, scp="smg")
         match = [u for u in found if u.rstrip("/").endswith(f"/{self.rn2}") or u.endswith(str(self.ae2.originator))]
         check(bool(match), f"AE2 ('{self.rn2}') not in the discovery result {found}")
-        self.story.say(F1, "step 6", f"AE1 -> CSE1: RETRIEVE /~{CSI2}/{CB2}?fu=1&ty=2&scp=smg, forwarded to "
+        self.story.say(F1, "step 6", f"AE1 -> CSE1: RETRIEVE /~{self.csi2}/{CB2}?fu=1&ty=2&scp=smg, forwarded to "
                        f"CSE2: {len(found)} session-capable AE(s), AE2 among them: {match[0]} (SP-relative)")
 
     async def f1_establish(self) -> None:
@@ -390,11 +405,11 @@ class Demo:
         s1, s2 = self.sessions()
         self.opens = float(math.ceil(time.time() + WINDOW_LEAD))
         sch = window_sch(self.opens, self.opens + WINDOW_LENGTH)
-        await s1.update_policy("delivery", spt=2, sch=sch, hop=CSI1)
+        await s1.update_policy("delivery", spt=2, sch=sch, hop=self.csi1)
         copy = await s2.policy("delivery")
         check(copy.get("spt") == 2 and copy.get("sch") == sch, f"CSE2's copy of the policy: {copy}")
         self.story.say(F2S, "setup", f"AE1 turns policy 'delivery' into store-and-forward at CSE1 (spt 2, hop "
-                       f"{CSI1}), window {clock(self.opens)} - {clock(self.opens + WINDOW_LENGTH)} "
+                       f"{self.csi1}), window {clock(self.opens)} - {clock(self.opens + WINDOW_LENGTH)} "
                        f"(opens in {self.opens - time.time():.1f} s), sch {sch}; CSE2's copy updated too")
 
     async def f2s_create(self) -> None:
@@ -457,7 +472,7 @@ class Demo:
         dbg = await s1.terminate()
         check(dbg is None, f"a hop could not be reached: {dbg}")
         self.story.say(F3, "steps 1-3", f"AE1 -> CSE1: DELETE {s1.path}; CSE1 sent the termination to its "
-                       f"nextHop {CSI2} and answered 2002")
+                       f"nextHop {self.csi2} and answered 2002")
 
     async def f3_peer_told(self) -> None:
         _, s2 = self.sessions()
@@ -501,7 +516,7 @@ class Demo:
     # -- the story --------------------------------------------------------------------------
     async def main(self) -> bool:
         story = self.story
-        print(f"Session demo: CSE1 {CSI1} at {self.url1}, CSE2 {CSI2} at {self.url2}; "
+        print(f"Session demo: CSE1 {self.csi1} at {self.url1}, CSE2 {self.csi2} at {self.url2}; "
               f"AE1 '{self.rn1}', AE2 '{self.rn2}'", flush=True)
         steps: list[tuple[str, str, Callable[[], Awaitable[None]], float]] = [
             (F1, "step 1", self.f1_remote_cses, STEP_TIMEOUT),
@@ -558,8 +573,13 @@ def main(argv: list[str] | None = None) -> int:
                    "notifications), ws (one WebSocket to CSE2, no open port) or mqtt (through the broker of "
                    "CSE2's [mqtt], no open port)")
     p.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883", help="the broker, with --ae2-transport mqtt")
+    p.add_argument("--cse1-id", default=os.environ.get("CSE_ID_CSE1", CSI1),
+                   help=f"CSE1's CSE-ID (default: $CSE_ID_CSE1, else {CSI1})")
+    p.add_argument("--cse2-id", default=os.environ.get("CSE_ID_CSE2", CSI2),
+                   help=f"CSE2's CSE-ID (default: $CSE_ID_CSE2, else {CSI2})")
     args = p.parse_args(argv)
-    demo = Demo(args.cse1, args.cse2, args.admin, ae2_transport=args.ae2_transport, mqtt_url=args.mqtt_url)
+    demo = Demo(args.cse1, args.cse2, args.admin, ae2_transport=args.ae2_transport, mqtt_url=args.mqtt_url,
+                csi1=args.cse1_id, csi2=args.cse2_id)
     return 0 if asyncio.run(demo.main()) else 1
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.report import TARGETS, evaluate
 from bench.run import ALL, selected
-from bench.scenarios import mqtt
+from bench.scenarios import mqtt, pg, ws
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,8 @@ def test_quick_run_measures_every_scenario(tmp_path: Path) -> None:
 def test_only_expands_groups_and_keeps_the_ceiling() -> None:
     assert selected(["pair"]) >= {"ceiling_get", "plain_update", "sf_flush"}
     assert selected(["mqtt"]) == {"ceiling_get", "ceiling_post", "client_ceiling_get", *mqtt.NAMES}
+    # the default run has the binding groups (MQTT and WebSocket as ratios to HTTP), not the pg group
+    assert set(mqtt.NAMES) | set(ws.NAMES) <= selected(None) and not set(pg.NAMES) & selected(None)
     assert "create_cin" not in selected(["pair"])
     assert selected(["create_cin,startup_100k"]) == {"ceiling_get", "ceiling_post", "client_ceiling_get",
                                                       "create_cin", "startup_100k"}

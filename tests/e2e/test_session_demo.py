@@ -11,6 +11,13 @@ runs. It must exit 0 only when every step of the story worked, narrate
 every step it shows in order, end with an all-OK summary, finish well
 under a minute, and leave no CSE behind. Running it twice against the same
 stores shows that it can be re-run.
+
+With ``--ae2-transport ws`` / ``mqtt`` (the issue's "an AE with no open port
+as a session target") the same story must hold with AE2 on a WebSocket to
+CSE2 or on MQTT through CSE2's broker (``samples/pair-mqtt``), and the demo
+must say that AE2 opened no port: its notification target is its AE-ID
+(ws) or the broker's address and its AE-ID (mqtt), not an HTTP server of
+its own. Run once each (about 10 s).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.mqtt.broker import require_broker
 
 RUN_TIMEOUT = 90.0     # a hang bound; the demo itself must stay under DEMO_BUDGET
 DEMO_BUDGET = 60.0
@@ -102,7 +110,11 @@ def readme_command(base: int, var: Path) -> list[str]:
 async def run_demo(base: int, var: Path) -> tuple[int, str, float]:
     """(exit code, output, seconds) of the README command with --base-port/--var,
     from the repository root as the README says."""
-    args = readme_command(base, var)
+    return await run_cluster(readme_command(base, var))
+
+
+async def run_cluster(args: list[str]) -> tuple[int, str, float]:
+    """(exit code, output, seconds) of a ``cse.cluster`` command, from the repository root."""
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *args, cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -154,6 +166,9 @@ async def test_session_demo_runs_every_step_twice_on_the_same_stores(tmp_path: P
         assert code == 0, f"run {run} exited {code}:\n{out}"
         check_story(out)
         assert seconds < DEMO_BUDGET, f"run {run} took {seconds:.1f} s:\n{out}"
+        # AE2 on HTTP: its SDK's notification server listens on a port of its own (the ws/mqtt contrast)
+        assert re.search(r"\[flow 1, steps 3-5\] AE2 subscribed .*nu http://127\.0\.0\.1:\d+; "
+                         r"AE2 listens on http://127\.0\.0\.1:\d+\)", out), out
         # the pair is stopped: its ports are free again
         assert all(_port_free(base + i) for i in range(2)), "a CSE port is still listened on"
     assert {"cse1.db", "cse2.db"} <= {p.name for p in var.iterdir()}, "the stores are not where --var said"
@@ -172,3 +187,51 @@ async def test_session_demo_fails_without_a_pair() -> None:
     assert "[flow 1, step 1] FAIL: " in out, out
     assert re.search(r"flow 3 +after +SKIP", out), out
     assert "NOT OK" in out and "ALL " not in out, out
+
+
+def pair_with_own_ids(sample: str, dest: Path) -> tuple[Path, str, str]:
+    """``samples/<sample>`` copied to ``dest`` with CSE-IDs of this test run
+    (the MQTT request topics are named by the CSE-ID, tests/mqtt/broker.py:
+    another pair on the same broker must not answer this one's requests).
+    Returns (directory, CSE1's CSE-ID, CSE2's CSE-ID)."""
+    tag = os.urandom(4).hex()
+    csi1, csi2 = f"/id-cse1{tag}", f"/id-cse2{tag}"
+    dest.mkdir()
+    for src in sorted((ROOT / "samples" / sample).glob("*.toml")):
+        text = src.read_text().replace('"/id-cse1"', f'"{csi1}"').replace('"/id-cse2"', f'"{csi2}"')
+        (dest / src.name).write_text(text)
+    return dest, csi1, csi2
+
+
+@pytest.mark.parametrize(("transport", "sample"), [("ws", "pair"), ("mqtt", "pair-mqtt")])
+async def test_session_demo_with_ae2_on_a_connection_of_its_own(tmp_path: Path, transport: str,
+                                                                 sample: str) -> None:
+    """The docstring's ``--ae2-transport`` commands, with --base-port, --var and CSE-IDs of this run
+    (the demo reads them from ``CSE_ID_<NAME>``, set by ``cse.cluster``)."""
+    if transport == "mqtt":
+        require_broker()  # in CI a missing broker is a failure
+    configs, csi1, csi2 = pair_with_own_ids(sample, tmp_path / "configs")
+    base = free_base_port(2)
+    demo = shlex.join([sys.executable, "samples/session_demo.py", "--ae2-transport", transport])
+    code, out, seconds = await run_cluster([sys.executable, "-m", "cse.cluster", str(configs), "--base-port",
+                                            str(base), "--var", str(tmp_path / "var"), "--run", demo])
+    assert "CLUSTER READY" in out, out
+    assert code == 0, f"exited {code}:\n{out}"
+    check_story(out)
+    assert seconds < DEMO_BUDGET, f"took {seconds:.1f} s:\n{out}"
+    assert f"Session demo: CSE1 {csi1} at http://127.0.0.1:{base}, CSE2 {csi2} at http://127.0.0.1:{base + 1};" \
+        in out, out
+    lines = out.splitlines()
+    # AE2 registered over that binding; its poa: none on a WebSocket, the broker over MQTT
+    reg = [line for line in lines if line.startswith(f"[flow 1, step 2] AE2 registered at {csi2} over {transport} ")]
+    poa = "poa None" if transport == "ws" else "poa ['mqtt://127.0.0.1:1883']"
+    assert len(reg) == 1 and poa in reg[0], out
+    # its session events come on that connection: nu is its AE-ID (ws) or broker + AE-ID (mqtt), no port opened
+    aei = re.search(r"as (\S+) \(", reg[0])
+    assert aei is not None, reg[0]
+    nu = aei.group(1) if transport == "ws" else f"mqtt://127.0.0.1:1883/{aei.group(1)}"
+    listen = [line for line in lines if line.startswith("[flow 1, steps 3-5] AE2 subscribed ")]
+    assert len(listen) == 1, out
+    assert f"nu {nu}; AE2 opens no port: they reach it on its {transport} connection)" in listen[0], out
+    assert "http://" not in listen[0], listen[0]
+    assert all(_port_free(base + i) for i in range(2)), "a CSE port is still listened on"
