@@ -43,7 +43,7 @@ log = logging.getLogger("cse.workers")
 _READY_TIMEOUT_S = 60.0
 _RESTART_MIN_S = 0.1     # first restart of a worker that died
 _RESTART_MAX_S = 30.0    # back-off cap for a worker that keeps dying
-_RESTART_RESET_S = 60.0  # a worker that lived this long restarts quickly again
+_RESTART_RESET_S = 5.0   # a worker that served this long restarts quickly again
 
 
 def worker_argv(argv: Sequence[str]) -> list[str]:
@@ -120,7 +120,7 @@ async def _keep(slot: _Slot, argv: list[str], slots: list[_Slot], stop: asyncio.
     Why a bounded back-off: a worker that keeps dying (the database gone, a
     bug at start-up) must not become a fork loop; the delay doubles up to
     ``_RESTART_MAX_S`` while workers die young, and is reset by one that
-    lived ``_RESTART_RESET_S``."""
+    served ``_RESTART_RESET_S``."""
     while True:
         code = await _echo(slot.proc)
         if stop.is_set():
