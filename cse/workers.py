@@ -10,14 +10,19 @@ The first worker starts alone: it migrates the schema, creates the CSEBase
 and the store key file; the others start once it is ready, on the port it
 bound (so ``http.port = 0`` works: they all get the port the OS gave the
 first).  Each worker is ``python -m cse ... --shared``, the same command
-a worker on another machine runs.  SIGINT/SIGTERM stop every worker; a
-worker that dies is reported and not restarted (its jobs move to another
-worker, cse.store.pg_coord); the supervisor exits when the last one did.
-On Linux a worker is also sent SIGTERM when the supervisor dies (even by
-SIGKILL: ``PR_SET_PDEATHSIG``), so no worker outlives it unnoticed.
+a worker on another machine runs.  SIGINT/SIGTERM stop every worker.  A
+worker that dies (non-zero exit: a crash, ``kill -9``, the OOM killer) is
+reported and started again on the same port, after a back-off that grows
+while workers keep dying young; meanwhile the others serve and take over
+its jobs (cse.store.pg_coord).  A worker that exits with code 0 was
+stopped on purpose and is not restarted; the supervisor exits when the
+last worker did.  On Linux a worker is also sent SIGTERM when the
+supervisor dies (even by SIGKILL: ``PR_SET_PDEATHSIG``), so no worker
+outlives it unnoticed.
 
 The supervisor prints ``WORKERS pid ...`` then the first worker's
-``READY csi url`` line once all are ready, for scripts and tests.
+``READY csi url`` line once all are ready, and ``WORKERS pid ...`` again
+(the current set) after each restart, for scripts and tests.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import ctypes
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 __all__ = ["supervise", "worker_argv"]
@@ -35,6 +41,9 @@ __all__ = ["supervise", "worker_argv"]
 log = logging.getLogger("cse.workers")
 
 _READY_TIMEOUT_S = 60.0
+_RESTART_MIN_S = 0.1     # first restart of a worker that died
+_RESTART_MAX_S = 30.0    # back-off cap for a worker that keeps dying
+_RESTART_RESET_S = 5.0   # a worker that served this long restarts quickly again
 
 
 def worker_argv(argv: Sequence[str]) -> list[str]:
@@ -94,6 +103,58 @@ async def _echo(proc: asyncio.subprocess.Process) -> int:
     return await proc.wait()
 
 
+class _Slot:
+    """One worker position: the process serving it now, and how soon to restart it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.started = time.monotonic()
+        self.delay = _RESTART_MIN_S
+
+
+async def _keep(slot: _Slot, argv: list[str], slots: list[_Slot], stop: asyncio.Event) -> int:
+    """Echo the slot's worker; when it dies (non-zero exit, e.g. ``kill -9``)
+    and the CSE is not stopping, start another in its place (module
+    docstring); the exit code of the slot's last worker.
+
+    Why a bounded back-off: a worker that keeps dying (the database gone, a
+    bug at start-up) must not become a fork loop; the delay doubles up to
+    ``_RESTART_MAX_S`` while workers die young, and is reset by one that
+    served ``_RESTART_RESET_S``."""
+    while True:
+        code = await _echo(slot.proc)
+        if stop.is_set():
+            return code
+        alive = len([s for s in slots if s.proc.returncode is None])
+        if code == 0:  # it was stopped on purpose (SIGTERM to that worker): not restarted
+            print(f"cse: worker {slot.proc.pid} exited (code 0); {alive} still serving", file=sys.stderr, flush=True)
+            return code
+        if time.monotonic() - slot.started >= _RESTART_RESET_S:
+            slot.delay = _RESTART_MIN_S
+        while True:
+            print(f"cse: worker {slot.proc.pid} exited (code {code}); {alive} still serving; "
+                  f"restarting it in {slot.delay:g} s", file=sys.stderr, flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), slot.delay)
+            if stop.is_set():
+                return code
+            slot.delay = min(slot.delay * 2, _RESTART_MAX_S)
+            try:
+                proc, _ = await _start(argv)
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                print(f"cse: restarting a worker failed: {exc}", file=sys.stderr, flush=True)
+                continue
+            old = slot.proc.pid
+            slot.proc, slot.started = proc, time.monotonic()
+            if stop.is_set():  # stopped while it started: _stop saw the old process only
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+            else:
+                print(f"cse: worker {old} restarted as {proc.pid}", file=sys.stderr, flush=True)
+                print("WORKERS " + " ".join(str(s.proc.pid) for s in slots), flush=True)
+            break
+
+
 async def supervise(argv: Sequence[str], n: int) -> int:
     """Run ``n`` workers of the CSE ``argv`` configures (module docstring); the exit code."""
     base = worker_argv(argv)
@@ -119,21 +180,19 @@ async def supervise(argv: Sequence[str], n: int) -> int:
         return 1
     print("WORKERS " + " ".join(str(p.pid) for p in procs), flush=True)
     print(ready, flush=True)
-    echoes = [loop.create_task(_echo(p)) for p in procs]
+    slots = [_Slot(p) for p in procs]
+    again = [*base, "--http-port", port]  # a restarted worker joins on the port the others serve
+    keepers = {loop.create_task(_keep(slot, again, slots, stop)) for slot in slots}
     stopping = loop.create_task(stop.wait())
-    pending = set(echoes)
+    pending = set(keepers)
     while pending:
         done, _ = await asyncio.wait({*pending, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in done & pending:
-            pending.discard(task)
-            if not stop.is_set():
-                print(f"cse: a worker exited (code {task.result()}); {len(pending)} still serving",
-                      file=sys.stderr, flush=True)
+        pending -= done
         if stopping in done:
-            await _stop(procs)
+            await _stop([s.proc for s in slots])
             break
     stopping.cancel()
-    codes = await asyncio.gather(*echoes)
+    codes = await asyncio.gather(*keepers)
     return max((c for c in codes if c > 0), default=0)
 
 

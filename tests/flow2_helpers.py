@@ -23,7 +23,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +57,16 @@ def smg_toml(*, freshness_s: float | None = None, forwarding_timeout_s: float | 
 
 
 async def start_pair(cse_process: Callable[..., Any], http: Http, *, cse1_extra: str = "",
-                     cse2_extra: str = "", cse1_env: dict[str, str] | None = None) -> tuple[CSEProcess, CSEProcess]:
+                     cse2_extra: str = "", cse1_env: dict[str, str] | None = None, cse1_store: str = "",
+                     cse1_args: Sequence[str] = ()) -> tuple[CSEProcess, CSEProcess]:
     """CSE1 and CSE2 (registered with CSE1), each knowing the other; ``cse1_env``:
-    more environment for CSE1's process (e.g. libfaketime's)."""
-    cse1 = await cse_process(cse_id=CSI1, name=CB1, subdir="cse1", extra=smg_toml() + cse1_extra, env=cse1_env)
+    more environment for CSE1's process (e.g. libfaketime's); ``cse1_store``:
+    more ``[store]`` lines for CSE1 (tests.pg.store_toml); ``cse1_args``: more
+    command-line arguments for it (``--workers 2``)."""
+    cse1 = await cse_process(cse_id=CSI1, name=CB1, subdir="cse1", extra=cse1_store + smg_toml() + cse1_extra,
+                             env=cse1_env, start=False)
+    cse1.extra_args = [*cse1.extra_args, *cse1_args]
+    await cse1.start(timeout=40.0 if cse1_args else 20.0)
     cse2 = await cse_process(cse_id=CSI2, name=CB2, subdir="cse2",
                              extra=registrar_toml(CSI1, CB1, cse1.url) + smg_toml() + cse2_extra)
     await wait_registered(http, cse2, CSI1, CB1)

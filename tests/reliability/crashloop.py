@@ -27,7 +27,11 @@ What runs (see :func:`run_crash_loop`):
   failures);
 * the killer: after a seeded random delay, SIGKILLs CSE1 or CSE2 (seeded
   choice), sometimes right after firing a burst of concurrent requests at
-  it, restarts it on the same port and store, waits for READY.
+  it, restarts it on the same port and store, waits for READY. A CSE
+  served by several workers on PostgreSQL (``--workers N``,
+  docs/scaling.md; ``CrashLoopConfig.workers``) is not killed whole: one
+  of its workers is (seeded choice), the load goes on against the others,
+  and the killer waits for the supervisor to start a replacement.
 
 The ledger (:class:`Ledger`) records every request with what its answer
 allows: acknowledged (2xxx, 1001) effects must be there; a request whose
@@ -40,19 +44,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import HttpReply
+from tests.conftest import CSEProcess, HttpReply
 from tests.e2e.test_intercse_helpers import register_ae
+from tests.e2e.test_pg_workers import leader
 from tests.flow2_helpers import COMPLETED, PENDING, rqi
 from tests.notify_receiver import Receiver
 from tests.waiting import until
 
-from .pair import Pair, call, routes_up
+from .pair import Pair, call, routes_up, worker_pids
 
 __all__ = ["CrashLoopConfig", "CrashLoopReport", "Ledger", "run_crash_loop"]
 
@@ -71,6 +78,8 @@ class CrashLoopConfig:
     burst_size: int = 24
     plain_workers: int = 2                     # per CSE
     pace: float = 0.01                         # seconds between one worker's requests
+    victims: tuple[int, ...] = (0, 1)          # the CSEs the killer crashes (0: CSE1, 1: CSE2)
+    workers: tuple[int, ...] = ()              # those served by --workers N: kill -9 one worker, not the CSE
 
 
 @dataclass
@@ -137,6 +146,7 @@ class CrashLoopReport:
     seed: int
     kills: int = 0
     restarts: int = 0
+    job_holder_kills: int = 0  # kills of the worker running store-and-forward flushing (--workers)
     torn_tails: int = 0        # restarts that logged a dropped torn journal record
     acked_verified: int = 0
     unknown: int = 0
@@ -153,6 +163,7 @@ class CrashLoopReport:
 
     def line(self) -> str:
         return (f"CRASH LOOP seed={self.seed} kills={self.kills} restarts={self.restarts} "
+                f"job_holder_kills={self.job_holder_kills} "
                 f"torn_tails_dropped={self.torn_tails} acked_ops_verified={self.acked_verified} "
                 f"unacked_ops={self.unknown} sf_acked={self.sf_acked} sf_delivered={self.sf_delivered} "
                 f"lost={self.lost} duplicates={self.duplicates} notifications_acked={self.notify_acked} "
@@ -370,24 +381,48 @@ class CrashLoop:
     async def killer(self) -> None:
         for _ in range(self.cfg.kills):
             await asyncio.sleep(self.rng.uniform(*self.cfg.delay))  # seeded load timing
-            victim = self.rng.choice(ANY_CSE)
+            victim = self.rng.choice(self.cfg.victims)
             if self.rng.random() < self.cfg.burst_share:
                 task = asyncio.get_running_loop().create_task(self.burst(victim))
                 self._bursts.append(task)
                 await asyncio.sleep(self.rng.uniform(0.0, 0.04))  # into the middle of it
             proc = self.pair.cse(victim)
-            self.up[victim].clear()
-            await proc.kill()
-            self.report.kills += 1
             before = len(proc.lines)
-            port = proc.port
-            await proc.start()  # same config, store and port; raises if start-up fails
-            assert proc.port == port, (port, proc.port)
-            self.report.restarts += 1
+            if victim in self.cfg.workers:
+                await self.kill_worker(proc)
+            else:
+                self.up[victim].clear()
+                await proc.kill()
+                self.report.kills += 1
+                port = proc.port
+                await proc.start()  # same config, store and port; raises if start-up fails
+                assert proc.port == port, (port, proc.port)
+                self.report.restarts += 1
+                self.up[victim].set()
             start_log = "".join(proc.lines[before:])
             if "Traceback" in start_log:
                 self.report.problems.append(f"CSE{victim + 1} restart {self.report.restarts}: {start_log[-2000:]}")
-            self.up[victim].set()
+
+    async def kill_worker(self, proc: CSEProcess) -> None:
+        """SIGKILL one worker (seeded choice, mostly the one holding the jobs) of a CSE served by ``--workers N``
+        and wait until its supervisor has started another in its place
+        (cse/workers.py). The CSE stays up: the load goes on against the
+        other workers meanwhile, which is the point (they take over its
+        jobs: docs/scaling.md)."""
+        pids = worker_pids(proc)
+        holder = leader(proc, "store_and_forward", pids)  # its INFO line (cse/store/pg_coord.py)
+        # mostly the worker holding the jobs (store-and-forward flushing, the outbox): the
+        # other must take them over mid-delivery without losing or repeating a stored request
+        victim = holder if holder is not None and self.rng.random() < 0.75 else self.rng.choice(pids)
+        self.report.job_holder_kills += victim == holder
+        os.kill(victim, signal.SIGKILL)
+        self.report.kills += 1
+
+        async def replaced() -> bool:
+            now = worker_pids(proc)
+            return victim not in now and len(now) == len(pids)
+        await until(replaced, f"the supervisor to restart worker {victim}", 60)
+        self.report.restarts += 1
 
     # -- the run ----------------------------------------------------------------------------------
     async def run(self) -> CrashLoopReport:

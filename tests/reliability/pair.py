@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from tests.e2e.test_intercse_helpers import register_ae, wait_csr, wait_register
 from tests.flow2_helpers import CB1, CB2, CSI1, CSI2, Flow2, start_pair, until
 from tests.notify_receiver import Receiver
 
-__all__ = ["Pair", "open_pair", "call", "NETWORK_ERRORS", "rss_kb", "fd_count", "routes_up"]
+__all__ = ["Pair", "open_pair", "call", "NETWORK_ERRORS", "rss_kb", "fd_count", "routes_up", "worker_pids"]
 
 # What a request to a CSE being killed (or just restarted) can raise:
 # refused connection, reset, dropped keep-alive connection, timeout.
@@ -71,9 +71,12 @@ async def routes_up(pair: Pair, timeout: float = 20.0) -> None:
 
 
 async def open_pair(cse_process: Callable[..., Any], http: Http, rcv1: Receiver, rcv2: Receiver, *,
-                    extra: str = "") -> Pair:
-    """Start the pair, the two session AEs and their session, and the plain AEs."""
-    cse1, cse2 = await start_pair(cse_process, http, cse1_extra=extra, cse2_extra=extra)
+                    extra: str = "", cse1_store: str = "", cse1_args: Sequence[str] = ()) -> Pair:
+    """Start the pair, the two session AEs and their session, and the plain AEs;
+    ``cse1_store``/``cse1_args``: CSE1's ``[store]`` lines and command-line
+    arguments (PostgreSQL, ``--workers 2``)."""
+    cse1, cse2 = await start_pair(cse_process, http, cse1_extra=extra, cse2_extra=extra,
+                                  cse1_store=cse1_store, cse1_args=cse1_args)
     await wait_csr(http, cse1, f"{CB1}/id-cse2")
     flow = await Flow2(http, cse1, cse2, rcv1, rcv2).setup()
     load = (await register_ae(http, cse1, CB1, "load"), await register_ae(http, cse2, CB2, "load"))
@@ -92,3 +95,13 @@ def rss_kb(pid: int) -> int:
 def fd_count(pid: int) -> int:
     """Open file descriptors of ``pid``."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def worker_pids(cse: CSEProcess) -> list[int]:
+    """The worker processes of a CSE run with ``--workers N``: its supervisor's
+    last ``WORKERS pid ...`` line (printed at start and after each restart,
+    cse/workers.py)."""
+    lines = [line for line in cse.lines if line.startswith("WORKERS ")]
+    assert lines, "not started with --workers:\n" + "".join(cse.lines[-20:])
+    return [int(pid) for pid in lines[-1].split()[1:]]
+
