@@ -60,9 +60,12 @@ Names = Sequence[str]
 Result = dict[str, Any] | PendingResult
 
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps builds one per call
+
+
 def body_bytes(pc: Mapping[str, Any] | None) -> bytes:
     """The exact body bytes of a content (compact JSON, as the HTTP binding sends it)."""
-    return b"" if pc is None else json.dumps(pc, separators=(",", ":")).encode("utf-8")
+    return b"" if pc is None else _compact(pc).encode("utf-8")
 
 
 def _names(value: bool | Names) -> tuple[str, ...]:

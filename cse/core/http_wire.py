@@ -30,7 +30,8 @@ METHODS = {
     Operation.DELETE: "DELETE", Operation.NOTIFY: "POST",
 }
 _TYPED_KEYS = ("rcn", "rt", "drt", "atrl")
-_compact = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per request
+# built once, not per request; no cycle check (cse.store.journal: content is never cyclic)
+_compact = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _CBOR_RES = "application/vnd.onem2m-res+cbor"
 
 

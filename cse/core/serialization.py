@@ -168,7 +168,8 @@ def decode_cbor(body: bytes) -> Any:
 
 # -- encoding -------------------------------------------------------------------
 
-_compact_utf8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# no cycle check (cse.store.journal: content is never cyclic): every answer body is encoded here
+_compact_utf8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 def encode_body(pc: Any, media: str) -> bytes:

@@ -751,20 +751,23 @@ class Notifier:
 
     async def _post(self, dest: Destination, target: str, payload: dict[str, Any], timeout: float,
                     ec: int | None = None) -> Response:
-        req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
-                      pc=payload, ot=self.ctx.now_ts(), ec=ec)
+        direct = not dest.remote and (dest.channel is None or self.channels is None)
+        extra: dict[str, Any] = {}  # set at construction: dataclasses.replace costs as much again, per send
         if dest.rvi is not None:
-            req = replace(req, rvi=dest.rvi)
+            extra["rvi"] = dest.rvi
+        if direct:  # JSON or CBOR as the target prefers (its csz, a URL's ct=); the binding encodes it
+            extra["media"] = dest.media
+        req = Request(op=Operation.NOTIFY, to=target, fr=self.ctx.identity.csi, rqi=new_ri("ntf", 12),
+                      pc=payload, ot=self.ctx.now_ts(), ec=ec, **extra)
         if dest.remote:
             resp = await self.forward(req)
             if resp.rsc in (5103, 4008, 4004):
                 dbg = resp.pc.get("m2m:dbg", "") if isinstance(resp.pc, dict) else ""
                 raise TargetNotReachable(f"notification to {target[:100]} not delivered: {resp.rsc} {dbg}")
             return resp
-        if dest.channel is not None and self.channels is not None:  # docs/onem2m.md "pollingChannel"
+        if not direct:  # docs/onem2m.md "pollingChannel"
+            assert dest.channel is not None and self.channels is not None
             return await self.channels.exchange(dest.channel, req, timeout)
-        # JSON or CBOR as the target prefers (its csz, a URL's ct=); the binding encodes it
-        req = replace(req, media=dest.media)
         return await self.outbound.send(dest.url, req, timeout=timeout, exact=True)
 
     async def _send_next(self, qkey: str) -> None:

