@@ -205,7 +205,8 @@ class CSE:
                                           max_unanswered=config.limits.max_unanswered)
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              removal=lambda doc, originator: self.data.removal(doc, originator),
-                                             max_subscriptions=out.max_subscriptions)
+                                             max_subscriptions=out.max_subscriptions,
+                                             serialize=self._gated if self.coord is not None else None)
         self.timeseries = TimeSeriesCSF(self.ctx,
                                         notify=lambda sub, points: self.subscriptions.missing_data(sub, points))
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,
