@@ -155,7 +155,8 @@ class CSE:
         self.executor = Executor(
             self.store,
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
-                       self._registrar_events, lambda events: self.timeseries.on_events(events)),
+                       self._registrar_events, lambda events: self.timeseries.on_events(events),
+                       lambda events: self.groups.on_events(events)),
             # several workers: the outbox leader sends every notification (cse.csf.outbox_relay)
             deliver=None if self.coord is not None else lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer, MISSING_DATA: self.md_timer},
