@@ -185,13 +185,14 @@ class GroupCSF:
         member leaving its ``mid``, leaves without a reason (module
         docstring). Heard before the commit: the store still holds the group
         as it was."""
+        groups = [ev for ev in events if ev.doc.get("ty") == GROUP_TY]  # every commit comes here: cheap when none
+        if not groups:
+            return None
         gone = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
         ops: list[Op] = []
         answered: list[Event] = []
-        for ev in events:
+        for ev in groups:
             group = ev.doc
-            if group.get("ty") != GROUP_TY:
-                continue
             if ev.kind == EventKind.DELETE:
                 left, staying = list(group.get("mid") or ()), []
             elif ev.kind == EventKind.UPDATE:
