@@ -155,7 +155,8 @@ class CSE:
         self.executor = Executor(
             self.store,
             listeners=(lambda events: self.smg.on_events(events), lambda events: self.subscriptions.on_events(events),
-                       self._registrar_events, lambda events: self.timeseries.on_events(events)),
+                       self._registrar_events, lambda events: self.timeseries.on_events(events),
+                       lambda events: self.groups.on_events(events)),
             # several workers: the outbox leader sends every notification (cse.csf.outbox_relay)
             deliver=None if self.coord is not None else lambda notification: self.notifier.deliver(notification),
             timers={EXPIRY: self.expiry, STORE_AND_FORWARD: self.sf_timer, MISSING_DATA: self.md_timer},
@@ -205,7 +206,8 @@ class CSE:
                                           max_unanswered=config.limits.max_unanswered)
         self.subscriptions = SubscriptionCSF(self.ctx, self.notifier,
                                              removal=lambda doc, originator: self.data.removal(doc, originator),
-                                             max_subscriptions=out.max_subscriptions)
+                                             max_subscriptions=out.max_subscriptions,
+                                             serialize=self._gated if self.coord is not None else None)
         self.timeseries = TimeSeriesCSF(self.ctx,
                                         notify=lambda sub, points: self.subscriptions.missing_data(sub, points))
         self.forwarder = Forwarder(self.ctx, self.outbound, registrar_csi=reg.cse_id if reg else None,

@@ -7,7 +7,12 @@ decided it, so the order that correctness depends on holds everywhere:
 1. its events (plus DELETE/DELETE_CHILD for whatever a removal takes
    away, read from the store just before the commit) go to the listeners,
    in registration order; a listener answers with an outcome of its own
-   (notifications, outbox deletions, deadlines) that joins this one;
+   (notifications, outbox deletions, deadlines) that joins this one. It may
+   answer with events too -- the changes it adds (its ``Delete`` of a
+   resource this change leaves pointless, e.g. a group's member
+   subscriptions when the group goes, cse/csf/group.py) -- and every
+   listener hears those in a further round, at most ``_MAX_ROUNDS`` deep;
+   they join this change's commit like the rest;
 2. the outcome's operations and an outbox entry for every notification
    (its own and its listeners', cse/core/outbox.py) are committed
    atomically (one store commit: one transaction for a backend that has
@@ -45,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 
 from .errors import M2MError, NotImplementedOp, RequestTimeout
 from .events import Event, EventKind
@@ -60,6 +66,9 @@ Listener = Callable[[Sequence[Event]], Awaitable[Outcome | None]]
 Deliver = Callable[[Notification], None]
 AskPort = Callable[[Ask], Awaitable[Response]]
 _MAX_ASKS = 4  # questions one request may chain before it is answered
+# Rounds of listener-answered events one change may cause (module docstring):
+# a change, the deletions it implies, the deletions those imply.
+_MAX_ROUNDS = 3
 
 _NOTHING = CommitResult()
 
@@ -124,6 +133,8 @@ class Executor:
                                     originator=removal.originator))
         if events:
             outcome = await self._heard(outcome, events)
+            if read is not None:  # what listeners deleted was heard: not "late" below
+                read.update(ev.doc["ri"] for ev in outcome.events if ev.kind == EventKind.DELETE)
         sends: Sequence[Notification] = outcome.sends
         ops = outcome.ops
         if sends and self._outbox is not None:
@@ -150,12 +161,23 @@ class Executor:
         return result
 
     async def _heard(self, outcome: Outcome, events: Sequence[Event]) -> Outcome:
-        """``outcome`` with what the listeners answer to ``events``."""
-        for listener in self._listeners:
-            more = await listener(events)
-            if more is not None:
-                outcome = outcome.adding(ops=more.ops, sends=more.sends, deadlines=more.deadlines)
-        return outcome
+        """``outcome`` with what the listeners answer to ``events``, the
+        events they answer with heard in turn (module docstring); when there
+        were any, its ``events`` are every event heard."""
+        heard: list[Event] | None = None  # built only when a listener answers with events (rare)
+        for _ in range(_MAX_ROUNDS):
+            answered: list[Event] = []
+            for listener in self._listeners:
+                more = await listener(events)
+                if more is not None:
+                    outcome = outcome.adding(ops=more.ops, sends=more.sends, deadlines=more.deadlines)
+                    answered.extend(more.events)
+            if not answered:
+                return outcome if heard is None else replace(outcome, events=heard)
+            heard = [*(heard or events), *answered]
+            events = answered
+        raise RuntimeError(f"listeners kept answering with events after {_MAX_ROUNDS} rounds: "
+                           f"{[(ev.kind, ev.doc.get('ri')) for ev in events][:10]}")
 
     async def _subtree(self, ri: str) -> list[Doc]:
         """The document ``ri`` and its descendants, as a Delete of it removes them."""

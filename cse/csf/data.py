@@ -134,10 +134,12 @@ class DataCSF:
                 raise Conflict(f"a resource named '{rn}' already exists under '{parent['_srn']}'")
         view = hooks.view_created(doc, extra) if hooks.view_created else None
         resp = self._created(req, rtype, doc, attrs, rcn, view)
-        for op in extra:
-            if type(op) is Delete and op.ri == ri:  # evicted at once: answered, never stored
-                return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)])
         events = [Event(EventKind.CREATE_CHILD, doc, parent, originator=req.fr), *_announced(hooks, extra, doc)]
+        for op in extra:
+            if type(op) is Delete and op.ri == ri:
+                # evicted at once (mni 0, TS-0004 7.4.7.2.1): answered and heard of as created (net 3; a
+                # timeSeries counts its arrival for missing data), then gone as silently as any eviction
+                return Outcome(resp, [op for op in extra if not (type(op) is Delete and op.ri == ri)], events)
         return Outcome(resp, [Put(doc), *extra], events)
 
     async def _check_quota(self, owner: str | None) -> None:

@@ -28,6 +28,19 @@ request ``n`` has the request ID ``<rqi>-m<n>`` (one request ID per request:
 two members on one CSE at once are not a forwarding loop). The answer is one
 ``m2m:agr`` of ``m2m:rsp`` (rsc, rqi, to, fr, pc). The CSF
 writes nothing: each member request is committed by its own pipeline run.
+
+Member subscriptions made through the fanOutPoint (``gpi`` = the group,
+cse/csf/group_subscription.py) live only as long as their reason: when the
+group is deleted (by a request, at its ``et``, or with an ancestor) every
+one of them goes, and when a member leaves ``mid`` (an UPDATE of ``mid``,
+``mt`` or ``csy`` dropping it) that member's do (TS-0001 10.2.7: they exist
+to send the member's notifications to the group; without it they would
+only fail at its fanOutPoint). :meth:`GroupCSF.on_events` hears the group's
+DELETE or UPDATE before its commit and answers with their deletions, each
+with its DELETE and DELETE_CHILD events, so they are committed with it and
+every listener hears of them (a subscriber is sent ``sud``; their pending
+notifications go). Unsubscribing one member subscription, or all of them by
+a DELETE of ``<group>/fopt/<name>``, is an ordinary DELETE.
 """
 
 from __future__ import annotations
@@ -49,10 +62,11 @@ from cse.core.errors import (
     OperationNotAllowed,
     OriginatorHasNoPrivilege,
 )
+from cse.core.events import Event, EventKind
 from cse.core.ids import Target, parse_to
 from cse.core.messages import Operation, Request, Response, ResponseType
 from cse.core.outcome import Outcome
-from cse.core.ports import Doc, Op
+from cse.core.ports import Delete, Doc, Op
 
 from . import access
 from .access import Grant, Permission
@@ -164,6 +178,56 @@ class GroupCSF:
                 return int(body["ty"])
         log.info("group member %s not validated: its CSE answered %s", _clip(member), resp.rsc)
         return None
+
+    # -- member subscriptions -----------------------------------------------------------
+    async def on_events(self, events: Sequence[Event]) -> Outcome | None:
+        """The deletion of the member subscriptions a group's DELETE, or a
+        member leaving its ``mid``, leaves without a reason (module
+        docstring). Heard before the commit: the store still holds the group
+        as it was."""
+        groups = [ev for ev in events if ev.doc.get("ty") == GROUP_TY]  # every commit comes here: cheap when none
+        if not groups:
+            return None
+        gone = {ev.doc["ri"] for ev in events if ev.kind == EventKind.DELETE}
+        ops: list[Op] = []
+        answered: list[Event] = []
+        for ev in groups:
+            group = ev.doc
+            if ev.kind == EventKind.DELETE:
+                left, staying = list(group.get("mid") or ()), []
+            elif ev.kind == EventKind.UPDATE:
+                old = await self.ctx.store.get(group["ri"])
+                if old is None or old.get("mid") == group.get("mid"):
+                    continue
+                staying = list(group.get("mid") or ())
+                left = [m for m in old.get("mid") or () if m not in staying]
+            else:
+                continue
+            kept = {d["ri"] for d in [await self._local_member(m) for m in staying] if d is not None}
+            for member in left:
+                doc = await self._local_member(member)
+                if doc is None or doc["ri"] in kept or doc["ri"] in gone:
+                    continue
+                for sub in await self.ctx.store.children(doc["ri"], SUBSCRIPTION_TY):
+                    if sub.get("gpi") == group["ri"] and sub["ri"] not in gone:
+                        gone.add(sub["ri"])
+                        ops.append(Delete(sub["ri"]))
+                        answered.append(Event(EventKind.DELETE, sub, originator=ev.originator))
+                        answered.append(Event(EventKind.DELETE_CHILD, sub, doc, originator=ev.originator))
+        return Outcome(ops=ops, events=answered) if ops else None
+
+    async def _local_member(self, member: str) -> Doc | None:
+        """The document of ``member`` when it is hosted here (else None:
+        a member subscription exists only on a member hosted with its
+        group, cse/csf/group_subscription.py)."""
+        ident = self.ctx.identity
+        try:
+            target = parse_to(member, ident.csi, ident.cb_name, ident.sp_id)
+            if not target.local:
+                return None
+            return (await self.resolve(target, Operation.RETRIEVE)).doc
+        except M2MError:
+            return None
 
     # -- fanOutPoint --------------------------------------------------------------------
     async def fan_out(self, req: Request, target: Resolved, grant: Grant = None) -> Outcome:

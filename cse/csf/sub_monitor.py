@@ -17,14 +17,22 @@ docs/onem2m.md "Subscriptions and notifications").
   ``nsi`` afresh (empty); setting it to false stops counting and keeps
   ``nsi``. The counts are gathered in memory and written in one commit
   per ``flush_after`` (:class:`NotificationStats`): a crash loses at
-  most that much of them, never a notification.
+  most that much of them, never a notification. Writing them is a
+  read-modify-write of the subscription (``nsi`` plus what was counted),
+  so it never interleaves with another write of it: the flushes of one
+  process run one at a time, and each holds the write gate of several
+  workers (docs/scaling.md) from its read to its commit, as a request
+  does -- otherwise two flushes (or a flush and an UPDATE of the
+  subscription) reading the same ``nsi`` would each write their own
+  sum and one count, or the UPDATE, would be lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from cse.core.context import Context
@@ -139,8 +147,14 @@ class NotificationStats:
     store through the executor, batched."""
 
     def __init__(self, ctx: Context, watched: Watched, *, flush_after: float = 0.2,
-                 max_pending: int = 10_000) -> None:
+                 max_pending: int = 10_000,
+                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
+        """``serialize``: the write gate of several workers (none in one
+        process: reads and the in-memory apply of a commit do not suspend
+        there, cse.core.executor)."""
         self.ctx = ctx
+        self.serialize = serialize or nullcontext
+        self._writing = asyncio.Lock()  # one flush at a time in this process (module docstring)
         self.watched = watched
         self.flush_after = flush_after
         self.max_pending = max_pending
@@ -169,7 +183,12 @@ class NotificationStats:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the counts gathered so far (one commit)."""
+        """Write the counts gathered so far (one commit), read and written
+        under the write gate (module docstring)."""
+        async with self._writing, self.serialize():
+            await self._flush()
+
+    async def _flush(self) -> None:
         pending, self._pending = self._pending, {}
         by_sub: dict[str, list[tuple[str, list[int]]]] = {}
         for (key, target), counts in pending.items():

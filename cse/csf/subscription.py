@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from cse.core.context import Context
@@ -89,12 +90,14 @@ class SubscriptionCSF:
     """Owns subscription behaviour."""
 
     def __init__(self, ctx: Context, notifier: Notifier, removal: Removal, *, max_subscriptions: int = 100,
-                 blocking_timeout: float = 5.0) -> None:
+                 blocking_timeout: float = 5.0,
+                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
         """``removal`` gives the outcome deleting a resource outside a
         request (the data CSF's), for a subscription whose ``exc`` ran out.
         ``max_subscriptions`` is the most an originator (other than the
         admin) may have; ``blocking_timeout`` bounds the wait for a
-        blockingUpdate subscriber's answer."""
+        blockingUpdate subscriber's answer; ``serialize`` is the write gate
+        of several workers, held while ``nsi`` is written (cse/csf/sub_monitor.py)."""
         self.ctx = ctx
         self.notifier = notifier
         self.policy = notifier.policy
@@ -104,7 +107,7 @@ class SubscriptionCSF:
         self._pending: dict[str, tuple[str, float]] = {}  # ri -> (originator, since): being verified
         self.blocking = BlockingUpdates(ctx, notifier.policy, timeout=blocking_timeout)
         self.watched = Watched(ctx)
-        self.stats = NotificationStats(ctx, self.watched)
+        self.stats = NotificationStats(ctx, self.watched, serialize=serialize)
 
     def hooks(self) -> TypeHooks:
         """The subscription type's hooks."""

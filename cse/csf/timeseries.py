@@ -10,11 +10,24 @@ timeSeries, so instances arriving in order cost no scan).
 Missing data: with ``mdd`` true and ``pei`` set, every instance arriving at
 ``t`` means the next is expected with ``dgt`` + ``pei`` and is declared
 missing when none arrives by ``t + pei + mdt`` (milliseconds; ``mdt``
-absent is 0; ``pei`` at least 100 ms, else 4000). A missing point is its
+absent is 0, or ``peid`` when that is set; ``pei`` at least 100 ms, else
+4000). A missing point is its
 expected ``dgt``: appended to ``mdlt`` (at most ``mdn`` entries, 1000 without
 ``mdn``, the oldest dropped; ``mdc`` is how many it holds),
 and the next one is expected a ``pei`` later, until an instance arrives.
 Detection starts with the first instance and stops when ``mdd`` goes false.
+
+``peid`` (periodicIntervalDelta, TS-0001 9.6.36, 10.2.4.29) makes the
+expected times a grid: an instance whose ``dgt`` is within ``peid`` of the
+expected ``dgt`` E is that point (the next is expected at E + ``pei``,
+so jitter does not drift the grid); one more than ``peid`` before E is an
+old or early point and changes nothing; one more than ``peid`` after E
+means the points of the grid before it were skipped: they are missing at
+once (recorded and notified by the timer's next run, ``_mdp``), and the
+grid goes on from that instance (from the grid point it is within
+``peid`` of, else from its ``dgt``). Without ``peid`` any arriving
+instance is the expected point. ``peid`` must be at most ``pei``/2 and
+less than ``mdt`` (TS-0001 9.6.36), else 4000.
 
 Subscriptions with ``net`` 8 hear of missing points as ``m2m:tsn``
 (``mdlt``: the points, ``mdc``: their number). With ``enc.md`` {``num``,
@@ -24,8 +37,9 @@ after each notification and when ``dur`` passes); without it each point is
 sent at once.
 
 The timer: the next detection time of each timeSeries (``_mdx``, epoch
-seconds) and its expected ``dgt`` (``_mdg``) are stored on it, in the
-commit of the instance that set them. :class:`TimeSeriesCSF` keeps an index
+seconds), its expected ``dgt`` (``_mdg``) and the points found skipped by
+an arriving instance (``_mdp``, due at ``_mdq``: that arrival) are stored
+on it, in the commit of the instance that set them. :class:`TimeSeriesCSF` keeps an index
 of them (ri -> time), read from the store at start-up (so detection
 survives a restart) and kept current from commit events, whose outcomes
 carry the :class:`~cse.core.outcome.Deadline` poking the ``missing-data``
@@ -35,8 +49,9 @@ timeSeries: the store decides, the index only says where to look.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from cse.core.context import Context
 from cse.core.errors import BadRequest, Conflict
@@ -70,9 +85,57 @@ def _detecting(ts: Doc) -> bool:
     return bool(ts.get("mdd")) and ts.get("pei") is not None
 
 
+def _mdt_ms(ts: Doc) -> int:
+    """``mdt``; absent: ``peid`` (a point may come that late), else 0."""
+    mdt = ts.get("mdt")
+    return int(mdt if mdt is not None else ts.get("peid") or 0)
+
+
 def _next_check(ts: Doc, arrival: float) -> float:
     """When an instance is declared missing if none arrives after ``arrival``."""
-    return arrival + (int(ts["pei"]) + int(ts.get("mdt") or 0)) / 1000.0
+    return arrival + (int(ts["pei"]) + _mdt_ms(ts)) / 1000.0
+
+
+def _due_at(ts: Doc) -> float:
+    """When the timer's job next has something to do for stored ``ts``."""
+    if ts.get("_mdp"):
+        return min(float(ts["_mdx"]), float(ts.get("_mdq") or 0.0))
+    return float(ts["_mdx"])
+
+
+class Arrival(NamedTuple):
+    """Detection after an instance arrived (module docstring): the next
+    expected ``dgt``, its detection time, the grid points it skipped."""
+
+    expected: str
+    due: float
+    skipped: list[str]
+
+
+def arrival(ts: Doc, dgt: str, ct: float) -> Arrival | None:
+    """What an instance with ``dgt`` arriving at ``ct`` does to the detection
+    of ``ts`` (as stored before it; detecting); None: nothing (an old or
+    early point, ``peid``). Pure: the instance's hook and the commit event's
+    listener both ask it, with the same answer."""
+    pei = ts["pei"] / 1000.0
+    due = _next_check(ts, ct)
+    d = parse_ts(dgt)
+    peid, mdg = ts.get("peid"), ts.get("_mdg")
+    if peid is None or mdg is None:  # any instance is the expected point; the newest dgt sets the next
+        newest = max(d, parse_ts(ts["_mxd"])) if ts.get("_mxd") else d
+        return Arrival(format_ts(newest + pei), due, [])
+    delta, expected = peid / 1000.0, parse_ts(mdg)
+    if abs(d - expected) <= delta:
+        return Arrival(format_ts(expected + pei), due, [])
+    if d < expected - delta:
+        return None
+    k = round((d - expected) / pei)
+    if abs(d - (expected + k * pei)) <= delta:  # on a later grid point: the ones before it were skipped
+        skipped, nxt = k, expected + (k + 1) * pei
+    else:  # off the grid: the points before its window were skipped; the grid restarts at it
+        skipped, nxt = math.ceil((d - delta - expected) / pei), d + pei
+    points = [format_ts(expected + j * pei) for j in range(min(skipped, _MAX_CATCH_UP))]
+    return Arrival(format_ts(nxt), due, points)
 
 
 class TimeSeriesCSF:
@@ -103,8 +166,8 @@ class TimeSeriesCSF:
     async def _ts_update(self, ctx: Context, req: Request, old: Doc, new: Doc, changed: dict[str, Any]) -> list[Op]:
         _check(new)
         if not _detecting(new):  # detection stops; what was found stays readable
-            new.pop("_mdx", None)
-            new.pop("_mdg", None)
+            for key in ("_mdx", "_mdg", "_mdp", "_mdq"):
+                new.pop(key, None)
         elif not old.get("mdd"):  # switched on: a fresh list, detection starts with the next instance
             new["mdlt"] = []
             new["mdc"] = 0
@@ -127,9 +190,12 @@ class TimeSeriesCSF:
         if newest is None or dgt > newest:
             ts["_mxd"] = dgt
         ops = await add_instance(ctx, ts, doc, content_size(doc["con"]), what="timeSeriesInstance")
-        if _detecting(ts):  # the next point is expected a pei after the newest one
-            ts["_mdg"] = format_ts(parse_ts(ts["_mxd"]) + ts["pei"] / 1000.0)
-            ts["_mdx"] = _next_check(ts, parse_ts(doc["ct"]))
+        step = arrival(parent, dgt, parse_ts(doc["ct"])) if _detecting(parent) else None
+        if step is not None:  # the next expected point (module docstring)
+            ts["_mdg"], ts["_mdx"] = step.expected, step.due
+            if step.skipped:  # found missing now: the timer records and notifies them at once
+                ts["_mdp"] = [*(ts.get("_mdp") or []), *step.skipped][-_MAX_CATCH_UP:]
+                ts["_mdq"] = parse_ts(doc["ct"])
         ops.append(Put(ts))
         return ops
 
@@ -137,7 +203,7 @@ class TimeSeriesCSF:
     async def load(self) -> float | None:
         """At start-up: the index from the stored timeSeries (one scan); the
         first deadline, for the timer."""
-        self._due = {d["ri"]: float(d["_mdx"]) for d in await self.ctx.store.lookup("ty", TS_TY)
+        self._due = {d["ri"]: _due_at(d) for d in await self.ctx.store.lookup("ty", TS_TY)
                      if d.get("_mdx") is not None and _detecting(d)}
         return min(self._due.values(), default=None)
 
@@ -148,8 +214,11 @@ class TimeSeriesCSF:
         for ev in events:
             ty = ev.doc.get("ty")
             if ty == TSI_TY and ev.kind == EventKind.CREATE_CHILD and ev.parent is not None:
-                if _detecting(ev.parent):
-                    at = _next_check(ev.parent, parse_ts(ev.doc["ct"]))
+                step = arrival(ev.parent, ev.doc["dgt"], parse_ts(ev.doc["ct"])) if _detecting(ev.parent) else None
+                if step is not None:  # as the instance's hook decided (arrival is pure)
+                    at = step.due
+                    if step.skipped or ev.parent.get("_mdp"):
+                        at = min(at, parse_ts(ev.doc["ct"]))
                     self._due[ev.parent["ri"]] = at
                     deadlines.append(Deadline(MISSING_DATA, at))
             elif ty == TS_TY and (ev.kind == EventKind.DELETE or
@@ -165,22 +234,24 @@ class TimeSeriesCSF:
             if stored is None or not _detecting(stored) or stored.get("_mdx") is None:
                 self._due.pop(ri, None)
                 continue
-            if stored["_mdx"] > now:  # an instance came meanwhile
-                self._due[ri] = stored["_mdx"]
+            if _due_at(stored) > now:  # an instance came meanwhile
+                self._due[ri] = _due_at(stored)
                 continue
             ts = dict(stored)  # a stored document is never changed in place
             outcome = await self._missing(ts, now)
             await self.ctx.apply(outcome)
-            self._due[ri] = ts["_mdx"]  # only once recorded: a failed commit is retried at the next run
+            self._due[ri] = _due_at(ts)  # only once recorded: a failed commit is retried at the next run
         return min(self._due.values(), default=None)
 
     async def _missing(self, ts: Doc, now: float) -> Outcome:
         """The outcome recording the points ``ts`` missed by ``now`` (``ts``
         is a private copy, updated in place)."""
         pei = ts["pei"] / 1000.0
-        points: list[str] = []
+        points: list[str] = list(ts.pop("_mdp", None) or ())  # skipped, as an instance showed (peid)
+        ts.pop("_mdq", None)
+        limit = len(points) + _MAX_CATCH_UP
         expected = parse_ts(ts["_mdg"])
-        while ts["_mdx"] <= now and len(points) < _MAX_CATCH_UP:
+        while ts["_mdx"] <= now and len(points) < limit:
             points.append(format_ts(expected))
             expected += pei
             ts["_mdx"] += pei
@@ -238,8 +309,16 @@ def _collect(md: dict[str, Any] | None, window: dict[str, Any] | None, points: l
 
 
 def _check(doc: Doc) -> None:
-    """``mdd`` needs ``pei`` (without it there is no expected time), and one
-    of at least ``_MIN_DETECT_PEI_MS``: every period costs a run of the timer."""
+    """``peid`` at most ``pei``/2 and less than ``mdt`` (TS-0001 9.6.36); ``mdd``
+    needs ``pei`` (without it there is no expected time), and one of at least
+    ``_MIN_DETECT_PEI_MS``: every period costs a run of the timer."""
+    pei, peid, mdt = doc.get("pei"), doc.get("peid"), doc.get("mdt")
+    if peid is not None and pei is not None and peid * 2 > pei:
+        raise BadRequest(f"periodicIntervalDelta (peid) {peid} ms must be at most half the periodicInterval "
+                         f"(pei) {pei} ms (TS-0001 9.6.36)")
+    if peid is not None and mdt is not None and mdt <= peid:
+        raise BadRequest(f"missingDataDetectTimer (mdt) {mdt} ms must be greater than the periodicIntervalDelta "
+                         f"(peid) {peid} ms (TS-0001 9.6.36)")
     if not doc.get("mdd"):
         return
     if doc.get("pei") is None:

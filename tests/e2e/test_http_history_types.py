@@ -34,3 +34,16 @@ async def test_timeseries_and_flex_history_over_http(cse_process: Any, http: Htt
     assert r.body["m2m:fcin"]["kWh"] == 2, r.body
     assert_error(await http.send("POST", f"{base}/meter/state", fr=aei, ty=58, rvi="4",
                                  body={"m2m:fcin": {"kWh": 3}}), 4005, 405)
+    # peid bounded by pei and mdt (TS-0001 9.6.36); mni 0 keeps nothing (docs/onem2m.md "container")
+    r = await http.send("POST", f"{base}/meter", fr=aei, ty=29, rvi="4",
+                        body={"m2m:ts": {"rn": "bad", "pei": 1000, "peid": 600}})
+    assert_error(r, 4000, 400)
+    assert "peid" in r.body["m2m:dbg"], r.body
+    r = await http.send("POST", f"{base}/meter", fr=aei, ty=29, rvi="4",
+                        body={"m2m:ts": {"rn": "none", "mni": 0, "pei": 1000, "peid": 500, "mdt": 600, "mdd": True}})
+    assert (r.status, r.rsc) == (201, 2001), r.body
+    r = await http.send("POST", f"{base}/meter/none", fr=aei, ty=30, rvi="4", body=tsi)
+    assert (r.status, r.rsc) == (201, 2001), r.body
+    r = await http.send("GET", f"{base}/meter/none", fr=aei, rvi="4")
+    assert r.body["m2m:ts"]["cni"] == 0, r.body
+    assert_error(await http.send("GET", f"{base}/meter/none/la", fr=aei, rvi="4"), 4004, 404)

@@ -225,3 +225,50 @@ async def test_what_a_removal_took_beyond_what_was_read_is_still_heard_and_notif
     assert heard == ["c", "late"]
     assert sorted(n.key for n in delivered) == ["c", "late"]
     assert len(await store.kv_items(OUTBOX_NS)) == 2
+
+
+async def test_events_a_listener_answers_with_are_heard_by_every_listener_and_committed_once() -> None:
+    """A listener's own deletion (cse/csf/group.py: a group's member
+    subscriptions) joins the commit, and every listener hears it in a
+    further round -- once, even beside a subtree removal."""
+    commits: list[list[object]] = []
+
+    class RecordingStore(MemoryStore):
+        async def commit(self, ops):  # type: ignore[no-untyped-def]
+            commits.append(list(ops))
+            return await super().commit(ops)
+
+    store = RecordingStore()
+    heard: list[tuple[str, int, str]] = []
+    elsewhere = doc("x")
+
+    async def cascading(events: Sequence[Event]) -> Outcome | None:
+        heard.extend(("cascading", ev.kind, ev.doc["ri"]) for ev in events)
+        if any(ev.kind == EventKind.DELETE and ev.doc["ri"] == "c" for ev in events):
+            return Outcome(ops=[Delete("x")], events=[Event(EventKind.DELETE, elsewhere)])
+        return None
+
+    async def other(events: Sequence[Event]) -> Outcome | None:
+        heard.extend(("other", ev.kind, ev.doc["ri"]) for ev in events)
+        return None
+
+    ex = Executor(store, listeners=[cascading, other])
+    parent, child = doc("p"), doc("c", "p")
+    await ex.run(Outcome(ops=[Put(parent), Put(child), Put(elsewhere)]))
+    commits.clear()
+    await ex.run(Outcome(ops=[Delete("c")]).with_removal(Removal(child, parent, None)))
+    assert commits == [[Delete("c"), Delete("x")]]  # one commit, nothing "late"
+    assert [h for h in heard if h[2] == "x"] == [("cascading", EventKind.DELETE, "x"), ("other", EventKind.DELETE, "x")]
+    assert await store.get("x") is None
+
+
+async def test_listeners_answering_events_without_end_are_a_bug_not_a_loop() -> None:
+    store = MemoryStore()
+
+    async def endless(events: Sequence[Event]) -> Outcome | None:
+        return Outcome(events=[Event(EventKind.UPDATE, ev.doc) for ev in events])
+
+    ex = Executor(store, listeners=[endless])
+    with pytest.raises(RuntimeError, match="rounds"):
+        await ex.run(Outcome(ops=[Put(doc("a"))], events=[Event(EventKind.UPDATE, doc("a"))]))
+    assert await store.get("a") is None  # nothing committed

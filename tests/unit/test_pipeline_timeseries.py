@@ -172,3 +172,96 @@ async def test_restart_rearms_detection_from_the_store() -> None:
         assert again.timeseries._due[s["ri"]] == t0 + 4.0
     finally:
         await again.stop()
+
+
+async def test_peid_is_bounded_by_pei_and_mdt(app: dict[str, Any]) -> None:
+    """TS-0001 9.6.36: peid <= pei/2, mdt > peid; 4000 naming them, at CREATE and UPDATE."""
+    ip, aei = app["ip"], app["aei"]
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=29, pc={"m2m:ts": {"pei": 1000, "peid": 501}})
+    assert r.rsc == 4000 and "peid" in dbg(r) and "half" in dbg(r), r.pc
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=29, pc={"m2m:ts": {"pei": 1000, "peid": 300, "mdt": 300}})
+    assert r.rsc == 4000 and "mdt" in dbg(r) and "peid" in dbg(r), r.pc
+    await mk_ts(ip, aei, pei=1000, peid=500, mdt=600, mdd=True)
+    r = await ip.call(UPDATE, "cse-in/app/ts", aei, pc={"m2m:ts": {"pei": 900}})
+    assert r.rsc == 4000 and "peid" in dbg(r), r.pc
+    assert (await ts_state(ip))["pei"] == 1000
+
+
+async def test_peid_window_keeps_the_grid_and_skipped_points_are_missing(app: dict[str, Any],
+                                                                         receiver: Receiver) -> None:
+    """TS-0001 10.2.4.29: a dgt within expected +/- peid is the expected point; the
+    grid does not drift with it; a dgt past the window makes the points before it missing."""
+    ip, aei = app["ip"], app["aei"]
+    await ip.cse.md_timer.stop()
+    ts = await mk_ts(ip, aei, pei=1000, peid=200, mdt=500, mdd=True)
+    sub = await subscribe_md(ip, aei, receiver)
+
+    async def expected() -> str:
+        stored = await ip.cse.store.get(ts["ri"])
+        return str(stored["_mdg"])
+
+    t0 = ip.clock.now()
+    assert (await add(ip, aei, t0)).rsc == 2001
+    assert await expected() == format_ts(t0 + 1)
+    ip.clock.advance(1.1)
+    assert (await add(ip, aei, t0 + 1.15)).rsc == 2001  # 150 ms late: the point at t0 + 1
+    assert await expected() == format_ts(t0 + 2)  # the grid, not t0 + 2.15
+    ip.clock.advance(1.0)
+    assert (await add(ip, aei, t0 + 1.9)).rsc == 2001  # 100 ms early: the point at t0 + 2
+    assert await expected() == format_ts(t0 + 3)
+    ip.clock.advance(1.0)
+    assert (await add(ip, aei, t0 + 2.5)).rsc == 2001  # between two windows, before t0 + 3's: changes nothing
+    assert await expected() == format_ts(t0 + 3)
+    await detect(ip, 0.001)
+    assert (await ts_state(ip))["mdc"] == 0
+    ip.clock.advance(0.1)
+    assert (await add(ip, aei, t0 + 3.5)).rsc == 2001  # past t0 + 3's window, on no grid point: t0 + 3 is missing
+    assert await expected() == format_ts(t0 + 4.5)  # the grid restarts at it
+    await detect(ip, 0.001)  # due at once (the arrival's ct, to the microsecond)
+    assert tsn(await receiver.next(timeout=2), sub) == {"mdlt": [format_ts(t0 + 3)], "mdc": 1}
+    ip.clock.advance(1.1)
+    assert (await add(ip, aei, t0 + 6.45)).rsc == 2001  # within t0 + 6.5's window: t0 + 4.5 and 5.5 skipped
+    assert await expected() == format_ts(t0 + 7.5)
+    await detect(ip, 0.001)
+    assert tsn(await receiver.next(timeout=2), sub) == {"mdlt": [format_ts(t0 + 4.5), format_ts(t0 + 5.5)],
+                                                         "mdc": 2}
+    await detect(ip, 1.5)  # t0 + 7.5 + its detection time: missing as ever
+    s = await ts_state(ip)
+    assert s["mdlt"] == [format_ts(t0 + k) for k in (3, 4.5, 5.5, 7.5)] and s["mdc"] == 4, s
+
+
+async def test_mni_zero_keeps_no_instance_but_counts_the_arrival(app: dict[str, Any], receiver: Receiver) -> None:
+    """mni 0 (TS-0004 7.4.7.2.1: the oldest instances go to make room; with
+    mni 0 that is the new one): the CREATE is answered 2001, nothing is
+    kept, subscribers hear of the creation (net 3), and a timeSeries counts
+    the arrival for missing data. The same holds for a container, and a
+    flexContainer with mni 0 keeps no history."""
+    ip, aei = app["ip"], app["aei"]
+    await ip.cse.md_timer.stop()
+    await mk_ts(ip, aei, mni=0, pei=1000, mdd=True)
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": "c", "mni": 0}})
+    assert r.rsc == 2001, r.pc
+    r = await ip.call(CREATE, "cse-in/app/c", aei, ty=23, pc={"m2m:sub": {"nu": [receiver.url], "enc": {"net": [3]}}})
+    assert r.rsc == 2001, r.pc
+    assert (await receiver.next(timeout=2)).is_verification
+    t0 = ip.clock.now()
+    r = await add(ip, aei, t0)
+    assert r.rsc == 2001 and r.pc["m2m:tsi"]["dgt"] == format_ts(t0), r.pc
+    r = await ip.call(CREATE, "cse-in/app/c", aei, ty=4, pc={"m2m:cin": {"con": "x"}})
+    assert r.rsc == 2001, r.pc
+    cin = r.pc["m2m:cin"]
+    for path, root in (("cse-in/app/ts", "m2m:ts"), ("cse-in/app/c", "m2m:cnt")):
+        got = (await ip.call(RETRIEVE, path, aei)).pc[root]
+        assert (got["cni"], got["cbs"]) == (0, 0), got
+        assert (await ip.call(RETRIEVE, f"{path}/la", aei)).rsc == 4004
+    assert (await ip.call(RETRIEVE, f"cse-in/app/c/{cin['rn']}", aei)).rsc == 4004
+    sgn = (await receiver.next(timeout=2)).sgn
+    assert sgn["nev"]["net"] == 3 and sgn["nev"]["rep"]["m2m:cin"]["ri"] == cin["ri"], sgn
+    assert ip.cse.md_timer.deadline == t0 + 1.0  # the arrival armed detection
+    await detect(ip, 1.0)
+    assert (await ts_state(ip))["mdlt"] == [format_ts(t0 + 1)]
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=28, pc={"m2m:fcnt": {"rn": "f", "cnd": "x.y", "mni": 0, "v": 1}})
+    assert r.rsc == 2001 and r.pc["m2m:fcnt"]["cni"] == 0, r.pc
+    r = await ip.call(UPDATE, "cse-in/app/f", aei, pc={"m2m:fcnt": {"v": 2}})
+    assert r.rsc == 2004 and r.pc["m2m:fcnt"]["cni"] == 0, r.pc
+    assert (await ip.call(RETRIEVE, "cse-in/app/f/la", aei)).rsc == 4004

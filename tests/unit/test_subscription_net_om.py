@@ -14,6 +14,7 @@ from cse.core.messages import Operation
 from tests.notify_receiver import Receiver
 
 CREATE, RETRIEVE, UPDATE = Operation.CREATE, Operation.RETRIEVE, Operation.UPDATE
+ADMIN = "CAdmin"
 DATA = "cse-in/app/data"
 
 
@@ -216,3 +217,59 @@ async def test_group_subscription_through_fopt_is_forwarded_and_aggregated(app: 
     # the fanOutPoint takes notifications from this CSE only
     r = await ip.call(Operation.NOTIFY, "cse-in/app/both/fopt", aei, pc={"m2m:sgn": {"sur": "/id-in/x"}})
     assert r.rsc == 4005
+
+
+async def test_member_subscriptions_go_with_the_group_or_their_member_leaving(app: dict[str, Any],
+                                                                             receiver: Receiver) -> None:
+    """TS-0001 10.2.7 (cse/csf/group.py "Member subscriptions"): a member's
+    subscription made through the fanOutPoint is deleted, with its ``sud``, when
+    its member leaves ``mid``, when the group is deleted, and when an ancestor
+    of the group is; a subscription made directly on a member stays."""
+    ip, aei = app["ip"], app["aei"]
+    for rn in ("more", "third"):
+        assert (await ip.call(CREATE, "cse-in/app", aei, ty=3, pc={"m2m:cnt": {"rn": rn}})).rsc == 2001
+    members = [DATA, "cse-in/app/more", "cse-in/app/third"]
+    r = await ip.call(CREATE, "cse-in/app", aei, ty=9, pc={"m2m:grp": {"rn": "g", "mt": 3, "mid": members}})
+    assert r.rsc == 2001, r.pc
+    own = await subscribe(ip, aei, receiver, to="cse-in/app/more", rn="own")  # not through the group: stays
+
+    async def through(group: str, fr: str) -> list[str]:
+        r = await ip.call(CREATE, f"{group}/fopt", fr, ty=23,
+                          pc={"m2m:sub": {"rn": "gs", "nu": [receiver.url], "su": receiver.url}})
+        rsps = r.pc["m2m:agr"]["m2m:rsp"]
+        assert r.rsc == 2000 and [x["rsc"] for x in rsps] == [2001] * len(rsps), r.pc
+        for _ in rsps:
+            assert (await receiver.next()).is_verification
+        return [f"{m}/gs" for m in members]
+
+    async def sud() -> set[str]:
+        await ip.cse.notifier.drained(5)
+        got = receiver.pending()
+        assert all(x.sgn.get("sud") is True for x in got), [x.body for x in got]
+        return {x.sgn["sur"] for x in got}
+
+    async def alive(path: str) -> bool:
+        return (await ip.call(RETRIEVE, path, ADMIN)).rsc == 2000
+
+    subs = await through("cse-in/app/g", aei)
+    ris = {p: (await ip.call(RETRIEVE, p, ADMIN)).pc["m2m:sub"]["ri"] for p in subs}
+    # a member leaves mid: its member subscription goes (with sud), the others stay
+    r = await ip.call(UPDATE, "cse-in/app/g", aei, pc={"m2m:grp": {"mid": [DATA, "cse-in/app/third"]}})
+    assert r.rsc == 2004, r.pc
+    assert [await alive(p) for p in subs] == [True, False, True]
+    assert await sud() == {f"/id-in/{ris['cse-in/app/more/gs']}"}
+    assert await alive(f"cse-in/app/more/{own['rn']}")
+    # the group goes: every member subscription goes
+    assert (await ip.call(Operation.DELETE, "cse-in/app/g", aei)).rsc == 2002
+    assert [await alive(p) for p in subs] == [False, False, False]
+    assert await sud() == {f"/id-in/{ris[p]}" for p in (subs[0], subs[2])}
+    assert await alive(f"cse-in/app/more/{own['rn']}")
+    # the group's ancestor goes (another AE): its member subscriptions on app's containers go
+    other = await ip.register("other", fr="C2")
+    r = await ip.call(CREATE, "cse-in/other", other, ty=9, pc={"m2m:grp": {"rn": "g2", "mt": 3, "mid": members}})
+    assert r.rsc == 2001, r.pc
+    subs = await through("cse-in/other/g2", ADMIN)
+    assert (await ip.call(Operation.DELETE, "cse-in/other", other)).rsc == 2002
+    assert [await alive(p) for p in subs] == [False, False, False]
+    assert len(await sud()) == 3
+    await quiet(ip, receiver)
