@@ -111,6 +111,21 @@ class _Slot:
         self.started = time.monotonic()
         self.delay = _RESTART_MIN_S
 
+    def died(self) -> None:
+        """Its worker exited: one that had served ``_RESTART_RESET_S`` is restarted quickly again."""
+        if time.monotonic() - self.started >= _RESTART_RESET_S:
+            self.delay = _RESTART_MIN_S
+
+    def waited(self) -> None:
+        """A restart is being tried: the next one (if this dies young too) waits twice as long."""
+        self.delay = min(self.delay * 2, _RESTART_MAX_S)
+
+    def replaced(self, proc: asyncio.subprocess.Process) -> int:
+        """``proc`` serves this position now; the pid of the worker it replaces."""
+        old = self.proc.pid
+        self.proc, self.started = proc, time.monotonic()
+        return old
+
 
 async def _keep(slot: _Slot, argv: list[str], slots: list[_Slot], stop: asyncio.Event) -> int:
     """Echo the slot's worker; when it dies (non-zero exit, e.g. ``kill -9``)
@@ -129,8 +144,7 @@ async def _keep(slot: _Slot, argv: list[str], slots: list[_Slot], stop: asyncio.
         if code == 0:  # it was stopped on purpose (SIGTERM to that worker): not restarted
             print(f"cse: worker {slot.proc.pid} exited (code 0); {alive} still serving", file=sys.stderr, flush=True)
             return code
-        if time.monotonic() - slot.started >= _RESTART_RESET_S:
-            slot.delay = _RESTART_MIN_S
+        slot.died()
         while True:
             print(f"cse: worker {slot.proc.pid} exited (code {code}); {alive} still serving; "
                   f"restarting it in {slot.delay:g} s", file=sys.stderr, flush=True)
@@ -138,14 +152,13 @@ async def _keep(slot: _Slot, argv: list[str], slots: list[_Slot], stop: asyncio.
                 await asyncio.wait_for(stop.wait(), slot.delay)
             if stop.is_set():
                 return code
-            slot.delay = min(slot.delay * 2, _RESTART_MAX_S)
+            slot.waited()
             try:
                 proc, _ = await _start(argv)
             except (RuntimeError, TimeoutError, OSError) as exc:
                 print(f"cse: restarting a worker failed: {exc}", file=sys.stderr, flush=True)
                 continue
-            old = slot.proc.pid
-            slot.proc, slot.started = proc, time.monotonic()
+            old = slot.replaced(proc)
             if stop.is_set():  # stopped while it started: _stop saw the old process only
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
