@@ -220,7 +220,8 @@ class CSE:
                        establish_timeout=config.smg.establish_timeout_s,
                        freshness_s=config.smg.freshness_s, history=config.smg.history,
                        replay_keep=config.smg.replay_keep, monotonic=monotonic, queue_tag=tag,
-                       queue_serialize=self._gated if self.coord is not None else None)
+                       queue_serialize=self._gated if self.coord is not None else None,
+                       queue_shared=self.coord is not None)
         # fanOutPoint member requests run through the whole pipeline (docs/security.md "Groups")
         self.groups = GroupCSF(self.ctx, dispatch=lambda req: self.dispatcher.handle(req),
                                resolve=lambda target, op: self.dispatcher.resolve(target, op),

@@ -17,6 +17,7 @@ import pytest
 from cse.core.errors import M2MError, NotAcceptable, TargetNotReachable
 from cse.core.ids import Target
 from cse.core.messages import Operation, Request, Response
+from cse.core.outcome import STORE_AND_FORWARD
 from cse.csf.smg.queue import _deserialize, _serialize
 from tests.flow2_helpers import COMPLETED, FAILED, PENDING, LocalSession, local_session, rqi, window_sch
 from tests.notify_receiver import Receiver
@@ -353,3 +354,155 @@ def test_a_stored_request_keeps_its_body_serialization() -> None:
     old = _serialize(req)
     del old["media"]
     assert _deserialize(old).media == "application/json"
+
+
+# -- when storing pokes the flush timer -------------------------------------------------------------
+
+class FlushTimer:
+    """Stands in for the CSE's store-and-forward timer in its executor: armed
+    by the deadlines outcomes carry, it runs the flush job, as
+    cse.binding.scheduler.DeadlineTimer would, whenever its deadline is due
+    on the fake clock, and counts the passes (each reads the whole queue)."""
+
+    def __init__(self, ls: LocalSession) -> None:
+        self.ls = ls
+        self.deadline: float | None = None
+        self.passes = 0
+        ls.ip.cse.executor._timers[STORE_AND_FORWARD] = self
+
+    def poke(self, deadline: float) -> None:
+        if self.deadline is None or deadline < self.deadline:
+            self.deadline = deadline
+
+    async def run_due(self) -> None:
+        now = self.ls.ip.clock.now()
+        while self.deadline is not None and self.deadline <= now:
+            self.deadline = None
+            self.passes += 1
+            nxt = await queue(self.ls).flush(now)
+            if nxt is not None:
+                self.poke(nxt)
+
+
+async def test_storing_while_the_window_is_closed_runs_no_flush_pass(ls: LocalSession) -> None:
+    """Each stored request arms the flush timer for the moment it can go,
+    not for now: buffering K requests costs no pass over the queue, and the
+    window's opening sends them all in one."""
+    t0 = ls.ip.clock.now()
+    opens = t0 + 600
+    policy = await add_policy(ls, "sf", spt=2, sch=window_sch(opens, opens + 300))
+    timer = FlushTimer(ls)  # from here (creating the policy had the timer look at once)
+    fwd = FakeForward()
+    queue(ls).forward = fwd
+    stored = []
+    for i in range(20):
+        stored.append(await store(ls, policy, f"#{i}"))
+        await timer.run_due()
+        ls.ip.clock.advance(1.0)
+    assert timer.passes == 0 and fwd.calls == []
+    assert timer.deadline == opens
+    ls.ip.clock.advance(opens - ls.ip.clock.now())
+    await timer.run_due()
+    assert timer.passes == 1
+    assert fwd.rqis == [rq for rq, _ in stored]
+    assert await queue(ls).count() == 0 and timer.deadline is None
+
+
+async def test_a_stored_request_arms_the_timer_for_its_mbd(ls: LocalSession) -> None:
+    """Closed window with ``mbd``: the timer is armed for the moment the
+    request would fail, as a flush would arm it; still no pass."""
+    t0 = ls.ip.clock.now()
+    policy = await add_policy(ls, "sf", spt=2, sch=window_sch(t0 + 600, t0 + 900), mbd=30)
+    timer = FlushTimer(ls)
+    await store(ls, policy, "fails at mbd")
+    await timer.run_due()
+    assert timer.deadline == t0 + 30 and timer.passes == 0
+    assert await queue(ls).flush(t0) == t0 + 30  # what the flush itself answers
+
+
+async def test_stored_while_its_hop_is_retried_it_waits_for_the_retry(ls: LocalSession) -> None:
+    """Open window, but the session's next hop is being retried: the timer
+    is armed for the retry (a pass now would send nothing)."""
+    t0 = ls.ip.clock.now()
+    policy = await add_policy(ls, "sf", spt=2, sch=["* * * * * * *"])
+    timer = FlushTimer(ls)
+    fwd = FakeForward()
+    queue(ls).forward = fwd
+    queue(ls)._retry_at[ls.sid] = queue(ls).monotonic() + 7.0  # as a failed delivery leaves it
+    rq, _ = await store(ls, policy, "after the retry")
+    await timer.run_due()
+    assert timer.deadline == t0 + 7.0 and timer.passes == 0 and fwd.calls == []
+    ls.ip.clock.advance(7.0)
+    await timer.run_due()
+    assert timer.passes == 1 and fwd.rqis == [rq]
+
+
+async def test_storing_while_the_window_is_open_sends_promptly(ls: LocalSession) -> None:
+    policy = await add_policy(ls, "sf", spt=2, sch=["* * * * * * *"])
+    timer = FlushTimer(ls)
+    fwd = FakeForward()
+    queue(ls).forward = fwd
+    for i in range(3):
+        rq, ri = await store(ls, policy, f"#{i}")
+        assert timer.deadline == ls.ip.clock.now()  # now: no wait for a timer slice
+        await timer.run_due()
+        assert fwd.rqis[-1] == rq and (await request_doc(ls, ri))["rs"] == COMPLETED
+    assert timer.passes == 3
+
+
+async def test_storing_while_the_window_is_open_sends_with_the_running_timer(inproc: Any, rcv2: Receiver) -> None:
+    """The CSE's own timer, poked by the store, sends at once."""
+    ls = await local_session(inproc, rcv2, stop_sf_timer=False)
+    policy = await add_policy(ls, "sf", spt=2, sch=["* * * * * * *"])
+    fwd = FakeForward()
+    queue(ls).forward = fwd
+    rq, ri = await store(ls, policy, "now")
+    await asyncio.wait_for(fwd.called.wait(), 5.0)
+    assert fwd.rqis == [rq]
+
+
+# -- the mbr count ----------------------------------------------------------------------------------
+
+async def test_mbr_is_checked_without_reading_the_queue_below_the_limit(ls: LocalSession) -> None:
+    """One process knows what it stored: below ``mbr`` no store reads the
+    whole queue; at the limit it counts the queue; deliveries free the
+    buffer, and a termination's removals are forgotten at the next pass."""
+    q = queue(ls)
+    scans = 0
+    count = q.count
+
+    async def counting(sid: str | None = None) -> int:
+        nonlocal scans
+        scans += 1
+        return await count(sid)
+
+    q.count = counting
+    t0 = ls.ip.clock.now()
+    policy = await add_policy(ls, "sf", spt=2, sch=window_sch(t0 + 600, t0 + 900), mbr=3)
+    fwd = FakeForward()
+    q.forward = fwd
+    for i in range(3):
+        await store(ls, policy, f"#{i}")
+    assert scans == 0
+    with pytest.raises(NotAcceptable):
+        await store(ls, policy, "full")
+    assert scans == 1
+    ls.ip.clock.advance(600)
+    assert await q.flush(ls.ip.clock.now()) is None
+    assert len(fwd.calls) == 3
+    for i in range(3):  # delivered: the buffer is free again, and known to be
+        await store(ls, policy, f"again #{i}")
+    assert scans == 1
+    with pytest.raises(NotAcceptable):
+        await store(ls, policy, "full again")
+    # a shared queue (several workers) never trusts its own count
+    q._shared = True
+    with pytest.raises(NotAcceptable):
+        await store(ls, policy, "full, shared")
+    assert scans == 3
+    # a termination removes them in its own commit: the next pass forgets them here too
+    r = await ls.ip.call(DELETE, ls.ses_path, ls.aei1)
+    assert r.rsc == 2002, r.pc
+    assert ls.sid in q._held
+    await q.flush(ls.ip.clock.now())
+    assert ls.sid not in q._held

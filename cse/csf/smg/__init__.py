@@ -45,19 +45,21 @@ class SMG:
                  establish_timeout: float = 25.0, freshness_s: float = 300.0, history: int = 50,
                  replay_keep: int = REPLAY_KEEP, monotonic: Callable[[], float] = time.monotonic,
                  queue_tag: str = "",
-                 queue_serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
+                 queue_serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+                 queue_shared: bool = False) -> None:
         """``resolve`` and ``serve`` are the dispatcher's target resolution
         and the local router, for session-based requests served here;
         ``keyring`` wraps the session keys this CSE stores
         (docs/security.md "Keys at rest"); ``queue_tag`` ends the keys of
         stored requests and ``queue_serialize`` is the write gate their
-        answers are recorded under (several workers, docs/scaling.md)."""
+        answers are recorded under; ``queue_shared``: other workers store
+        and forward from the same queue (several workers, docs/scaling.md)."""
         self.ctx = ctx
         self.keyring = keyring
         self.forwarder = forwarder
         self.events = SessionEvents(ctx, notifier, timeout=notify_timeout)
         self.queue = StoreAndForward(ctx, nonblocking, forwarder.forward, monotonic=monotonic, history=history,
-                                      tag=queue_tag, serialize=queue_serialize)
+                                      tag=queue_tag, serialize=queue_serialize, shared=queue_shared)
         self.gate = SessionGate(ctx, self.events, resolve=resolve, serve=serve, forward=forwarder.forward,
                                 store=self.queue.store, accept=nonblocking.accept, keyring=keyring,
                                 freshness_s=freshness_s, history=history, replay_keep=replay_keep)

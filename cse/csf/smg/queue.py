@@ -48,6 +48,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from cse.core.context import Context
@@ -105,6 +106,19 @@ def _deserialize(d: dict[str, Any]) -> Request:
                    media=d.get("media", "application/json"))  # stored before CBOR: JSON
 
 
+@lru_cache(maxsize=256)
+def _schedule(sch: tuple[str, ...]) -> Schedule:
+    """The parsed window of a policy (a pure function of its ``sch``: parsed
+    once, not per stored request or per flush pass)."""
+    return Schedule(sch)
+
+
+def policy_window(policy: Doc | None) -> Schedule | None:
+    """The ``sch`` window of ``policy``; None: no window (always open)."""
+    sch = policy.get("sch") if policy else None
+    return _schedule(tuple(sch)) if sch else None
+
+
 def _path(to: str) -> list[str] | None:
     """The structured path segments of an SP-relative target, or None when
     the form says nothing about where it sits (resource IDs, CSEBase)."""
@@ -135,14 +149,22 @@ class StoreAndForward:
 
     def __init__(self, ctx: Context, nonblocking: NonBlockingCSF, forward: Forward, *,
                  monotonic: Callable[[], float], history: int = 50, window: int = 32, tag: str = "",
-                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None) -> None:
+                 serialize: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+                 shared: bool = False) -> None:
         """``forward`` sends a stored request on; ``monotonic`` is the clock
         durations are measured on; ``history`` is how many exchanges a
         session's context keeps; ``tag`` ends every key this instance gives
         (several workers on one store never give the same one, docs/scaling.md);
         ``serialize`` is their write gate, held from reading what an
-        answer changes (the session context, a next hop's state) to its commit."""
+        answer changes (the session context, a next hop's state) to its commit;
+        ``shared``: other processes store and remove requests in the same
+        store (several workers), so no count kept here can be trusted."""
         self._serialize = serialize or nullcontext
+        self._shared = shared
+        # sid -> keys of its stored requests, as far as this process knows: the
+        # keys it stored or loaded whose commit is done, less those whose removal
+        # is committed; never fewer than are stored when not shared (mbr, :meth:`store`)
+        self._held: dict[str, set[str]] = {}
         self._tag = tag
         self.ctx = ctx
         self.monotonic = monotonic
@@ -169,8 +191,10 @@ class StoreAndForward:
             self._seq = max(int(k[:16]) for k, _ in items) + 1
         end = self.ctx.clock.now() if trusted is None else trusted
         mono = self.monotonic()
+        self._held = {}
         for key, item in items:
             self._age[key] = (mono, max(0.0, end - float(item["stored"])))
+            self._held.setdefault(item["sid"], set()).add(key)
         return len(items)
 
     def buffered(self, key: str, item: dict[str, Any]) -> float:
@@ -192,7 +216,7 @@ class StoreAndForward:
     async def store(self, req: Request, session: Doc, hop: str, policy: Doc, target: Target) -> Response:
         """Keep ``req`` for the next window; answer 1001/1002."""
         mbr = policy.get("mbr")
-        if mbr is not None and await self.count(session["sid"]) >= mbr:
+        if mbr is not None and await self._at_least(session["sid"], mbr):
             raise NotAcceptable(
                 f"store-and-forward buffer of session {session['sid'][:16]} is full at "
                 f"{self.ctx.identity.csi} ({mbr} requests, policy mbr)")
@@ -200,15 +224,60 @@ class StoreAndForward:
         key = f"{self._seq:016d}{self._tag}"
         self._seq += 1
         self._age[key] = (self.monotonic(), 0.0)
-        item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": self.ctx.clock.now(),
+        now = self.ctx.clock.now()
+        item = {"sid": session["sid"], "hop": hop, "policy": policy["ri"], "stored": now,
                 "req": _serialize(req), "request": doc["ri"], "csi": target.csi,
                 "rset": req.rset is not None}  # the originator chose the <request>'s et: never moved
-        # the flush timer looks again now: the window may be open already
+        due = self._due(session["sid"], policy, now)
         await self.ctx.apply(Outcome(ops=[KvPut(QUEUE_NS, key, item)],
-                                     deadlines=[Deadline(STORE_AND_FORWARD, self.ctx.clock.now())]))
+                                     deadlines=[Deadline(STORE_AND_FORWARD, due)] if due is not None else []))
+        self._held.setdefault(session["sid"], set()).add(key)
         log.info("session %s: request %s stored for the next window (policy %s)", session["sid"][:8],
                  req.rqi, policy.get("rn"))
         return resp
+
+    def _due(self, sid: str, policy: Doc, now: float) -> float | None:
+        """When a flush pass first has something to do with a request of
+        ``sid`` just stored under ``policy``: what :meth:`flush` would
+        answer for it alone (None: nothing within the schedule's horizon).
+
+        The store-and-forward timer is brought forward to this, not to now:
+        stored while its window is closed, a request costs no flush pass
+        (each pass reads the whole queue, so a pass per request made
+        buffering N requests cost N^2). The timer already runs by the time
+        any other stored request is due (the last pass armed it so), so
+        nothing else needs the pass either.
+        """
+        sched = policy_window(policy)
+        due = sched.next_open(now) if sched is not None else now
+        if due is not None and due <= now:  # open now: unless its next hop is being retried
+            wait = self._retry_at.get(sid, float("-inf")) - self.monotonic()
+            if wait > 0:
+                due = now + wait
+        mbd = policy.get("mbd")
+        if mbd is not None and (due is None or now + mbd < due):
+            due = now + mbd  # it fails then (4008)
+        return due
+
+    async def _at_least(self, sid: str, n: int) -> bool:
+        """Whether ``n`` or more requests of ``sid`` are stored.
+
+        In one process the keys held here are never fewer than those stored
+        (added once their commit is done, dropped once their removal's is),
+        so fewer than ``n`` of them answers at once; otherwise, and always
+        with several workers, the queue is counted (docs/scaling.md)."""
+        if not self._shared and len(self._held.get(sid, ())) < n:
+            return False
+        return await self.count(sid) >= n
+
+    def _released(self, removed: list[tuple[str, str]]) -> None:
+        """Stored requests (key, sid) whose removal is committed: no longer held."""
+        for key, sid in removed:
+            keys = self._held.get(sid)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._held[sid]
 
     async def dropping(self, sid: str) -> Outcome:
         """The outcome failing and forgetting every request stored for ``sid``
@@ -236,7 +305,7 @@ class StoreAndForward:
         """
         now_ts = format_ts(now)
         outcome = Outcome()
-        failed = 0
+        failed: list[tuple[str, str]] = []
         mbds: dict[str, Any] = {}
         for key, item in await self.ctx.store.kv_items(QUEUE_NS):
             doc = await self.ctx.store.get(item["request"])
@@ -260,12 +329,13 @@ class StoreAndForward:
                       f"and its <request> expired before a window delivered it"),
                 keep_until=format_ts(now + self.nonblocking.lifetime))
             outcome = outcome.adding(ops=done.ops, sends=done.sends)
-            failed += 1
+            failed.append((key, item["sid"]))
             log.warning("session %s: stored request %s expired before delivery: recorded as failed (4008)",
                         item["sid"][:8], req.rqi)
         if outcome.ops:
             await self.ctx.apply(outcome)
-        return failed
+            self._released(failed)
+        return len(failed)
 
     async def flush(self, now: float) -> float | None:
         """Forward what may go now, up to ``window`` at once; return when to
@@ -298,8 +368,13 @@ class StoreAndForward:
             if not task.cancelled() and task.exception() is not None:
                 failures.append(task.exception())  # type: ignore[arg-type]
 
+        held = [(key, sid) for sid, keys in self._held.items() for key in keys]  # committed before the read
+        items = await self.ctx.store.kv_items(QUEUE_NS)
+        present = {key for key, _ in items}
+        # removed by a commit this queue did not make (a termination's, another worker's)
+        self._released([(key, sid) for key, sid in held if key not in present])
         try:
-            for key, item in await self.ctx.store.kv_items(QUEUE_NS):
+            for key, item in items:
                 sid = item["sid"]
                 if sid in blocked:
                     continue
@@ -313,7 +388,7 @@ class StoreAndForward:
                     continue
                 if item["policy"] not in policies:
                     doc = await self.ctx.store.get(item["policy"])
-                    policies[item["policy"]] = (doc, Schedule(doc["sch"]) if doc and doc.get("sch") else None)
+                    policies[item["policy"]] = (doc, policy_window(doc))
                 policy, sched = policies[item["policy"]]
                 mbd = policy.get("mbd") if policy else None
                 if mbd is not None:
@@ -411,6 +486,7 @@ class StoreAndForward:
                             if not a.done.done():
                                 a.done.set_exception(exc)
                     else:
+                        self._released([(a.key, a.item["sid"]) for a in batch])
                         for a in batch:
                             if not a.done.done():
                                 a.done.set_result(None)
@@ -444,6 +520,7 @@ class StoreAndForward:
         leaves both or neither. Delivered answers go through :meth:`_record`."""
         async with self._serialize():
             await self.ctx.apply(await self._finishing(key, item, req, resp))
+        self._released([(key, item["sid"])])
 
     async def _finishing(self, key: str, item: dict[str, Any], req: Request, resp: Response,
                          keep_until: str | None = None) -> Outcome:
