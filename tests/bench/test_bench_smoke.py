@@ -13,9 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.report import TARGETS, evaluate
 from bench.run import ALL, selected
 from bench.scenarios import mqtt
+
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 

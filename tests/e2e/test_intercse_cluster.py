@@ -28,6 +28,8 @@ LAUNCH_TIMEOUT = 60.0
 # (or with the code given as argv[1]).
 RUN_CHECK = r'''
 import os, sys, urllib.request, urllib.error
+
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 def ppid(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])

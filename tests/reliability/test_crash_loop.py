@@ -16,10 +16,14 @@ import os
 import random
 from typing import Any
 
+import pytest
+
 from tests.notify_receiver import Receiver
 
 from .crashloop import CrashLoopConfig, run_crash_loop
 from .pair import open_pair
+
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 
 
 async def test_crash_loop_keeps_acknowledged_work(cse_process: Any, http: Any, long_run: bool) -> None:
