@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("timing")  # forks clusters of CSEs: one such module at a time (tests/conftest.py)
+
 LAUNCH_TIMEOUT = 60.0
 
 # The --run command: GET /~/id-cse2/cse2 through CSE1 as the admin; record the
@@ -28,8 +30,6 @@ LAUNCH_TIMEOUT = 60.0
 # (or with the code given as argv[1]).
 RUN_CHECK = r'''
 import os, sys, urllib.request, urllib.error
-
-pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 def ppid(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
