@@ -177,6 +177,7 @@ export class Tree {
       const parent = li.parentElement?.closest("li");
       li.remove();
       if (parent) await this.select(parent);
+      this.status.show(`DELETE ${path}`, r); // the outcome of the delete, not the parent's RETRIEVE, stays shown
     }
   }
 
