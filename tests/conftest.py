@@ -269,9 +269,9 @@ async def http() -> AsyncIterator[Http]:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """How many pytest-xdist workers ``-n auto`` (``addopts`` in setup.cfg) starts.
 
-    Why: most of the suite waits on real processes, sockets and timers, so
-    the whole suite (or a directory of it) runs in ~half the wall time on
-    :data:`XDIST_WORKERS` workers, even on two cores. A run of named files
+    Why: one test at a time leaves a core idle while it waits on real
+    processes, sockets and timers; :data:`XDIST_WORKERS` workers keep the two
+    cores of a CI machine busy for the whole suite (or a directory). A run of named files
     or tests (``python -m pytest tests/unit/test_x.py``) stays in-process:
     starting workers would cost more than it saves, and ``-s``/``--pdb``
     work as usual there. An explicit ``-n N`` (``-n 0``: none) overrides this."""
@@ -286,7 +286,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 #: on one worker, one test after another: modules sharing a module-scoped fixture
 #: (below), and the group ``"timing"``: tests that assert a time, rate or
 #: memory bound or fork many processes (soak, crash loop, bench smoke, the demo,
-#: peer faults, tarpit), so that they never run against each other.
+#: the cluster launcher, peer faults, tarpit, the filter speed check), so that
+#: they never run against each other.
 XDIST_WORKERS = 2
 
 
