@@ -266,6 +266,49 @@ async def http() -> AsyncIterator[Http]:
         yield Http(session)
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers ``-n auto`` (``addopts`` in setup.cfg) starts.
+
+    Why: one test at a time leaves a core idle while it waits on real
+    processes, sockets and timers; :data:`XDIST_WORKERS` workers keep the two
+    cores of a CI machine busy for the whole suite (or a directory). A run of named files
+    or tests (``python -m pytest tests/unit/test_x.py``) stays in-process:
+    starting workers would cost more than it saves, and ``-s``/``--pdb``
+    work as usual there. An explicit ``-n N`` (``-n 0``: none) overrides this."""
+    if config.option.usepdb:
+        return 0
+    here = config.invocation_params.dir
+    paths = [here / str(a).split("::", 1)[0] for a in config.args] or [here]
+    return XDIST_WORKERS if any(p.is_dir() for p in paths) else 0
+
+
+#: Workers for a whole-suite run. ``--dist loadgroup`` runs each ``xdist_group``
+#: on one worker, one test after another: modules sharing a module-scoped fixture
+#: (below), and the group ``"timing"``: tests that assert a time, rate or
+#: memory bound or fork many processes (soak, crash loop, bench smoke, the demo,
+#: the cluster launcher, peer faults, tarpit, the filter speed check), so that
+#: they never run against each other.
+XDIST_WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the node IDs
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep a module whose tests share a module- or class-scoped fixture on one xdist worker.
+
+    Why: ``--dist loadgroup`` hands ungrouped tests out one by one, so such a
+    fixture (a browser and a CSE pair, a CSE serving a whole fuzz module)
+    would be built on every worker, and again each time a worker comes back
+    to the module after tests of another one. Grouping the module by its name
+    builds it once. A test that already names its ``xdist_group`` keeps it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d and d[-1].scope in ("module", "class") for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--long``: run the long versions of the crash loop, the soak and the
     big fuzz (minutes each) instead of their short CI versions (seconds)."""

@@ -38,7 +38,9 @@ async def test_flow2_cse1_restart_with_stored_requests(cse_process: Any, http: A
     cse1, cse2 = await start_pair(cse_process, http)
     async with Receiver() as rcv1, Receiver() as rcv2:
         f = await Flow2(http, cse1, cse2, rcv1, rcv2).setup()
-        opens, sch = window_ahead(4.0)
+        # 8 s: three stores and a CSE restart must fit before the window, also while the
+        # suite's other xdist worker loads the machine (4 s was too short there)
+        opens, sch = window_ahead(8.0)
         await f.policy(sch, hop=CSI1)
         sent = []
         for i in range(N_STORED):

@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.xdist_group("timing")  # forks clusters of CSEs: one such module at a time (tests/conftest.py)
+
 LAUNCH_TIMEOUT = 60.0
 
 # The --run command: GET /~/id-cse2/cse2 through CSE1 as the admin; record the

@@ -37,6 +37,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.mqtt.broker import require_broker
 
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
+
 RUN_TIMEOUT = 90.0     # a hang bound; the demo itself must stay under DEMO_BUDGET
 DEMO_BUDGET = 60.0
 

@@ -26,11 +26,15 @@ import os
 import random
 from typing import Any
 
+import pytest
+
 from tests.notify_receiver import Receiver
 from tests.pg import pg_schema, store_toml
 
 from .crashloop import CrashLoopConfig, CrashLoopReport, run_crash_loop
 from .pair import open_pair
+
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 
 
 def _seed() -> int:

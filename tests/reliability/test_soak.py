@@ -29,10 +29,14 @@ import os
 import random
 from typing import Any
 
+import pytest
+
 from tests.notify_receiver import Receiver
 
 from .pair import open_pair
 from .soak import SoakConfig, run_soak
+
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 
 MB = 1024
 

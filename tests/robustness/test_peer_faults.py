@@ -30,6 +30,8 @@ from tests.flow2_helpers import CNT_TO, COMPLETED, PENDING, Flow2, rqi, start_pa
 from tests.notify_receiver import Receiver
 from tests.waiting import until
 
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
+
 TIMEOUT_S = 1.0  # the CSE's [forwarding] timeout_s in these tests
 FAST = 2.0       # "fails fast": well under the forwarding timeout plus slack
 FAKE = "/id-fake"

@@ -23,9 +23,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.conftest import CSEProcess, Http
 from tests.notify_receiver import Receiver
 from tests.robustness.tarpit import Tarpit
+
+pytestmark = pytest.mark.xdist_group("timing")  # measures time or load: one such module at a time (tests/conftest.py)
 
 # The unrelated AE's notification must arrive well within the notifier's
 # own send timeout (5 s): a send to the tarpit never frees a slot sooner.

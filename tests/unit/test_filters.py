@@ -449,6 +449,7 @@ def test_ofst_lim_slice() -> None:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.xdist_group("timing")  # a time bound: not alongside the other timed tests (tests/conftest.py)
 def test_matches_is_fast() -> None:
     fc = fc_of(ty=["3+4"], lbl=["a+b"], rn=["sens*"], cra=["20240101T000000"], stb=["0"])
     docs = [{"ty": 3 + (i % 3), "lbl": ["b"] if i % 2 else ["c"], "rn": f"sensor{i}",
