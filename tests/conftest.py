@@ -260,6 +260,21 @@ class Http:
             return HttpReply(resp.status, rsc, dict(resp.headers), parsed, payload)
 
 
+@contextlib.asynccontextmanager
+async def served_cse(tmp_path: Path, toml: str) -> AsyncIterator[CSE]:
+    """A started in-process CSE with its HTTP (and WebSocket) port on
+    127.0.0.1 (a free one), the memory store and the config ``toml``
+    (written to ``tmp_path``); stopped on the way out."""
+    cfg = tmp_path / "cse.toml"
+    cfg.write_text(toml)
+    app = CSE(load_config(str(cfg), http_port=0, http_host="127.0.0.1", db=":memory:"), store=MemoryStore())
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[Http]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

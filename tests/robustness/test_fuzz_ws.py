@@ -30,9 +30,7 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cse.app import CSE
-from cse.config import load_config
-from cse.store.memory import MemoryStore
+from tests.conftest import served_cse
 from tests.robustness.test_fuzz_mqtt import MAX_PAYLOAD, _check, primitives
 
 T = 10.0
@@ -40,15 +38,10 @@ T = 10.0
 
 @pytest.fixture
 async def ws_url(tmp_path: Path) -> AsyncIterator[str]:
-    cfg = tmp_path / "cse.toml"
-    cfg.write_text(f'[cse]\nadmin = "CAdmin"\n\n[websocket]\nmax_message = {MAX_PAYLOAD}\nmax_connections = 3\n')
-    cse = CSE(load_config(str(cfg), http_port=0, http_host="127.0.0.1", db=":memory:"), store=MemoryStore())
-    await cse.start()
-    try:
+    toml = f'[cse]\nadmin = "CAdmin"\n\n[websocket]\nmax_message = {MAX_PAYLOAD}\nmax_connections = 3\n'
+    async with served_cse(tmp_path, toml) as cse:
         assert cse.http is not None
         yield f"ws://127.0.0.1:{cse.http.port}/"
-    finally:
-        await cse.stop()
 
 
 async def _exchange(session: aiohttp.ClientSession, url: str, message: bytes | str, protocol: str) -> dict[str, Any]:

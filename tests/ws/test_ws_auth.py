@@ -22,10 +22,9 @@ import pytest
 
 from ae_sdk import AEClient, WsTransport
 from cse.app import CSE
-from cse.config import load_config
 from cse.core.messages import Operation
 from cse.security.guard import Guard
-from cse.store.memory import MemoryStore
+from tests.conftest import served_cse
 from tests.waiting import until
 
 T = 10.0
@@ -35,14 +34,9 @@ T = 10.0
 async def cse(tmp_path: Path) -> AsyncIterator[CSE]:
     secret = tmp_path / "hs256.secret"
     secret.write_text("s" * 48)
-    cfg = tmp_path / "cse.toml"
-    cfg.write_text(f'[cse]\nadmin = "CAdmin"\n\n[auth]\nenabled = true\nhs256_secret_file = "{secret}"\n')
-    app = CSE(load_config(str(cfg), http_port=0, http_host="127.0.0.1", db=":memory:"), store=MemoryStore())
-    await app.start()
-    try:
+    toml = f'[cse]\nadmin = "CAdmin"\n\n[auth]\nenabled = true\nhs256_secret_file = "{secret}"\n'
+    async with served_cse(tmp_path, toml) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def _ask(ws: aiohttp.ClientWebSocketResponse, prim: dict[str, Any]) -> dict[str, Any]:

@@ -24,9 +24,8 @@ import pytest
 
 from ae_sdk import WsTransport
 from cse.app import CSE
-from cse.config import load_config
 from cse.core.messages import Operation, Request, Response
-from cse.store.memory import MemoryStore
+from tests.conftest import served_cse
 
 T = 10.0
 MAX_PENDING = 2
@@ -60,14 +59,8 @@ class Gate:
 
 @pytest.fixture
 async def cse(tmp_path: Path) -> AsyncIterator[CSE]:
-    cfg = tmp_path / "cse.toml"
-    cfg.write_text(f'[cse]\nadmin = "CAdmin"\n\n[websocket]\nmax_pending = {MAX_PENDING}\n')
-    app = CSE(load_config(str(cfg), http_port=0, http_host="127.0.0.1", db=":memory:"), store=MemoryStore())
-    await app.start()
-    try:
+    async with served_cse(tmp_path, f'[cse]\nadmin = "CAdmin"\n\n[websocket]\nmax_pending = {MAX_PENDING}\n') as app:
         yield app
-    finally:
-        await app.stop()
 
 
 def _retrieve(rqi: str) -> str:
