@@ -22,6 +22,18 @@ from cse.store.memory import MemoryStore
 T0 = 1_800_000_000.0
 
 
+class RecordingStore(MemoryStore):
+    """A memory store that keeps the operations of every commit, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[list[object]] = []
+
+    async def commit(self, ops):  # type: ignore[no-untyped-def]
+        self.commits.append(list(ops))
+        return await super().commit(ops)
+
+
 class RecordingTimer:
     """A timer that records pokes and moves its deadline like DeadlineTimer."""
 
@@ -47,15 +59,9 @@ def doc(ri: str, pi: str = "", et: float | None = None) -> dict[str, object]:
 
 
 async def test_listeners_hear_before_the_commit_and_their_sends_are_in_it() -> None:
-    commits: list[list[object]] = []
     delivered: list[tuple[Notification, int]] = []
-
-    class RecordingStore(MemoryStore):
-        async def commit(self, ops):  # type: ignore[no-untyped-def]
-            commits.append(list(ops))
-            return await super().commit(ops)
-
     store = RecordingStore()
+    commits = store.commits
     seen: list[tuple[int, bool]] = []
 
     async def listener(events: Sequence[Event]) -> Outcome | None:
@@ -115,14 +121,8 @@ async def test_outbox_entries_are_named_in_commit_order_and_read_back_in_it() ->
 
 
 async def test_a_subtree_removal_is_read_before_the_commit_and_its_sends_committed_with_it() -> None:
-    commits: list[list[object]] = []
-
-    class RecordingStore(MemoryStore):
-        async def commit(self, ops):  # type: ignore[no-untyped-def]
-            commits.append(list(ops))
-            return await super().commit(ops)
-
     store = RecordingStore()
+    commits = store.commits
 
     async def listener(events: Sequence[Event]) -> Outcome | None:
         return Outcome(sends=[Notification(ev.doc["ri"], "http://127.0.0.1:1/n", {"net": ev.kind})
@@ -231,14 +231,8 @@ async def test_events_a_listener_answers_with_are_heard_by_every_listener_and_co
     """A listener's own deletion (cse/csf/group.py: a group's member
     subscriptions) joins the commit, and every listener hears it in a
     further round -- once, even beside a subtree removal."""
-    commits: list[list[object]] = []
-
-    class RecordingStore(MemoryStore):
-        async def commit(self, ops):  # type: ignore[no-untyped-def]
-            commits.append(list(ops))
-            return await super().commit(ops)
-
     store = RecordingStore()
+    commits = store.commits
     heard: list[tuple[str, int, str]] = []
     elsewhere = doc("x")
 
