@@ -72,7 +72,8 @@ from cse.security.binding import build_security
 from cse.security.exposure import open_originator_warning
 from cse.store.keyfile import StoreKeyError, load_store_key
 from cse.store.memory import MemoryStore
-from cse.store.pg_coord import LEAD_POLL_S, PgCoordinator, PgSharedStore, worker_tag
+from cse.store.pg_coord import LEAD_POLL_S, PgCoordinator, worker_tag
+from cse.store.pg_shared import PgSharedStore
 from cse.store.pg_store import PgDirectStore, PostgresStore
 from cse.store.tinydb_store import TinyDBStore
 
@@ -93,7 +94,7 @@ def build_store(config: Config) -> Store:
         return MemoryStore()
     if config.store.backend == "postgresql":
         assert config.store.dsn is not None  # checked by load_config
-        if config.store.shared:  # several workers: reads from the database (docs/scaling.md)
+        if config.store.shared:  # several workers: memory kept current from the change log (docs/scaling.md)
             return PgSharedStore(config.store.dsn, schema=config.store.schema, pool_size=config.store.pool_size)
         return PostgresStore(config.store.dsn, schema=config.store.schema, pool_size=config.store.pool_size)
     return TinyDBStore(config.store.path, fsync=config.store.fsync, compact_bytes=config.store.compact_bytes,
@@ -140,7 +141,9 @@ class CSE:
         poa = self._poas(config.http.port)
         # Timers and the executor first: they reach the CSFs only through late-bound callables.
         # Several workers on one PostgreSQL store coordinate through it (docs/scaling.md)
-        self.coord = (PgCoordinator(config.store.dsn, config.store.schema)
+        # each request and the write gate first bring the worker's memory up to the other workers' commits
+        self.refresh = self.store.sync if isinstance(self.store, PgSharedStore) else None
+        self.coord = (PgCoordinator(config.store.dsn, config.store.schema, sync=self.refresh)
                       if config.store.shared and config.store.dsn else None)
         tag = worker_tag() if self.coord is not None else ""
         self.outbox = Outbox(self.store, tag=tag)  # pending notifications (docs/architecture.md "The outbox")
@@ -198,7 +201,10 @@ class CSE:
                                      key, target, answered),
                                  serialize=self._gated if self.coord is not None else None)
         self.outbox_relay = (OutboxRelay(self.store, lambda: self._leads("outbox"), self.notifier.deliver,
-                                         poll_s=LEAD_POLL_S) if self.coord is not None else None)
+                                         poll_s=LEAD_POLL_S,
+                                         read=self.store.committed_kv_items
+                                         if isinstance(self.store, PgSharedStore) else None)
+                             if self.coord is not None else None)
         # a session's key is in its creation's answer: never kept in a <request> (docs/security.md "Keys at rest")
         self.nonblocking = NonBlockingCSF(self.ctx, execute=lambda req: self.dispatcher.handle(req), policy=self.policy,
                                           blocking_only=frozenset({SESSION_TY}),
@@ -239,7 +245,8 @@ class CSE:
                                      check_originator=lambda req: originators.check(self.ctx, req),
                                      wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s,
                                      settle=self.executor.settle,
-                                     serialize=self.coord.gate if self.coord is not None else None)
+                                     serialize=self.coord.gate if self.coord is not None else None,
+                                     refresh=self.refresh)
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
-from cse.store.pg_coord import PgSharedStore
+from cse.store.pg_shared import PgSharedStore
 from cse.store.pg_store import PgDirectStore, PostgresStore
 
 __all__ = ["PG_DSN", "require_pg", "pg_schema", "pg_store", "new_schema_name", "drop_schema", "store_toml"]

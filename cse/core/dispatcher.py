@@ -26,7 +26,9 @@ Several workers on one store (docs/scaling.md): ``serialize`` is the write
 gate (cse.store.pg_coord); every request that may change the store (any
 operation but RETRIEVE and NOTIFY, and every session-based request) runs
 from the resolution of its target to its commit inside it, so what it read
-is still true when it commits. A group's fanOutPoint is resolved inside but
+is still true when it commits. ``refresh`` runs first for every request:
+each worker reads from its own memory, and a request must see every write
+another worker acknowledged before it arrived (cse.store.pg_shared). A group's fanOutPoint is resolved inside but
 served outside: each member request takes the gate itself.
 
 The dispatcher knows no aiohttp and no store backend; it is built by the
@@ -94,6 +96,7 @@ Execute = Callable[[Outcome], Awaitable[CommitResult]]
 Settle = Callable[[Outcome], Awaitable[Outcome]]
 WaitUntil = Callable[[float], Awaitable[None]]
 Serialize = Callable[[], AbstractAsyncContextManager[None]]
+Refresh = Callable[[], Awaitable[None]]
 _UNGATED = (Operation.RETRIEVE, Operation.NOTIFY)
 
 
@@ -116,11 +119,13 @@ class Dispatcher:
                  nonblocking: Accept | None = None, session_gate: Gate | None = None,
                  check_originator: Check | None = None, wait_until: WaitUntil | None = None,
                  max_oet_delay_s: float = 0.0, settle: Settle | None = None,
-                 serialize: Serialize | None = None) -> None:
+                 serialize: Serialize | None = None, refresh: Refresh | None = None) -> None:
         """``wait_until(t)`` returns once the clock reads ``t`` (epoch
         seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207.
-        ``serialize``: the write gate of several workers (module docstring)."""
+        ``serialize``: the write gate of several workers, ``refresh`` what
+        brings this worker up to the others' commits (module docstring)."""
         self.serialize = serialize
+        self.refresh = refresh
         self.ctx = ctx
         self.settle = settle  # asks an outcome's question (cse.core.executor.Executor.settle)
         self.wait_until = wait_until
@@ -153,6 +158,8 @@ class Dispatcher:
         if fr != req.fr:
             req = replace(req, fr=fr)
         oet = self._check_times(req)
+        if self.refresh is not None:  # several workers: what another one acknowledged is seen here
+            await self.refresh()
         if self.check_originator is not None:  # before anything serves, remembers or forwards it
             await self.check_originator(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)

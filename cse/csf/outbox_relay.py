@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cse.core.outbox import OUTBOX_NS, decode
 from cse.core.outcome import Notification
@@ -35,7 +36,13 @@ class OutboxRelay:
     """Hands pending outbox entries to the delivery queue while this worker leads delivery."""
 
     def __init__(self, store: Store, leads: Callable[[], Awaitable[bool]], deliver: Callable[[Notification], None],
-                 *, poll_s: float = 1.0) -> None:
+                 *, poll_s: float = 1.0,
+                 read: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None = None) -> None:
+        """``read(ns)`` lists what the database holds (default: the store's
+        ``kv_items``): a worker's memory also holds commits not written yet
+        (cse.store.pg_shared), and a notification of a change that then
+        fails to commit must never be sent."""
+        self._read = read or store.kv_items
         self._store = store
         self._leads = leads
         self._deliver = deliver
@@ -72,7 +79,7 @@ class OutboxRelay:
         """One pass: queue every pending entry not queued yet, oldest first; how many."""
         present: set[str] = set()
         queued = 0
-        for entry, rec in await self._store.kv_items(OUTBOX_NS):
+        for entry, rec in await self._read(OUTBOX_NS):
             present.add(entry)
             if entry not in self._queued:
                 self._queued.add(entry)

@@ -15,9 +15,10 @@ are per database; two CSEs in two schemas never meet):
   (every operation but RETRIEVE and NOTIFY) and every timer job that
   changes it (expiry) therefore runs from its first read to its commit
   holding one session-level advisory lock, plus an in-process lock for the
-  requests of this worker.  Reads come from the database
-  (:class:`PgSharedStore`, never a private in-memory copy), so the holder
-  sees every commit made before it.  That is the simplest correct choice:
+  requests of this worker.  Once it holds the lock, the gate brings the
+  worker's store up to every commit made before (``sync``: the change log
+  of cse.store.pg_shared), so the holder reads, from memory, everything
+  the other workers committed.  That is the simplest correct choice:
   a per-row ``SELECT ... FOR UPDATE`` in one transaction would need every
   read of a request to go through that request's connection, and the CSFs
   read through the store port, not through a transaction handed to them.
@@ -46,16 +47,14 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
 from cse.core.errors import InternalServerError
-from cse.core.ports import Delete, Doc, Op
-from cse.store.pg_store import _OP, PgDirectStore, _op_args
 
-__all__ = ["PgCoordinator", "PgSharedStore", "LEAD_POLL_S", "JOB_KINDS", "OUTBOX_CHANNEL", "worker_tag"]
+__all__ = ["PgCoordinator", "HOLD_MAX", "LEAD_POLL_S", "JOB_KINDS", "OUTBOX_CHANNEL", "worker_tag"]
 
 log = logging.getLogger("cse.workers")
 
@@ -63,12 +62,12 @@ log = logging.getLogger("cse.workers")
 #: job may notice work another worker scheduled): the takeover time.
 LEAD_POLL_S = 1.0
 
-#: At most this many writers of one worker in a row keep the write gate
-#: without unlocking it while others of the same worker wait (gate()).
-HANDOVER_MAX = 8
+#: At most this many writers of one worker enter the write gate in one
+#: turn of holding its lock; then the other workers' writers get theirs (gate()).
+HOLD_MAX = 32
 
 #: The jobs that run in one worker only, and their advisory lock numbers.
-JOB_KINDS = {"gate": 0, "expiry": 1, "store_and_forward": 2, "outbox": 3, "registrar": 4}
+JOB_KINDS = {"gate": 0, "expiry": 1, "store_and_forward": 2, "outbox": 3, "registrar": 4, "missing_data": 5}
 
 #: The channel the outbox trigger NOTIFYs (cse.store.pg_schema version 3).
 OUTBOX_CHANNEL = "cse_outbox"
@@ -81,31 +80,23 @@ def worker_tag() -> str:
     return f"w{os.getpid():x}{secrets.token_hex(3)}"
 
 
-class PgSharedStore(PgDirectStore):
-    """:class:`PgDirectStore` for a worker among several: every read from the
-    database; a batch without a Delete is one ``executemany`` of ``cse_op``
-    (one round trip, atomic), as the in-memory store's group commit."""
-
-    @staticmethod
-    async def _write(pool: asyncpg.Pool[Any], ops: Sequence[Op], removed: list[Doc] | None) -> None:
-        if any(isinstance(op, Delete) for op in ops):
-            await PgDirectStore._write(pool, ops, removed)  # a Delete reports what it took
-            return
-        async with pool.acquire() as conn:
-            await conn.executemany(_OP, [_op_args(op) for op in ops])
-
-
 class PgCoordinator:
     """The write gate and the job leaderships of one worker (module docstring)."""
 
-    def __init__(self, dsn: str, schema: str, *, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, dsn: str, schema: str, *, connect_timeout_s: float = 10.0,
+                 sync: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``sync`` brings the worker's store up to every commit made so far
+        (cse.store.pg_shared); the gate calls it once the lock is held."""
+        self._sync = sync
         self._dsn = dsn
         self._schema = schema
         self._timeout = connect_timeout_s
-        self._local = asyncio.Lock()  # this worker's writers, one at a time, before the cross-worker lock
-        self._waiting = 0  # this worker's writers waiting for the gate
-        self._gate_held = False  # the advisory lock is held (between two writers handing it over)
-        self._handovers = 0
+        self._taking = asyncio.Lock()  # one lock or unlock at a time on the gate connection
+        self._turn_over = asyncio.Event()  # set whenever the lock is not held
+        self._waiting = 0  # this worker's writers waiting to enter
+        self._inside = 0  # this worker's writers in the gate
+        self._entries = 0  # writers let in since the lock was taken
+        self._gate_held = False  # this worker holds the advisory lock
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate_conn: asyncpg.Connection[Any] | None = None
         self._lead_conn: asyncpg.Connection[Any] | None = None
@@ -132,6 +123,7 @@ class PgCoordinator:
                     await conn.close(timeout=2.0)
         self._gate_conn = self._lead_conn = None
         self._gate_held = False
+        self._turn_over.set()
         self._held.clear()
 
     def on_outbox(self, wake: Callable[[], None]) -> None:
@@ -148,37 +140,48 @@ class PgCoordinator:
     async def gate(self) -> AsyncIterator[None]:
         """Hold the write gate (module docstring) for the block.
 
-        When more of this worker's writers are waiting, the advisory lock is
-        handed to the next one without unlocking it (two round trips fewer
-        each), at most :data:`HANDOVER_MAX` times in a row, so the other
-        workers' writers still get their turn."""
+        The worker takes the advisory lock, brings its store up to every
+        commit made before (``sync``), and then lets its writers in
+        together, as in one process: each reads and applies its commit in
+        memory without suspending, and the commits are written in that
+        order (cse.store.pg_shared), so several writes share one
+        transaction and its flush.  After :data:`HOLD_MAX` writers in one
+        turn the worker lets the others have the lock: it admits no more,
+        and the last one out unlocks (its commit written, every one before
+        it written too).  The lock also goes when no writer is in and none
+        waits."""
+        await self._enter()
+        try:
+            yield
+        finally:
+            await self._leave()
+
+    async def _enter(self) -> None:
         self._waiting += 1
         try:
-            await self._local.acquire()
-        except BaseException:  # cancelled while waiting: a lock handed to it must not stay held
+            while True:
+                if self._gate_held and self._entries < HOLD_MAX:
+                    break
+                if self._gate_held:  # this turn is full: wait for the unlock, then take a new turn
+                    await self._turn_over.wait()
+                    continue
+                async with self._taking:
+                    if not self._gate_held:
+                        await self._take()
+        except BaseException:  # cancelled while waiting: a lock kept for it must not stay held
             self._waiting -= 1
-            if self._gate_held and not self._waiting:
-                task = asyncio.get_running_loop().create_task(self._release_idle())
+            if self._gate_held and not self._inside and not self._waiting:
+                task = asyncio.get_running_loop().create_task(self._release())
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             raise
         self._waiting -= 1
-        try:
-            conn = await self._gate_locked()
-            try:
-                yield
-            finally:
-                await self._gate_release(conn)
-        finally:
-            self._local.release()
+        self._inside += 1
+        self._entries += 1
 
-    async def _gate_locked(self) -> asyncpg.Connection[Any]:
-        """The gate connection, holding the advisory lock (taken now unless handed over)."""
+    async def _take(self) -> None:
+        """Take the advisory lock and sync (under ``_taking``)."""
         conn = self._gate_conn
-        if self._gate_held and conn is not None and not conn.is_closed():
-            return conn
-        self._gate_held = False
-        self._handovers = 0
         if conn is None or conn.is_closed():
             try:
                 conn = self._gate_conn = await self._connect()
@@ -187,44 +190,55 @@ class PgCoordinator:
                     from exc
         try:
             await conn.execute("SELECT pg_advisory_lock(hashtext($1), $2)", self._schema, JOB_KINDS["gate"])
+            if self._sync is not None:
+                await self._sync()  # everything committed before the lock was taken
         except _ERRORS as exc:
             self._drop_gate_conn()
             raise InternalServerError(f"the store cannot write: the write gate failed: {exc}") from exc
+        except InternalServerError:  # the sync could not read the change log
+            self._drop_gate_conn()
+            raise
         except BaseException:  # cancelled: granted or not, the session goes, and any lock with it
             self._drop_gate_conn()
             raise
         self._gate_held = True
-        return conn
+        self._entries = 0
+        self._turn_over.clear()
+
+    async def _leave(self) -> None:
+        self._inside -= 1
+        if self._inside or not self._gate_held:
+            return
+        if self._waiting and self._entries < HOLD_MAX:
+            return  # a writer of this worker is about to enter this turn
+        await self._release()
+
+    async def _release(self) -> None:
+        """Unlock, unless a writer is in the gate (it unlocks when it leaves)."""
+        async with self._taking:
+            if self._inside or not self._gate_held:
+                return
+            conn = self._gate_conn
+            self._gate_held = False
+            self._turn_over.set()
+            if conn is None or conn.is_closed():
+                return
+            try:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1), $2)", self._schema, JOB_KINDS["gate"])
+            except _ERRORS as exc:  # the connection is gone, and the lock with it
+                log.warning("write gate: unlock failed (%s); reconnecting", exc)
+                self._drop_gate_conn()
+            except BaseException:  # cancelled mid-unlock: drop the session rather than guess whether it ran
+                self._drop_gate_conn()
+                raise
 
     def _drop_gate_conn(self) -> None:
         """Close the gate's session at once: PostgreSQL releases whatever it held."""
         conn, self._gate_conn = self._gate_conn, None
         self._gate_held = False
-        self._handovers = 0
+        self._turn_over.set()
         if conn is not None and not conn.is_closed():
             conn.terminate()
-
-    async def _release_idle(self) -> None:
-        """Unlock a gate handed over to a writer that went away."""
-        async with self._local:
-            conn = self._gate_conn
-            if self._gate_held and conn is not None:
-                await self._gate_release(conn)
-
-    async def _gate_release(self, conn: asyncpg.Connection[Any]) -> None:
-        if self._waiting and self._handovers < HANDOVER_MAX and not conn.is_closed():
-            self._handovers += 1  # the next writer of this worker goes on holding it
-            return
-        self._gate_held = False
-        self._handovers = 0
-        try:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1), $2)", self._schema, JOB_KINDS["gate"])
-        except _ERRORS as exc:  # the connection is gone, and the lock with it
-            log.warning("write gate: unlock failed (%s); reconnecting", exc)
-            self._drop_gate_conn()
-        except BaseException:  # cancelled mid-unlock: drop the session rather than guess whether it ran
-            self._drop_gate_conn()
-            raise
 
     async def leads(self, kind: str) -> bool:
         """Whether this worker runs job ``kind``: it holds the lock, or gets it now."""

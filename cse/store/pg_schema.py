@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MIGRATIONS", "LATEST", "ADVISORY_LOCK_KEY", "valid_schema_name"]
+__all__ = ["MIGRATIONS", "LATEST", "ADVISORY_LOCK_KEY", "CHANGE_LOG_KEEP", "valid_schema_name"]
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -127,6 +127,67 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         $$""",
         """CREATE TRIGGER kv_outbox_notify AFTER INSERT ON kv FOR EACH ROW
         WHEN (NEW.ns = 'outbox') EXECUTE FUNCTION cse_outbox_notify()""",
+    )),
+)
+
+#: How many change-log rows (version 4) are kept behind the newest: a worker
+#: further behind than that loads every document again (cse.store.pg_shared).
+CHANGE_LOG_KEEP = 20000
+
+MIGRATIONS += (
+    (4, (
+        # The change log of several workers (cse.store.pg_shared): every
+        # commit a worker makes appends one row, numbered by ``chg_head``.
+        # Taking the number updates that one row, whose lock is held to the
+        # commit, so numbers follow commit order and have no gaps (a
+        # rolled-back commit rolls its number back): a worker that has
+        # applied every row up to N and reads the rows after N misses none.
+        """CREATE TABLE chg_head (one boolean PRIMARY KEY DEFAULT true CHECK (one), gen bigint NOT NULL)""",
+        """INSERT INTO chg_head (gen) VALUES (0)""",
+        """CREATE TABLE chg (gen bigint PRIMARY KEY, cid text COLLATE "C" NOT NULL, ops jsonb NOT NULL)""",
+        # cse_op as in version 2, plus 'g': log the commit ``p_key`` whose
+        # operations are ``p_doc``, prune the log every 1000 rows, and tell
+        # the other workers (the payload: the schema and the committing
+        # worker's tag, the part of ``p_key`` before its dot; one NOTIFY per
+        # transaction: equal payloads fold).
+        f"""CREATE OR REPLACE FUNCTION cse_op(k text, p_ri text, p_pi text, p_rn text, p_ty integer, p_srn text,
+                                 p_et text, p_aei text, p_csi text, p_own text, p_doc jsonb,
+                                 p_ns text, p_key text, p_value jsonb) RETURNS void
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            g bigint;
+        BEGIN
+            IF k = 'p' THEN
+                INSERT INTO doc AS d (ri, pi, rn, ty, srn, et, aei, csi, own, doc, seq)
+                VALUES (p_ri, p_pi, p_rn, p_ty, p_srn, p_et, p_aei, p_csi, p_own, p_doc, nextval('doc_seq'))
+                ON CONFLICT (ri) DO UPDATE SET
+                    pi = EXCLUDED.pi, rn = EXCLUDED.rn, ty = EXCLUDED.ty, srn = EXCLUDED.srn, et = EXCLUDED.et,
+                    aei = EXCLUDED.aei, csi = EXCLUDED.csi, own = EXCLUDED.own, doc = EXCLUDED.doc,
+                    seq = CASE WHEN d.pi = EXCLUDED.pi AND d.ty = EXCLUDED.ty THEN d.seq ELSE EXCLUDED.seq END;
+            ELSIF k = 'd' THEN
+                WITH RECURSIVE sub(ri) AS (
+                    SELECT doc.ri FROM doc WHERE doc.ri = p_ri
+                    UNION
+                    SELECT c.ri FROM doc c JOIN sub ON c.pi = sub.ri
+                )
+                DELETE FROM doc WHERE doc.ri IN (SELECT sub.ri FROM sub);
+            ELSIF k = 'k' THEN
+                INSERT INTO kv (ns, key, value, seq) VALUES (p_ns, p_key, p_value, nextval('kv_seq'))
+                ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value;
+            ELSIF k = 'x' THEN
+                DELETE FROM kv WHERE kv.ns = p_ns AND kv.key = p_key;
+            ELSIF k = 'g' THEN
+                UPDATE chg_head SET gen = chg_head.gen + 1 RETURNING chg_head.gen INTO g;
+                INSERT INTO chg (gen, cid, ops) VALUES (g, p_key, p_doc);
+                IF g % 1000 = 0 THEN
+                    DELETE FROM chg WHERE chg.gen <= g - {CHANGE_LOG_KEEP};
+                END IF;
+                PERFORM pg_notify('cse_chg', current_schema() || ' ' || split_part(p_key, '.', 1));
+            ELSE
+                RAISE EXCEPTION 'cse_op: unknown operation %', k;
+            END IF;
+        END
+        $$""",
     )),
 )
 

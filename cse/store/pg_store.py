@@ -31,10 +31,10 @@ Two stores share the writing code (:class:`_PgBase`):
   the indexes, every commit its own transaction, commits of one process
   one at a time in call order, and a read started while one is in flight
   waits for it ("reads see the batch as soon as commit has been called").
-  It passes the same contract suite and is the base of
-  :class:`cse.store.pg_coord.PgSharedStore`, the store of several worker
-  processes on one schema (docs/scaling.md), where the read-compute-commit
-  above is kept atomic by a cross-worker write gate.
+  It passes the same contract suite (a reference for the in-memory one).
+  Several worker processes on one schema (docs/scaling.md) run
+  :class:`cse.store.pg_shared.PgSharedStore`: this in-memory store kept
+  current with the other workers' commits, behind a cross-worker write gate.
 
 Both: creation order is the ``seq`` column, taken from a sequence on insert
 and kept by a replace unless ``pi`` or ``ty`` changes (a re-creation, as in
@@ -402,7 +402,7 @@ class PostgresStore(_PgBase, IndexedStore):
     def __init__(self, dsn: str, **kw: Any) -> None:
         _PgBase.__init__(self, dsn, **kw)
         IndexedStore.__init__(self)
-        self._queue: list[tuple[Sequence[Op], asyncio.Future[None]]] = []
+        self._queue: list[tuple[Sequence[Op], asyncio.Future[None], str]] = []  # (ops, done, commit id)
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._state = "new"  # new -> open -> closing -> closed
@@ -412,8 +412,7 @@ class PostgresStore(_PgBase, IndexedStore):
     async def _loaded(self, pool: asyncpg.Pool[Any]) -> None:
         self._idx = await self._read_all(pool)
 
-    @staticmethod
-    async def _read_all(pool: asyncpg.Pool[Any]) -> IndexedDocs:
+    async def _read_all(self, pool: asyncpg.Pool[Any]) -> IndexedDocs:
         """Every document and KV entry, in creation / insertion order, from one snapshot."""
         idx = IndexedDocs()
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -457,12 +456,21 @@ class PostgresStore(_PgBase, IndexedStore):
         if self._broken is not None:
             check_ops(ops)
             await self._reload(self._broken)
+        return await self._enqueue(ops, "")
+
+    async def _enqueue(self, ops: Sequence[Op], cid: str) -> CommitResult:
+        """Apply ``ops`` in memory, queue them for the writer under commit id
+        ``cid`` and wait for their transaction."""
         result = self._idx.apply(ops)  # validates first; atomic
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((ops, done))
+        self._queue.append((ops, done, cid))
         self._wake.set()
         await done
         return result
+
+    def _group_args(self, group: list[tuple[Sequence[Op], asyncio.Future[None], str]]) -> list[tuple[Any, ...]]:
+        """The ``cse_op`` calls writing ``group`` (one transaction)."""
+        return [_op_args(op) for batch, _, _ in group for op in batch]
 
     async def _write_loop(self) -> None:
         """The single writer: every commit queued since its last write in one transaction."""
@@ -475,22 +483,22 @@ class PostgresStore(_PgBase, IndexedStore):
                 self._wake.clear()
                 continue
             group, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
-            ops = [op for batch, _ in group for op in batch]
+            args = self._group_args(group)
             try:
-                if ops:
+                if args:
                     async with self._lock, pool.acquire() as conn:
-                        await conn.executemany(_OP, [_op_args(op) for op in ops])  # one round trip, atomic
+                        await conn.executemany(_OP, args)  # one round trip, atomic
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                await self._undo(exc, [fut for _, fut in group])
+                await self._undo(exc, [fut for _, fut, _ in group])
                 continue
-            for _, fut in group:
+            for _, fut, _ in group:
                 if not fut.done():
                     fut.set_result(None)
 
     async def _undo(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
         """A group was not written: reload memory from the database (undoing
         it and every commit queued after it), then fail all of them."""
-        waiters = waiters + [fut for _, fut in self._queue]
+        waiters = waiters + [fut for _, fut, _ in self._queue]
         self._queue = []
         log.error("PostgreSQL store %s: a write failed (%s); %d commit(s) undone", self.where, exc, len(waiters))
         try:
