@@ -63,6 +63,7 @@ PG_TARGETS = (
            key="cpu_ms_per_req", at_most=True),
     Target("PG 2 workers RETRIEVE >= 1.3x one worker", "pg_retrieve_workers2", "pg_retrieve_shared1", 1.3),
     Target("PG 2 workers CREATE >= 1.3x one worker", "pg_create_workers2", "pg_create_shared1", 1.3),
+    Target("PG CREATE at 100k >= 90% of with few", "pg_create_100k", "pg_create_pg", 0.90),
 )
 
 

@@ -24,7 +24,8 @@ Groups and scenarios (``--only`` takes either):
   ``CSE_BENCH_PG_DSN``): pg_retrieve_<cfg>, pg_create_<cfg> for cfg embedded, pg (one
   process), shared1 (one worker of several), workers2 (``--workers 2``):
   server CPU per request with the PostgreSQL backends, and the scaling of
-  two workers (bench/scenarios/pg.py, docs/scaling.md)
+  two workers; pg_create_100k (one process, 100k contentInstances
+  resident) (bench/scenarios/pg.py, docs/scaling.md)
 * ``discovery``: disc_retrieve, disc_tylbl_10k, disc_tylbl_100k,
   disc_unrestricted_100k, disc_retrieve_during_unrestricted
 

@@ -7,9 +7,11 @@ its answer):
 
 * ``embedded``: the durable TinyDB store (the reference);
 * ``pg``: ``[store] backend = "postgresql"``, one process, reads from memory;
-* ``shared1``: one worker in multi-worker mode (``--shared``: reads from the
-  database, the write gate), what each of N workers does;
-* ``workers2``: ``--workers 2`` on one port.
+* ``shared1``: one worker in multi-worker mode (``--shared``: the change
+  log, the write gate), what each of N workers does;
+* ``workers2``: ``--workers 2`` on one port;
+* ``pg_create_100k``: ``pg`` again with 100,000 contentInstances resident
+  (bulk-loaded with COPY before the CSE starts), beside ``pg_create_pg``.
 
 Server CPU is every CSE process (the workers, not the supervisor, which only
 waits) plus the PostgreSQL backends of their connections (found from
@@ -21,6 +23,7 @@ at least 1.3x one (``shared1``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -41,7 +44,9 @@ from .single import CB, N_CNT, post_spec
 
 DSN = os.environ.get("CSE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 CONFIGS = ("embedded", "pg", "shared1", "workers2")
-NAMES = tuple(f"pg_{op}_{cfg}" for cfg in CONFIGS for op in ("retrieve", "create"))
+#: CREATE contentInstance on PostgreSQL (one process) with this many contentInstances resident
+RESIDENT = 100_000
+NAMES = (*(f"pg_{op}_{cfg}" for cfg in CONFIGS for op in ("retrieve", "create")), "pg_create_100k")
 
 
 @dataclass
@@ -148,11 +153,81 @@ async def _one(bench: Bench, cfg: str, tmp: Path, want: set[str]) -> None:
                 await conn.close()
 
 
+async def _bulk(schema: str, under: str, n: int) -> None:
+    """``n`` contentInstances under container ``under``, copied from one the
+    CSE stored (same shape), written with COPY while no CSE runs: a fill over
+    HTTP would take minutes.  The container's ``cni`` is not updated (no
+    scenario reads it)."""
+    conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
+    try:
+        row = await conn.fetchrow("SELECT doc::text, srn FROM doc WHERE ty = 4 AND pi = $1 LIMIT 1", under)
+        tmpl, srn = json.loads(row[0]), row[1]
+        parent = srn.rsplit("/", 1)[0]
+        seq0 = int(await conn.fetchval("SELECT nextval('doc_seq')"))
+        records = []
+        for i in range(n):
+            ri, rn = f"cinbulk{i:07d}", f"bulk{i:07d}"
+            doc = {**tmpl, "ri": ri, "rn": rn, "_srn": f"{parent}/{rn}"}
+            records.append((ri, under, rn, 4, doc["_srn"], seq0 + 1 + i, doc.get("et"), None, None,
+                            doc.get("_own"), json.dumps(doc)))
+        await conn.copy_records_to_table(
+            "doc", records=records, columns=["ri", "pi", "rn", "ty", "srn", "seq", "et", "aei", "csi", "own", "doc"])
+        await conn.execute("SELECT setval('doc_seq', $1)", seq0 + n + 1)
+    finally:
+        await conn.close()
+
+
+async def _resident(bench: Bench, tmp: Path) -> None:
+    """``pg_create_100k``: CREATE on PostgreSQL (one process) with :data:`RESIDENT`
+    contentInstances in the store, beside ``pg_create_pg`` (the same with a few)."""
+    schema = "bench_" + uuid.uuid4().hex[:12]
+    path = _config(tmp, "pg", schema)
+    try:
+        p, _ = await _start(bench, "pg", path)
+        try:
+            async with client_session(8) as s:
+                m = M2M(s, p.url, CB)
+                aei = await m.register("bench")
+                cnts = [await m.container(f"{CB}/bench", f"c{i}", aei) for i in range(N_CNT)]
+                bulk = await m.container(f"{CB}/bench", "bulk", aei)
+                await bench.warm(p.url, post_spec([bulk], aei))
+        finally:
+            await bench.procs.stop(p)
+        conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})
+        try:
+            under = await conn.fetchval("SELECT ri FROM doc WHERE srn = $1", bulk)
+        finally:
+            await conn.close()
+        await _bulk(schema, under, RESIDENT)
+        p, workers = await _start(bench, "pg", path)
+        try:
+            post = post_spec(cnts, aei)
+            await bench.warm(p.url, post)
+            procs: dict[str, Any] = {"cse0": Pid(workers[0])}
+            procs.update({f"pg{i}": Pid(b) for i, b in enumerate(await pg_backends(workers))})
+            rec = await bench.measure("pg_create_100k", procs,
+                                      lambda: bench.load(p.url, post, bench.opts.create_duration))
+            rec["cpu_ms_per_req"] = round(sum(v.get("ms_per_req", 0.0) for k, v in rec["cpu"].items()
+                                              if k != "bench_client"), 4)
+            rec["resident"] = RESIDENT
+            print(f"    pg with {RESIDENT} resident: {rec['cpu_ms_per_req']:.3f} ms server CPU/request", flush=True)
+        finally:
+            await bench.procs.stop(p)
+    finally:
+        conn = await asyncpg.connect(DSN)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 async def run(bench: Bench, want: set[str]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cse-bench-pg-"))
     try:
         for cfg in CONFIGS:
             if {f"pg_retrieve_{cfg}", f"pg_create_{cfg}"} & want:
                 await _one(bench, cfg, tmp, want)
+        if "pg_create_100k" in want:
+            await _resident(bench, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,15 +14,15 @@ are per database; two CSEs in two schemas never meet):
   several processes cannot.  Every request that may change the store
   (every operation but RETRIEVE and NOTIFY) and every timer job that
   changes it (expiry) therefore runs from its first read to its commit
-  holding one session-level advisory lock, plus an in-process lock for the
-  requests of this worker.  Once it holds the lock, the gate brings the
+  holding one session-level advisory lock; the writers of the worker that
+  holds it run together, as in one process.  Once it holds the lock, the gate brings the
   worker's store up to every commit made before (``sync``: the change log
   of cse.store.pg_shared), so the holder reads, from memory, everything
   the other workers committed.  That is the simplest correct choice:
   a per-row ``SELECT ... FOR UPDATE`` in one transaction would need every
   read of a request to go through that request's connection, and the CSFs
   read through the store port, not through a transaction handed to them.
-  The price: writes of the whole CSE run one at a time (reads do not wait);
+  The price: one worker writes at a time (reads do not wait);
   docs/scaling.md says what that means for throughput.
 * **Leadership per job kind** (:meth:`PgCoordinator.leads`): expiry,
   store-and-forward flushing, outbox delivery and registration with the
