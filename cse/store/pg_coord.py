@@ -66,6 +66,12 @@ LEAD_POLL_S = 1.0
 #: turn of holding its lock; then the other workers' writers get theirs (gate()).
 HOLD_MAX = 32
 
+#: How long a worker keeps the write gate's lock after its last writer
+#: left, for its next writer (a client's next request arrives about one
+#: round trip later): without it, every group of writes pays a lock, a sync
+#: and an unlock.
+GRACE_S = 0.002
+
 #: The jobs that run in one worker only, and their advisory lock numbers.
 JOB_KINDS = {"gate": 0, "expiry": 1, "store_and_forward": 2, "outbox": 3, "registrar": 4, "missing_data": 5}
 
@@ -98,6 +104,7 @@ class PgCoordinator:
         self._entries = 0  # writers let in since the lock was taken
         self._gate_held = False  # this worker holds the advisory lock
         self._tasks: set[asyncio.Task[None]] = set()
+        self._grace: asyncio.TimerHandle | None = None  # the lock kept a moment after the last writer left
         self._gate_conn: asyncpg.Connection[Any] | None = None
         self._lead_conn: asyncpg.Connection[Any] | None = None
         self._lead_lock = asyncio.Lock()  # one query at a time on the leadership connection
@@ -121,6 +128,9 @@ class PgCoordinator:
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(*_ERRORS):
                     await conn.close(timeout=2.0)
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
         self._gate_conn = self._lead_conn = None
         self._gate_held = False
         self._turn_over.set()
@@ -148,8 +158,8 @@ class PgCoordinator:
         transaction and its flush.  After :data:`HOLD_MAX` writers in one
         turn the worker lets the others have the lock: it admits no more,
         and the last one out unlocks (its commit written, every one before
-        it written too).  The lock also goes when no writer is in and none
-        waits."""
+        it written too).  The lock also goes when no writer has been in for
+        :data:`GRACE_S`."""
         await self._enter()
         try:
             yield
@@ -170,10 +180,7 @@ class PgCoordinator:
                         await self._take()
         except BaseException:  # cancelled while waiting: a lock kept for it must not stay held
             self._waiting -= 1
-            if self._gate_held and not self._inside and not self._waiting:
-                task = asyncio.get_running_loop().create_task(self._release())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._grace_over()
             raise
         self._waiting -= 1
         self._inside += 1
@@ -209,9 +216,18 @@ class PgCoordinator:
         self._inside -= 1
         if self._inside or not self._gate_held:
             return
-        if self._waiting and self._entries < HOLD_MAX:
-            return  # a writer of this worker is about to enter this turn
-        await self._release()
+        if self._entries >= HOLD_MAX:
+            await self._release()  # the turn is over: the other workers' writers now
+        elif not self._waiting and self._grace is None:
+            # keep the lock a moment for this worker's next writer (its client's next request)
+            self._grace = asyncio.get_running_loop().call_later(GRACE_S, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self._grace = None
+        if self._gate_held and not self._inside and not self._waiting:
+            task = asyncio.get_running_loop().create_task(self._release())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _release(self) -> None:
         """Unlock, unless a writer is in the gate (it unlocks when it leaves)."""
@@ -276,6 +292,11 @@ class PgCoordinator:
     @property
     def schema(self) -> str:
         return self._schema
+
+    @property
+    def holding_gate(self) -> bool:
+        """Whether this worker holds the write gate's lock now."""
+        return self._gate_held
 
     @property
     def held(self) -> frozenset[str]:

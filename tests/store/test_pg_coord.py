@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from cse.store.pg_coord import HOLD_MAX, PgCoordinator
+from cse.store.pg_coord import GRACE_S, HOLD_MAX, PgCoordinator
 from tests.pg import PG_DSN, pg_schema
 
 
@@ -100,7 +100,10 @@ async def test_the_gate_syncs_when_it_takes_the_lock_only() -> None:
             release.set()
             await asyncio.gather(*tasks)
             assert synced == 1
-            async with coord.gate():  # the lock went with the last one: taken again, synced again
+            async with asyncio.timeout(5):  # no writer for GRACE_S: the lock goes
+                while coord.holding_gate:
+                    await asyncio.sleep(GRACE_S)
+            async with coord.gate():  # taken again, synced again
                 pass
             assert synced == 2
         finally:
