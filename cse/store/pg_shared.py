@@ -175,7 +175,7 @@ class PgSharedStore(PostgresStore):
         self._mine.add(cid)
         try:
             return await self._enqueue(ops, cid)
-        except BaseException:
+        except (ValueError, TypeError):  # refused before it was queued: it never reaches the log
             self._mine.discard(cid)
             raise
 
