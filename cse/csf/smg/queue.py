@@ -61,6 +61,7 @@ from cse.core.schedule import Schedule
 from cse.core.timestamps import format_ts
 
 from ..nonblocking import NonBlockingCSF
+from .flight import Flying, may_overlap, window_open
 from .history import record_many_ops
 from .model import NEXT_HOP_TY, session_ri
 
@@ -117,31 +118,6 @@ def policy_window(policy: Doc | None) -> Schedule | None:
     """The ``sch`` window of ``policy``; None: no window (always open)."""
     sch = policy.get("sch") if policy else None
     return _schedule(tuple(sch)) if sch else None
-
-
-def _path(to: str) -> list[str] | None:
-    """The structured path segments of an SP-relative target, or None when
-    the form says nothing about where it sits (resource IDs, CSEBase)."""
-    parts = [p for p in to.split("/") if p]
-    return parts if len(parts) >= 3 else None
-
-
-def may_overlap(earlier: Request, later: Request) -> bool:
-    """Whether ``later`` may be sent while ``earlier`` (stored before it, same
-    session) is still unanswered without changing what either does.
-
-    CREATEs into the same parent may (siblings: their creation times may
-    interleave, and two of the same name race for it). Otherwise both targets must be structured and neither at or
-    below the other: an UPDATE or DELETE of the same resource, or anything
-    below a resource being created or deleted, waits. Unknown forms wait.
-    """
-    if earlier.op == Operation.CREATE and later.op == Operation.CREATE and earlier.to == later.to:
-        return True
-    a, b = _path(earlier.to), _path(later.to)
-    if a is None or b is None:
-        return False
-    n = min(len(a), len(b))
-    return a[:n] != b[:n]
 
 
 class StoreAndForward:
@@ -358,7 +334,8 @@ class StoreAndForward:
         blocked: set[str] = set()
         sessions: dict[str, Doc | None] = {}
         policies: dict[str, tuple[Doc | None, Schedule | None]] = {}
-        flying: dict[str, list[tuple[Request, asyncio.Task[None]]]] = {}
+        flying: dict[str, Flying] = {}
+        opened: dict[tuple[str, int], bool] = {}  # (policy, second) -> window open
         sessions_sent: set[str] = set()
         running: set[asyncio.Task[None]] = set()
         failures: list[BaseException] = []
@@ -398,7 +375,7 @@ class StoreAndForward:
                             4008, f"stored longer than the policy's maximum buffer duration (mbd {mbd} s)"))
                         continue
                     later(now + left)
-                if sched is not None and not sched.is_open(now):
+                if sched is not None and not window_open(opened, item["policy"], sched, now):
                     blocked.add(sid)
                     later(sched.next_open(now))
                     continue
@@ -407,8 +384,10 @@ class StoreAndForward:
                     blocked.add(sid)
                     later(now + wait)
                     continue
-                before = flying.setdefault(sid, [])
-                waits = [t for r, t in before if not t.done() and not may_overlap(r, req)]
+                before = flying.get(sid)
+                if before is None:
+                    before = flying[sid] = Flying()
+                waits = before.conflicting(req)
                 if waits:
                     await asyncio.wait(waits)
                 while len(running) >= self.window:
@@ -422,7 +401,7 @@ class StoreAndForward:
                 if sid not in sessions_sent:  # the first goes alone: a hop that is
                     sessions_sent.add(sid)    # down costs one attempt, not a window
                     await asyncio.wait([task])
-                before[:] = [(r, t) for r, t in before if not t.done()] + [(req, task)]
+                before.add(req, task)
         except BaseException:
             for task in running:  # shutdown: what was sent is answered from
                 task.cancel()     # the next hop's memory when sent again
@@ -438,7 +417,9 @@ class StoreAndForward:
                        later: Any) -> None:
         """Forward one stored request, then record its answer and forget it."""
         sid = item["sid"]
-        out = replace(req, rt=ResponseType.BLOCKING, rtu=None)
+        # sent on blocking (the answer comes back here); most were stored so already
+        out = req if req.rt == ResponseType.BLOCKING and req.rtu is None else replace(
+            req, rt=ResponseType.BLOCKING, rtu=None)
         try:
             resp = await self.forward(out, Target(False, item["csi"], (), True))
         except (TargetNotReachable, RequestTimeout) as exc:
