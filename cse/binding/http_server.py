@@ -446,7 +446,9 @@ class HttpServer:
             took = time.perf_counter() - started
             if self.observe is not None:
                 self.observe(req, resp, took)
-            if self._log_info or self.feed is not None:
+            # The feed's fields only when someone reads them: the console's live log
+            # is usually closed, and building them is ~1% of a request's CPU.
+            if self._log_info or (self.feed is not None and self.feed.readers):
                 fields = self._fields(request, resp, took)
                 if self._log_info:
                     self._log(fields)
