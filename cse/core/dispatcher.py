@@ -28,8 +28,9 @@ operation but RETRIEVE and NOTIFY, and every session-based request) runs
 from the resolution of its target to its commit inside it, so what it read
 is still true when it commits. ``refresh`` runs first for every request:
 each worker reads from its own memory, and a request must see every write
-another worker acknowledged before it arrived (cse.store.pg_shared). A group's fanOutPoint is resolved inside but
-served outside: each member request takes the gate itself.
+another worker acknowledged before it arrived (cse.store.pg_shared). A
+group's fanOutPoint is resolved inside but served outside: each member
+request takes the gate itself.
 
 The dispatcher knows no aiohttp and no store backend; it is built by the
 composition root with the CSFs it routes to.
