@@ -302,10 +302,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 #: (below), and the group ``"timing"``: tests that assert a time, rate or
 #: memory bound or fork many processes (soak, crash loop, bench smoke, the demo,
 #: the cluster launcher, peer faults, tarpit, the filter speed check), so that
-#: they never run against each other. Three on two cores: most tests wait on
-#: processes, sockets and timers, and on a slow machine the suite took over
-#: 20 minutes with two (the "timing" group keeps one worker to itself).
-XDIST_WORKERS = 3
+#: they never run against each other.
+XDIST_WORKERS = 2
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the node IDs
