@@ -54,7 +54,7 @@ from cse.core.errors import InternalServerError
 from cse.core.ports import CommitResult, Delete, KvDelete, KvPut, Op, Put
 from cse.store.indexed import IndexedDocs
 from cse.store.pg_coord import worker_tag
-from cse.store.pg_store import PgStoreWriteError, PostgresStore, _op_args
+from cse.store.pg_store import PostgresStore, _op_args
 
 __all__ = ["PgSharedStore", "CHANGE_CHANNEL", "SYNC_IDLE_S"]
 
@@ -161,20 +161,13 @@ class PgSharedStore(PostgresStore):
 
     # ------------------------------------------------------------------ writes
 
-    async def commit(self, ops: Sequence[Op]) -> CommitResult:
-        """As :meth:`PostgresStore.commit`, logged for the other workers."""
-        if self._state != "open":
-            raise RuntimeError(f"commit on a {self._state} PgSharedStore")
-        if not isinstance(ops, (list, tuple)):
-            ops = list(ops)
-        if self._reloading:
-            raise PgStoreWriteError("the store cannot write: recovering from a failed write")
-        if self._broken is not None:
-            await self._reload(self._broken)
+    async def _enqueue(self, ops: Sequence[Op], cid: str) -> CommitResult:
+        """As :meth:`PostgresStore._enqueue`, under a commit id of this worker
+        (logged for the other workers; skipped when it comes back)."""
         cid = f"{self._tag}.{next(self._ids)}"
         self._mine.add(cid)
         try:
-            return await self._enqueue(ops, cid)
+            return await super()._enqueue(ops, cid)
         except (ValueError, TypeError):  # refused before it was queued: it never reaches the log
             self._mine.discard(cid)
             raise
