@@ -27,6 +27,8 @@ Public surface:
   blocking calls, for plain scripts (its own event loop in a thread).
 * :class:`Answer`, :data:`Responder` -- deciding a NOTIFY's answer before it
   is sent (used for session establishment).
+* :func:`until_stopped` -- wait for Ctrl-C or SIGTERM (:mod:`ae_sdk.stopping` says
+  why not ``KeyboardInterrupt``).
 
 The SDK imports nothing from the CSE but ``cse.core`` (docs/architecture.md "Dependency direction").
 
@@ -58,6 +60,7 @@ from .notify_server import Answer, Notification, NotificationCallback, Notificat
 from .session import OnRequest, Session, SessionOffer, Why
 from .session_crypto import SessionCryptoError
 from .session_manager import SessionManager
+from .stopping import until_stopped
 from .sync import SyncAEClient, SyncSession
 from .tokens import mint_token
 from .transport import HttpTransport, InProcessTransport, Transport
@@ -93,6 +96,7 @@ __all__ = [
     "Why",
     "mint_token",
     "notified_resource",
+    "until_stopped",
     "unwrap",
     "wrap",
 ]

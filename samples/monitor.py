@@ -8,10 +8,9 @@
 #
 # Re-runs reuse the AE (AE-ID Cmonitor) and replace its subscription.
 import asyncio
-import contextlib
 import sys
 
-from ae_sdk import AEClient, notified_resource
+from ae_sdk import AEClient, notified_resource, until_stopped
 
 DEFAULTS = ("http://127.0.0.1:8080", "sensor/readings")
 
@@ -27,10 +26,9 @@ async def main(url: str, watch: str) -> None:
         await client.register("monitor", origin="Cmonitor")
         await client.subscribe(watch, show, net=(3,), rn="monitor-sub")
         print(f"monitoring {url}/{client.cse_name}/{watch} (Ctrl-C to stop)", flush=True)
-        await asyncio.Event().wait()
+        await until_stopped()  # Ctrl-C or SIGTERM (ae_sdk.stopping: why not KeyboardInterrupt)
 
 
 if __name__ == "__main__":
     given = sys.argv[1:3]  # CSE-URL, CONTAINER; the rest from DEFAULTS
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(*given, *DEFAULTS[len(given):]))
+    asyncio.run(main(*given, *DEFAULTS[len(given):]))
