@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from cse.core.errors import M2MError, UnsupportedMediaType
-from cse.core.messages import Operation, Request, Response
+from cse.core.messages import Request, Response
 from cse.core.mqtt_wire import (
     FORMATS,
     encode_request,
@@ -57,8 +57,9 @@ from cse.core.mqtt_wire import (
 )
 from cse.core.timestamps import format_ts
 
+from .connection_receiver import ConnectionReceiver
 from .errors import TransportError
-from .notify_server import Answer, NotificationCallback, NotificationServer, VerifyHook, reject_info
+from .notify_server import NotificationCallback, VerifyHook
 from .transport import Serialization
 
 __all__ = ["MqttTransport", "MqttNotificationReceiver"]
@@ -250,59 +251,24 @@ class MqttTransport:
         return f"MqttTransport({self.poa!r}, cse={self.cse!r}, serialization={self.serialization!r})"
 
 
-class MqttNotificationReceiver(NotificationServer):
+class MqttNotificationReceiver(ConnectionReceiver):
     """A :class:`NotificationServer` fed by :class:`MqttTransport` instead of a socket (module docstring).
 
     ``aei`` gives the AE-ID to serve (known after registration); start it
     after :meth:`AEClient.register`.
     """
 
+    over = "MQTT"
+
     def __init__(self, transport: MqttTransport, aei: Callable[[], str | None], *,
                  verify: VerifyHook | None = None, catch_all: NotificationCallback | None = None) -> None:
-        super().__init__(verify=verify, catch_all=catch_all)
+        super().__init__(aei, verify=verify, catch_all=catch_all)
         self.transport = transport
-        self._aei = aei
-        self._serving: str | None = None
 
     @property
     def url(self) -> str:
         """``mqtt://host:port/<AE-ID>``: the ``nu`` that reaches this AE over MQTT."""
-        if self._serving is None:
-            raise RuntimeError("the MQTT notification receiver is not started: await start() first")
-        return f"{self.transport.poa}/{self._serving}"
+        return f"{self.transport.poa}/{self.serving}"
 
-    @property
-    def running(self) -> bool:
-        return self._serving is not None
-
-    async def start(self) -> None:
-        """Serve the AE's request topic; the AE must be registered."""
-        if self._serving is not None:
-            return
-        aei = self._aei()
-        if not aei:
-            raise RuntimeError("notifications over MQTT need the AE-ID: register the AE first")
-        await self.transport.serve(aei, self._on_request)
-        self._serving = aei
-        self.start_worker()
-
-    async def stop(self) -> None:
-        """Stop dispatching (the transport keeps its connection until closed)."""
-        self._serving = None
-        await self.stop_worker()
-
-    async def _on_request(self, req: Request) -> Response:
-        if req.op != Operation.NOTIFY:
-            return Response(rsc=4005, rqi=req.rqi, pc={"m2m:dbg": "this AE accepts only NOTIFY over MQTT"})
-        if not isinstance(req.pc, dict):
-            return Response(rsc=4000, rqi=req.rqi, pc={"m2m:dbg": "a NOTIFY needs content (m2m:sgn or m2m:rsp)"})
-        try:
-            answer: Answer = await self.handle_notify(req)
-        except Exception as exc:
-            info = reject_info(exc)
-            if info is None:
-                raise
-            return Response(rsc=info[0], rqi=req.rqi, pc={"m2m:dbg": info[1]})
-        pc: dict[str, Any] | None = answer.pc if answer.pc is not None else (
-            {"m2m:dbg": answer.dbg} if answer.dbg is not None else None)
-        return Response(rsc=answer.rsc, rqi=req.rqi, pc=pc)
+    async def _attach(self, aei: str) -> None:
+        await self.transport.serve(aei, self.on_request)

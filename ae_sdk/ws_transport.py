@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from cse.core.errors import M2MError
-from cse.core.messages import Operation, Request, Response
+from cse.core.messages import Request, Response
 from cse.core.timestamps import format_ts
 from cse.core.ws_wire import (
     CBOR_PROTOCOL,
@@ -55,8 +55,9 @@ from cse.core.ws_wire import (
     rqi_of,
 )
 
+from .connection_receiver import ConnectionReceiver
 from .errors import TransportError
-from .notify_server import Answer, NotificationCallback, NotificationServer, VerifyHook, reject_info
+from .notify_server import NotificationCallback, VerifyHook
 from .transport import Serialization
 
 __all__ = ["WsTransport", "WsNotificationReceiver"]
@@ -301,7 +302,7 @@ class WsTransport:
         return f"WsTransport({self.url!r}, {self.protocol})"
 
 
-class WsNotificationReceiver(NotificationServer):
+class WsNotificationReceiver(ConnectionReceiver):
     """A :class:`NotificationServer` fed by the AE's :class:`WsTransport` (module docstring).
 
     ``aei`` gives the AE-ID (known after registration): start it after
@@ -309,59 +310,24 @@ class WsNotificationReceiver(NotificationServer):
     CSE which AE the connection is (sent again after each reconnection).
     """
 
+    over = "a WebSocket"
+
     def __init__(self, transport: WsTransport, aei: Callable[[], str | None],
                  announce: Callable[[], Awaitable[Any]], *, verify: VerifyHook | None = None,
                  catch_all: NotificationCallback | None = None) -> None:
-        super().__init__(verify=verify, catch_all=catch_all)
+        super().__init__(aei, verify=verify, catch_all=catch_all)
         self.transport = transport
-        self._aei = aei
         self._announce = announce
-        self._serving: str | None = None
 
     @property
     def url(self) -> str:
         """The AE-ID: the ``nu`` whose notifications come over the WebSocket."""
-        if self._serving is None:
-            raise RuntimeError("the WebSocket notification receiver is not started: await start() first")
-        return self._serving
+        return self.serving
 
-    @property
-    def running(self) -> bool:
-        return self._serving is not None
-
-    async def start(self) -> None:
-        """Serve the CSE's requests on the AE's WebSocket; the AE must be registered."""
-        if self._serving is not None:
-            return
-        aei = self._aei()
-        if not aei:
-            raise RuntimeError("notifications over a WebSocket need the AE-ID: register the AE first")
-
+    async def _attach(self, aei: str) -> None:
         async def announce() -> None:
             await self._announce()
-        await self.transport.serve(self._on_request, announce)
-        self._serving = aei
-        self.start_worker()
+        await self.transport.serve(self.on_request, announce)
 
-    async def stop(self) -> None:
-        """Stop dispatching (the transport keeps its connection until closed)."""
-        self._serving = None
+    async def _detach(self) -> None:
         await self.transport.unserve()
-        await self.stop_worker()
-
-    async def _on_request(self, req: Request) -> Response:
-        if req.op != Operation.NOTIFY:
-            return Response(rsc=4005, rqi=req.rqi, pc={"m2m:dbg": "this AE accepts only NOTIFY"})
-        if not isinstance(req.pc, dict):
-            return Response(rsc=4000, rqi=req.rqi, pc={"m2m:dbg": "a NOTIFY needs content (m2m:sgn or m2m:rsp)"})
-        try:
-            answer: Answer = await self.handle_notify(req)
-        except Exception as exc:
-            info = reject_info(exc)
-            if info is None:
-                raise
-            return Response(rsc=info[0], rqi=req.rqi, pc={"m2m:dbg": info[1]})
-        pc: dict[str, Any] | None = answer.pc if answer.pc is not None else (
-            {"m2m:dbg": answer.dbg} if answer.dbg is not None else None)
-        return Response(rsc=answer.rsc, rqi=req.rqi, pc=pc)
-
