@@ -192,8 +192,16 @@ class Registry:
         return sorted(t.ty for t in self.by_ty.values() if ty in t.parents)
 
     @classmethod
-    def load(cls) -> Registry:
-        """Build the registry from the declarations shipped in ``resources``."""
+    def load(cls, *, check_schemas: bool = False) -> Registry:
+        """Build the registry from the declarations shipped in ``resources``.
+
+        ``check_schemas``: also validate each type's CREATE and UPDATE
+        schema against the JSON Schema 2020-12 metaschema.  Off at start-up:
+        the declarations ship with the package and cannot change after it
+        is built, so the test suite checks them once
+        (tests/unit/test_registry_schemas.py), and the check costs about
+        0.3 s of CPU at every start (66 schemas; the metaschema's dynamic
+        references are slow to evaluate)."""
         common = declarations.load_common_schema()
         refs = RefRegistry().with_resource("common", Resource.from_contents(common))
         universal = declarations.load_universal()["attributes"]
@@ -230,6 +238,9 @@ class Registry:
                 raise ValueError(f"{d['_file']}: unknown parent type {exc}") from None
             ops = flags.get("operations", {})
             create_schema, update_schema = _schema(attrs, "create"), _schema(attrs, "update")
+            if check_schemas:
+                Draft202012Validator.check_schema(create_schema)
+                Draft202012Validator.check_schema(update_schema)
             return ResourceType(
                 ty=int(flags["ty"]), name=d["name"], sn=d["sn"], parents=parents,
                 attributes=attrs, has_acpi=bool(flags.get("acpi")),
@@ -280,9 +291,7 @@ def _schema(attrs: Mapping[str, AttributePolicy], op: str) -> dict[str, Any]:
         if op == "update" and p.create != "M":
             schema = {"anyOf": [schema, {"type": "null"}]}
         props[sn] = schema
-    schema = {"type": "object", "properties": props}
-    Draft202012Validator.check_schema(schema)
-    return schema
+    return {"type": "object", "properties": props}
 
 
 def _fast(schema: Mapping[str, Any], common: Mapping[str, Any]) -> Check | None:
