@@ -11,7 +11,7 @@ its answer):
   log, the write gate), what each of N workers does;
 * ``workers2``: ``--workers 2`` on one port;
 * ``pg_create_100k``: ``pg`` again with 100,000 contentInstances resident
-  (bulk-loaded with COPY before the CSE starts), beside ``pg_create_pg``.
+  (bulk-loaded with COPY and vacuumed before the CSE starts), beside ``pg_create_pg``.
 
 Server CPU is every CSE process (the workers, not the supervisor, which only
 waits) plus the PostgreSQL backends of their connections (found from
