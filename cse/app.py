@@ -254,8 +254,7 @@ class CSE:
                                      wait_until=self.wait_until, max_oet_delay_s=config.limits.max_oet_delay_s,
                                      settle=self.executor.settle,
                                      serialize=self.coord.gate if self.coord is not None else None,
-                                     refresh=self.refresh,
-                                     gate_held=self._gate_held if self.coord is not None else None)
+                                     refresh=self.refresh)
         self.registrar: RegistrarLink | None = None
         if reg is not None:
             self.registrar = RegistrarLink(
@@ -550,10 +549,6 @@ class CSE:
     async def _leads(self, kind: str) -> bool:
         """Whether this process runs job ``kind``: always, unless one of several workers (docs/scaling.md)."""
         return self.coord is None or await self.coord.leads(kind)
-
-    def _gate_held(self) -> bool:
-        """Whether this worker holds the write gate now (cse.core.dispatcher: no change-log read then)."""
-        return self.coord is not None and self.coord.holding_gate
 
     def _gated(self) -> AbstractAsyncContextManager[None]:
         """The write gate of several workers (cse.store.pg_coord); nothing to wait for in one process."""

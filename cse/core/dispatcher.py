@@ -28,13 +28,7 @@ operation but RETRIEVE and NOTIFY, and every session-based request) runs
 from the resolution of its target to its commit inside it, so what it read
 is still true when it commits. ``refresh`` runs first for every request:
 each worker reads from its own memory, and a request must see every write
-another worker acknowledged before it arrived (cse.store.pg_shared). One
-exception: a request that will take the gate while this worker holds it
-(``gate_held``). The worker synced when it took the gate and no other
-worker can commit a gated write until it lets go, so memory already holds
-every gated write acknowledged before the request; a write does not read
-what is written outside the gate (docs/scaling.md "Known limits"). Under
-writes, that saves a change-log read per request. A
+another worker acknowledged before it arrived (cse.store.pg_shared). A
 group's fanOutPoint is resolved inside but served outside: each member
 request takes the gate itself.
 
@@ -104,7 +98,6 @@ Settle = Callable[[Outcome], Awaitable[Outcome]]
 WaitUntil = Callable[[float], Awaitable[None]]
 Serialize = Callable[[], AbstractAsyncContextManager[None]]
 Refresh = Callable[[], Awaitable[None]]
-GateHeld = Callable[[], bool]
 _UNGATED = (Operation.RETRIEVE, Operation.NOTIFY)
 
 
@@ -127,16 +120,13 @@ class Dispatcher:
                  nonblocking: Accept | None = None, session_gate: Gate | None = None,
                  check_originator: Check | None = None, wait_until: WaitUntil | None = None,
                  max_oet_delay_s: float = 0.0, settle: Settle | None = None,
-                 serialize: Serialize | None = None, refresh: Refresh | None = None,
-                 gate_held: GateHeld | None = None) -> None:
+                 serialize: Serialize | None = None, refresh: Refresh | None = None) -> None:
         """``wait_until(t)`` returns once the clock reads ``t`` (epoch
         seconds); without it, or with ``max_oet_delay_s`` 0, a future OET is 5207.
         ``serialize``: the write gate of several workers, ``refresh`` what
-        brings this worker up to the others' commits, ``gate_held`` whether
-        this worker holds the gate now (module docstring)."""
+        brings this worker up to the others' commits (module docstring)."""
         self.serialize = serialize
         self.refresh = refresh
-        self.gate_held = gate_held
         self.ctx = ctx
         self.settle = settle  # asks an outcome's question (cse.core.executor.Executor.settle)
         self.wait_until = wait_until
@@ -169,9 +159,8 @@ class Dispatcher:
         if fr != req.fr:
             req = replace(req, fr=fr)
         oet = self._check_times(req)
-        if self.refresh is not None and not (self.gate_held is not None and self.gate_held()
-                                             and (req.sid is not None or req.op not in _UNGATED)):
-            await self.refresh()  # several workers: what another one acknowledged is seen here
+        if self.refresh is not None:  # several workers: what another one acknowledged is seen here
+            await self.refresh()
         if self.check_originator is not None:  # before anything serves, remembers or forwards it
             await self.check_originator(req)
         target = parse_to(req.to, ident.csi, ident.cb_name, ident.sp_id)
