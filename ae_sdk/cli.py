@@ -40,7 +40,6 @@ import asyncio
 import json
 import secrets
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -64,6 +63,7 @@ from .session_crypto import (
     mac,
     sp_relative_to,
 )
+from .stopping import until_stopped
 from .tokens import mint_token
 
 __all__ = ["curl_command", "main", "sign_headers"]
@@ -230,19 +230,15 @@ async def _listen(args: argparse.Namespace) -> int:
     server = NotificationServer(args.host, args.port)
     await server.start()
     server.add_responder(question)
-    stop = asyncio.Event()
+    stopper = asyncio.ensure_future(until_stopped())  # SIGINT or SIGTERM
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     print(f"LISTENING {server.url}", file=sys.stderr, flush=True)
     deadline = loop.time() + args.timeout if args.timeout else None
     try:
-        while not stop.is_set():
+        while not stopper.done():
             waiter = asyncio.ensure_future(server.next(timeout=3600))
-            stopper = asyncio.ensure_future(stop.wait())
             left = None if deadline is None else max(0.0, deadline - loop.time())
             done, _ = await asyncio.wait({waiter, stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
             if waiter in done and waiter.exception() is None:
                 note = waiter.result()
                 print(_line(note.kind, note.content), flush=True)
@@ -251,6 +247,7 @@ async def _listen(args: argparse.Namespace) -> int:
             if deadline is not None and loop.time() >= deadline:
                 break
     finally:
+        stopper.cancel()  # its signal handlers go with it
         for note in server.received_nowait():
             print(_line(note.kind, note.content), flush=True)
         await server.stop()
