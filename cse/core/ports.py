@@ -165,14 +165,15 @@ class SelectIndex(Protocol):
     async def select_under(self, root: str, keys: Sequence[tuple[str, Sequence[Any]]], union: bool, cap: int,
                            max_depth: int) -> list[tuple[Doc, int]] | None:
         """``(doc, depth)`` of the descendants of ``root`` (at most
-        ``max_depth`` levels below) holding one value of the key with the
-        fewest holders (``union``: of any key) among ``keys`` -- ``("ty",
-        types)``, ``("lbl", labels)``, ``(attr, values)`` for ``cr``,
-        ``aei``, ``csi``, or ``(attr, ranges)`` for ``ct``, ``lt``, ``et``
-        with ``(low, high)`` ranges, low inclusive, high exclusive, either None
-        (a superset: the caller checks every condition) -- in depth-first
-        creation order; None when more than
-        ``cap`` would have to be looked at or a key has no index."""
+        ``max_depth`` levels below), in depth-first creation order, among
+        ``keys`` -- ``("ty", types)``, ``("lbl", labels)``, ``(attr, values)``
+        for ``cr``, ``aei``, ``csi``, or ``(attr, ranges)`` for ``ct``,
+        ``lt``, ``et`` with ``(low, high)`` ranges, low inclusive, high
+        exclusive, either None.  ``union`` False: those holding one value of
+        the key with the fewest holders and one value of every ``ty`` and
+        ``lbl`` key (exactly those); True: of any key.  For the other keys it
+        is a superset: the caller checks them.  None when more than ``cap``
+        would have to be looked at or a key has no index."""
 
     async def deepest(self) -> int:
         """The most levels below the CSEBase any stored resource has."""

@@ -11,7 +11,11 @@ order) -- and each is decided as the walk would: its ancestors' decisions
 down from the root (memoised, so siblings share them), INACTIVE AEs and
 hidden ``sessions`` subtrees skipped, ``ofst``/``lvl``/``lim`` and the
 result bound applied the same way.  The results are the walk's, in the
-same order (tests/unit/test_discovery_indexed.py compares them).
+same order (tests/unit/test_discovery_indexed.py compares them).  With
+``fo=1`` the store returns only resources of the asked types and labels,
+so those two conditions are not checked again; and a resource whose type
+takes its parent's decision (an instance) is decided inline, without the
+calls a type with ``acpi`` needs: most candidates are such leaves.
 
 The walk stays in charge when the indexes cannot answer cheaply: no
 indexable condition, ``fo=2`` with a condition that has no index, more
@@ -178,15 +182,35 @@ async def _decide(ctx: Context, root: Doc, originator: str | None, fc: FilterCri
             above = states[node["ri"]] = st if st is not None else await step(above, node)
         return above
 
+    # fo=1: the candidates hold the asked type and label already (SelectIndex.select_under)
+    rest = fc.checks_beyond_ty_lbl if fc.fo != 2 else None
+    inheritors, privileged = granter.inheritors, granter.privileged
     for n, (doc, _depth) in enumerate(candidates, start=1):
         if n % _SLICE == 0:
             await asyncio.sleep(0)  # let other requests in (docs/security.md "Limits")
-        st = states.get(doc["ri"])
-        if st is None:
-            above = states.get(doc["pi"])
+        ri, pi = doc["ri"], doc["pi"]
+        above = states.get(pi)
+        st = states.get(ri)
+        if st is not None:
+            pass
+        elif above is not None and doc["ty"] in inheritors:
+            # step_now for a type whose decision is its parent's (most
+            # candidates: instances), without the calls
+            top = ri if pi == root_ri else above[3]
+            if above[0]:
+                owned = privileged or above[2] or (originator is not None and doc.get("_own") == originator)
+                st = states[ri] = (True, above[1], owned, top, above[1])
+            else:
+                st = states[ri] = (False, False, False, top, False)
+        else:
             st = step_now(above, doc) if above is not None else None
-            st = states[doc["ri"]] = st if st is not None else await state(doc)
-        if not st[0] or not st[4] or not matches(fc, doc):
+            st = states[ri] = st if st is not None else await state(doc)
+        if not st[0] or not st[4]:
+            continue
+        if rest is None:
+            if not matches(fc, doc):
+                continue
+        elif rest and not all(check(doc) for check in rest):
             continue
         if first > 1 and await position(st[3]) < first:
             continue

@@ -133,6 +133,13 @@ class FilterCriteria:
         """
         return bool(self._checks)
 
+    @property
+    def checks_beyond_ty_lbl(self) -> tuple[Check, ...]:
+        """The conditions besides ``ty`` and ``lbl`` (``fo=1``: what a
+        resource the type and label indexes selected must still satisfy;
+        cse.csf.discovery).  ``_build_checks`` puts those two first."""
+        return self._checks[bool(self.ty) + bool(self.lbl):]
+
 
 # --------------------------------------------------------------------------
 # Precompiled checks

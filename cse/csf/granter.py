@@ -37,18 +37,18 @@ _UNCACHED = SMG_TYPES | {1, access.SUBSCRIPTION_TY}
 
 
 @lru_cache(maxsize=4)
-def _type_sets(reg: Registry) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
-    """The types with an ``acpi`` attribute; the dead ends: types that only
-    inherit their parent's decision and have no children of their own
-    (contentInstance), so under a parent whose decision denies there is
-    nothing in them to see; and the leaves: types that cannot have children
-    (a walk does not ask the store for theirs).  Once per registry, not per
-    request."""
+def _type_sets(reg: Registry) -> tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int]]:
+    """The types with an ``acpi`` attribute; the inheritors: types whose
+    decision is always their parent's (no ``acpi``; not the CSEBase, an AE
+    or a session type); the dead ends: inheritors that have no children of
+    their own (contentInstance), so under a parent whose decision denies
+    there is nothing in them to see; and the leaves: types that cannot have
+    children (a walk does not ask the store for theirs).  Once per
+    registry, not per request."""
     acpi_types = frozenset(t.ty for t in reg.by_ty.values() if t.has_acpi)
     leaves = frozenset(t.ty for t in reg.by_ty.values() if not reg.child_types(t.ty))
-    dead_ends = frozenset(
-        t for t in leaves if t not in acpi_types and t != 1 and t not in SMG_TYPES)
-    return acpi_types, dead_ends, leaves
+    inheritors = frozenset(t for t in reg.by_ty if t not in acpi_types and t not in (1, 2) and t not in SMG_TYPES)
+    return acpi_types, inheritors, inheritors & leaves, leaves
 
 
 class Granter:
@@ -64,7 +64,7 @@ class Granter:
         self.cached = cached and grant is None
         self._by_acpi: dict[tuple[str, ...], bool] = {}
         self._ae_default: bool | None = None
-        self._acpi_types, self.dead_ends, self.leaves = _type_sets(ctx.registry)
+        self._acpi_types, self.inheritors, self.dead_ends, self.leaves = _type_sets(ctx.registry)
 
     def worth_visiting(self, doc: Doc, parent_passed: bool) -> bool:
         """False for a child that cannot be granted whatever it holds (see

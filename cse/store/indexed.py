@@ -48,11 +48,12 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from cse.core.ports import CommitResult, Delete, Doc, KvDelete, KvPut, Op, Put
 
-__all__ = ["INDEXED_ATTRS", "SELECT_KEYS", "TIME_ATTRS", "IndexedDocs", "check_ops"]
+__all__ = ["EXACT_KEYS", "INDEXED_ATTRS", "SELECT_KEYS", "TIME_ATTRS", "IndexedDocs", "check_ops"]
 
 #: Attributes with a secondary index (``lookup`` on others scans); ``cr``
 #: also selects discovery candidates (TS-0004 7.3.3.17.17, creator).
@@ -65,6 +66,12 @@ TIME_ATTRS: tuple[str, ...] = ("ct", "lt", "et")
 #: Candidate indexes :meth:`IndexedDocs.select_under` takes: the resource type,
 #: each label, the string attributes above that are public, and the timestamps.
 SELECT_KEYS: frozenset[str] = frozenset({"ty", "lbl", "aei", "csi", "cr", *TIME_ATTRS})
+
+#: The keys whose index holds exactly what the filter criteria ask (a
+#: resource type; a label among the ``lbl`` strings): without ``union``,
+#: :meth:`IndexedDocs.select_under` returns only resources holding a value
+#: of each of them, so discovery need not check them again.
+EXACT_KEYS: frozenset[str] = frozenset({"ty", "lbl"})
 
 #: A timestamp's bucket: its first 13 characters, ``YYYYMMDDThhmm`` (one per
 #: minute).  Any string's prefix orders as the string does, so the buckets
@@ -109,6 +116,17 @@ def check_ops(ops: Sequence[Op]) -> None:
                 raise ValueError("KV namespace and key must be strings")
         else:
             raise TypeError(f"unknown store operation {op!r}")
+
+
+def _holds_each(ri: str, groups: list[list[dict[str, Any]]]) -> bool:
+    """Whether ``ri`` is in one member set of every group (loops, not generators: per candidate)."""
+    for group in groups:
+        for members in group:
+            if ri in members:
+                break
+        else:
+            return False
+    return True
 
 
 class IndexedDocs:
@@ -520,7 +538,8 @@ class IndexedDocs:
                      max_depth: int) -> list[tuple[Doc, int]] | None:
         """Descendants of ``root`` at most ``max_depth`` levels below it that
         hold one of the values of a key (``union`` False: of the key with the
-        fewest holders, the rest is the caller's to check; True: of any key;
+        fewest holders and of every other key in :data:`EXACT_KEYS`, the rest
+        is the caller's to check; True: of any key;
         a value of ``ct``/``lt``/``et`` is a ``(low, high)`` range, low
         inclusive, high exclusive, either None, and what the key yields may
         include timestamps of the same minute outside it),
@@ -547,11 +566,14 @@ class IndexedDocs:
         if not groups:
             return None
         sizes = [sum(len(m) for m in g) for g in groups]
+        also: list[list[dict[str, Any]]] = []  # exact keys every candidate must hold a value of, too
         if union:
             picked, several = [g for gs in groups for g in gs], True
         else:
             best = sizes.index(min(sizes))
             picked, several = groups[best], overlapping[best]
+            also = [g for i, ((key, _), g) in enumerate(zip(keys, groups, strict=True))
+                    if i != best and key in EXACT_KEYS]
         if (sum(sizes) if union else min(sizes)) > cap:
             return None
         docs, by_ty = self.docs, self._by_ty
@@ -559,6 +581,8 @@ class IndexedDocs:
         paths: dict[str, tuple[int, ...] | None] = {root: ()}
         found: list[tuple[tuple[int, ...], Doc]] = []
         seen: set[str] = set()
+        # the common case, one exact key of one value besides the picked one: a plain membership test
+        need = also[0][0] if len(also) == 1 and len(also[0]) == 1 else None
         for members in picked:
             from_ty = any(members is of_ty for of_ty in by_ty.values())  # holds the sequence numbers itself
             for ri in members:
@@ -566,15 +590,18 @@ class IndexedDocs:
                     if ri in seen:
                         continue
                     seen.add(ri)
+                if need is not None:
+                    if ri not in need:
+                        continue
+                elif also and not _holds_each(ri, also):
+                    continue
                 doc = docs[ri]
                 pi = doc["pi"]
                 base = paths[pi] if pi in paths else self._path(pi, paths, docs, by_ty)
-                if base is None:
+                if base is None or len(base) >= max_depth:
                     continue
-                path = (*base, members[ri] if from_ty else by_ty[doc["ty"]][ri])
-                if len(path) <= max_depth:
-                    found.append((path, doc))
-        found.sort(key=lambda item: item[0])
+                found.append(((*base, members[ri] if from_ty else by_ty[doc["ty"]][ri]), doc))
+        found.sort(key=itemgetter(0))
         return [(doc, len(path)) for path, doc in found]
 
     @staticmethod

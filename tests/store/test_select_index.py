@@ -55,6 +55,12 @@ async def test_select_follows_walk_order_not_creation_order(store: Any) -> None:
         ("c1", 2), ("c2", 2), ("j1", 3)]
     # AND: the smallest key's holders (cr=Cb: one) -- the caller checks the rest
     assert ris(await store.select_under("ae", [*KEYS_TY_CIN, ("cr", ("Cb",))], False, 100, 64)) == [("i2", 2)]
+    # AND with ty and lbl: exactly the resources holding both (discovery checks neither again)
+    assert ris(await store.select_under("id-in", [("ty", (CIN,)), ("lbl", ("y", "x"))], False, 100, 64)) == [
+        ("j1", 3)]
+    assert ris(await store.select_under("id-in", [("ty", (CNT, CIN)), ("lbl", ("y",))], False, 100, 64)) == [
+        ("c2", 2), ("j1", 3)]
+    assert ris(await store.select_under("ae", [("lbl", ("x",)), ("ty", (CIN,))], False, 100, 64)) == []
     # OR: every key's holders, each once
     assert ris(await store.select_under("ae", [("lbl", ("y",)), ("cr", ("Ca",))], True, 100, 64)) == [
         ("i1", 2), ("c2", 1), ("j1", 2)]
