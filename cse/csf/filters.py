@@ -426,6 +426,31 @@ def parse_filter_criteria(
     params: Mapping[str, Sequence[str]],
     known_attributes: Container[str],
 ) -> FilterCriteria | None:
+    """:func:`parse_filter_criteria_uncached`, remembered for the last
+    :data:`_PARSED_KEEP` queries: clients repeat the same query, and a
+    FilterCriteria is immutable (errors are not remembered: each is raised again)."""
+    if isinstance(known_attributes, frozenset):
+        try:
+            return _parse_remembered(tuple(params.items()), known_attributes)
+        except TypeError:  # a value that is not hashable: parse it as given
+            pass
+    return parse_filter_criteria_uncached(params, known_attributes)
+
+
+#: How many distinct queries :func:`parse_filter_criteria` remembers.
+_PARSED_KEEP = 256
+
+
+@lru_cache(maxsize=_PARSED_KEEP)
+def _parse_remembered(items: tuple[tuple[str, Sequence[str]], ...],
+                      known_attributes: frozenset[str]) -> FilterCriteria | None:
+    return parse_filter_criteria_uncached(dict(items), known_attributes)
+
+
+def parse_filter_criteria_uncached(
+    params: Mapping[str, Sequence[str]],
+    known_attributes: Container[str],
+) -> FilterCriteria | None:
     """Build the filter criteria of a request from its decoded query parameters.
 
     ``params`` maps each key to its list of raw values. Request parameters

@@ -22,6 +22,7 @@ __all__ = [
     "public",
     "wrap",
     "address",
+    "addresses",
     "child_ref",
     "RCN_ALLOWED",
     "RCN_DEFAULT",
@@ -77,6 +78,12 @@ def address(doc: Doc, drt: int) -> str:
     """CSE-relative structured address or ri."""
     addr: str = doc["_srn"] if drt == 1 else doc["ri"]
     return addr
+
+
+def addresses(docs: Iterable[Doc], drt: int) -> list[str]:
+    """:func:`address` of each (the choice made once: a discovery answers with up to thousands)."""
+    key = "_srn" if drt == 1 else "ri"
+    return [doc[key] for doc in docs]
 
 
 def child_ref(doc: Doc, drt: int) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from . import access, discovery
 from .access import Grant, Permission
 from .filters import FilterCriteria, matches
 from .granter import SESSION_ROOTS, Granter
-from .result import address, child_ref, public, wrap
+from .result import addresses, child_ref, public, wrap
 
 __all__ = ["Content", "PARTIAL_CONTENT", "WALK_SLICE", "Walk", "discover", "representation"]
 
@@ -155,7 +155,7 @@ async def discover(ctx: Context, req: Request, root: Doc, fc: FilterCriteria, rc
     if rcn == 6:
         pc: Any = {"m2m:rrl": {"rrf": [child_ref(d, req.drt) for d in found]}}
     else:
-        pc = {"m2m:uril": [address(d, req.drt) for d in found]}
+        pc = {"m2m:uril": addresses(found, req.drt)}
     return Content(pc, PARTIAL_CONTENT, offset) if partial else Content(pc)
 
 

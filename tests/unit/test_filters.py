@@ -15,6 +15,7 @@ from cse.csf.filters import (
     matches,
     ofst_lim_slice,
     parse_filter_criteria,
+    parse_filter_criteria_uncached,
 )
 
 KNOWN = frozenset({"rn", "ri", "pi", "mni", "con", "acpi", "rr", "poa", "api", "cr", "ct",
@@ -459,3 +460,17 @@ def test_matches_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert hits == sum(1 for i in range(20_000) if i % 3 != 2 and i % 2)
     assert elapsed < 1.0
+
+
+def test_a_repeated_query_is_parsed_once_and_its_errors_every_time() -> None:
+    query = {"fu": ("1",), "ty": ("4",), "lbl": ("x+y",)}
+    first = parse_filter_criteria(query, KNOWN)
+    again = parse_filter_criteria(dict(query), KNOWN)
+    assert again is first  # remembered: a FilterCriteria is immutable
+    assert first == parse_filter_criteria_uncached(query, KNOWN)
+    assert first is not None and first.lbl == ("x", "y")
+    for _ in range(2):
+        with pytest.raises(BadRequest, match="fo"):
+            parse_filter_criteria({"fo": ("3",)}, KNOWN)
+    # values that cannot be remembered are parsed as given
+    assert parse_filter_criteria({"ty": ["4"]}, KNOWN) == FilterCriteria(ty=(4,))
