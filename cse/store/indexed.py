@@ -142,6 +142,7 @@ class IndexedDocs:
         "_attr",
         "_by_ty",
         "_by_lbl",
+        "_lbl_kids",
         "_depths",
         "_time",
         "_time_keys",
@@ -163,6 +164,9 @@ class IndexedDocs:
         # the type index and the sibling order of discovery results in one entry.
         self._by_ty: dict[int, dict[str, int]] = {}
         self._by_lbl: dict[str, dict[str, None]] = {}
+        # label -> parent ri -> the children holding it: select_under skips a
+        # parent outside the discovery root with all its holders at once
+        self._lbl_kids: dict[str, dict[str, dict[str, None]]] = {}
         self._depths: dict[int, int] = {}  # how many documents sit at each depth (``_srn`` levels)
         # per timestamp attribute: bucket -> its documents, and the bucket names in order
         self._time: dict[str, dict[str, dict[str, None]]] = {a: {} for a in TIME_ATTRS}
@@ -257,7 +261,7 @@ class IndexedDocs:
             of_ty[ri] = self._seq
         lbl = doc.get("lbl")
         if lbl:
-            self._add_labels(lbl, ri)
+            self._add_labels(lbl, ri, pi)
         depth = doc["_srn"].count("/")
         self._depths[depth] = self._depths.get(depth, 0) + 1
         for attr in TIME_ATTRS:
@@ -291,17 +295,26 @@ class IndexedDocs:
                 if at < len(keys) and keys[at] == bucket:
                     del keys[at]
 
-    def _add_labels(self, lbl: Any, ri: str) -> None:
+    def _add_labels(self, lbl: Any, ri: str, pi: str) -> None:
         if isinstance(lbl, list):
             for item in lbl:
                 if type(item) is str:
                     self._add_member(self._by_lbl, item, ri)
+                    by_parent = self._lbl_kids.get(item)
+                    if by_parent is None:
+                        by_parent = self._lbl_kids[item] = {}
+                    self._add_member(by_parent, pi, ri)
 
-    def _drop_labels(self, lbl: Any, ri: str) -> None:
+    def _drop_labels(self, lbl: Any, ri: str, pi: str) -> None:
         if isinstance(lbl, list):
             for item in lbl:
                 if type(item) is str:
                     self._drop_member(self._by_lbl, item, ri)
+                    by_parent = self._lbl_kids.get(item)
+                    if by_parent is not None:
+                        self._drop_member(by_parent, pi, ri)
+                        if not by_parent:
+                            del self._lbl_kids[item]
 
     def _drop_depth(self, srn: str) -> None:
         depth = srn.count("/")
@@ -331,8 +344,8 @@ class IndexedDocs:
                     self._add_time(attr, ts, ri)
         lbl, old_lbl = doc.get("lbl"), old.get("lbl")
         if lbl is not old_lbl and lbl != old_lbl:
-            self._drop_labels(old_lbl, ri)
-            self._add_labels(lbl, ri)
+            self._drop_labels(old_lbl, ri, pi)
+            self._add_labels(lbl, ri, pi)
         names = self._by_name[pi]
         rn, old_rn = doc["rn"], old["rn"]
         if old_rn != rn and names.get(old_rn) == ri:
@@ -405,7 +418,7 @@ class IndexedDocs:
                 del self._by_ty[doc["ty"]]
         lbl = doc.get("lbl")
         if lbl:
-            self._drop_labels(lbl, ri)
+            self._drop_labels(lbl, ri, pi)
         self._drop_depth(doc["_srn"])
         for attr in TIME_ATTRS:
             self._drop_time(attr, doc.get(attr), ri)
@@ -583,6 +596,22 @@ class IndexedDocs:
         seen: set[str] = set()
         # the common case, one exact key of one value besides the picked one: a plain membership test
         need = also[0][0] if len(also) == 1 and len(also[0]) == 1 else None
+        if not several and picked and keys[best][0] == "lbl":
+            # one label: its holders by parent, so a parent outside ``root``
+            # (or too deep) is skipped with all its holders at once
+            for pi, kids in self._lbl_kids[keys[best][1][0]].items():
+                base = paths[pi] if pi in paths else self._path(pi, paths, docs, by_ty)
+                if base is None or len(base) >= max_depth:
+                    continue
+                for ri in kids:
+                    if need is not None:
+                        if ri not in need:
+                            continue
+                    elif also and not _holds_each(ri, also):
+                        continue
+                    doc = docs[ri]
+                    found.append(((*base, by_ty[doc["ty"]][ri]), doc))
+            picked = []
         for members in picked:
             from_ty = any(members is of_ty for of_ty in by_ty.values())  # holds the sequence numbers itself
             for ri in members:

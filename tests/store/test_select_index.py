@@ -83,9 +83,15 @@ async def test_select_indexes_follow_replaces_recreations_and_deletes(store: Any
     await put(store, d, {**c, "pi": "a2", "_srn": "cse-in/a2/c"})  # re-creation: now after d
     assert ris(await store.select_under("a2", [("ty", (CNT,))], False, 100, 64)) == [("d", 1), ("c", 1)]
     assert ris(await store.select_under("a2", KEYS_TY_CIN, False, 100, 64)) == [("i", 2)]
+    # one label: its holders are found by parent; the re-created c holds "old" again, under a2 now
+    assert ris(await store.select_under("a2", [("lbl", ("old",))], False, 100, 64)) == [("c", 1)]
+    assert ris(await store.select_under("a1", [("lbl", ("old",))], False, 100, 64)) == []
+    assert ris(await store.select_under("id-in", [("lbl", ("new",))], False, 100, 64)) == []
+    assert ris(await store.select_under("id-in", [("lbl", ("old",))], False, 100, 1)) == []  # depth bound
+    assert ris(await store.select_under("id-in", [("lbl", ("old",))], False, 100, 2)) == [("c", 2)]
     await store.commit([Delete("a2")])
     assert ris(await store.select_under("id-in", [("ty", (CNT, CIN))], False, 100, 64)) == []
-    assert ris(await store.select_under("id-in", [("lbl", ("new",))], False, 100, 64)) == []
+    assert ris(await store.select_under("id-in", [("lbl", ("old",))], False, 100, 64)) == []
     assert await store.deepest() == 1
 
 
