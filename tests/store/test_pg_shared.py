@@ -173,7 +173,7 @@ async def test_a_gated_commit_in_flight_holds_the_gate_until_it_ends(
             await blocker.execute("BEGIN")
             await blocker.execute("SELECT gen FROM chg_head FOR UPDATE")  # a's commit will wait on this row
             pending = asyncio.ensure_future(a.commit([Put({**cnt, "cni": 1}), Put(child(cnt, "i1", CIN))]))
-            await _blocked_by(blocker.get_server_pid())
+            await _waiting_on_a_lock(blocker)
             gate_session = a.coordinator._gate_conn  # the test cuts the session holding a's gate
             assert gate_session is not None
             await blocker.execute("SELECT pg_terminate_backend($1)", gate_session.get_server_pid())
@@ -194,18 +194,13 @@ async def test_a_gated_commit_in_flight_holds_the_gate_until_it_ends(
         await b.coordinator.close()
 
 
-async def _blocked_by(pid: int) -> None:
-    """Return once some backend waits on a lock held by backend ``pid``
-    (polled, 10 s at most, from a connection of its own: a transaction sees
-    one snapshot of pg_stat_activity, so the blocker's cannot watch)."""
-    watcher = await asyncpg.connect(PG_DSN)
-    try:
-        async with asyncio.timeout(10):
-            while not await watcher.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid):
-                await asyncio.sleep(0.01)
-    finally:
-        await watcher.close()
+async def _waiting_on_a_lock(conn: asyncpg.Connection[Any]) -> None:
+    """Return once a backend other than ``conn``'s waits on a lock with a
+    ``cse_op`` statement (polled, 10 s at most)."""
+    async with asyncio.timeout(10):
+        while not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND query LIKE '%cse_op%' AND pid <> pg_backend_pid()"):
+            await asyncio.sleep(0.01)
 
 
 async def test_concurrent_syncs_share_rounds_and_all_see_the_commit(
