@@ -123,7 +123,12 @@ class PgCoordinator:
         await self._lead_conn.add_listener(OUTBOX_CHANNEL, self._notified)
 
     async def close(self) -> None:
-        """Close both connections: the locks go with them (another worker takes the jobs over)."""
+        """Close both connections: the locks go with them (another worker takes the jobs over).
+        A release still running (the grace's) is cancelled first: closing the
+        session under its unlock would leave asyncpg a reply it no longer expects."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in (self._gate_conn, self._lead_conn):
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(*_ERRORS):

@@ -208,6 +208,11 @@ class PgSharedStore(PostgresStore):
             try:
                 await self._catch_up()
                 self._last_round = time.monotonic()
+            except asyncio.CancelledError:  # closing: nobody may wait for this round forever
+                if waiters is not None and not waiters.done():
+                    waiters.set_exception(InternalServerError("the store is closing"))
+                    waiters.exception()
+                raise
             except _ERRORS as exc:
                 error = InternalServerError(f"the store cannot be read: {exc}")
                 if waiters is not None and not waiters.done():
