@@ -72,7 +72,7 @@ from cse.security.binding import build_security
 from cse.security.exposure import open_originator_warning
 from cse.store.keyfile import StoreKeyError, load_store_key
 from cse.store.memory import MemoryStore
-from cse.store.pg_coord import LEAD_POLL_S, PgCoordinator, worker_tag
+from cse.store.pg_coord import LEAD_POLL_S, worker_tag
 from cse.store.pg_shared import PgSharedStore
 from cse.store.pg_store import PgDirectStore, PostgresStore
 from cse.store.tinydb_store import TinyDBStore
@@ -151,8 +151,7 @@ class CSE:
         # Several workers on one PostgreSQL store coordinate through it (docs/scaling.md)
         # each request and the write gate first bring the worker's memory up to the other workers' commits
         self.refresh = self.store.sync if isinstance(self.store, PgSharedStore) else None
-        self.coord = (PgCoordinator(config.store.dsn, config.store.schema, sync=self.refresh)
-                      if config.store.shared and config.store.dsn else None)
+        self.coord = self.store.coordinator if isinstance(self.store, PgSharedStore) else None
         tag = worker_tag() if self.coord is not None else ""
         self.outbox = Outbox(self.store, tag=tag)  # pending notifications (docs/architecture.md "The outbox")
         # per-CSE metrics, never the process-global registry (docs/configuration.md "[metrics]")

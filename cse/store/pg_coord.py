@@ -23,7 +23,10 @@ are per database; two CSEs in two schemas never meet):
   read of a request to go through that request's connection, and the CSFs
   read through the store port, not through a transaction handed to them.
   The price: one worker writes at a time (reads do not wait);
-  docs/scaling.md says what that means for throughput.
+  docs/scaling.md says what that means for throughput.  While the worker
+  holds the gate, its store writes through the gate's own session
+  (:meth:`PgCoordinator.writing`), so the lock cannot pass on while a
+  gated commit may still land.
 * **Leadership per job kind** (:meth:`PgCoordinator.leads`): expiry,
   store-and-forward flushing, outbox delivery and registration with the
   registrar each run in one worker only, the one holding that kind's
@@ -90,10 +93,14 @@ class PgCoordinator:
     """The write gate and the job leaderships of one worker (module docstring)."""
 
     def __init__(self, dsn: str, schema: str, *, connect_timeout_s: float = 10.0,
-                 sync: Callable[[], Awaitable[None]] | None = None) -> None:
+                 sync: Callable[[], Awaitable[None]] | None = None,
+                 init: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None) -> None:
         """``sync`` brings the worker's store up to every commit made so far
-        (cse.store.pg_shared); the gate calls it once the lock is held."""
+        (cse.store.pg_shared); the gate calls it once the lock is held.
+        ``init`` prepares each new connection (the store's codecs: its
+        writes go through the gate's session, :meth:`writing`)."""
         self._sync = sync
+        self._init = init
         self._dsn = dsn
         self._schema = schema
         self._timeout = connect_timeout_s
@@ -115,6 +122,8 @@ class PgCoordinator:
         conn: asyncpg.Connection[Any] = await asyncpg.connect(
             self._dsn, timeout=self._timeout,
             server_settings={"search_path": self._schema, "application_name": "cse-worker"})
+        if self._init is not None:
+            await self._init(conn)
         return conn
 
     async def open(self) -> None:
@@ -170,6 +179,36 @@ class PgCoordinator:
             yield
         finally:
             await self._leave()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[asyncpg.Connection[Any] | None]:
+        """The gate's session while this worker holds the gate, else None:
+        the store writes through it (cse.store.pg_shared).
+
+        Why: PostgreSQL releases a session's advisory lock only when the
+        session ends, and a session ends only once the transaction it is
+        running has committed or rolled back.  Were a gated commit written
+        on another connection, a worker killed with that commit in flight
+        would lose the gate at once (its idle gate session ends), another
+        worker would take the gate and read the change log, and the dead
+        worker's commit could land after that read: the new holder would
+        compute from memory that lacks it.  Taking and releasing the lock
+        wait for the block (one statement at a time on the session)."""
+        await self._taking.acquire()
+        conn = self._gate_conn
+        if not self._gate_held or conn is None or conn.is_closed():
+            self._taking.release()
+            yield None
+            return
+        try:
+            yield conn
+        except BaseException as exc:
+            if conn.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+                # gone, or cancelled mid-statement: the session (and the lock) is given up
+                self._drop_gate_conn()
+            raise
+        finally:
+            self._taking.release()
 
     async def _enter(self) -> None:
         self._waiting += 1

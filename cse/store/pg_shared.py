@@ -45,7 +45,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -53,8 +53,8 @@ import asyncpg
 from cse.core.errors import InternalServerError
 from cse.core.ports import CommitResult, Delete, KvDelete, KvPut, Op, Put
 from cse.store.indexed import IndexedDocs
-from cse.store.pg_coord import worker_tag
-from cse.store.pg_store import PostgresStore, _op_args
+from cse.store.pg_coord import PgCoordinator, worker_tag
+from cse.store.pg_store import PostgresStore, _init_connection, _op_args
 
 __all__ = ["PgSharedStore", "CHANGE_CHANNEL", "SYNC_IDLE_S"]
 
@@ -110,6 +110,10 @@ class PgSharedStore(PostgresStore):
 
     def __init__(self, dsn: str, **kw: Any) -> None:
         super().__init__(dsn, **kw)
+        #: the write gate and job leaderships of this worker (cse.store.pg_coord);
+        #: while it holds the gate, commits are written through the gate's session
+        self.coordinator = PgCoordinator(dsn, self._schema, connect_timeout_s=self._timeout, sync=self.sync,
+                                         init=_init_connection)
         self._tag = worker_tag()
         self._ids = itertools.count(1)
         self._gen = 0  # the last change-log row memory holds
@@ -171,6 +175,17 @@ class PgSharedStore(PostgresStore):
         except (ValueError, TypeError):  # refused before it was queued: it never reaches the log
             self._mine.discard(cid)
             raise
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, pool: asyncpg.Pool[Any]) -> AsyncIterator[Any]:
+        """The gate's session while this worker holds the gate (why:
+        :meth:`PgCoordinator.writing`), else one of the pool's."""
+        async with self.coordinator.writing() as gated:
+            if gated is not None:
+                yield gated
+                return
+        async with pool.acquire() as conn:
+            yield conn
 
     def _group_args(self, group: list[tuple[Sequence[Op], asyncio.Future[None], str]]) -> list[tuple[Any, ...]]:
         args: list[tuple[Any, ...]] = []

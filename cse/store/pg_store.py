@@ -56,6 +56,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -486,7 +487,7 @@ class PostgresStore(_PgBase, IndexedStore):
             args = self._group_args(group)
             try:
                 if args:
-                    async with self._lock, pool.acquire() as conn:
+                    async with self._lock, self._connection(pool) as conn:
                         await conn.executemany(_OP, args)  # one round trip, atomic
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 await self._undo(exc, [fut for _, fut, _ in group])
@@ -494,6 +495,10 @@ class PostgresStore(_PgBase, IndexedStore):
             for _, fut, _ in group:
                 if not fut.done():
                     fut.set_result(None)
+
+    def _connection(self, pool: asyncpg.Pool[Any]) -> AbstractAsyncContextManager[Any]:
+        """The connection a group is written on: any of the pool's."""
+        return pool.acquire()
 
     async def _undo(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
         """A group was not written: reload memory from the database (undoing

@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 from cse.core.ports import Delete, Doc, KvDelete, KvPut, Put
-from cse.store.pg_coord import PgCoordinator
 from cse.store.pg_shared import PgSharedStore
+from cse.store.pg_store import PgStoreWriteError
 from tests.pg import PG_DSN, pg_schema
 
 AE, CNT, CIN = 2, 3, 4
@@ -119,7 +119,7 @@ async def test_the_write_gate_reads_what_the_other_worker_committed_before_it(
     commit, and writers of one turn read each other's from memory."""
     a, b, schema = workers
     await a.commit([Put(base()), Put(child(base(), "cnt", CNT, cni=0))])
-    coords = [PgCoordinator(PG_DSN, schema, sync=s.sync) for s in (a, b)]
+    coords = [a.coordinator, b.coordinator]
     for c in coords:
         await c.open()
     try:
@@ -141,6 +141,71 @@ async def test_the_write_gate_reads_what_the_other_worker_committed_before_it(
     assert await view(a, "cnt") == await view(b, "cnt")
     assert await a.count_children("cnt", CIN) == 60
     assert await same_as_database(a, schema) and await same_as_database(b, schema)
+
+
+async def test_a_gated_commit_in_flight_holds_the_gate_until_it_ends(
+        workers: tuple[PgSharedStore, PgSharedStore, str]) -> None:
+    """A gated commit is written on the gate's session, so the gate cannot
+    pass to another worker while that commit may still land.  Here worker
+    a's gate session is cut (as when its process is killed) while a's commit
+    waits on a row lock; worker b then takes the gate.  Had a's commit been
+    written on another connection, it would land once the row lock goes,
+    after b read the change log under the gate: b would compute from memory
+    lacking it.  It must fail instead (cse.store.pg_coord ``writing``)."""
+    a, b, schema = workers
+    await a.commit([Put(base()), Put(child(base(), "cnt", CNT, cni=0))])
+    await a.coordinator.open()
+    await b.coordinator.open()
+    blocker = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    b_inside, b_done = asyncio.Event(), asyncio.Event()
+    seen: list[Doc | None] = []
+
+    async def worker_b() -> None:
+        async with b.coordinator.gate():
+            b_inside.set()
+            await b_done.wait()
+            seen.append(await b.get("i1"))
+
+    try:
+        async with a.coordinator.gate():
+            cnt = await a.get("cnt")
+            assert cnt is not None
+            await blocker.execute("BEGIN")
+            await blocker.execute("SELECT gen FROM chg_head FOR UPDATE")  # a's commit will wait on this row
+            pending = asyncio.ensure_future(a.commit([Put({**cnt, "cni": 1}), Put(child(cnt, "i1", CIN))]))
+            await _blocked_by(blocker.get_server_pid())
+            gate_session = a.coordinator._gate_conn  # the test cuts the session holding a's gate
+            assert gate_session is not None
+            await blocker.execute("SELECT pg_terminate_backend($1)", gate_session.get_server_pid())
+            b_task = asyncio.ensure_future(worker_b())
+            await asyncio.wait_for(b_inside.wait(), 10)  # b holds the gate now
+            await blocker.execute("ROLLBACK")  # the row lock goes: whatever a still had in flight lands now
+            with pytest.raises(PgStoreWriteError):  # ... but nothing: it went with the gate's session
+                await asyncio.wait_for(pending, 10)
+        b_done.set()
+        await asyncio.wait_for(b_task, 10)
+        assert seen == [None]
+        await a.sync()
+        assert await a.get("i1") is None  # undone in a's memory too
+        assert await same_as_database(a, schema) and await same_as_database(b, schema)
+    finally:
+        await blocker.close()
+        await a.coordinator.close()
+        await b.coordinator.close()
+
+
+async def _blocked_by(pid: int) -> None:
+    """Return once some backend waits on a lock held by backend ``pid``
+    (polled, 10 s at most, from a connection of its own: a transaction sees
+    one snapshot of pg_stat_activity, so the blocker's cannot watch)."""
+    watcher = await asyncpg.connect(PG_DSN)
+    try:
+        async with asyncio.timeout(10):
+            while not await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid):
+                await asyncio.sleep(0.01)
+    finally:
+        await watcher.close()
 
 
 async def test_concurrent_syncs_share_rounds_and_all_see_the_commit(
