@@ -189,22 +189,21 @@ async def _decide(ctx: Context, root: Doc, originator: str | None, fc: FilterCri
         if n % _SLICE == 0:
             await asyncio.sleep(0)  # let other requests in (docs/security.md "Limits")
         ri, pi = doc["ri"], doc["pi"]
-        above = states.get(pi)
         st = states.get(ri)
-        if st is not None:
-            pass
-        elif above is not None and doc["ty"] in inheritors:
-            # step_now for a type whose decision is its parent's (most
-            # candidates: instances), without the calls
-            top = ri if pi == root_ri else above[3]
-            if above[0]:
-                owned = privileged or above[2] or (originator is not None and doc.get("_own") == originator)
-                st = states[ri] = (True, above[1], owned, top, above[1])
+        if st is None:
+            above = states.get(pi)
+            if above is not None and doc["ty"] in inheritors:
+                # step_now for a type whose decision is its parent's (most
+                # candidates: instances), without the calls
+                top = ri if pi == root_ri else above[3]
+                if above[0]:
+                    owned = privileged or above[2] or (originator is not None and doc.get("_own") == originator)
+                    st = states[ri] = (True, above[1], owned, top, above[1])
+                else:
+                    st = states[ri] = (False, False, False, top, False)
             else:
-                st = states[ri] = (False, False, False, top, False)
-        else:
-            st = step_now(above, doc) if above is not None else None
-            st = states[ri] = st if st is not None else await state(doc)
+                st = step_now(above, doc) if above is not None else None
+                st = states[ri] = st if st is not None else await state(doc)
         if not st[0] or not st[4]:
             continue
         if rest is None:

@@ -105,6 +105,13 @@ def _decode(rows: list[list[Any]]) -> list[Op]:
     return ops
 
 
+def _fail(waiters: asyncio.Future[None] | None, error: InternalServerError) -> None:
+    """Fail a round's callers (a background round may have none: the error counts as retrieved)."""
+    if waiters is not None and not waiters.done():
+        waiters.set_exception(error)
+        waiters.exception()
+
+
 class PgSharedStore(PostgresStore):
     """:class:`PostgresStore` kept current with the other workers' commits (module docstring)."""
 
@@ -224,21 +231,14 @@ class PgSharedStore(PostgresStore):
                 await self._catch_up()
                 self._last_round = time.monotonic()
             except asyncio.CancelledError:  # closing: nobody may wait for this round forever
-                if waiters is not None and not waiters.done():
-                    waiters.set_exception(InternalServerError("the store is closing"))
-                    waiters.exception()
+                _fail(waiters, InternalServerError("the store is closing"))
                 raise
             except _ERRORS as exc:
-                error = InternalServerError(f"the store cannot be read: {exc}")
-                if waiters is not None and not waiters.done():
-                    waiters.set_exception(error)
-                    waiters.exception()  # a background round may have no caller waiting
+                _fail(waiters, InternalServerError(f"the store cannot be read: {exc}"))
                 continue
             except Exception as exc:  # a bug: fail the callers, keep the loop
                 log.exception("change log: round failed")
-                if waiters is not None and not waiters.done():
-                    waiters.set_exception(InternalServerError(f"the store cannot be read: {exc}"))
-                    waiters.exception()
+                _fail(waiters, InternalServerError(f"the store cannot be read: {exc}"))
                 continue
             if waiters is not None and not waiters.done():
                 waiters.set_result(None)
